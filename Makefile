@@ -1,0 +1,40 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both create .venv when it is missing or stale.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := sim ci submodules/detection submodules/pose submodules/tracking app
+STAMP := $(VENV)/.installed
+PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
+export WALKOUT_HOME ?= $(CURDIR)/.walkout
+
+.PHONY: test lint demo bench bench-sim lock clean
+
+$(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c constraints.txt $(addprefix -e ,$(PACKAGES)) -r requirements-dev.txt
+	@touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+bench: bench-sim
+	$(BIN)/python scripts/bench.py
+
+bench-sim: $(STAMP)
+	$(BIN)/python -m walkout_sim.bench
+
+# Re-resolve every dependency and record the exact versions in constraints.txt.
+lock: $(STAMP)
+	{ sed -n '/^#/p;/^torch==/p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^torch=='; } > constraints.txt.tmp
+	mv constraints.txt.tmp constraints.txt
+	@touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .walkout

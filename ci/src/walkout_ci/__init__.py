@@ -1,0 +1,3 @@
+"""walkout_ci."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+"""walkout_sim."""
+
+__version__ = "0.1.0"

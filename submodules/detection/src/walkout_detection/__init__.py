@@ -1,0 +1,3 @@
+"""walkout_detection."""
+
+__version__ = "0.1.0"

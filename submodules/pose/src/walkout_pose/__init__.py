@@ -1,0 +1,3 @@
+"""walkout_pose."""
+
+__version__ = "0.1.0"
