@@ -1,11 +1,142 @@
-"""Command-line entry point of walkout."""
+"""Command-line entry point `walkout`: run, qc, lock.
+
+Exit codes: 0 ok; 1 a check failed (`lock --check` found a disagreement); 2 bad input or could not
+evaluate (missing/corrupt video, bad refs, any QC video error).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from walkout.errors import WalkoutError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="walkout", description="walkout: checkout-free store app and system QC"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the system on one video: events, carts, receipts")
+    run.add_argument(
+        "video", help="a video file, or a simulator video folder (holding video.avi + layout.yaml)"
+    )
+    mode = run.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--refs", help="the lock file model_refs.yaml naming the models to run")
+    mode.add_argument("--oracle", action="store_true", help="feed the video's ground truth instead of models")
+    run.add_argument("--out", required=True, help="where to write receipts, events and review reasons (JSON)")
+    run.add_argument("--layout", help="store layout.yaml (default: the one beside the video)")
+    run.add_argument("--preview", help="also write an annotated video (boxes, skeletons, ids, carts)")
+    run.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+
+    qc = commands.add_parser("qc", help="system QC over every video of a split; writes the report contract")
+    qc.add_argument("--videos", required=True, help="a simulator split folder (or its videos/ folder)")
+    qc_mode = qc.add_mutually_exclusive_group(required=True)
+    qc_mode.add_argument("--refs", help="the lock file model_refs.yaml")
+    qc_mode.add_argument("--oracle", action="store_true", help="ground truth instead of models")
+    qc.add_argument("--report-dir", required=True, help="folder for report.json, images/ and videos/")
+    qc.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
+    qc.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+
+    lock = commands.add_parser("lock", help="rebuild model_refs.yaml from the submodule pins, or --check it")
+    lock.add_argument("--refs", default="model_refs.yaml", help="the lock file (default ./model_refs.yaml)")
+    lock.add_argument(
+        "--check", action="store_true", help="only check that the lock file agrees with the pins"
+    )
+    return parser
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """`walkout run`."""
+    from walkout.results import write_json_atomic
+
+    if args.oracle:
+        from walkout.oracle import run_oracle
+        from walkout.video import resolve_video
+
+        result = run_oracle(resolve_video(args.video).parent)
+    else:
+        from walkout.pipeline import load_system
+
+        system = load_system(args.refs, device=args.device)
+        result = system.run_video(args.video, layout_path=args.layout, preview=args.preview, progress=True)
+    write_json_atomic(args.out, result.output_json())
+    flagged = sum(1 for reasons in result.review.values() if reasons)
+    print(
+        f"{result.video}: {result.frames} frames in {result.seconds:.1f} s "
+        f"({result.frames / max(result.seconds, 1e-9):.1f} frames/s), {len(result.events)} events, "
+        f"{len(result.receipts)} receipts ({flagged} flagged for review) -> {args.out}"
+    )
+    return 0
+
+
+def qc_command(args: argparse.Namespace) -> int:
+    """`walkout qc`."""
+    from walkout.qc import run_qc
+
+    if args.jobs < 1:
+        raise WalkoutError(f"--jobs must be >= 1, got {args.jobs}")
+    outcome = run_qc(
+        args.videos,
+        report_dir=args.report_dir,
+        refs_path=None if args.oracle else args.refs,
+        jobs=args.jobs,
+        device=args.device,
+    )
+    if outcome.errors:
+        print(f"QC verdict: ERROR ({len(outcome.errors)} video(s) could not be evaluated)", file=sys.stderr)
+        for video, error in sorted(outcome.errors.items()):
+            print(f"  {video}: {error}", file=sys.stderr)
+        return 2
+    for name, value in outcome.metrics.items():
+        print(f"{name}: {value:.4f}")
+    print(f"report: {outcome.report_path}")
+    return 0
+
+
+def lock_command(args: argparse.Namespace) -> int:
+    """`walkout lock`."""
+    from walkout.refs import check_against_pins, load_refs, refs_from_pins, write_refs
+
+    path = Path(args.refs)
+    refs = load_refs(path)
+    root = path.resolve().parent
+    if args.check:
+        problems = check_against_pins(refs, root)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print("model_refs.yaml agrees with the submodule pins" if not problems else "lock file is stale")
+        return 1 if problems else 0
+    write_refs(path, refs_from_pins(root, previous=refs))
+    print(f"wrote {path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="walkout")
-    parser.parse_args(argv)
-    return 0
+    """Run the CLI; returns the exit code (errors are printed, never raised)."""
+    args = build_parser().parse_args(argv)
+    handlers = {"run": run_command, "qc": qc_command, "lock": lock_command}
+    try:
+        return handlers[args.command](args)
+    except WalkoutError as error:
+        print(f"walkout {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except Exception as error:
+        # Component packages raise their own error types (CheckpointError, WalkoutCIError...): a bad
+        # input there is still "could not run", exit 2, with the message, never a traceback-free pass.
+        if type(error).__module__.split(".")[0] in {
+            "walkout_ci",
+            "walkout_detection",
+            "walkout_pose",
+            "walkout_tracking",
+        }:
+            print(f"walkout {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

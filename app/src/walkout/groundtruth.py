@@ -1,0 +1,171 @@
+"""Reading a simulator video folder: ground-truth frames (for oracle mode), events, receipts, layout.
+
+A video folder (ARCHITECTURE.md section 1) holds video.avi, seqinfo.ini, gt/gt.txt, annotations.json
+(COCO-style, every frame; persons carry track_id and keypoints, products carry category_id and
+`held_by`), events.json, receipts.json and layout.yaml. `held_by` is never given to the engine: oracle
+mode feeds exactly what perfect models would see (boxes, classes, ids, keypoints), so it tests the
+fusion logic, not the simulator's bookkeeping.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from walkout.errors import GroundTruthError, VideoError
+from walkout.layout import StoreLayout, load_layout
+from walkout.observations import FrameObservation, ProductObservation, ShopperObservation
+
+VIDEO_FILENAME = "video.avi"
+_FRAME_NAME = re.compile(r"(\d+)$")
+
+
+@dataclass(frozen=True)
+class VideoGroundTruth:
+    """Everything the simulator knows about one video.
+
+    frames: one FrameObservation per frame (ground-truth persons and products), frame numbers from 1.
+    events: the simulator's events.json list; receipts: receipts.json ({shopper id: {sku: qty}}).
+    track_boxes: {track id: {frame: [x1, y1, x2, y2]}} of every person.
+    """
+
+    name: str
+    directory: Path
+    frames: tuple[FrameObservation, ...]
+    events: list[dict]
+    receipts: dict[str, dict[str, int]]
+    track_boxes: dict[int, dict[int, list[float]]]
+    layout: StoreLayout
+    fps: float
+    frame_count: int
+
+
+def find_videos(root: str | os.PathLike) -> list[Path]:
+    """Every video folder (one holding video.avi) under `root`: a split root, its videos/ or one video."""
+    root = Path(root)
+    if not root.is_dir():
+        raise VideoError(
+            f"video folder {root} does not exist (expected a simulator split or its videos/ folder)"
+        )
+    if (root / VIDEO_FILENAME).exists():
+        return [root]
+    base = root / "videos" if (root / "videos").is_dir() else root
+    found = sorted(p for p in base.iterdir() if p.is_dir() and (p / VIDEO_FILENAME).exists())
+    if not found:
+        raise VideoError(f"no video folders (with {VIDEO_FILENAME}) under {root}")
+    return found
+
+
+def read_seqinfo(video_dir: Path) -> tuple[float, int | None]:
+    """(frames per second, number of frames or None) from the MOTChallenge seqinfo.ini (10 fps if absent)."""
+    path = video_dir / "seqinfo.ini"
+    if not path.is_file():
+        return 10.0, None
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(path)
+        section = parser["Sequence"]
+        fps = float(section.get("frameRate", "10"))
+        length = section.get("seqLength")
+        return fps, int(length) if length else None
+    except (configparser.Error, KeyError, ValueError) as error:
+        raise GroundTruthError(f"{path} is not a valid MOTChallenge seqinfo.ini: {error}") from error
+
+
+def _read_json(path: Path) -> object:
+    if not path.is_file():
+        raise GroundTruthError(f"{path} is missing: every simulator video folder has it")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise GroundTruthError(f"{path} is not valid JSON: {error}") from error
+
+
+def frame_number(image: dict) -> int:
+    """The 1-based frame number of a COCO image entry (its `frame` key, else the digits of file_name)."""
+    if "frame" in image:
+        return int(image["frame"])
+    match = _FRAME_NAME.search(Path(str(image.get("file_name", ""))).stem)
+    if not match:
+        raise GroundTruthError(
+            f"cannot tell the frame number of image {image!r} (file_name frame_000001 expected)"
+        )
+    return int(match.group(1))
+
+
+def _xywh_to_box(bbox: list[float]) -> tuple[float, float, float, float]:
+    x, y, w, h = (float(v) for v in bbox)
+    return (x, y, x + w, y + h)
+
+
+def read_events(video_dir: Path) -> list[dict]:
+    """The simulator's events.json: a list of pick / put_back events."""
+    events = _read_json(video_dir / "events.json")
+    if not isinstance(events, list):
+        raise GroundTruthError(f"{video_dir / 'events.json'}: expected a list of events")
+    return events
+
+
+def read_receipts(video_dir: Path) -> dict[str, dict[str, int]]:
+    """The simulator's receipts.json: {shopper id: {sku: quantity}}."""
+    receipts = _read_json(video_dir / "receipts.json")
+    if not isinstance(receipts, dict):
+        raise GroundTruthError(f"{video_dir / 'receipts.json'}: expected a mapping shopper id -> items")
+    return {str(k): {str(s): int(q) for s, q in v.items()} for k, v in receipts.items()}
+
+
+def load_video_ground_truth(video_dir: str | os.PathLike) -> VideoGroundTruth:
+    """Read a video folder's ground truth; GroundTruthError names the file and what is wrong."""
+    video_dir = Path(video_dir)
+    fps, length = read_seqinfo(video_dir)
+    layout = load_layout(video_dir / "layout.yaml", fps=fps)
+    data = _read_json(video_dir / "annotations.json")
+    if not isinstance(data, dict) or not all(k in data for k in ("images", "annotations", "categories")):
+        raise GroundTruthError(
+            f"{video_dir / 'annotations.json'}: expected COCO keys images, annotations, categories"
+        )
+    names = {int(c["id"]): str(c["name"]) for c in data["categories"]}
+    frame_of_image = {int(img["id"]): frame_number(img) for img in data["images"]}
+    persons: dict[int, list[ShopperObservation]] = {f: [] for f in frame_of_image.values()}
+    products: dict[int, list[ProductObservation]] = {f: [] for f in frame_of_image.values()}
+    track_boxes: dict[int, dict[int, list[float]]] = {}
+    for annotation in data["annotations"]:
+        frame = frame_of_image.get(int(annotation["image_id"]))
+        if frame is None:
+            raise GroundTruthError(
+                f"{video_dir / 'annotations.json'}: annotation {annotation.get('id')} has unknown image_id"
+            )
+        box = _xywh_to_box(annotation["bbox"])
+        name = names.get(int(annotation["category_id"]))
+        if name == "person":
+            track_id = int(annotation["track_id"])
+            keypoints = np.asarray(annotation.get("keypoints", [0.0] * 21), dtype=np.float64).reshape(-1, 3)
+            persons[frame].append(ShopperObservation(track_id=track_id, box=box, keypoints=keypoints))
+            track_boxes.setdefault(track_id, {})[frame] = list(box)
+        elif name is not None:
+            products[frame].append(ProductObservation(sku=name, box=box, score=1.0))
+    frames = tuple(
+        FrameObservation(
+            frame=frame,
+            shoppers=tuple(sorted(persons[frame], key=lambda s: s.track_id)),
+            products=tuple(products[frame]),
+        )
+        for frame in sorted(persons)
+    )
+    return VideoGroundTruth(
+        name=video_dir.name,
+        directory=video_dir,
+        frames=frames,
+        events=read_events(video_dir),
+        receipts=read_receipts(video_dir),
+        track_boxes=track_boxes,
+        layout=layout,
+        fps=fps,
+        frame_count=length if length is not None else len(frames),
+    )

@@ -1,0 +1,278 @@
+"""The app's lock file `model_refs.yaml`: which model every component runs in the store.
+
+Schema (schema_version 1)::
+
+    schema_version: 1
+    components:
+      detection:                      # one entry per component: detection, pose, tracking
+        path: submodules/detection    # the submodule directory (relative to the repository root)
+        commit: <git sha> | null      # the commit of that directory the app was tested with
+        experiment_id: <id> | null    # ClearML experiment that produced the weights (= the submodule pin)
+        weights_sha256: <64 hex> | null
+        blind_metrics: {AP50: 0.97}   # the component's blind-set metrics at pin time
+
+A null experiment id or hash means "not pinned yet": the pipeline refuses to run with it. The
+submodule's own pin (`<path>/model_ref.yaml`, written by `walkout-ci pin`) is the source of truth;
+`check_against_pins` reports every disagreement, `refs_from_pins` rebuilds the lock from the pins.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from walkout.config_util import check_keys
+from walkout.errors import RefsError
+
+SCHEMA_VERSION = 1
+COMPONENTS = ("detection", "pose", "tracking")
+PIN_FILENAME = "model_ref.yaml"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_ENTRY_KEYS = ("path", "commit", "experiment_id", "weights_sha256", "blind_metrics")
+
+
+@dataclass(frozen=True)
+class ComponentRef:
+    """One component's entry of the lock file."""
+
+    name: str
+    path: str
+    commit: str | None = None
+    experiment_id: str | None = None
+    weights_sha256: str | None = None
+    blind_metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def pinned(self) -> bool:
+        """True when the entry names an experiment and a weights hash (the pipeline can run it)."""
+        return bool(self.experiment_id) and bool(self.weights_sha256)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The YAML form of the entry (without its name)."""
+        return {
+            "path": self.path,
+            "commit": self.commit,
+            "experiment_id": self.experiment_id,
+            "weights_sha256": self.weights_sha256,
+            "blind_metrics": dict(self.blind_metrics),
+        }
+
+
+@dataclass(frozen=True)
+class ModelRefs:
+    """The whole lock file: `components[name]` for detection, pose and tracking."""
+
+    components: dict[str, ComponentRef]
+    source: Path | None = None
+
+    def require_pinned(self) -> None:
+        """Raise RefsError naming every component that is not pinned yet."""
+        missing = [name for name in COMPONENTS if not self.components[name].pinned]
+        if missing:
+            where = self.source or "model_refs.yaml"
+            raise RefsError(
+                f"{where}: component(s) {', '.join(missing)} are not pinned (experiment_id / weights_sha256 "
+                "are null); pin a model in the submodule (`walkout-ci pin`) and run `walkout lock`"
+            )
+
+    def combined_sha256(self) -> str:
+        """A sha256 naming the whole model set: the hash of the three weights hashes, in order."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for name in COMPONENTS:
+            digest.update(f"{name}:{self.components[name].weights_sha256}\n".encode())
+        return digest.hexdigest()
+
+
+def parse_refs(data: Any, *, source: str | os.PathLike = "model_refs.yaml") -> ModelRefs:
+    """Validate a decoded lock file; raise RefsError naming the bad field and what is allowed."""
+    where = str(source)
+    if not isinstance(data, Mapping):
+        raise RefsError(f"{where}: expected a mapping with schema_version and components")
+    check_keys(data, {"schema_version", "components"}, where=where, error=RefsError)
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise RefsError(
+            f"{where}: schema_version must be {SCHEMA_VERSION}, got {data.get('schema_version')!r}"
+        )
+    components = data.get("components")
+    if not isinstance(components, Mapping):
+        raise RefsError(f"{where}: 'components' must map {', '.join(COMPONENTS)} to their entries")
+    check_keys(components, set(COMPONENTS), where=f"{where}: components", error=RefsError)
+    parsed = {}
+    for name in COMPONENTS:
+        if name not in components:
+            raise RefsError(f"{where}: components.{name} is missing (every component needs an entry)")
+        parsed[name] = _parse_entry(name, components[name], where=f"{where}: components.{name}")
+    return ModelRefs(components=parsed, source=Path(source))
+
+
+def _parse_entry(name: str, entry: Any, *, where: str) -> ComponentRef:
+    if not isinstance(entry, Mapping):
+        raise RefsError(f"{where}: expected a mapping with keys {', '.join(_ENTRY_KEYS)}")
+    check_keys(entry, set(_ENTRY_KEYS), where=where, error=RefsError)
+    path = entry.get("path")
+    if not isinstance(path, str) or not path:
+        raise RefsError(f"{where}.path: expected the submodule directory, e.g. 'submodules/{name}'")
+    for key in ("commit", "experiment_id", "weights_sha256"):
+        value = entry.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise RefsError(f"{where}.{key}: expected a non-empty string or null, got {value!r}")
+    digest = entry.get("weights_sha256")
+    if digest is not None and not _SHA256.match(digest):
+        raise RefsError(f"{where}.weights_sha256: expected 64 lowercase hex digits, got {digest!r}")
+    metrics = entry.get("blind_metrics") or {}
+    if not isinstance(metrics, Mapping) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in metrics.values()
+    ):
+        raise RefsError(
+            f"{where}.blind_metrics: expected a mapping of metric name -> number, got {metrics!r}"
+        )
+    return ComponentRef(
+        name=name,
+        path=path,
+        commit=entry.get("commit"),
+        experiment_id=entry.get("experiment_id"),
+        weights_sha256=digest,
+        blind_metrics={str(k): float(v) for k, v in metrics.items()},
+    )
+
+
+def load_refs(path: str | os.PathLike) -> ModelRefs:
+    """Read and validate `model_refs.yaml`."""
+    path = Path(path)
+    if not path.is_file():
+        raise RefsError(
+            f"model refs file {path} does not exist; pass --refs model_refs.yaml (repository root)"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise RefsError(f"{path} is not valid YAML: {error}") from error
+    return parse_refs(data, source=path)
+
+
+def dump_refs(refs: ModelRefs) -> str:
+    """The YAML text of a lock file (with its explanatory header)."""
+    header = (
+        "# The app's lock file: which model every component runs in the store (written by `walkout lock`).\n"
+        "# schema_version 1. Per component: path (submodule dir), commit (submodule commit tested with),\n"
+        "# experiment_id (ClearML experiment of the weights, = the submodule's model_ref.yaml),\n"
+        "# weights_sha256 (verified at load), blind_metrics (the component's blind metrics at pin time).\n"
+        "# Null pins mean 'not pinned yet': the pipeline refuses to run with them.\n"
+    )
+    body = {
+        "schema_version": SCHEMA_VERSION,
+        "components": {name: refs.components[name].to_mapping() for name in COMPONENTS},
+    }
+    return header + yaml.safe_dump(body, sort_keys=False)
+
+
+def write_refs(path: str | os.PathLike, refs: ModelRefs) -> Path:
+    """Write the lock file atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(dump_refs(refs))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_pin(pin_path: Path) -> dict[str, Any]:
+    """A submodule pin as a plain mapping (experiment_id, weights_sha256, blind_metrics, ...)."""
+    if not pin_path.is_file():
+        raise RefsError(
+            f"{pin_path} does not exist: the submodule has no pinned model yet (`walkout-ci pin`)"
+        )
+    try:
+        data = yaml.safe_load(pin_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise RefsError(f"{pin_path} is not valid YAML: {error}") from error
+    if not isinstance(data, Mapping):
+        raise RefsError(f"{pin_path}: expected a mapping (the walkout-ci pin schema)")
+    return dict(data)
+
+
+def submodule_commit(repo_root: Path, path: str) -> str | None:
+    """The last commit that touched `path` (None outside git or before the first commit)."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(repo_root), "log", "-1", "--format=%H", "--", path],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and commit else None
+
+
+def check_against_pins(refs: ModelRefs, repo_root: str | os.PathLike) -> list[str]:
+    """Every disagreement between the lock file and the submodule pins, as readable lines.
+
+    Checked per component: the pin file exists, names the same component, the same experiment id and
+    the same weights sha256. An unpinned entry (null) must face a missing or unpinned submodule pin.
+    """
+    repo_root = Path(repo_root)
+    problems = []
+    for name in COMPONENTS:
+        entry = refs.components[name]
+        pin_path = repo_root / entry.path / PIN_FILENAME
+        if not pin_path.is_file():
+            if entry.pinned:
+                problems.append(
+                    f"{name}: model_refs.yaml pins {entry.experiment_id} but {pin_path} does not exist"
+                )
+            continue
+        try:
+            pin = read_pin(pin_path)
+        except RefsError as error:
+            problems.append(f"{name}: {error}")
+            continue
+        pin_component = pin.get("component")
+        if pin_component is not None and pin_component != name:
+            problems.append(f"{name}: {pin_path} is the pin of component {pin_component!r}")
+        for key in ("experiment_id", "weights_sha256"):
+            if pin.get(key) != getattr(entry, key):
+                problems.append(
+                    f"{name}: model_refs.yaml {key}={getattr(entry, key)!r} "
+                    f"but {pin_path} says {pin.get(key)!r} (run `walkout lock` to re-lock from the pins)"
+                )
+    return problems
+
+
+def refs_from_pins(repo_root: str | os.PathLike, previous: ModelRefs | None = None) -> ModelRefs:
+    """A lock file built from the submodule pins (components without a pin stay unpinned)."""
+    repo_root = Path(repo_root)
+    components = {}
+    for name in COMPONENTS:
+        path = previous.components[name].path if previous else f"submodules/{name}"
+        pin_path = repo_root / path / PIN_FILENAME
+        if not pin_path.is_file():
+            components[name] = ComponentRef(name=name, path=path)
+            continue
+        pin = read_pin(pin_path)
+        metrics = pin.get("blind_metrics") or {}
+        components[name] = ComponentRef(
+            name=name,
+            path=path,
+            commit=submodule_commit(repo_root, path),
+            experiment_id=pin.get("experiment_id"),
+            weights_sha256=pin.get("weights_sha256"),
+            blind_metrics={str(k): float(v) for k, v in metrics.items() if isinstance(v, int | float)},
+        )
+    return ModelRefs(components=components, source=previous.source if previous else None)

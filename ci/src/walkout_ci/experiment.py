@@ -1,0 +1,496 @@
+"""Tracked experiments: ClearML online when a server is configured and reachable, offline otherwise.
+
+Two lines in a training script:
+
+```python
+exp = experiment.start(project="walkout/detection", name="train", params=dict(cfg))
+...
+exp.upload_weights("model.pt"); exp.log_metrics({"AP50": 0.93}); exp.close()
+```
+
+`start` never raises and no logging call ever crashes or hangs training: tracker errors are caught,
+logged once per kind of call, and training continues. Regardless of ClearML, every experiment is also
+recorded in the local store (`walkout_ci.store`), which is what pins and exports are built on:
+
+`<store>/experiments/<id>/experiment.json` (schema_version 1):
+
+```
+{"schema_version": 1, "id": "offline-1a2b...", "project": str, "name": str,
+ "mode": "online" | "offline" | "local",      # local: ClearML itself failed, store-only record
+ "status": "running" | "completed" | "failed",
+ "created_at": ISO-8601 UTC, "closed_at": ISO-8601 UTC | null,
+ "params": {...}, "metrics": {"AP50": 0.93},
+ "artifacts": {"weights": {"path": "artifacts/weights/model.pt", "sha256": hex, "size": bytes}},
+ "training_data": [{"manifest": path, "manifest_sha256": hex, "split": str, "content_hashes": int}],
+ "server": {"api_host": str, "web_url": str | null} | null,
+ "clearml_session": "clearml_session.zip" | null,   # ClearML offline session (offline mode)
+ "code": {"commit": sha | null, "argv": [...], "cwd": str}}
+```
+
+Design decisions for clearml 2.1.12 (each has a test in ci/tests/test_experiment.py):
+- ClearML framework auto-capture is disabled: `torch.save` would be hooked only when torch was
+  imported before `Task.init`, and TensorBoard capture duplicates every scalar that Ignite's
+  TensorboardLogger also reports. Weights are stored explicitly with `upload_weights`.
+- `OutputModel.update_weights` fails offline, so weights are an artifact plus our own copy.
+- Offline ClearML sessions are copied into the store at close (the process may have ClearML's cache
+  somewhere else when its config was read before `start`).
+- Running under a ClearML agent (a cloned task), `exp.params` carries the server's overrides; run
+  locally, `WALKOUT_CI_PARAMS_OVERRIDE` (JSON of dotted keys) overrides params (`walkout-ci clone`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from walkout_ci import clearml_config
+from walkout_ci.errors import BlindSetError, ExperimentError
+from walkout_ci.store import (
+    Store,
+    atomic_copy,
+    atomic_write_json,
+    read_json,
+    sha256_file,
+)
+
+RECORD_SCHEMA_VERSION = 1
+PARAMS_OVERRIDE_ENV_VAR = "WALKOUT_CI_PARAMS_OVERRIDE"
+LOGGER = logging.getLogger("walkout_ci.experiment")
+
+
+def utc_now() -> str:
+    """Current UTC time as ISO-8601 with seconds."""
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+
+
+def apply_overrides(params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of `params` with `overrides` applied; keys are dotted paths ("optim.lr").
+
+    Intermediate dicts are created as needed; values replace whatever was there.
+    """
+    result = json.loads(json.dumps(params, default=str))
+    for dotted, value in overrides.items():
+        node = result
+        parts = str(dotted).split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+    return result
+
+
+def _params_from_env(params: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    raw = environ.get(PARAMS_OVERRIDE_ENV_VAR)
+    if not raw:
+        return params
+    try:
+        overrides = json.loads(raw)
+        if not isinstance(overrides, dict):
+            raise ValueError("expected a JSON object of dotted keys")
+    except ValueError as error:
+        LOGGER.warning("ignoring %s=%r: %s", PARAMS_OVERRIDE_ENV_VAR, raw, error)
+        return params
+    return apply_overrides(params, overrides)
+
+
+def _git_commit(cwd: Path) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and commit else None
+
+
+def to_rgb_image(image: np.ndarray | str | Path) -> np.ndarray:
+    """Load/convert an image for ClearML: BGR uint8 [H, W, 3] (OpenCV order) or a path -> RGB.
+
+    Grayscale [H, W] arrays pass through unchanged.
+    """
+    if isinstance(image, str | Path):
+        import cv2
+
+        loaded = cv2.imread(str(image), cv2.IMREAD_COLOR)
+        if loaded is None:
+            raise ExperimentError(f"cannot read image file {image}")
+        image = loaded
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise ExperimentError(f"image must be uint8, got {array.dtype}")
+    if array.ndim == 3 and array.shape[2] == 3:
+        return np.ascontiguousarray(array[:, :, ::-1])
+    if array.ndim == 2:
+        return array
+    raise ExperimentError(f"image must be [H, W, 3] BGR or [H, W] gray, got shape {array.shape}")
+
+
+class Experiment:
+    """One tracked run. Create with `start()`; every method is safe to call after a tracker failure."""
+
+    def __init__(
+        self,
+        *,
+        experiment_id: str,
+        project: str,
+        name: str,
+        mode: str,
+        params: dict[str, Any],
+        store: Store,
+        task: Any = None,
+        server: clearml_config.ServerSettings | None = None,
+    ) -> None:
+        self.id = experiment_id
+        self.project = project
+        self.name = name
+        self.mode = mode
+        self.params = params
+        self.store = store
+        self._task = task
+        self._warned: set[str] = set()
+        self._closed = False
+        self.dir = store.experiment_dir(experiment_id)
+        online = mode == "online" and server is not None
+        web_url = self._safe("web_url", lambda: task.get_output_log_web_page()) if online else None
+        cwd = Path.cwd()
+        self.record: dict[str, Any] = {
+            "schema_version": RECORD_SCHEMA_VERSION,
+            "id": experiment_id,
+            "project": project,
+            "name": name,
+            "mode": mode,
+            "status": "running",
+            "created_at": utc_now(),
+            "closed_at": None,
+            "params": params,
+            "metrics": {},
+            "artifacts": {},
+            "training_data": [],
+            "server": {"api_host": server.api_host, "web_url": web_url} if online else None,
+            "clearml_session": None,
+            "code": {"commit": _git_commit(cwd), "argv": list(sys.argv), "cwd": str(cwd)},
+        }
+        self._write_record()
+
+    # --- tracker plumbing -------------------------------------------------------------------------
+
+    def _safe(self, kind: str, call: Any) -> Any:
+        """Run a tracker call; on any error log it once per `kind` and return None."""
+        try:
+            return call()
+        except Exception as error:
+            if kind not in self._warned:
+                self._warned.add(kind)
+                LOGGER.warning(
+                    "experiment %s: ClearML %s failed (%s: %s); training continues, further %s errors "
+                    "are not reported",
+                    self.id,
+                    kind,
+                    type(error).__name__,
+                    error,
+                    kind,
+                )
+            return None
+
+    def _logger(self) -> Any:
+        return self._task.get_logger() if self._task is not None else None
+
+    def _write_record(self) -> None:
+        atomic_write_json(self.dir / "experiment.json", self.record)
+
+    @property
+    def web_url(self) -> str | None:
+        """ClearML web page of the experiment (online), else None; see `location`."""
+        server = self.record.get("server") or {}
+        return server.get("web_url")
+
+    @property
+    def location(self) -> str:
+        """Where a human finds this experiment: the ClearML web URL online, the store path offline."""
+        return self.web_url or str(self.dir)
+
+    # --- logging API ------------------------------------------------------------------------------
+
+    def log_scalar(self, title: str, series: str, value: float, iteration: int) -> None:
+        """Report one point of a scalar curve (e.g. title "loss", series "train")."""
+        if self._task is None:
+            return
+        self._safe(
+            "log_scalar",
+            lambda: self._logger().report_scalar(title, series, value=float(value), iteration=int(iteration)),
+        )
+
+    def log_image(self, title: str, series: str, image: np.ndarray | str | Path, iteration: int) -> None:
+        """Report a debug image: BGR uint8 [H, W, 3] (OpenCV order), gray [H, W], or an image path."""
+        if self._task is None:
+            return
+        self._safe(
+            "log_image",
+            lambda: self._logger().report_image(
+                title, series, iteration=int(iteration), image=to_rgb_image(image)
+            ),
+        )
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        """Add parameters after `start` (merged into the record; connected to ClearML)."""
+        self.record["params"] = {**self.record["params"], **params}
+        self._write_record()
+        if self._task is not None:
+            self._safe("log_params", lambda: self._task.connect(dict(params), name="General"))
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        """Record final single-value metrics (e.g. {"AP50": 0.93})."""
+        clean = {str(key): float(value) for key, value in metrics.items()}
+        self.record["metrics"].update(clean)
+        self._write_record()
+        if self._task is not None:
+            for key, value in clean.items():
+                self._safe(
+                    "log_metrics", lambda key=key, value=value: self._logger().report_single_value(key, value)
+                )
+
+    def set_training_data(self, manifest_path: str | Path) -> None:
+        """Record the training data (a simulator export's manifest.json or its folder).
+
+        Stores the manifest's sha256 and the rendered frames' `content_hashes` so that the gate can
+        check that no training frame is in the blind set. Raises BlindSetError for a blind manifest,
+        ExperimentError for a missing/invalid manifest (user errors, not tracker errors).
+        """
+        path = Path(manifest_path)
+        if path.is_dir():
+            path = path / "manifest.json"
+        try:
+            manifest = read_json(path)
+        except (OSError, ValueError) as error:
+            raise ExperimentError(
+                f"cannot read training manifest {path}: {error}; pass a simulator export folder or its "
+                "manifest.json"
+            ) from error
+        if not isinstance(manifest, dict):
+            raise ExperimentError(f"training manifest {path} is not a JSON object")
+        if manifest.get("blind") is True:
+            raise BlindSetError(f"{path} is the blind set (manifest 'blind': true): never train on it")
+        hashes = manifest.get("content_hashes", [])
+        if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
+            raise ExperimentError(f"{path}: 'content_hashes' must be a list of sha256 strings")
+        known_file = self.dir / "training_data.json"
+        known = set(read_json(known_file)["content_hashes"]) if known_file.is_file() else set()
+        atomic_write_json(known_file, {"content_hashes": sorted(known | set(hashes))})
+        entry = {
+            "manifest": str(path.absolute()),
+            "manifest_sha256": sha256_file(path),
+            "split": manifest.get("split"),
+            "content_hashes": len(hashes),
+        }
+        self.record["training_data"].append(entry)
+        self._write_record()
+        if self._task is not None:
+            self._safe(
+                "set_training_data",
+                lambda: self._task.connect_configuration(
+                    {"training_data": self.record["training_data"]}, name="walkout_training_data"
+                ),
+            )
+            self._safe(
+                "set_training_data",
+                lambda: self._task.upload_artifact(
+                    "training_data", artifact_object=str(known_file), wait_on_upload=True
+                ),
+            )
+
+    def upload_weights(self, path: str | Path, name: str = "weights") -> str:
+        """Store a weights file with the experiment; returns its sha256.
+
+        The file is copied into the store first (so it exists even if ClearML fails), then uploaded
+        as a ClearML artifact (to the files server online, into the offline session offline).
+        """
+        source = Path(path)
+        if not source.is_file():
+            raise ExperimentError(f"weights file {source} does not exist")
+        if not name or any(ch in name for ch in "/\\"):
+            raise ExperimentError(f"invalid artifact name {name!r}: use a plain name such as 'weights'")
+        digest = sha256_file(source)
+        relative = Path("artifacts") / name / source.name
+        atomic_copy(source, self.dir / relative)
+        self.record["artifacts"][name] = {
+            "path": relative.as_posix(),
+            "sha256": digest,
+            "size": source.stat().st_size,
+        }
+        self._write_record()
+        if self._task is not None:
+            self._safe(
+                "upload_weights",
+                lambda: self._task.upload_artifact(
+                    name,
+                    artifact_object=str(self.dir / relative),
+                    metadata={"sha256": digest},
+                    wait_on_upload=True,
+                ),
+            )
+        return digest
+
+    def close(self, status: str = "completed") -> None:
+        """Finish the experiment (idempotent): flush ClearML, archive the offline session."""
+        if self._closed:
+            return
+        self._closed = True
+        offline_folder = None
+        if self._task is not None:
+            if self.mode == "offline":
+                offline_folder = self._safe("close", lambda: self._task.get_offline_mode_folder())
+            if status == "failed":
+                self._safe("close", lambda: self._task.mark_failed(status_reason="training raised"))
+            self._safe("close", lambda: self._task.close())
+        if offline_folder is not None:
+            session_zip = Path(str(offline_folder) + ".zip")
+            if session_zip.is_file():
+                atomic_copy(session_zip, self.dir / "clearml_session.zip")
+                self.record["clearml_session"] = "clearml_session.zip"
+        self.record["status"] = status
+        self.record["closed_at"] = utc_now()
+        self._write_record()
+
+    def __enter__(self) -> Experiment:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        self.close(status="failed" if exc_type is not None else "completed")
+
+
+def _task_init(project: str, name: str, task_type: str) -> Any:
+    from clearml import Task
+
+    return Task.init(
+        project_name=project,
+        task_name=name,
+        task_type=task_type,
+        reuse_last_task_id=False,
+        # Framework capture off on purpose: see the module docstring.
+        auto_connect_frameworks=False,
+        auto_connect_arg_parser=False,
+        auto_resource_monitoring=False,
+    )
+
+
+def start(
+    project: str,
+    name: str,
+    params: dict[str, Any] | None = None,
+    *,
+    store: Store | None = None,
+    offline: bool | None = None,
+    task_type: str = "training",
+    probe_timeout_s: float = 3.0,
+) -> Experiment:
+    """Start a tracked experiment; never raises because of the tracker.
+
+    project: ClearML project ("walkout/detection"); name: run name; params: JSON-able config dict.
+    offline: None = online iff a ClearML server is configured and answers, True = force offline.
+    Modes: "online" (ClearML server), "offline" (ClearML offline session in the store), "local"
+    (ClearML failed entirely: store record only, id "local-<hex>").
+    """
+    store = store or Store.open()
+    environ = os.environ
+    params = _params_from_env(dict(params or {}), environ)
+    server = None
+    try:
+        server = clearml_config.configure(store)
+    except Exception as error:
+        LOGGER.warning("could not configure ClearML (%s: %s); running offline", type(error).__name__, error)
+    if offline:
+        server = None
+    if server is not None:
+        problem = clearml_config.probe_server(server, timeout_s=probe_timeout_s)
+        if problem is not None:
+            LOGGER.warning(
+                "ClearML server %s is unreachable (%s); this experiment runs offline in %s. "
+                "Upload it later with `walkout-ci experiment push ID`.",
+                server.api_host,
+                problem,
+                store.root,
+            )
+            server = None
+    task = None
+    mode = "local"
+    try:
+        from clearml import Task
+
+        Task.set_offline(server is None)
+        task = _task_init(project, name, task_type)
+        mode = "online" if server is not None else "offline"
+    except Exception as error:
+        if server is not None:
+            LOGGER.warning(
+                "ClearML Task.init against %s failed (%s: %s); falling back to offline",
+                server.api_host,
+                type(error).__name__,
+                error,
+            )
+            server = None
+            try:
+                from clearml import Task
+
+                Task.set_offline(True)
+                task = _task_init(project, name, task_type)
+                mode = "offline"
+            except Exception as offline_error:
+                error = offline_error
+        if task is None:
+            LOGGER.warning(
+                "ClearML is unavailable (%s: %s); recording the experiment in the store only",
+                type(error).__name__,
+                error,
+            )
+    experiment_id = str(task.id) if task is not None else f"local-{uuid.uuid4().hex}"
+    if task is not None and params:
+        connected = None
+        with contextlib.suppress(Exception):
+            connected = task.connect(params, name="General")
+        if isinstance(connected, dict):
+            params = dict(connected)
+    return Experiment(
+        experiment_id=experiment_id,
+        project=project,
+        name=name,
+        mode=mode,
+        params=params,
+        store=store,
+        task=task,
+        server=server,
+    )
+
+
+def load_record(experiment_id: str, store: Store | None = None) -> dict[str, Any]:
+    """The store record of an experiment; ExperimentError naming the id when it is not there."""
+    store = store or Store.open()
+    path = store.record_path(experiment_id)
+    if not path.is_file():
+        raise ExperimentError(
+            f"experiment {experiment_id!r} is not in the local store {store.experiments_dir}; "
+            "check the id, or import its export"
+        )
+    try:
+        return read_json(path)
+    except (OSError, ValueError) as error:
+        raise ExperimentError(f"experiment record {path} is unreadable: {error}") from error
+
+
+def training_content_hashes(experiment_dir: str | Path) -> set[str]:
+    """Content hashes of the training data recorded in an experiment folder (store or export)."""
+    path = Path(experiment_dir) / "training_data.json"
+    if not path.is_file():
+        return set()
+    return set(read_json(path).get("content_hashes", []))

@@ -1,0 +1,90 @@
+"""The few git operations the gate needs: merge-base, files and tree hashes at a commit, worktrees.
+
+Every function runs `git` as a subprocess in `repo` (any folder inside the work tree) and raises
+GateError naming the command and git's own message when git fails.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from walkout_ci.errors import GateError
+
+
+def git(repo: str | os.PathLike, *args: str, check: bool = True) -> str:
+    """Run `git -C repo args...` and return its stdout without the trailing newline."""
+    command = ["git", "-C", os.fspath(repo), *args]
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError as error:
+        raise GateError(f"cannot run git ({error}); is git installed?") from error
+    if check and completed.returncode != 0:
+        raise GateError(
+            f"`{' '.join(command)}` failed: {completed.stderr.strip() or completed.stdout.strip()}"
+        )
+    return completed.stdout.rstrip("\n")
+
+
+def repo_root(path: str | os.PathLike) -> Path:
+    """The top folder of the git work tree containing `path`."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    return Path(git(folder, "rev-parse", "--show-toplevel")).resolve()
+
+
+def relative_to_root(root: Path, path: str | os.PathLike) -> str:
+    """`path` as a POSIX path relative to the repository root ("" for the root itself)."""
+    relative = Path(path).resolve().relative_to(root)
+    return "" if str(relative) == "." else relative.as_posix()
+
+
+def resolve_commit(repo: str | os.PathLike, revision: str) -> str:
+    """Full sha of a revision (branch, tag, HEAD, sha)."""
+    return git(repo, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+
+
+def merge_base(repo: str | os.PathLike, target_branch: str, head: str = "HEAD") -> str:
+    """`git merge-base head target_branch`: where the PR branched off its target (the baseline commit)."""
+    for candidate in (target_branch, f"origin/{target_branch}"):
+        if git(repo, "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}", check=False):
+            return git(repo, "merge-base", head, candidate)
+    raise GateError(
+        f"target branch {target_branch!r} (or origin/{target_branch}) does not exist in {repo}; "
+        "fetch it first (in CI: `git fetch origin <branch>`, with enough history for a merge-base)"
+    )
+
+
+def show_file(repo: str | os.PathLike, commit: str, relative_path: str) -> str | None:
+    """The text of a file at a commit (`git show commit:path`), or None when it does not exist there."""
+    spec = f"{commit}:{relative_path}"
+    if not git(repo, "cat-file", "-t", spec, check=False):
+        return None
+    return git(repo, "show", spec) + "\n"
+
+
+def tree_hash(repo: str | os.PathLike, commit: str, relative_path: str) -> str:
+    """git's content hash of a folder at a commit: equal exactly when every file under it is equal."""
+    spec = f"{commit}:{relative_path}" if relative_path else f"{commit}^{{tree}}"
+    value = git(repo, "rev-parse", "--verify", "--quiet", spec, check=False)
+    if not value:
+        raise GateError(f"{relative_path or 'the repository root'} does not exist at commit {commit[:12]}")
+    return value
+
+
+def is_dirty(repo: str | os.PathLike, relative_path: str) -> bool:
+    """True when the work tree has uncommitted changes under `relative_path`."""
+    return bool(git(repo, "status", "--porcelain", "--", relative_path or "."))
+
+
+def add_worktree(repo: str | os.PathLike, commit: str, destination: Path) -> Path:
+    """Check out `commit` into a new detached worktree at `destination` (which must not exist)."""
+    git(repo, "worktree", "add", "--detach", "--force", "--quiet", os.fspath(destination), commit)
+    return destination
+
+
+def remove_worktree(repo: str | os.PathLike, destination: Path) -> None:
+    """Remove a worktree made by `add_worktree` and forget it (never raises: cleanup is best effort)."""
+    git(repo, "worktree", "remove", "--force", os.fspath(destination), check=False)
+    git(repo, "worktree", "prune", check=False)

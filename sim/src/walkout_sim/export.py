@@ -1,0 +1,258 @@
+"""Writers of the export layout (ARCHITECTURE.md section 1): COCO, MOTChallenge, video, manifest.
+
+Everything is written into a temporary folder beside the target and renamed at the end
+(:func:`atomic_output_dir`), so an interrupted or failed run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from walkout_sim.errors import OutputExistsError, SimError
+from walkout_sim.layout import Layout
+
+FORMAT_VERSION = 1
+KEYPOINT_NAMES = [
+    "head",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+]
+# 1-based COCO skeleton: head to shoulders, shoulder line, upper arms, forearms.
+SKELETON = [[1, 2], [1, 3], [2, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
+
+
+@contextlib.contextmanager
+def atomic_output_dir(out_dir: Path, force: bool) -> Iterator[Path]:
+    """Yield a fresh temp folder beside ``out_dir``; on success it becomes ``out_dir``, on failure it is removed.
+
+    Raises OutputExistsError if ``out_dir`` exists and ``force`` is False (checked before any work).
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not force:
+        raise OutputExistsError(f"{out_dir} already exists; pass --force (force=True) to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    temp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    if temp.exists():
+        shutil.rmtree(temp)
+    temp.mkdir()
+    try:
+        yield temp
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        trash = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+        out_dir.rename(trash)
+        temp.rename(out_dir)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        temp.rename(out_dir)
+
+
+def write_json(path: Path, data: object) -> None:
+    """Compact, deterministic JSON (key order as built; no timestamps anywhere)."""
+    path.write_text(json.dumps(data, separators=(",", ":")) + "\n")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def frame_hash(image: np.ndarray) -> str:
+    """Hex sha256 of a rendered frame's pixels (uint8 [H, W, 3], C order)."""
+    return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+
+
+def categories(layout: Layout, with_keypoints: bool) -> list[dict]:
+    """COCO categories: person (id 1, optionally with keypoints + skeleton) then one per SKU (ids 2..)."""
+    person = {"id": 1, "name": "person", "supercategory": "person"}
+    if with_keypoints:
+        person.update(keypoints=KEYPOINT_NAMES, skeleton=SKELETON)
+    return [person] + [
+        {"id": index + 2, "name": sku.id, "supercategory": "product"} for index, sku in enumerate(layout.catalog)
+    ]
+
+
+def annotation_records(truth: dict, image_id: int, next_id: int) -> tuple[list[dict], list[dict]]:
+    """COCO annotations of one frame: (all objects, persons only with keypoints). Ids start at ``next_id``."""
+    detection, keypoints = [], []
+    for person in truth["persons"]:
+        common = {
+            "id": next_id,
+            "image_id": image_id,
+            "category_id": 1,
+            "bbox": person["bbox"],
+            "area": person["area"],
+            "iscrowd": person["iscrowd"],
+            "track_id": person["track_id"],
+            "visibility": person["visibility"],
+        }
+        detection.append(common)
+        keypoints.append({**common, "keypoints": person["keypoints"], "num_keypoints": person["num_keypoints"]})
+        next_id += 1
+    for product in truth["products"]:
+        record = {
+            "id": next_id,
+            "image_id": image_id,
+            "category_id": product["category_id"],
+            "bbox": product["bbox"],
+            "area": product["area"],
+            "iscrowd": product["iscrowd"],
+            "visibility": product["visibility"],
+        }
+        if "held_by" in product:
+            record["held_by"] = product["held_by"]
+        if "slot" in product:
+            record["slot"] = product["slot"]
+        detection.append(record)
+        next_id += 1
+    return detection, keypoints
+
+
+class VideoWriter:
+    """Writes one video folder: video.avi, seqinfo.ini, gt/gt.txt, annotations.json, ... (see module doc)."""
+
+    def __init__(self, folder: Path, name: str, layout: Layout, fps: int, jpeg_quality: int) -> None:
+        self.folder = folder
+        self.name = name
+        self.layout = layout
+        self.fps = fps
+        (folder / "gt").mkdir(parents=True)
+        size = (layout.floor.width, layout.floor.height)
+        # OpenCV's own MJPEG encoder: byte-deterministic output that cv2.VideoCapture reads back.
+        self.video = cv2.VideoWriter(
+            str(folder / "video.avi"), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), fps, size,
+            [cv2.VIDEOWRITER_PROP_QUALITY, jpeg_quality],
+        )
+        if not self.video.isOpened():
+            raise SimError(f"OpenCV cannot open an MJPG writer for {folder / 'video.avi'}")
+        self.gt_lines: list[str] = []
+        self.images: list[dict] = []
+        self.annotations: list[dict] = []
+        self.frames = 0
+
+    def add(self, index: int, image: np.ndarray, truth: dict) -> None:
+        """Append frame ``index`` (1-based) and its ground truth."""
+        self.video.write(image)
+        self.frames = index
+        self.images.append(
+            {"id": index, "file_name": f"frame_{index:06d}", "frame": index,
+             "width": self.layout.floor.width, "height": self.layout.floor.height}
+        )
+        detection, keypoints = annotation_records(truth, index, len(self.annotations) + 1)
+        by_id = {record["id"]: record for record in keypoints}
+        for record in detection:
+            self.annotations.append(by_id.get(record["id"], record))
+        for person in truth["persons"]:
+            if not person["iscrowd"]:
+                x, y, w, h = person["bbox"]
+                self.gt_lines.append(f"{index},{person['track_id']},{x},{y},{w},{h},1,1,1")
+
+    def close(self, events: list[dict], receipts: dict, layout_text: str) -> None:
+        """Finish the video file and write the per-video JSON/INI/TXT files."""
+        self.video.release()
+        (self.folder / "gt" / "gt.txt").write_text("".join(line + "\n" for line in self.gt_lines))
+        (self.folder / "seqinfo.ini").write_text(
+            "[Sequence]\n"
+            f"name={self.name}\n"
+            "imDir=../../coco/images\n"
+            f"frameRate={self.fps}\n"
+            f"seqLength={self.frames}\n"
+            f"imWidth={self.layout.floor.width}\n"
+            f"imHeight={self.layout.floor.height}\n"
+            "imExt=.png\n"
+            "video=video.avi\n"
+        )
+        write_json(
+            self.folder / "annotations.json",
+            {
+                "info": {"description": f"walkout_sim ground truth of {self.name}", "fps": self.fps},
+                "images": self.images,
+                "annotations": self.annotations,
+                "categories": categories(self.layout, with_keypoints=True),
+            },
+        )
+        write_json(self.folder / "events.json", events)
+        write_json(self.folder / "receipts.json", receipts)
+        (self.folder / "layout.yaml").write_text(layout_text)
+
+
+class CocoWriter:
+    """Accumulates the split-level COCO files and writes their images as PNG."""
+
+    def __init__(self, folder: Path, layout: Layout, png_compression: int) -> None:
+        self.folder = folder
+        self.images_dir = folder / "images"
+        self.images_dir.mkdir(parents=True)
+        self.layout = layout
+        self.png_params = [cv2.IMWRITE_PNG_COMPRESSION, png_compression]
+        self.images: list[dict] = []
+        self.detection: list[dict] = []
+        self.keypoints: list[dict] = []
+
+    def add(self, video: str, index: int, image: np.ndarray, truth: dict) -> None:
+        """Write one frame as ``images/<video>_<index:06d>.png`` and record its annotations."""
+        file_name = f"{video}_{index:06d}.png"
+        ok, encoded = cv2.imencode(".png", image, self.png_params)
+        if not ok:
+            raise SimError(f"OpenCV could not encode {file_name} as PNG")
+        (self.images_dir / file_name).write_bytes(encoded.tobytes())
+        image_id = len(self.images) + 1
+        self.images.append(
+            {"id": image_id, "file_name": file_name, "width": self.layout.floor.width,
+             "height": self.layout.floor.height, "video": video, "frame": index}
+        )
+        detection, keypoints = annotation_records(truth, image_id, len(self.detection) + 1)
+        self.detection += detection
+        # Keypoint annotation ids must be unique within keypoints.json too; they mirror the detection ids.
+        self.keypoints += keypoints
+
+    def close(self, split: str) -> None:
+        """Write detection.json and keypoints.json."""
+        info = {"description": f"walkout_sim {split} split", "version": str(FORMAT_VERSION)}
+        write_json(
+            self.folder / "detection.json",
+            {"info": info, "licenses": [], "images": self.images, "annotations": self.detection,
+             "categories": categories(self.layout, with_keypoints=False)},
+        )
+        write_json(
+            self.folder / "keypoints.json",
+            {"info": info, "licenses": [], "images": self.images, "annotations": self.keypoints,
+             "categories": categories(self.layout, with_keypoints=True)[:1]},
+        )
+
+
+def write_manifest(root: Path, split: str, generator: dict, content_hashes: list[str]) -> None:
+    """manifest.json with the sha256 of every file under ``root`` (sorted relative paths)."""
+    files = {
+        path.relative_to(root).as_posix(): sha256_file(path)
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.name != "manifest.json"
+    }
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "split": split,
+        "blind": split == "blind",
+        "generator": generator,
+        "files": files,
+        "content_hashes": content_hashes,
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")

@@ -1,0 +1,210 @@
+"""Typed configuration of the detector, its training and its evaluation.
+
+`load_config` accepts a YAML path, a dict or nothing (defaults) and validates everything at load time:
+unknown keys are errors that suggest the closest valid key, out-of-range values name the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from walkout_detection.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the CenterNet-style network.
+
+    width: channels of the stride-4 feature map; the stride-8 and stride-16 stages use 2x and 4x.
+    head_channels: hidden channels of the prediction heads.
+    blocks_stride16: residual blocks at stride 16 (they give the receptive field persons need).
+    """
+
+    width: int = 32
+    head_channels: int = 48
+    blocks_stride16: int = 2
+
+    def validate(self) -> None:
+        _check_range("model.width", self.width, 8, 256)
+        _check_range("model.head_channels", self.head_channels, 8, 512)
+        _check_range("model.blocks_stride16", self.blocks_stride16, 0, 8)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyper-parameters.
+
+    balanced_sampling: draw images with probability proportional to the inverse frequency of their
+        rarest class (on by default); false gives the plain uniform shuffle, for comparison.
+    samples_per_epoch: images drawn per epoch (0 = the size of the training set).
+    time_limit_s: stop after the epoch that crosses this wall-clock budget (0 = no limit).
+    device: "auto" (CUDA when available, else CPU), "cpu" or "cuda".
+    amp: mixed precision, used only on CUDA.
+    """
+
+    epochs: int = 30
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_iterations: int = 50
+    balanced_sampling: bool = True
+    samples_per_epoch: int = 0
+    flip_probability: float = 0.5
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    num_threads: int = 0
+    time_limit_s: float = 0.0
+    max_val_images: int = 200
+    size_loss_weight: float = 0.1
+    offset_loss_weight: float = 1.0
+
+    def validate(self) -> None:
+        _check_range("train.epochs", self.epochs, 1, 100_000)
+        _check_range("train.batch_size", self.batch_size, 1, 4096)
+        _check_range("train.learning_rate", self.learning_rate, 1e-7, 1.0)
+        _check_range("train.weight_decay", self.weight_decay, 0.0, 1.0)
+        _check_range("train.warmup_iterations", self.warmup_iterations, 0, 1_000_000)
+        _check_range("train.samples_per_epoch", self.samples_per_epoch, 0, 10_000_000)
+        _check_range("train.flip_probability", self.flip_probability, 0.0, 1.0)
+        _check_range("train.num_threads", self.num_threads, 0, 1024)
+        _check_range("train.time_limit_s", self.time_limit_s, 0.0, 1e7)
+        _check_range("train.max_val_images", self.max_val_images, 1, 10_000_000)
+        _check_range("train.size_loss_weight", self.size_loss_weight, 0.0, 100.0)
+        _check_range("train.offset_loss_weight", self.offset_loss_weight, 0.0, 100.0)
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"train.device must be one of auto, cpu, cuda; got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Decoding and evaluation settings.
+
+    min_score: detections below it are dropped before COCO AP (keep it low: AP integrates over scores).
+    score_threshold: operating point for per-image F1, per-class recall, failure cases and predict.
+    match_iou: IoU at which a detection matches a ground-truth box for F1 / recall / failures.
+    max_failure_images: debug images written per report (failure records are not capped).
+    """
+
+    max_detections: int = 100
+    min_score: float = 0.01
+    score_threshold: float = 0.3
+    match_iou: float = 0.5
+    max_failure_images: int = 40
+
+    def validate(self) -> None:
+        _check_range("evaluate.max_detections", self.max_detections, 1, 10_000)
+        _check_range("evaluate.min_score", self.min_score, 0.0, 1.0)
+        _check_range("evaluate.score_threshold", self.score_threshold, 0.0, 1.0)
+        _check_range("evaluate.match_iou", self.match_iou, 0.05, 0.95)
+        _check_range("evaluate.max_failure_images", self.max_failure_images, 0, 100_000)
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    """The whole configuration: one section per concern."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain nested dict (YAML/JSON/checkpoint friendly)."""
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {"model": ModelConfig, "train": TrainConfig, "evaluate": EvaluateConfig}
+
+
+def _check_range(key: str, value: Any, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{key} must be between {low} and {high}; got {value!r}")
+
+
+def _unknown_key_error(key: str, valid: list[str], where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(sorted(valid))}"
+    return ConfigError(f"unknown config key {where}{key!r}{hint}")
+
+
+def _coerce(key: str, value: Any, expected: type) -> Any:
+    """Check a value against the field's type; ints are accepted where floats are expected."""
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false; got {value!r}")
+        return value
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(f"{key} must be of type {expected.__name__}; got {value!r}")
+    return value
+
+
+def _build_section(name: str, cls: type, values: Any) -> Any:
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config section {name!r} must be a mapping; got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    types = {"int": int, "float": float, "bool": bool, "str": str}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise _unknown_key_error(key, list(fields), f"{name}.")
+        kwargs[key] = _coerce(f"{name}.{key}", value, types[fields[key].type])
+    section = cls(**kwargs)
+    section.validate()
+    return section
+
+
+def load_config(source: str | Path | dict[str, Any] | None = None) -> DetectionConfig:
+    """Load and validate a configuration.
+
+    source: a YAML file path, a nested dict {"model": {...}, "train": {...}, "evaluate": {...}} or
+    None for the defaults. Raises ConfigError naming the bad key or value.
+    """
+    if source is None:
+        data: Any = {}
+    elif isinstance(source, dict):
+        data = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config must be a mapping of sections {sorted(_SECTIONS)}; got {type(data).__name__}"
+        )
+    for key in data:
+        if key not in _SECTIONS:
+            raise _unknown_key_error(key, list(_SECTIONS), "")
+    return DetectionConfig(
+        **{name: _build_section(name, cls, data.get(name)) for name, cls in _SECTIONS.items()}
+    )
+
+
+def apply_overrides(config: DetectionConfig, overrides: list[str]) -> DetectionConfig:
+    """Return a new config with "section.key=value" overrides applied (values parsed as YAML scalars)."""
+    data = config.to_dict()
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.epochs=5")
+        dotted, raw = item.split("=", 1)
+        section, key = dotted.split(".", 1)
+        if section not in data:
+            raise _unknown_key_error(section, list(data), "")
+        try:
+            data[section][key] = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"override {item!r}: value {raw!r} is not a valid YAML scalar") from error
+    return load_config(data)

@@ -1,0 +1,368 @@
+"""Reading COCO detection datasets and turning boxes into CenterNet training targets.
+
+Only standard formats are read: a COCO detection JSON (categories, images, annotations with
+bbox = x, y, w, h in pixels) and the image files it names. A simulator export is a folder with
+`coco/detection.json` and `coco/images/`, plus `manifest.json` at its root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from walkout_detection.errors import DataError
+from walkout_detection.model import INPUT_MULTIPLE, OUTPUT_STRIDE
+
+# Upper bound on objects per image in the size/offset target arrays (extra objects still get a heatmap peak).
+MAX_OBJECTS = 128
+# CenterNet's Gaussian radius guarantees a box with this IoU around any point inside the radius.
+GAUSSIAN_MIN_OVERLAP = 0.7
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One annotated image.
+
+    boxes: float32 array [N, 4], x1 y1 x2 y2 in pixels; labels: int64 array [N], class indices.
+    """
+
+    image_id: int
+    sample_id: str
+    path: Path
+    width: int
+    height: int
+    boxes: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class CocoDataset:
+    """A parsed, validated COCO detection dataset.
+
+    class_names[i] is the name of class index i; category_ids[i] its COCO category id.
+    coco: the validated COCO JSON dict (what pycocotools evaluates against).
+    """
+
+    json_path: Path
+    root: Path
+    class_names: list[str]
+    category_ids: list[int]
+    images: list[ImageRecord]
+    coco: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def find_coco_json(data: str | Path) -> Path:
+    """Locate the COCO detection JSON of a dataset: a .json path, or a folder holding
+    `coco/detection.json` (a simulator export) or `detection.json`."""
+    data = Path(data)
+    if data.is_file():
+        return data
+    for candidate in (data / "coco" / "detection.json", data / "detection.json"):
+        if candidate.is_file():
+            return candidate
+    if not data.exists():
+        raise DataError(f"dataset {data} does not exist")
+    raise DataError(
+        f"dataset {data} has no COCO detection JSON: expected {data / 'coco' / 'detection.json'} "
+        f"(a walkout-sim export) or {data / 'detection.json'}, or pass the .json file itself"
+    )
+
+
+def dataset_root(json_path: Path) -> Path:
+    """The folder that holds the dataset's manifest.json (the export root), else the JSON's folder."""
+    for folder in (json_path.parent, json_path.parent.parent):
+        if (folder / "manifest.json").is_file():
+            return folder
+    return json_path.parent
+
+
+def dataset_hash(json_path: Path) -> str:
+    """sha256 of the dataset's manifest.json when it has one, else of the COCO JSON itself."""
+    manifest = dataset_root(json_path) / "manifest.json"
+    target = manifest if manifest.is_file() else json_path
+    return hashlib.sha256(target.read_bytes()).hexdigest()
+
+
+def _require(condition: bool, json_path: Path, message: str) -> None:
+    if not condition:
+        raise DataError(f"malformed COCO JSON {json_path}: {message}")
+
+
+def _resolve_image(json_path: Path, file_name: str) -> Path | None:
+    for base in (json_path.parent, json_path.parent / "images", dataset_root(json_path)):
+        candidate = base / file_name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_coco(
+    data: str | Path, *, class_names: list[str] | None = None, check_images: bool = True
+) -> CocoDataset:
+    """Read and validate a COCO detection dataset.
+
+    class_names: the model's classes; when given, dataset categories are matched to them by name and a
+    category the model does not know is an error. When None, classes are the dataset's categories
+    sorted by id. Raises DataError for a missing file, malformed JSON, an annotation whose image or
+    category does not exist, or (check_images) a missing image file.
+    """
+    json_path = find_coco_json(data)
+    try:
+        coco = json.loads(json_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"malformed COCO JSON {json_path}: {error}") from error
+    _require(isinstance(coco, dict), json_path, "the top level must be an object")
+    for key in ("images", "annotations", "categories"):
+        _require(isinstance(coco.get(key), list), json_path, f"missing list {key!r}")
+
+    categories = coco["categories"]
+    for category in categories:
+        _require(
+            isinstance(category, dict) and isinstance(category.get("id"), int) and "name" in category,
+            json_path,
+            f"every category needs an integer 'id' and a 'name'; got {category!r}",
+        )
+    categories = sorted(categories, key=lambda category: category["id"])
+    names_by_id = {category["id"]: str(category["name"]) for category in categories}
+    _require(len(names_by_id) == len(categories), json_path, "category ids are not unique")
+    if class_names is None:
+        class_names = [names_by_id[category_id] for category_id in names_by_id]
+        category_ids = list(names_by_id)
+    else:
+        unknown = sorted(set(names_by_id.values()) - set(class_names))
+        if unknown:
+            raise DataError(
+                f"dataset {json_path} has categories {unknown} that the model does not know "
+                f"(model classes: {class_names}); evaluate a model trained on these categories"
+            )
+        id_by_name = {name: category_id for category_id, name in names_by_id.items()}
+        # Model classes absent from the dataset get id -1: their detections are not evaluated.
+        category_ids = [id_by_name.get(name, -1) for name in class_names]
+    index_by_category = {
+        category_id: index for index, category_id in enumerate(category_ids) if category_id >= 0
+    }
+
+    images: dict[int, dict[str, Any]] = {}
+    for image in coco["images"]:
+        _require(
+            isinstance(image, dict)
+            and isinstance(image.get("id"), int)
+            and isinstance(image.get("file_name"), str),
+            json_path,
+            f"every image needs an integer 'id' and a 'file_name'; got {image!r}",
+        )
+        _require(image["id"] not in images, json_path, f"image id {image['id']} appears twice")
+        images[image["id"]] = image
+
+    boxes: dict[int, list[list[float]]] = {image_id: [] for image_id in images}
+    labels: dict[int, list[int]] = {image_id: [] for image_id in images}
+    for annotation in coco["annotations"]:
+        _require(isinstance(annotation, dict), json_path, f"annotation {annotation!r} is not an object")
+        annotation_id = annotation.get("id")
+        image_id = annotation.get("image_id")
+        category_id = annotation.get("category_id")
+        bbox = annotation.get("bbox")
+        if image_id not in images:
+            raise DataError(
+                f"malformed COCO JSON {json_path}: annotation {annotation_id} "
+                f"names unknown image_id {image_id}"
+            )
+        if category_id not in names_by_id:
+            raise DataError(
+                f"COCO JSON {json_path}: annotation {annotation_id} has unknown category_id {category_id!r}; "
+                f"known categories: {sorted(names_by_id)}"
+            )
+        _require(
+            isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox),
+            json_path,
+            f"annotation {annotation_id} needs bbox [x, y, w, h] of numbers; got {bbox!r}",
+        )
+        x, y, w, h = (float(value) for value in bbox)
+        # Crowd regions and degenerate boxes cannot be learned as centres; COCOeval still sees them.
+        if annotation.get("iscrowd", 0) or w <= 0 or h <= 0:
+            continue
+        boxes[image_id].append([x, y, x + w, y + h])
+        labels[image_id].append(index_by_category[category_id])
+
+    records = []
+    missing = []
+    for image_id, image in images.items():
+        path = _resolve_image(json_path, image["file_name"])
+        if path is None:
+            missing.append(image["file_name"])
+            path = json_path.parent / image["file_name"]
+        records.append(
+            ImageRecord(
+                image_id=image_id,
+                sample_id=Path(image["file_name"]).stem,
+                path=path,
+                width=int(image.get("width", 0)),
+                height=int(image.get("height", 0)),
+                boxes=np.asarray(boxes[image_id], dtype=np.float32).reshape(-1, 4),
+                labels=np.asarray(labels[image_id], dtype=np.int64),
+            )
+        )
+    if check_images and missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise DataError(f"dataset {json_path}: {len(missing)} image file(s) not found: {shown}")
+    return CocoDataset(
+        json_path=json_path,
+        root=dataset_root(json_path),
+        class_names=list(class_names),
+        category_ids=category_ids,
+        images=records,
+        coco=coco,
+    )
+
+
+def read_image_rgb(path: Path) -> np.ndarray:
+    """Read an image file as a uint8 array [H, W, 3] in RGB order; DataError if unreadable."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(f"image {path} is missing or cannot be decoded")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def gaussian_radius(height: float, width: float, min_overlap: float = GAUSSIAN_MIN_OVERLAP) -> float:
+    """CenterNet's radius (units of height/width) within which a shifted box keeps `min_overlap` IoU."""
+    a1 = 1
+    b1 = height + width
+    c1 = width * height * (1 - min_overlap) / (1 + min_overlap)
+    r1 = (b1 + math.sqrt(b1**2 - 4 * a1 * c1)) / 2
+    a2 = 4
+    b2 = 2 * (height + width)
+    c2 = (1 - min_overlap) * width * height
+    r2 = (b2 + math.sqrt(b2**2 - 4 * a2 * c2)) / 2
+    a3 = 4 * min_overlap
+    b3 = -2 * min_overlap * (height + width)
+    c3 = (min_overlap - 1) * width * height
+    r3 = (b3 + math.sqrt(b3**2 - 4 * a3 * c3)) / 2
+    return min(r1, r2, r3)
+
+
+def draw_gaussian(heatmap: np.ndarray, centre_x: int, centre_y: int, radius: int) -> None:
+    """Splat a Gaussian peak of value 1 at (centre_x, centre_y) into heatmap [h, w], keeping the max."""
+    diameter = 2 * radius + 1
+    sigma = diameter / 6
+    offsets = np.arange(-radius, radius + 1, dtype=np.float32)
+    kernel = np.exp(-(offsets[None, :] ** 2 + offsets[:, None] ** 2) / (2 * sigma * sigma))
+    height, width = heatmap.shape
+    left, right = min(centre_x, radius), min(width - centre_x, radius + 1)
+    top, bottom = min(centre_y, radius), min(height - centre_y, radius + 1)
+    region = heatmap[centre_y - top : centre_y + bottom, centre_x - left : centre_x + right]
+    patch = kernel[radius - top : radius + bottom, radius - left : radius + right]
+    np.maximum(region, patch, out=region)
+
+
+def encode_targets(
+    boxes: np.ndarray, labels: np.ndarray, *, num_classes: int, height: int, width: int
+) -> dict[str, np.ndarray]:
+    """CenterNet targets for one image of `height` x `width` pixels (multiples of the output stride).
+
+    boxes: float array [N, 4], x1 y1 x2 y2 in pixels; labels: int array [N].
+    Returns heatmap [C, h, w], index [K] (flat cell of each centre), size [K, 2] (w, h in cells),
+    offset [K, 2] (sub-cell centre offset) and mask [K] (1 for real objects), K = MAX_OBJECTS.
+    """
+    out_h, out_w = height // OUTPUT_STRIDE, width // OUTPUT_STRIDE
+    heatmap = np.zeros((num_classes, out_h, out_w), dtype=np.float32)
+    index = np.zeros(MAX_OBJECTS, dtype=np.int64)
+    size = np.zeros((MAX_OBJECTS, 2), dtype=np.float32)
+    offset = np.zeros((MAX_OBJECTS, 2), dtype=np.float32)
+    mask = np.zeros(MAX_OBJECTS, dtype=np.float32)
+    count = 0
+    for box, label in zip(boxes, labels, strict=True):
+        x1, y1, x2, y2 = (float(value) / OUTPUT_STRIDE for value in box)
+        box_w, box_h = x2 - x1, y2 - y1
+        if box_w <= 0 or box_h <= 0:
+            continue
+        centre = np.array([(x1 + x2) / 2, (y1 + y2) / 2], dtype=np.float32)
+        cell_x = min(max(int(centre[0]), 0), out_w - 1)
+        cell_y = min(max(int(centre[1]), 0), out_h - 1)
+        radius = max(0, int(gaussian_radius(math.ceil(box_h), math.ceil(box_w))))
+        draw_gaussian(heatmap[label], cell_x, cell_y, radius)
+        if count < MAX_OBJECTS:
+            index[count] = cell_y * out_w + cell_x
+            size[count] = (box_w, box_h)
+            offset[count] = (centre[0] - cell_x, centre[1] - cell_y)
+            mask[count] = 1.0
+            count += 1
+    return {"heatmap": heatmap, "index": index, "size": size, "offset": offset, "mask": mask}
+
+
+def balanced_sample_weights(records: list[ImageRecord], num_classes: int) -> np.ndarray:
+    """Per-image sampling weights: the inverse frequency of the image's rarest class.
+
+    Frequency = number of images that contain the class. Images without objects get the weight of
+    the commonest class. Returns float64 array [N] summing to 1.
+    """
+    frequency = np.zeros(num_classes, dtype=np.float64)
+    for record in records:
+        frequency[np.unique(record.labels)] += 1
+    present = frequency[frequency > 0]
+    if len(present) == 0:
+        return np.full(len(records), 1.0 / max(len(records), 1))
+    default = 1.0 / present.max()
+    weights = np.array(
+        [(1.0 / frequency[np.unique(r.labels)]).max() if len(r.labels) else default for r in records],
+        dtype=np.float64,
+    )
+    return weights / weights.sum()
+
+
+class DetectionTrainingSet(torch.utils.data.Dataset):
+    """Images held in memory (uint8) with CenterNet targets computed on the fly.
+
+    Each item: (image uint8 tensor [3, H, W] RGB padded to a multiple of 16, dict of target tensors).
+    flip_probability: chance of a horizontal flip (the ceiling camera has no preferred left/right).
+    """
+
+    def __init__(self, *, dataset: CocoDataset, flip_probability: float, seed: int) -> None:
+        self.dataset = dataset
+        self.num_classes = len(dataset.class_names)
+        self.flip_probability = flip_probability
+        self.rng = np.random.default_rng(seed)
+        self.images = [read_image_rgb(record.path) for record in dataset.images]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        image = self.images[item]
+        record = self.dataset.images[item]
+        boxes = record.boxes.copy()
+        height, width = image.shape[:2]
+        if self.flip_probability > 0 and self.rng.random() < self.flip_probability:
+            image = image[:, ::-1]
+            boxes[:, [0, 2]] = width - boxes[:, [2, 0]]
+        padded_h = height + (-height) % INPUT_MULTIPLE
+        padded_w = width + (-width) % INPUT_MULTIPLE
+        canvas = np.zeros((padded_h, padded_w, 3), dtype=np.uint8)
+        canvas[:height, :width] = image
+        targets = encode_targets(
+            boxes, record.labels, num_classes=self.num_classes, height=padded_h, width=padded_w
+        )
+        tensor = torch.from_numpy(np.ascontiguousarray(canvas.transpose(2, 0, 1)))
+        return tensor, {key: torch.from_numpy(value) for key, value in targets.items()}
+
+
+def collate(
+    batch: list[tuple[torch.Tensor, dict[str, torch.Tensor]]],
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Stack items into (uint8 images [B, 3, H, W], targets of [B, ...]); all images must share a size."""
+    shapes = {tuple(image.shape) for image, _ in batch}
+    if len(shapes) > 1:
+        raise DataError(f"training images must share one size to be batched; found sizes {sorted(shapes)}")
+    images = torch.stack([image for image, _ in batch])
+    targets = {key: torch.stack([target[key] for _, target in batch]) for key in batch[0][1]}
+    return images, targets

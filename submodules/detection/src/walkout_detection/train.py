@@ -1,0 +1,390 @@
+"""Training with PyTorch-Ignite: focal-loss CenterNet, validation AP each epoch, best-model selection.
+
+A run writes to its output folder: best.pt and last.pt (checkpoints), tensorboard/ (event files),
+config.yaml and metrics.json. It is tracked as a ClearML experiment through walkout_ci (offline when
+no server is configured), whose id is stored in the checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import yaml
+from ignite.engine import Engine, Events
+from ignite.handlers import ProgressBar
+from ignite.handlers.tensorboard_logger import OutputHandler, TensorboardLogger
+from tqdm import tqdm
+
+from walkout_detection.checkpoint import save_checkpoint
+from walkout_detection.config import DetectionConfig, load_config
+from walkout_detection.data import (
+    CocoDataset,
+    DetectionTrainingSet,
+    balanced_sample_weights,
+    collate,
+    load_coco,
+)
+from walkout_detection.errors import DataError
+from walkout_detection.evaluate import evaluate_detections, run_detector
+from walkout_detection.losses import centernet_loss
+from walkout_detection.model import CenterNet
+from walkout_detection.predict import Detector, draw_detections, select_device
+
+PROJECT = "walkout/detection"
+# Validation fraction held out of the training set when no separate validation set is given.
+HOLDOUT_FRACTION = 0.1
+
+
+@dataclass
+class TrainResult:
+    """Outcome of a training run."""
+
+    best_checkpoint: Path
+    last_checkpoint: Path
+    best_metrics: dict[str, float]
+    best_epoch: int
+    epochs_run: int
+    train_seconds: float
+    experiment_id: str | None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch so a run is reproducible on the same machine."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def refuse_blind_data(folder: Path) -> None:
+    """Refuse a dataset whose manifest marks it blind (through walkout_ci), as a DataError."""
+    from walkout_ci.blind import refuse_blind
+    from walkout_ci.errors import WalkoutCIError
+
+    try:
+        refuse_blind(folder)
+    except WalkoutCIError as error:
+        raise DataError(f"refusing to train on {folder}: {error}") from error
+
+
+def split_holdout(dataset: CocoDataset, fraction: float) -> tuple[CocoDataset, CocoDataset]:
+    """Deterministic train/validation split by position (every k-th image goes to validation)."""
+    step = max(2, round(1 / fraction))
+    validation = [record for index, record in enumerate(dataset.images) if index % step == step - 1]
+    training = [record for index, record in enumerate(dataset.images) if index % step != step - 1]
+    return _subset(dataset, training), _subset(dataset, validation)
+
+
+def _subset(dataset: CocoDataset, records: list) -> CocoDataset:
+    """The dataset restricted to `records` (the COCO dict too, so COCOeval sees the same images)."""
+    ids = {record.image_id for record in records}
+    coco = dict(dataset.coco)
+    coco["images"] = [image for image in dataset.coco["images"] if image["id"] in ids]
+    coco["annotations"] = [item for item in dataset.coco["annotations"] if item["image_id"] in ids]
+    return CocoDataset(
+        json_path=dataset.json_path,
+        root=dataset.root,
+        class_names=dataset.class_names,
+        category_ids=dataset.category_ids,
+        images=records,
+        coco=coco,
+    )
+
+
+def limit_images(dataset: CocoDataset, count: int) -> CocoDataset:
+    """At most `count` images, evenly spaced over the dataset (keeps validation cheap but representative)."""
+    if len(dataset) <= count:
+        return dataset
+    picks = np.linspace(0, len(dataset) - 1, count).round().astype(int)
+    return _subset(dataset, [dataset.images[index] for index in sorted(set(picks.tolist()))])
+
+
+def make_sampler(
+    records: list, *, num_classes: int, balanced: bool, samples: int, generator: torch.Generator
+) -> torch.utils.data.Sampler:
+    """Class-balanced sampler (inverse frequency of each image's rarest class) or the plain shuffle."""
+    if balanced:
+        weights = torch.as_tensor(balanced_sample_weights(records, num_classes))
+        return torch.utils.data.WeightedRandomSampler(weights, samples, replacement=True, generator=generator)
+    return torch.utils.data.RandomSampler(range(len(records)), num_samples=samples, generator=generator)
+
+
+def learning_rate_factor(iteration: int, *, warmup: int, total: int) -> float:
+    """Linear warm-up, then cosine decay to 5% of the base rate."""
+    if warmup and iteration < warmup:
+        return (iteration + 1) / warmup
+    progress = min(1.0, (iteration - warmup) / max(1, total - warmup))
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_train_step(
+    *,
+    model: CenterNet,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+    use_amp: bool,
+    size_weight: float,
+    offset_weight: float,
+) -> Callable[[Engine, Any], dict[str, float]]:
+    """The Ignite step: one optimiser update on a batch (uint8 images, target dict); returns the losses."""
+
+    def step(engine: Engine, batch: tuple[torch.Tensor, dict[str, torch.Tensor]]) -> dict[str, float]:
+        model.train()
+        images, targets = batch
+        images = images.to(device, non_blocking=True).float().div_(255.0)
+        targets = {key: value.to(device, non_blocking=True) for key, value in targets.items()}
+        with torch.autocast(device_type=device.type, enabled=use_amp):
+            outputs = model(images)
+        losses = centernet_loss(outputs, targets, size_weight=size_weight, offset_weight=offset_weight)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(losses["loss"]).backward()
+        scaler.unscale_(optimizer)
+        # Clipping keeps the early focal-loss spikes from wrecking the BatchNorm statistics.
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        return {key: float(value.detach()) for key, value in losses.items()}
+
+    return step
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
+    os.replace(temporary, path)
+
+
+def train(
+    *,
+    config: DetectionConfig,
+    train_data: Path,
+    output_dir: Path,
+    val_data: Path | None = None,
+    name: str = "train",
+    progress: bool = True,
+) -> TrainResult:
+    """Train a detector on a COCO dataset and return where the best checkpoint is.
+
+    train_data / val_data: dataset folders or COCO JSON files (see data.find_coco_json); without
+    val_data, every 10th training image is held out. Blind datasets are refused.
+    """
+    from walkout_ci import experiment
+
+    train_dataset = load_coco(train_data)
+    refuse_blind_data(train_dataset.root)
+    if val_data is not None:
+        val_dataset = load_coco(val_data, class_names=train_dataset.class_names)
+        refuse_blind_data(val_dataset.root)
+    else:
+        train_dataset, val_dataset = split_holdout(train_dataset, HOLDOUT_FRACTION)
+    if not len(train_dataset) or not len(val_dataset):
+        raise DataError(f"training set {train_data} is too small to train and validate on")
+
+    exp = experiment.start(project=PROJECT, name=name, params=config.to_dict())
+    try:
+        # A cloned experiment (walkout-ci clone) may override parameters: what the tracker hands back wins.
+        config = load_config(exp.params)
+        manifest = train_dataset.root / "manifest.json"
+        if manifest.is_file():
+            exp.set_training_data(manifest)
+        result = _train_tracked(
+            config=config,
+            exp=exp,
+            train_dataset=train_dataset,
+            val_dataset=limit_images(val_dataset, config.train.max_val_images),
+            output_dir=output_dir,
+            progress=progress,
+        )
+    except BaseException:
+        exp.close(status="failed")
+        raise
+    exp.close()
+    return result
+
+
+def _train_tracked(
+    *,
+    config: DetectionConfig,
+    exp: Any,
+    train_dataset: CocoDataset,
+    val_dataset: CocoDataset,
+    output_dir: Path,
+    progress: bool,
+) -> TrainResult:
+    """The training loop proper, reporting to an already started experiment `exp`."""
+    settings = config.train
+    seed_everything(settings.seed)
+    if settings.num_threads:
+        torch.set_num_threads(settings.num_threads)
+    device = select_device(settings.device)
+    use_amp = settings.amp and device.type == "cuda"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(output_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+    class_names = train_dataset.class_names
+    num_classes = len(class_names)
+    model = CenterNet.from_config(config.model, num_classes=num_classes).to(device)
+    training_set = DetectionTrainingSet(
+        dataset=train_dataset, flip_probability=settings.flip_probability, seed=settings.seed
+    )
+    generator = torch.Generator().manual_seed(settings.seed)
+    samples = settings.samples_per_epoch or len(training_set)
+    sampler = make_sampler(
+        train_dataset.images,
+        num_classes=num_classes,
+        balanced=settings.balanced_sampling,
+        samples=samples,
+        generator=generator,
+    )
+    loader = torch.utils.data.DataLoader(
+        training_set, batch_size=settings.batch_size, sampler=sampler, collate_fn=collate, drop_last=False
+    )
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    total_iterations = settings.epochs * len(loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda iteration: learning_rate_factor(
+            iteration, warmup=settings.warmup_iterations, total=total_iterations
+        ),
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    trainer = Engine(
+        make_train_step(
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scaler=scaler,
+            device=device,
+            use_amp=use_amp,
+            size_weight=settings.size_loss_weight,
+            offset_weight=settings.offset_loss_weight,
+        )
+    )
+    detector = Detector(model=model, class_names=class_names, settings=config.evaluate, device=device)
+    tensorboard = TensorboardLogger(log_dir=str(output_dir / "tensorboard"))
+    tensorboard.attach(
+        trainer,
+        log_handler=OutputHandler(tag="train", output_transform=lambda output: output),
+        event_name=Events.ITERATION_COMPLETED(every=10),
+    )
+    if progress:
+        ProgressBar(persist=False).attach(trainer, output_transform=lambda output: {"loss": output["loss"]})
+
+    state: dict[str, Any] = {"best": None, "best_epoch": 0, "validated_epoch": 0, "history": []}
+    began = time.perf_counter()
+    best_path = output_dir / "best.pt"
+    last_path = output_dir / "last.pt"
+
+    def validate(engine: Engine) -> None:
+        if state["validated_epoch"] == engine.state.epoch:
+            return
+        state["validated_epoch"] = engine.state.epoch
+        detections, _ = run_detector(detector, val_dataset, progress=False)
+        result = evaluate_detections(
+            val_dataset,
+            detections,
+            score_threshold=config.evaluate.score_threshold,
+            match_iou=config.evaluate.match_iou,
+        )
+        epoch = engine.state.epoch
+        metrics = {key: result.metrics[key] for key in ("AP", "AP50", "AP75", "F1_per_image")}
+        min_class_ap50 = min((values["AP50"] for values in result.per_class.values()), default=0.0)
+        metrics["min_class_AP50"] = min_class_ap50
+        elapsed = time.perf_counter() - began
+        state["history"].append({"epoch": epoch, "elapsed_s": round(elapsed, 1), **metrics})
+        for key, value in metrics.items():
+            tensorboard.writer.add_scalar(f"val/{key}", value, epoch)
+            exp.log_scalar("val", key, value, epoch)
+        for class_name, values in result.per_class.items():
+            exp.log_scalar("val_AP50_per_class", class_name, values["AP50"], epoch)
+        exp.log_scalar("train", "loss", engine.state.output["loss"], epoch)
+        ranking = (metrics["AP50"], metrics["AP"])
+        if state["best"] is None or ranking > (state["best"]["AP50"], state["best"]["AP"]):
+            state["best"] = metrics
+            state["best_epoch"] = epoch
+            save_checkpoint(
+                best_path,
+                model=model,
+                config=config,
+                class_names=class_names,
+                experiment_id=exp.id,
+                metrics=metrics,
+            )
+        save_checkpoint(
+            last_path,
+            model=model,
+            config=config,
+            class_names=class_names,
+            experiment_id=exp.id,
+            metrics=metrics,
+        )
+        frame = _read_bgr(val_dataset.images[0].path)
+        found = detector.detect([frame], min_score=config.evaluate.score_threshold)[0]
+        exp.log_image("validation", "detections", draw_detections(frame, found, class_names), epoch)
+        if progress:
+            tqdm.write(
+                f"epoch {epoch}: val AP50 {metrics['AP50']:.3f} AP {metrics['AP']:.3f} "
+                f"min class AP50 {min_class_ap50:.3f} ({elapsed:.0f} s)"
+            )
+
+    def stop_on_time_limit(engine: Engine) -> None:
+        if settings.time_limit_s and time.perf_counter() - began > settings.time_limit_s:
+            engine.terminate()
+
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, validate)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, stop_on_time_limit)
+    # A run stopped by the time limit still validates (and may save) its final weights.
+    trainer.add_event_handler(Events.TERMINATE, validate)
+    try:
+        trainer.run(loader, max_epochs=settings.epochs)
+    finally:
+        tensorboard.close()
+    train_seconds = time.perf_counter() - began
+    best = state["best"] or {}
+    summary = {
+        "class_names": class_names,
+        "best_epoch": state["best_epoch"],
+        "best_metrics": best,
+        "epochs_run": trainer.state.epoch,
+        "train_seconds": round(train_seconds, 1),
+        "experiment_id": exp.id,
+        "history": state["history"],
+        "train_images": len(train_dataset),
+        "val_images": len(val_dataset),
+    }
+    _atomic_write_text(output_dir / "metrics.json", json.dumps(summary, indent=1))
+    exp.log_metrics({f"val_{key}": value for key, value in best.items()} | {"train_seconds": train_seconds})
+    exp.upload_weights(best_path, name="weights")
+    return TrainResult(
+        best_checkpoint=best_path,
+        last_checkpoint=last_path,
+        best_metrics=best,
+        best_epoch=state["best_epoch"],
+        epochs_run=trainer.state.epoch,
+        train_seconds=train_seconds,
+        experiment_id=exp.id,
+    )
+
+
+def _read_bgr(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(f"image {path} is missing or cannot be decoded")
+    return image

@@ -1,0 +1,31 @@
+"""Shared fixtures: an isolated walkout store per test and small hand-made COCO datasets."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synthetic import make_dataset  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def walkout_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own experiment store, so nothing leaks into ~/.walkout or the repo."""
+    home = tmp_path_factory.mktemp("walkout_home")
+    monkeypatch.setenv("WALKOUT_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 images of 160x128 with persons and two SKUs (COCO export layout with a manifest)."""
+    return make_dataset(tmp_path_factory.mktemp("small") / "train", images=24, seed=3)
+
+
+@pytest.fixture(scope="session")
+def small_val_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("small") / "val", images=8, seed=4)

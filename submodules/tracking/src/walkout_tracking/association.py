@@ -1,0 +1,90 @@
+"""Pure association helpers: cost matrices and Hungarian assignment with gating.
+
+Rows are tracks, columns are detections throughout, so `matches[:, 0]` indexes tracks and
+`matches[:, 1]` indexes detections.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+# Cost given to gated-out pairs: large enough that the Hungarian solver only picks one when nothing
+# else is possible, after which `linear_assignment` drops it.
+INFEASIBLE = 1e6
+
+
+def linear_assignment(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Minimum-cost one-to-one assignment keeping only pairs with cost <= max_cost.
+
+    cost: float array [T, D] (tracks x detections); entries > max_cost (e.g. INFEASIBLE) are gated out.
+    Returns (matches int array [K, 2] of (track, detection), unmatched track indices int array,
+    unmatched detection indices int array), each sorted ascending.
+    """
+    cost = np.asarray(cost, dtype=np.float64)
+    n_tracks, n_dets = cost.shape
+    if n_tracks == 0 or n_dets == 0:
+        return np.empty((0, 2), dtype=np.int64), np.arange(n_tracks), np.arange(n_dets)
+    feasible = cost <= max_cost
+    if feasible.sum(axis=1).max() <= 1 and feasible.sum(axis=0).max() <= 1:
+        # Unambiguous (each track and detection has at most one candidate): the Hungarian solver
+        # would return exactly these pairs, so skip it (the common case; SORT does the same).
+        rows, cols = np.nonzero(feasible)
+    else:
+        rows, cols = linear_sum_assignment(np.where(feasible, cost, INFEASIBLE))
+        keep = feasible[rows, cols]
+        rows, cols = rows[keep], cols[keep]
+    matches = np.stack([rows, cols], axis=1).astype(np.int64)
+    track_free = np.ones(n_tracks, dtype=bool)
+    track_free[rows] = False
+    det_free = np.ones(n_dets, dtype=bool)
+    det_free[cols] = False
+    unmatched_tracks = np.flatnonzero(track_free)
+    unmatched_dets = np.flatnonzero(det_free)
+    return matches, unmatched_tracks, unmatched_dets
+
+
+def cosine_distance(track_features: np.ndarray, det_features: np.ndarray) -> np.ndarray:
+    """Pairwise cosine distance 1 - cos(a, b) in [0, 2].
+
+    track_features: float array [T, D]; det_features: float array [N, D]. Rows need not be normalised.
+    Returns float array [T, N].
+    """
+    a = np.asarray(track_features, dtype=np.float64)
+    b = np.asarray(det_features, dtype=np.float64)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), dtype=np.float64)
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return 1.0 - a @ b.T
+
+
+def iou_cost(iou: np.ndarray, min_iou: float) -> np.ndarray:
+    """SORT's cost: 1 - IoU, with pairs below `min_iou` gated out (INFEASIBLE). iou: [T, D] -> [T, D]."""
+    cost = 1.0 - np.asarray(iou, dtype=np.float64)
+    cost[np.asarray(iou) < min_iou] = INFEASIBLE
+    return cost
+
+
+def fused_cost(
+    iou: np.ndarray,
+    appearance_distance: np.ndarray,
+    *,
+    min_iou: float,
+    max_appearance_distance: float,
+    reid_appearance_distance: float,
+    appearance_weight: float,
+) -> np.ndarray:
+    """DeepSORT-style gated cost mixing motion (IoU) and appearance (cosine distance).
+
+    iou, appearance_distance: float arrays [T, D]. A pair is feasible when its appearance distance is
+    at most `max_appearance_distance` AND either it overlaps enough (IoU >= min_iou) or it looks
+    almost the same (distance <= reid_appearance_distance: re-identification after an occlusion,
+    when the predicted box has drifted away). Feasible cost = w * d_app + (1 - w) * (1 - IoU).
+    Returns float array [T, D] with infeasible pairs set to INFEASIBLE.
+    """
+    iou = np.asarray(iou, dtype=np.float64)
+    distance = np.asarray(appearance_distance, dtype=np.float64)
+    cost = appearance_weight * distance + (1.0 - appearance_weight) * (1.0 - iou)
+    feasible = (distance <= max_appearance_distance) & ((iou >= min_iou) | (distance <= reid_appearance_distance))
+    return np.where(feasible, cost, INFEASIBLE)

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from walkout_tracking.association import INFEASIBLE, cosine_distance, fused_cost, iou_cost, linear_assignment
+
+
+def test_linear_assignment_golden_prefers_global_minimum():
+    cost = np.array([[0.1, 0.2], [0.15, 0.9]])
+    # Greedy would pair (0, 0) then (1, 1) = 1.0; the optimum is (0, 1) + (1, 0) = 0.35.
+    matches, tracks, dets = linear_assignment(cost, max_cost=1.0)
+    assert matches.tolist() == [[0, 1], [1, 0]]
+    assert tracks.tolist() == [] and dets.tolist() == []
+
+
+def test_linear_assignment_drops_gated_pairs():
+    cost = np.array([[0.2, INFEASIBLE], [INFEASIBLE, INFEASIBLE], [0.3, 0.4]])
+    matches, tracks, dets = linear_assignment(cost, max_cost=1.0)
+    assert sorted(map(tuple, matches.tolist())) == [(0, 0), (2, 1)]
+    assert tracks.tolist() == [1]
+    assert dets.tolist() == []
+
+
+def test_linear_assignment_empty_sides():
+    matches, tracks, dets = linear_assignment(np.zeros((0, 3)), max_cost=1.0)
+    assert matches.shape == (0, 2) and tracks.tolist() == [] and dets.tolist() == [0, 1, 2]
+
+
+def test_iou_cost_gates_low_overlap():
+    cost = iou_cost(np.array([[0.9, 0.2]]), min_iou=0.3)
+    assert cost[0, 0] == pytest.approx(0.1)
+    assert cost[0, 1] == INFEASIBLE
+
+
+def test_cosine_distance_golden():
+    d = cosine_distance(np.array([[1.0, 0.0]]), np.array([[2.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]))
+    np.testing.assert_allclose(d, [[0.0, 1.0, 2.0]])
+
+
+def test_fused_cost_gates_and_reidentifies():
+    iou = np.array([[0.8, 0.0, 0.8]])
+    distance = np.array([[0.1, 0.05, 0.9]])
+    cost = fused_cost(
+        iou,
+        distance,
+        min_iou=0.3,
+        max_appearance_distance=0.4,
+        reid_appearance_distance=0.1,
+        appearance_weight=0.5,
+    )
+    assert cost[0, 0] == pytest.approx(0.15)
+    # No overlap but nearly identical appearance: allowed (re-identification after occlusion).
+    assert cost[0, 1] == pytest.approx(0.525)
+    # Overlaps but looks like someone else: gated out.
+    assert cost[0, 2] == INFEASIBLE
