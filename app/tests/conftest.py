@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,10 +38,11 @@ class Step:
     """What one shopper does in one frame."""
 
     center: tuple[float, float]
-    reach: tuple[float, float] | None = None  # where the right wrist is, when reaching
+    reach: tuple[float, float] | None = None  # where the reaching wrist is, when reaching
+    hand: str = "right"  # the hand that reaches, takes, gives or hands over
     take: str | None = None  # slot name a product leaves into the hand this frame
-    give: str | None = None  # slot name the held product goes into this frame
-    hand_to: int | None = None  # track id of the shopper who receives the held product this frame
+    give: str | None = None  # slot name the hand's product goes into this frame
+    hand_to: int | None = None  # track id of the shopper whose right hand receives the product this frame
     visible: bool = True
 
 
@@ -50,8 +52,8 @@ class Actor:
 
     track_id: int
     steps: dict[int, Step] = field(default_factory=dict)
-    holding: list[str] = field(default_factory=list)
-    brought: list[str] = field(default_factory=list)  # products the shopper walks in with
+    holding: dict[str, str] = field(default_factory=dict)  # hand -> SKU (one item per hand)
+    brought: dict[str, str] = field(default_factory=dict)  # products the shopper walks in with
     next_frame: int = 1
 
     def at(self, frame: int) -> Actor:
@@ -82,24 +84,33 @@ class Actor:
             self._add(Step(center=self.position))
         return self
 
-    def reach(self, slot: str, frames: int = 6, *, take: bool = False, give: bool = False) -> Actor:
+    def reach(
+        self, slot: str, frames: int = 6, *, take: bool = False, give: bool = False, hand: str = "right"
+    ) -> Actor:
         """Reach into `slot` for `frames` frames; in the middle frame take one product or give one back."""
         target = slot_center(slot)
         for index in range(frames):
             middle = index == frames // 2
+            # the wrist moves in, rests at the slot center at the middle frame, and moves out
+            depth = 1.0 - abs(index - frames // 2) / (frames // 2 + 1)
+            start = self.position
+            reach = (start[0] + (target[0] - start[0]) * depth, start[1] + (target[1] - start[1]) * depth)
+            if index == frames // 2:
+                reach = target
             self._add(
                 Step(
                     center=self.position,
-                    reach=target,
+                    reach=reach,
+                    hand=hand,
                     take=slot if take and middle else None,
                     give=slot if give and middle else None,
                 )
             )
         return self
 
-    def hand_over(self, to_track: int) -> Actor:
-        """Pass the product in hand to another shopper this frame."""
-        self._add(Step(center=self.position, hand_to=to_track))
+    def hand_over(self, to_track: int, hand: str = "right") -> Actor:
+        """Pass the product in `hand` to the right hand of another shopper this frame."""
+        self._add(Step(center=self.position, hand=hand, hand_to=to_track))
         return self
 
     def vanish(self, frames: int) -> Actor:
@@ -109,18 +120,22 @@ class Actor:
         return self
 
 
-def _keypoints(center: tuple[float, float], reach: tuple[float, float] | None) -> np.ndarray:
-    """Keypoints [7, 3] of a top-down body at `center`; the right wrist at `reach` when reaching."""
+def _keypoints(center: tuple[float, float], reach: tuple[float, float] | None, hand: str) -> np.ndarray:
+    """Keypoints [7, 3] of a top-down body at `center`; the `hand` wrist at `reach` when reaching."""
     cx, cy = center
-    right_wrist = reach if reach is not None else (cx + 9.0, cy + 8.0)
-    right_elbow = ((cx + 8.0 + right_wrist[0]) / 2, (cy + right_wrist[1]) / 2)
+    left_wrist = (cx - 9.0, cy + 8.0)
+    right_wrist = (cx + 9.0, cy + 8.0)
+    if reach is not None and hand == "right":
+        right_wrist = reach
+    elif reach is not None:
+        left_wrist = reach
     points = [
         (cx, cy),
         (cx - 8.0, cy),
         (cx + 8.0, cy),
-        (cx - 10.0, cy + 4.0),
-        right_elbow,
-        (cx - 9.0, cy + 8.0),
+        ((cx - 8.0 + left_wrist[0]) / 2, (cy + left_wrist[1]) / 2),
+        ((cx + 8.0 + right_wrist[0]) / 2, (cy + right_wrist[1]) / 2),
+        left_wrist,
         right_wrist,
     ]
     return np.array([(x, y, 2.0) for x, y in points], dtype=np.float64)
@@ -157,13 +172,13 @@ class Scene:
         for actor in self.actors:
             last = actor.steps[max(actor.steps)]
             if abs(last.center[0] - EXIT[0]) < 1 and abs(last.center[1] - EXIT[1]) < 1:
-                receipts[str(actor.track_id)] = dict(Counter(actor.holding))
+                receipts[str(actor.track_id)] = dict(Counter(actor.holding.values()))
         return receipts
 
     def frames(self) -> list[FrameObservation]:
         """Run the script; one FrameObservation per frame (plus a few empty frames at the end)."""
         for actor in self.actors:
-            actor.holding = list(actor.brought)
+            actor.holding = dict(actor.brought)
         last_frame = max(max(a.steps) for a in self.actors) + 6
         by_id = {a.track_id: a for a in self.actors}
         frames = []
@@ -174,18 +189,19 @@ class Scene:
                 if step is None:
                     continue
                 if step.take:
+                    assert step.hand not in actor.holding, "the reaching hand must be free to take"
                     sku = self.stock[step.take].pop()
-                    actor.holding.append(sku)
+                    actor.holding[step.hand] = sku
                     self.events.append(self._event("pick", frame, actor, sku, step.take))
                 if step.give:
-                    sku = actor.holding.pop()
+                    sku = actor.holding.pop(step.hand)
                     self.stock[step.give].append(sku)
                     self.events.append(self._event("put_back", frame, actor, sku, step.give))
                 if step.hand_to is not None:
-                    by_id[step.hand_to].holding.append(actor.holding.pop())
+                    by_id[step.hand_to].holding["right"] = actor.holding.pop(step.hand)
                 if not step.visible:
                     continue
-                keypoints = _keypoints(step.center, step.reach)
+                keypoints = _keypoints(step.center, step.reach, step.hand)
                 shoppers.append(
                     ShopperObservation(
                         track_id=actor.track_id,
@@ -198,12 +214,9 @@ class Scene:
                         keypoints=keypoints,
                     )
                 )
-                for index, sku in enumerate(actor.holding):
-                    if index == len(actor.holding) - 1:  # the latest item is in the right hand
-                        x, y = keypoints[6, 0], keypoints[6, 1] + 2.0
-                    else:  # the others are carried on the body
-                        x, y = step.center[0] - 3.0 + 3.0 * index, step.center[1] + 2.0
-                    products.append(_product(sku, x, y))
+                for hand, sku in sorted(actor.holding.items()):  # a held item is drawn at its wrist
+                    wrist = keypoints[5 if hand == "left" else 6]
+                    products.append(_product(sku, wrist[0], wrist[1]))
             for slot in SLOTS:
                 if slot.name in self.hide_stock:
                     continue
@@ -235,3 +248,22 @@ def scene() -> Scene:
 def layout() -> StoreLayout:
     """The scripted store's layout."""
     return LAYOUT
+
+
+@pytest.fixture(scope="session")
+def rendered_scenarios(tmp_path_factory) -> dict[str, Path]:
+    """Every shipped simulator scenario rendered once per test session: {name: split folder}.
+
+    Only the videos and their ground truth are needed, so the COCO image export is thinned out.
+    """
+    from walkout_sim.config import GeneratorConfig, OutputConfig
+    from walkout_sim.generate import render_scenario
+    from walkout_sim.scenario import shipped_scenarios
+
+    root = tmp_path_factory.mktemp("scenarios")
+    config = GeneratorConfig(output=OutputConfig(image_stride=1000))
+    rendered = {}
+    for name in shipped_scenarios():
+        render_scenario(name, root / name, config=config)
+        rendered[name] = root / name
+    return rendered

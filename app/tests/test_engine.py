@@ -145,7 +145,7 @@ def test_hand_over_moves_the_item_between_carts(scene, layout):
 def test_put_back_of_an_item_not_in_the_cart_is_flagged_for_review(scene, layout):
     # The shopper walks in with an apple in hand (never picked here) and puts it on the shelf.
     shopper = scene.actor(1)
-    shopper.brought = ["apple"]
+    shopper.brought = {"right": "apple"}
     shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", give=True)
     shopper.walk(scene.EXIT, 15)
     engine = run(scene, layout)

@@ -1,15 +1,19 @@
-"""The gate's rules on constructed reports: FAIL naming the class, PASS within tolerance, ERROR fail-closed."""
+"""The gate on constructed reports (FAIL naming the class, PASS within tolerance, ERROR fail-closed)."""
 
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from walkout_ci.gate import ERROR, FAIL, PASS, compare_reports, decide, error_result
 from walkout_ci.gate_config import gate_config_from_dict
-from walkout_ci.testing import make_report
+from walkout_ci.testing import fake_weights, make_fake_component_repo, make_fake_dataset, make_report
 
 RULES = {
     "schema_version": 1,
@@ -34,7 +38,9 @@ def config(**changes):
 def scores(classes: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     """{class: [score per sample]} -> make_report's {sample id: {class: score}} (same samples for all)."""
     count = len(next(iter(classes.values())))
-    return {f"s{index:03d}": {name: values[index] for name, values in classes.items()} for index in range(count)}
+    return {
+        f"s{index:03d}": {name: values[index] for name, values in classes.items()} for index in range(count)
+    }
 
 
 def rule(result, name):
@@ -62,8 +68,12 @@ def test_overall_better_but_one_class_collapses_fails_naming_the_class():
 
 
 def test_a_drop_inside_the_tolerance_passes():
-    baseline = make_report(metrics={"AP50": 0.900}, per_class={"person": {"AP50": 0.90}, "sku": {"AP50": 0.80}})
-    candidate = make_report(metrics={"AP50": 0.895}, per_class={"person": {"AP50": 0.87}, "sku": {"AP50": 0.79}})
+    baseline = make_report(
+        metrics={"AP50": 0.900}, per_class={"person": {"AP50": 0.90}, "sku": {"AP50": 0.80}}
+    )
+    candidate = make_report(
+        metrics={"AP50": 0.895}, per_class={"person": {"AP50": 0.87}, "sku": {"AP50": 0.79}}
+    )
     result = compare_reports(config(), baseline, candidate)
     assert result.verdict == PASS and result.exit_code == 0, result.summary()
     assert rule(result, "metric[AP50]").delta == pytest.approx(-0.005)
@@ -197,3 +207,261 @@ def test_verdict_json_is_plain_data():
     report = make_report(sample_scores=scores({"person": [0.9, 0.8]}))
     data = compare_reports(config(paired=PAIRED), report, report).to_dict()
     assert json.loads(json.dumps(data))["verdict"] == PASS and data["exit_code"] == 0
+
+
+# --- the whole gate through the CLI, on a fake component in a temporary git repository ---------------
+
+BASE_SCORES = {"person": [0.9, 0.8, 0.7, 0.9, 0.8, 0.9], "sku": [0.9, 0.9, 0.8, 0.9, 0.7, 0.8]}
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("WALKOUT_FAKE_COUNTER", str(tmp_path / "counter.txt"))
+    monkeypatch.delenv("WALKOUT_BLIND_KEY", raising=False)
+    component = make_fake_component_repo(tmp_path / "repo", BASE_SCORES)
+    make_fake_dataset(tmp_path / "data")
+    return component
+
+
+def candidate_file(tmp_path, scores, **behaviour):
+    path = tmp_path / "candidate.json"
+    path.write_bytes(fake_weights(scores, **behaviour))
+    return path
+
+
+def run_gate_cli(component, candidate, tmp_path, *extra):
+    from walkout_ci import cli
+
+    out = tmp_path / "gate-out"
+    argv = [
+        "gate",
+        "--component-dir",
+        str(component),
+        "--candidate",
+        str(candidate),
+        "--data",
+        str(tmp_path / "data"),
+    ]
+    argv += [
+        "--target-branch",
+        "main",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--no-track",
+        *extra,
+    ]
+    code = cli.main(argv)
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["exit_code"] == code
+    for name in ("report.md", "report.html", "junit.xml"):
+        assert (out / name).is_file()
+    return code, verdict
+
+
+def git_in(component, *args):
+    subprocess.run(["git", "-C", str(component.parent), *args], check=True, capture_output=True)
+
+
+def test_gate_passes_an_equal_candidate(repo, tmp_path, capsys):
+    code, verdict = run_gate_cli(repo, candidate_file(tmp_path, BASE_SCORES), tmp_path)
+    assert code == 0 and verdict["verdict"] == PASS, verdict["summary"]
+    printed = capsys.readouterr().out
+    assert "baseline experiment local-baseline:" in printed and "verdict: PASS" in printed
+    assert verdict["baseline"]["experiment_id"] == "local-baseline"
+
+
+def test_gate_fails_a_candidate_whose_class_collapses(repo, tmp_path):
+    scores = {"person": [1.0] * 6, "sku": [0.9, 0.1, 0.1, 0.9, 0.1, 0.8]}
+    code, verdict = run_gate_cli(repo, candidate_file(tmp_path, scores), tmp_path)
+    assert code == 1 and verdict["verdict"] == FAIL
+    assert "per_class.max_drop[sku]" in verdict["summary"]
+    assert verdict["newly_broken"] == {"sku": ["frame_0001", "frame_0002", "frame_0004"]}
+    html_text = (tmp_path / "gate-out" / "report.html").read_text()
+    assert html_text.count("data:image/png;base64,") == 3  # the newly broken samples' debug images
+
+
+def test_missing_baseline_pin_is_error_exit_2(repo, tmp_path):
+    git_in(repo, "checkout", "-q", "main")
+    git_in(repo, "rm", "-q", "comp/model_ref.yaml")
+    git_in(repo, "commit", "-q", "-m", "unpin")
+    git_in(repo, "checkout", "-q", "-B", "feature")
+    code, verdict = run_gate_cli(repo, candidate_file(tmp_path, BASE_SCORES), tmp_path)
+    assert code == 2 and verdict["verdict"] == ERROR
+    assert "missing baseline" in verdict["summary"] and verdict["rules"][0]["name"] == "baseline"
+
+
+def test_baseline_is_the_pin_at_the_merge_base_not_the_branch(repo, tmp_path):
+    # The pull request pins a broken model on its own branch: the gate must still compare with main's.
+    from walkout_ci.testing import fake_pin_yaml, write_fake_experiment
+
+    broken = {"person": [0.0] * 6, "sku": [0.0] * 6}
+    digest = write_fake_experiment(repo / "experiments", "local-broken", fake_weights(broken))
+    (repo / "model_ref.yaml").write_text(fake_pin_yaml("local-broken", digest))
+    (repo / "gate.yaml").write_text(
+        (repo / "gate.yaml").read_text().replace("max_drop: 0.05", "max_drop: 1.0")
+    )
+    git_in(repo, "add", "-A")
+    git_in(repo, "commit", "-q", "-m", "pin a worse model and relax the gate")
+    scores = {"person": [1.0] * 6, "sku": [0.9, 0.1, 0.1, 0.9, 0.1, 0.8]}
+    code, verdict = run_gate_cli(repo, candidate_file(tmp_path, scores), tmp_path)
+    assert verdict["baseline"]["experiment_id"] == "local-baseline"
+    assert code == 1 and "per_class.max_drop[sku]" in verdict["summary"]
+    assert any("edits gate.yaml" in note for note in verdict["notes"])
+
+
+@pytest.mark.parametrize("behaviour", [{"exit_code": 1}, {"invalid": True}])
+def test_a_crashing_candidate_evaluation_is_error_never_pass(repo, tmp_path, behaviour):
+    code, verdict = run_gate_cli(repo, candidate_file(tmp_path, BASE_SCORES, **behaviour), tmp_path)
+    assert code == 2 and verdict["verdict"] == ERROR
+    assert verdict["rules"][0]["name"] == "evaluate[candidate]"
+
+
+def test_sealed_data_without_the_key_is_error(repo, tmp_path, monkeypatch):
+    from walkout_ci import blind
+
+    key = blind.generate_key()
+    archive = blind.seal(tmp_path / "data", tmp_path / "blind.sealed", key=key)
+    from walkout_ci import cli
+
+    out = tmp_path / "sealed-out"
+    argv = ["gate", "--component-dir", str(repo), "--candidate", str(candidate_file(tmp_path, BASE_SCORES))]
+    argv += ["--data", str(archive), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-track"]
+    assert cli.main(argv) == 2
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["verdict"] == ERROR and "WALKOUT_BLIND_KEY" in verdict["summary"]
+    monkeypatch.setenv("WALKOUT_BLIND_KEY", key)
+    assert cli.main(argv) == 0
+
+
+def test_comparing_existing_reports(tmp_path):
+    from walkout_ci import cli
+    from walkout_ci.report import write_report
+
+    rules_path = tmp_path / "gate.yaml"
+    rules_path.write_text(yaml.safe_dump({**RULES, "component": "detection"}))
+    baseline = make_report(metrics={"AP50": 0.9}, per_class={"sku": {"AP50": 0.9}})
+    candidate = make_report(metrics={"AP50": 0.95}, per_class={"sku": {"AP50": 0.5}})
+    write_report(tmp_path / "base", baseline)
+    write_report(tmp_path / "cand", candidate)
+    argv = ["gate", "--gate-config", str(rules_path), "--out", str(tmp_path / "out")]
+    assert (
+        cli.main(
+            [*argv, "--baseline-report", str(tmp_path / "base"), "--candidate-report", str(tmp_path / "cand")]
+        )
+        == 1
+    )
+    assert (
+        cli.main(
+            [*argv, "--baseline-report", str(tmp_path / "base"), "--candidate-report", str(tmp_path / "base")]
+        )
+        == 0
+    )
+    # Missing baseline report: ERROR, exit 2, and the verdict file says so.
+    missing = tmp_path / "nothing" / "report.json"
+    assert (
+        cli.main([*argv, "--baseline-report", str(missing), "--candidate-report", str(tmp_path / "cand")])
+        == 2
+    )
+    verdict = json.loads((tmp_path / "out" / "verdict.json").read_text())
+    assert verdict["verdict"] == ERROR and "no evaluation report at" in verdict["summary"]
+    # Only one of the two reports: bad input, exit 2.
+    assert cli.main([*argv, "--candidate-report", str(tmp_path / "cand")]) == 2
+
+
+def test_planted_leakage_into_the_blind_set_is_error(repo, tmp_path):
+    from walkout_ci.testing import write_fake_experiment
+
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    manifest.update(split="blind", blind=True, content_hashes=["1" * 64, "2" * 64])
+    (tmp_path / "data" / "manifest.json").write_text(json.dumps(manifest))
+    exports = tmp_path / "exports"
+    write_fake_experiment(exports, "local-leaky", fake_weights(BASE_SCORES))
+    (exports / "local-leaky" / "training_data.json").write_text(json.dumps({"content_hashes": ["2" * 64]}))
+    code, verdict = run_gate_cli(repo, "local-leaky", tmp_path, "--search", str(exports))
+    assert code == 2 and verdict["rules"][0]["name"] == "leakage"
+    assert "blind-set leakage: 1 frame(s)" in verdict["summary"]
+    # Without the planted frame the same candidate passes, and the check is noted in the report.
+    (exports / "local-leaky" / "training_data.json").write_text(json.dumps({"content_hashes": ["3" * 64]}))
+    code, verdict = run_gate_cli(repo, "local-leaky", tmp_path, "--search", str(exports))
+    assert code == 0 and any("leakage check passed" in note for note in verdict["notes"])
+
+
+def test_a_drop_of_exactly_the_tolerance_passes_despite_float_rounding():
+    rules = config(per_class={"metric": "AP50", "max_drop": 0.01, "floor": 0.89})
+    baseline = make_report(metrics={"AP50": 0.9}, per_class={"sku": {"AP50": 0.9}})
+    candidate = make_report(metrics={"AP50": 0.89}, per_class={"sku": {"AP50": 0.89}})
+    assert 0.9 - 0.89 > 0.01  # the float trap this test is about
+    assert compare_reports(rules, baseline, candidate).verdict == PASS
+
+
+def test_tracked_gate_links_both_test_experiments_even_when_cached(repo, tmp_path, capsys):
+    from walkout_ci import cli
+
+    candidate = candidate_file(tmp_path, {"person": [1.0] * 6, "sku": [0.9] * 6})
+    argv = [
+        "gate",
+        "--component-dir",
+        str(repo),
+        "--candidate",
+        str(candidate),
+        "--data",
+        str(tmp_path / "data"),
+    ]
+    argv += ["--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
+    assert cli.main(argv) == 0
+    first = json.loads((tmp_path / "out" / "verdict.json").read_text())["evaluations"]
+    assert first["baseline"]["experiment_id"] != first["candidate"]["experiment_id"]
+    assert all(Path(first[label]["experiment_link"]).is_dir() for label in ("baseline", "candidate"))
+    assert cli.main(argv) == 0
+    second = json.loads((tmp_path / "out" / "verdict.json").read_text())["evaluations"]
+    assert second["candidate"]["from_cache"]
+    assert second["candidate"]["experiment_link"] == first["candidate"]["experiment_link"]
+    assert "test experiment: " + first["candidate"]["experiment_link"] in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("change", "stage", "message"),
+    [
+        ("unknown_candidate", "candidate", "unknown experiment id 'local-nope'"),
+        ("no_target_branch", "git", "target branch 'release'"),
+        ("no_data", "data", "does not exist"),
+        ("no_gate_yaml", "gate.yaml", "no comp/gate.yaml at the merge-base"),
+        ("tampered_baseline", "baseline", "has sha256"),
+    ],
+)
+def test_every_missing_input_is_error_exit_2(repo, tmp_path, change, stage, message):
+    from walkout_ci import cli
+
+    candidate = str(candidate_file(tmp_path, BASE_SCORES))
+    data, target = str(tmp_path / "data"), "main"
+    if change == "unknown_candidate":
+        candidate = "local-nope"
+    elif change == "no_target_branch":
+        target = "release"
+    elif change == "no_data":
+        data = str(tmp_path / "missing")
+    elif change == "no_gate_yaml":
+        git_in(repo, "checkout", "-q", "main")
+        git_in(repo, "rm", "-q", "comp/gate.yaml")
+        git_in(repo, "commit", "-q", "-m", "drop gate")
+        git_in(repo, "checkout", "-q", "-B", "feature")
+    elif change == "tampered_baseline":
+        (repo / "experiments" / "local-baseline" / "artifacts" / "weights" / "model.json").write_text("{}")
+    out = tmp_path / "out"
+    argv = ["gate", "--component-dir", str(repo), "--candidate", candidate, "--data", data]
+    argv += [
+        "--target-branch",
+        target,
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--no-track",
+    ]
+    assert cli.main(argv) == 2
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["verdict"] == ERROR and verdict["rules"][0]["name"] == stage
+    assert message in verdict["summary"]

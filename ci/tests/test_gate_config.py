@@ -12,7 +12,8 @@ GATE_YAML = """
 schema_version: 1
 component: detection
 evaluate:
-  command: ["walkout-detection", "evaluate", "--model", "{model}", "--data", "{data}", "--report-dir", "{report_dir}"]
+  command: ["walkout-detection", "evaluate", "--model", "{model}", "--data", "{data}",
+            "--report-dir", "{report_dir}"]
   timeout_s: 1800
 primary_metric: {name: AP50, direction: higher}
 metrics:
@@ -69,7 +70,7 @@ def test_rules_hash_changes_with_any_rule():
     [
         (["primary_metrc"], {"name": "AP50"}, "primary_metrc: unknown key (did you mean 'primary_metric'?)"),
         (["paired", "resample"], 10, "paired.resample: unknown key (did you mean 'resamples'?)"),
-        (["metrics", "AP50", "tolerence"], 0.1, "metrics.AP50.tolerence: unknown key (did you mean 'tolerance'?)"),
+        (["metrics", "AP50", "tolerence"], 0.1, "AP50.tolerence: unknown key (did you mean 'tolerance'?)"),
         (["schema_version"], 2, "schema_version: expected 1, got 2"),
         (["evaluate", "timeout_s"], 0, "evaluate.timeout_s: expected a value > 0, got 0"),
         (["evaluate", "command"], ["x", "{model}", "{data}"], "must contain the placeholder {report_dir}"),

@@ -95,12 +95,13 @@ def main() -> int:
             sku = sequence[position]
             position += 1
             rect = [x0 + index * width, y, width, height]
-            lines.append(
-                f"  - {{id: {row}-{index + 1:02d}, shelf: {shelf}, rect: {rect}, sku: {sku}, access: {access}}}"
-            )
+            slot_id = f"{row}-{index + 1:02d}"
+            lines.append(f"  - {{id: {slot_id}, shelf: {shelf}, rect: {rect}, sku: {sku}, access: {access}}}")
     out = Path(__file__).resolve().parents[1] / "src" / "walkout_sim" / "data" / "store.yaml"
     out.write_text("\n".join(lines) + "\n")
-    sys.stdout.write(f"wrote {out} ({total} slots, facings {dict(zip([c[0] for c in CATALOG], counts))})\n")
+    sys.stdout.write(
+        f"wrote {out} ({total} slots, facings {dict(zip([c[0] for c in CATALOG], counts, strict=True))})\n"
+    )
     return 0
 
 

@@ -2,28 +2,28 @@
 
 Pure and deterministic: no model code, no I/O, no randomness; the same frames give the same output.
 
-How it decides (all per shopper):
-- Holdings: every frame in which none of the shopper's wrists is inside a slot, the products they hold
-  are counted: a product belongs to the nearest visible wrist within `hand_radius_px`, or, when it lies
-  on no shelf slot, to the shopper whose body box holds it. The mode of the last `holdings_window` such
-  frames is the shopper's confirmed holdings (a multiset of SKUs); the mode absorbs single-frame misses.
-- Visits: from the first frame a wrist enters a slot until `holdings_window` free frames after the last
-  one. What the shopper holds after the visit minus what they held before it is the visit's outcome:
-  a gained SKU is a pick from the visited slot, a lost SKU a put-back into it. Because the hand is
-  looked at, not the slot, two shoppers reaching into one shelf at once each get the product that
-  left the slot in *their* hand; a put-back into another slot is seen where the hand emptied; and the
-  SKU comes from the product in the hand even when the slot itself is hidden.
-- Slot stock: while no wrist or body covers a slot, the products on it are counted; a drop in the
-  stock of the picked SKU confirms the pick and gives its frame; it also picks the slot when a visit
-  touched several.
-- Identity: a track that disappears is kept for `max_lost_frames`; a new track that appears away
-  from the entrance near a lost shopper continues that shopper (same cart). A shopper whose last
-  position was in the exit zone and who has been gone for `exit_confirm_frames` has left: their cart
-  becomes a receipt.
-- Hand-over: when one shopper loses an item away from the shelves while another, within reach,
-  gains the same SKU, the item moves from one cart to the other.
-- Review: whatever the engine cannot decide cleanly is still decided (best guess) but flagged with a
-  reason; a receipt with a flagged event is flagged too.
+How it decides:
+- Hands: each shopper has two hands, followed frame to frame through the wrist keypoints (the pose
+  labels left/right are kept unless swapping them explains the motion much better, so a pose model
+  that flips left and right does not teleport items). A product detection belongs to the nearest
+  wrist within `hand_radius_px`, unless it sits where a slot shows its top item (`stock_radius_px`
+  from the slot's center): that is shelf stock.
+- Reaches: while a wrist is inside a slot, what its hand holds cannot be read (shelf stock is right
+  there). A reach episode lasts from the first frame the wrist enters a slot until `holdings_window`
+  readable frames after it left. The hand's item before the episode (the mode of its last readable
+  frames) and after it (the mode of the frames after) decide: empty -> X is a pick of X, X -> empty a
+  put-back of X, X -> Y both. The slot is the one under the wrist at the reach's deepest point (the
+  wrist farthest from the body), which is also the event's frame: the moment the product left the
+  slot. Two shoppers reaching into one shelf at once are told apart because each hand is judged on
+  its own; a put-back into another slot is booked where the hand emptied; the SKU comes from the
+  product in the hand, so a hidden or misplaced slot top does not matter.
+- Identity: a track that disappears is kept for `max_lost_frames`; a new track that appears near a
+  lost shopper continues that shopper (same hands, same cart). A shopper whose last position was in
+  the exit zone and who has been gone for `exit_confirm_frames` has left: their cart becomes a receipt.
+- Hand-over: one hand losing an item away from the shelves while another shopper's hand, close by,
+  gains the same SKU moves the item from one cart to the other.
+- Review: what the engine cannot decide cleanly is still decided (best guess) but flagged with a
+  reason; a receipt with a flagged event is flagged too (the review rate is a QC metric).
 """
 
 from __future__ import annotations
@@ -35,47 +35,61 @@ from dataclasses import dataclass, field
 from walkout.errors import ConfigError
 from walkout.layout import Slot, StoreLayout
 from walkout.observations import (
+    WRIST_INDICES,
     FrameObservation,
     ProductObservation,
     ShopperObservation,
     box_center,
-    point_in_box,
 )
 
 SIDES = ("left", "right")
+SHOULDERS = (1, 2)
+Point = tuple[float, float]
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Thresholds of the engine (pixels are image pixels at the layout's resolution)."""
+    """Thresholds of the engine (pixels are image pixels at the layout's resolution).
+
+    Keypoint visibilities are on a 0..1 scale (oracle mode maps COCO v=2 to 1.0 and v=1, labelled but
+    hidden, to 0.6; the pose model gives a confidence).
+    """
 
     min_product_score: float = 0.5  # product detections below this are ignored
-    min_keypoint_visibility: float = 0.5  # wrists below this visibility/confidence are not used
-    slot_margin_px: float = 2.0  # a wrist this close to a slot is "in" it
-    hand_radius_px: float = 14.0  # a product this close to a wrist is in that hand
-    stock_radius_px: float = 4.0  # a product this close to a slot's center sits on the shelf
-    holdings_window: int = 3  # free frames whose mode is the confirmed holdings
+    min_keypoint_visibility: float = 0.3  # wrists below this are not used at all
+    item_visibility: float = (
+        0.8  # a hand is only read (holds X / holds nothing) when its wrist is this visible
+    )
+    reach_radius_px: float = 7.0  # a wrist this close to a slot's center is reaching into it
+    near_slot_px: float = 14.0  # a hand whose item changes this close to a slot center is taken as a reach
+    hand_radius_px: float = 9.0  # a product this close to a wrist is in that hand
+    stock_radius_px: float = 3.0  # a product this close to a slot's center is the slot's top item
+    holdings_window: int = 3  # readable frames whose mode is what a hand holds
     max_lost_frames: int = 30  # how long a vanished track may come back as the same shopper
     relink_distance_px: float = 60.0  # how far from its last box a lost shopper may reappear
+    exit_margin_px: float = 10.0  # the exit zone grown by this much
     exit_confirm_frames: int = 3  # frames gone from the exit zone before the receipt is issued
-    handover_window_frames: int = 10  # a loss and a gain this close in time can be a hand-over
-    handover_distance_px: float = 50.0  # and their wrists this close
-    stock_search_frames: int = 30  # how far back a pick's frame is searched in the slot's stock history
+    handover_window_frames: int = 6  # a loss and a gain this close in time can be a hand-over
+    handover_distance_px: float = 20.0  # and the two hands this close
+    hand_swap_ratio: float = 0.5  # swap pose left/right when that costs less than this fraction
 
     def __post_init__(self) -> None:
         checks = {
             "min_product_score": 0.0 <= self.min_product_score <= 1.0,
             "min_keypoint_visibility": self.min_keypoint_visibility >= 0.0,
-            "slot_margin_px": self.slot_margin_px >= 0.0,
+            "item_visibility": self.item_visibility >= 0.0,
+            "reach_radius_px": self.reach_radius_px > 0.0,
+            "near_slot_px": self.near_slot_px >= self.reach_radius_px,
             "hand_radius_px": self.hand_radius_px > 0.0,
             "stock_radius_px": self.stock_radius_px >= 0.0,
             "holdings_window": self.holdings_window >= 1,
             "max_lost_frames": self.max_lost_frames >= 0,
             "relink_distance_px": self.relink_distance_px >= 0.0,
+            "exit_margin_px": self.exit_margin_px >= 0.0,
             "exit_confirm_frames": self.exit_confirm_frames >= 1,
             "handover_window_frames": self.handover_window_frames >= 0,
             "handover_distance_px": self.handover_distance_px >= 0.0,
-            "stock_search_frames": self.stock_search_frames >= 0,
+            "hand_swap_ratio": 0.0 < self.hand_swap_ratio <= 1.0,
         }
         for key, ok in checks.items():
             if not ok:
@@ -117,35 +131,9 @@ class Event:
         return data
 
 
-@dataclass
-class _Visit:
-    """An open interaction of one shopper with the shelves."""
-
-    start_frame: int
-    before: Counter
-    # slot key -> frames in which one of the shopper's wrists was in that slot
-    slot_frames: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    free_after: list[Counter] = field(default_factory=list)
-
-
-@dataclass
-class _Shopper:
-    shopper_id: int
-    last_box: tuple[float, float, float, float]
-    last_frame: int
-    first_frame: int
-    cart: Counter = field(default_factory=Counter)
-    recent_free: list[Counter] = field(default_factory=list)
-    confirmed: Counter = field(default_factory=Counter)
-    visit: _Visit | None = None
-    wrists: dict[str, tuple[float, float]] = field(default_factory=dict)
-    review_reasons: list[str] = field(default_factory=list)
-    left: bool = False
-
-
 @dataclass(frozen=True)
 class Receipt:
-    """What a shopper who walked out is charged: SKU -> quantity, with the review verdict."""
+    """What a shopper who walked out is charged: SKU -> quantity, with the review reasons (if any)."""
 
     shopper_id: int
     items: dict[str, int]
@@ -153,20 +141,52 @@ class Receipt:
     review: list[str]
 
 
-def _mode(observations: list[Counter]) -> Counter:
-    """The most frequent multiset among `observations`; ties go to the most recent one."""
+@dataclass
+class _Episode:
+    """One reach of one hand into the shelves."""
+
+    before: str | None
+    start_frame: int
+    slots: dict[tuple[str, str], int] = field(default_factory=dict)  # slot -> frames the wrist was in it
+    peak_extension: float = -1.0
+    peak_frame: int = 0
+    peak_slot: tuple[str, str] | None = None
+    after: list[str | None] = field(default_factory=list)
+
+
+@dataclass
+class _Hand:
+    position: Point | None = None
+    near_slot: tuple[tuple[str, str], int] | None = None  # last slot the wrist was close to, and when
+    confirmed: str | None = None
+    recent: list[str | None] = field(default_factory=list)
+    episode: _Episode | None = None
+
+
+@dataclass
+class _Shopper:
+    shopper_id: int
+    last_box: tuple[float, float, float, float]
+    last_frame: int
+    hands: tuple[_Hand, _Hand] = field(default_factory=lambda: (_Hand(), _Hand()))
+    cart: Counter = field(default_factory=Counter)
+    review_reasons: list[str] = field(default_factory=list)
+    left: bool = False
+
+
+def _mode(observations: list[str | None]) -> str | None:
+    """The most frequent observation; ties go to the most recent one."""
     if not observations:
-        return Counter()
-    keys = [tuple(sorted(c.elements())) for c in observations]
-    counts = Counter(keys)
+        return None
+    counts = Counter(observations)
     best = max(counts.values())
-    for key in reversed(keys):
-        if counts[key] == best:
-            return Counter(key)
-    return Counter()  # unreachable: some key has the best count
+    for value in reversed(observations):
+        if counts[value] == best:
+            return value
+    return None  # unreachable: some value has the best count
 
 
-def _distance(a: tuple[float, float], b: tuple[float, float]) -> float:
+def _distance(a: Point, b: Point) -> float:
     return math.hypot(a[0] - b[0], a[1] - b[1])
 
 
@@ -178,17 +198,14 @@ class Engine:
         self.config = config or EngineConfig()
         self.events: list[Event] = []
         self.receipts: list[Receipt] = []
-        self._shoppers: dict[int, _Shopper] = {}
-        self._track_to_shopper: dict[int, int] = {}
-        self._next_shopper_id = 1
-        self._frame = 0
-        # slot key -> list of (frame, Counter of SKUs on it) for frames when the slot was in clear view
-        self._stock: dict[tuple[str, str], list[tuple[int, Counter]]] = {s.key: [] for s in layout.slots}
-        # recent hand changes away from shelves: (frame, shopper id, "gain"|"loss", sku, wrist positions)
-        self._free_changes: list[tuple[int, int, str, str, tuple[tuple[float, float], ...]]] = []
-        self._slots = {s.key: s for s in layout.slots}
         # shopper id -> frame -> box: where each shopper was (for matching shoppers to ground truth)
         self.trajectories: dict[int, dict[int, list[float]]] = {}
+        self._shoppers: dict[int, _Shopper] = {}
+        self._track_to_shopper: dict[int, int] = {}
+        self._frame = 0
+        self._slots = {s.key: s for s in layout.slots}
+        # hand changes away from the shelves, waiting for a partner: (frame, shopper, kind, sku, point)
+        self._free_changes: list[tuple[int, int, str, str, Point]] = []
 
     # ----------------------------------------------------------------------------------------------
     # public API
@@ -199,22 +216,21 @@ class Engine:
             raise ValueError(f"frames must increase: got frame {observation.frame} after {self._frame}")
         self._frame = observation.frame
         before = len(self.events)
-        products = [p for p in observation.products if p.score >= self.config.min_product_score]
         present = self._update_identities(observation)
-        assigned, stock = self._assign_products(present, products)
-        self._record_stock(present, stock)
-        for shopper_id, shopper_obs in present.items():
-            self._update_shopper(self._shoppers[shopper_id], shopper_obs, assigned.get(shopper_id, Counter()))
+        wrists = {sid: self._locate_hands(self._shoppers[sid], obs) for sid, obs in present.items()}
+        products = [p for p in observation.products if p.score >= self.config.min_product_score]
+        items = self._assign_products(wrists, products)
+        for shopper_id, obs in present.items():
+            self._update_hands(self._shoppers[shopper_id], obs, wrists[shopper_id], items)
         self._check_exits(set(present))
         return self.events[before:]
 
     def finish(self) -> None:
-        """End of video: resolve open visits; shoppers gone from the exit zone get their receipts."""
+        """End of video: resolve open reaches; shoppers gone from the exit zone get their receipts."""
         for shopper in self._shoppers.values():
             if shopper.left:
                 continue
-            if shopper.visit is not None:
-                self._resolve_visit(shopper, final=True)
+            self._resolve_open_episodes(shopper)
             if shopper.last_frame < self._frame and self._in_exit(shopper.last_box):
                 self._issue_receipt(shopper)
 
@@ -226,13 +242,13 @@ class Engine:
             if not s.left
         }
 
-    def review_reasons(self) -> dict[str, list[str]]:
-        """Why each issued receipt needs a human look: {"<shopper_id>": [reasons]} (empty: none)."""
-        return {str(r.shopper_id): list(r.review) for r in self.receipts}
-
     def receipts_json(self) -> dict[str, dict[str, int]]:
         """Receipts in the simulator's receipts.json form: {"<shopper_id>": {sku: qty}}."""
         return {str(r.shopper_id): dict(r.items) for r in self.receipts}
+
+    def review_reasons(self) -> dict[str, list[str]]:
+        """Why each issued receipt needs a human look: {"<shopper_id>": [reasons]} (empty: none)."""
+        return {str(r.shopper_id): list(r.review) for r in self.receipts}
 
     def shopper_of_track(self, track_id: int) -> int | None:
         """The shopper id a tracker id currently belongs to."""
@@ -266,36 +282,28 @@ class Engine:
         return present
 
     def _new_shopper(self, shopper_obs: ShopperObservation) -> int:
-        # In oracle mode the tracker ids are the simulator's: keep them so receipts line up one-to-one.
-        shopper_id = shopper_obs.track_id if shopper_obs.track_id not in self._shoppers else self._fresh_id()
-        self._next_shopper_id = max(self._next_shopper_id, shopper_id + 1)
+        # Keep the tracker's id when it is free (in oracle mode these are the simulator's ids).
+        shopper_id = shopper_obs.track_id
+        if shopper_id in self._shoppers:
+            shopper_id = max(self._shoppers) + 1
         self._shoppers[shopper_id] = _Shopper(
-            shopper_id=shopper_id, last_box=shopper_obs.box, last_frame=self._frame, first_frame=self._frame
+            shopper_id=shopper_id, last_box=shopper_obs.box, last_frame=self._frame
         )
         center = box_center(shopper_obs.box)
-        if self._frame > 1 and not self.layout.in_entrance(*center, margin=20.0):
+        if self._frame > 1 and not self.layout.in_entrance(*center, margin=30.0):
             self._shoppers[shopper_id].review_reasons.append(
-                f"shopper appeared at frame {self._frame} away from the entrance (lost track?)"
+                f"shopper appeared at frame {self._frame} away from the entrance (a lost track?)"
             )
         return shopper_id
-
-    def _fresh_id(self) -> int:
-        while self._next_shopper_id in self._shoppers:
-            self._next_shopper_id += 1
-        return self._next_shopper_id
 
     def _relink(self, shopper_obs: ShopperObservation, taken: set[int]) -> int | None:
         """A lost shopper that this new track plausibly continues (nearest last position), or None."""
         center = box_center(shopper_obs.box)
-        if self.layout.in_entrance(*center) and self._frame > 1:
-            # A track starting at the entrance is a new shopper, unless someone was just lost right there.
-            pass
         best, best_distance = None, float("inf")
         for shopper in self._shoppers.values():
             if shopper.left or shopper.shopper_id in taken or shopper.last_frame >= self._frame:
                 continue
-            gap = self._frame - shopper.last_frame
-            if gap > self.config.max_lost_frames:
+            if self._frame - shopper.last_frame > self.config.max_lost_frames:
                 continue
             distance = _distance(center, box_center(shopper.last_box))
             if distance <= self.config.relink_distance_px and distance < best_distance:
@@ -308,12 +316,11 @@ class Engine:
                 continue
             gone = self._frame - shopper.last_frame
             if self._in_exit(shopper.last_box) and gone >= self.config.exit_confirm_frames:
-                if shopper.visit is not None:
-                    self._resolve_visit(shopper, final=True)
+                self._resolve_open_episodes(shopper)
                 self._issue_receipt(shopper)
 
     def _in_exit(self, box: tuple[float, float, float, float]) -> bool:
-        return self.layout.in_exit(*box_center(box), margin=10.0)
+        return self.layout.in_exit(*box_center(box), margin=self.config.exit_margin_px)
 
     def _issue_receipt(self, shopper: _Shopper) -> None:
         shopper.left = True
@@ -328,250 +335,267 @@ class Engine:
         )
 
     # ----------------------------------------------------------------------------------------------
-    # products
+    # hands and products
+
+    def _locate_hands(self, shopper: _Shopper, obs: ShopperObservation) -> list[tuple[Point, float] | None]:
+        """This frame's (wrist point, visibility) of the shopper's hand 0 and hand 1 (None: not seen).
+
+        The pose's left/right labels are kept unless the swapped assignment is much closer to where
+        the hands were last frame (a left/right flip of the pose model).
+        """
+        config = self.config
+        seen: list[tuple[Point, float] | None] = []
+        for side in SIDES:
+            x, y, visibility = obs.keypoints[WRIST_INDICES[side]]
+            seen.append(
+                ((float(x), float(y)), float(visibility))
+                if visibility >= config.min_keypoint_visibility
+                else None
+            )
+        previous = [hand.position for hand in shopper.hands]
+        if all(s is not None for s in seen) and all(p is not None for p in previous):
+            keep = _distance(previous[0], seen[0][0]) + _distance(previous[1], seen[1][0])
+            swap = _distance(previous[0], seen[1][0]) + _distance(previous[1], seen[0][0])
+            if swap < config.hand_swap_ratio * keep and keep - swap > 6.0:
+                seen.reverse()
+        return seen
 
     def _assign_products(
-        self, present: dict[int, ShopperObservation], products: list[ProductObservation]
-    ) -> tuple[dict[int, Counter], list[ProductObservation]]:
-        """Split detections into what each shopper holds and what lies on the shelves.
-
-        A product centered on a slot (within `stock_radius_px` of its center) is shelf stock: the top
-        of the slot's stack is drawn there, and a hand over it is inside the slot, where holdings are
-        not read anyway. Otherwise it goes to the nearest visible wrist within `hand_radius_px`; one
-        lying on no slot goes to the shopper whose box holds it (nearest box center); the rest is stock.
-        """
-        wrists = []
-        for shopper_id, shopper_obs in present.items():
-            for side in SIDES:
-                point = shopper_obs.wrist(side, self.config.min_keypoint_visibility)
-                if point is not None:
-                    wrists.append((shopper_id, point))
-        assigned: dict[int, Counter] = {}
-        stock = []
-        for product in products:
+        self, wrists: dict[int, list[tuple[Point, float] | None]], products: list[ProductObservation]
+    ) -> dict[tuple[int, int], str]:
+        """{(shopper id, hand index): SKU} for products in hands (nearest pairs first, one item per hand)."""
+        config = self.config
+        pairs = []
+        for index, product in enumerate(products):
             center = box_center(product.box)
             slot = self.layout.slot_at(*center)
-            if slot is not None and _distance(center, slot.center) <= self.config.stock_radius_px:
-                stock.append(product)
+            if slot is not None and _distance(center, slot.center) <= config.stock_radius_px:
+                continue  # the slot's top item, drawn at the slot center
+            for shopper_id, hands in wrists.items():
+                for hand_index, wrist in enumerate(hands):
+                    if wrist is None:
+                        continue
+                    distance = _distance(center, wrist[0])
+                    if distance <= config.hand_radius_px:
+                        pairs.append((distance, -product.score, index, shopper_id, hand_index))
+        items: dict[tuple[int, int], str] = {}
+        used = set()
+        for _, _, index, shopper_id, hand_index in sorted(pairs):
+            if index in used or (shopper_id, hand_index) in items:
                 continue
-            near = [(_distance(center, point), shopper_id) for shopper_id, point in wrists]
-            near = [(d, sid) for d, sid in near if d <= self.config.hand_radius_px]
-            if near:
-                owner = min(near)[1]
-            elif slot is None:
-                holders = [
-                    (_distance(center, box_center(obs.box)), sid)
-                    for sid, obs in present.items()
-                    if point_in_box(*center, obs.box)
-                ]
-                owner = min(holders)[1] if holders else None
-            else:
-                owner = None
-            if owner is None:
-                stock.append(product)
-            else:
-                assigned.setdefault(owner, Counter())[product.sku] += 1
-        return assigned, stock
+            used.add(index)
+            items[(shopper_id, hand_index)] = products[index].sku
+        return items
 
-    def _record_stock(self, present: dict[int, ShopperObservation], stock: list[ProductObservation]) -> None:
-        """Count shelf products per slot, for slots that no wrist or body covers this frame."""
-        covered = set()
-        for shopper_obs in present.values():
-            for side in SIDES:
-                point = shopper_obs.wrist(side, self.config.min_keypoint_visibility)
-                if point is not None:
-                    slot = self.layout.slot_at(*point, margin=self.config.slot_margin_px + 4.0)
-                    if slot is not None:
-                        covered.add(slot.key)
-        counts: dict[tuple[str, str], Counter] = {key: Counter() for key in self._stock}
-        for product in stock:
-            slot = self.layout.slot_at(*box_center(product.box))
+    def _nearest_slot(self, point: Point, radius: float) -> tuple[Slot, float] | None:
+        """The slot whose center is nearest to `point` if within `radius` pixels, with that distance."""
+        best = None
+        for slot in self.layout.slots:
+            distance = _distance(point, slot.center)
+            if distance <= radius and (best is None or distance < best[1]):
+                best = (slot, distance)
+        return best
+
+    def _body_center(self, obs: ShopperObservation) -> Point:
+        points = [
+            obs.keypoints[i] for i in SHOULDERS if obs.keypoints[i][2] >= self.config.min_keypoint_visibility
+        ]
+        if len(points) == 2:
+            return ((points[0][0] + points[1][0]) / 2.0, (points[0][1] + points[1][1]) / 2.0)
+        return box_center(obs.box)
+
+    def _update_hands(
+        self,
+        shopper: _Shopper,
+        obs: ShopperObservation,
+        wrists: list[tuple[Point, float] | None],
+        items: dict[tuple[int, int], str],
+    ) -> None:
+        config = self.config
+        body = self._body_center(obs)
+        for hand_index, (hand, wrist) in enumerate(zip(shopper.hands, wrists, strict=True)):
+            if wrist is None:
+                continue
+            point, visibility = wrist
+            hand.position = point
+            near = self._nearest_slot(point, config.near_slot_px)
+            if near is not None:
+                hand.near_slot = (near[0].key, self._frame)
+            slot = near[0] if near is not None and near[1] <= config.reach_radius_px else None
             if slot is not None:
-                counts[slot.key][product.sku] += 1
-        for key, count in counts.items():
-            if key not in covered:
-                self._stock[key].append((self._frame, count))
+                if hand.episode is None:
+                    hand.episode = _Episode(before=hand.confirmed, start_frame=self._frame)
+                episode = hand.episode
+                episode.after.clear()  # still reaching: what the hand holds is read after it leaves
+                episode.slots[slot.key] = episode.slots.get(slot.key, 0) + 1
+                extension = _distance(point, body)
+                if extension > episode.peak_extension:
+                    episode.peak_extension, episode.peak_frame, episode.peak_slot = (
+                        extension,
+                        self._frame,
+                        slot.key,
+                    )
+                continue
+            if visibility < config.item_visibility:
+                continue  # the hand is hidden: what it holds is unknown this frame
+            item = items.get((shopper.shopper_id, hand_index))
+            if hand.episode is not None:
+                hand.episode.after.append(item)
+                if len(hand.episode.after) >= config.holdings_window:
+                    self._resolve_episode(shopper, hand)
+                continue
+            hand.recent.append(item)
+            del hand.recent[: -config.holdings_window]
+            confirmed = _mode(hand.recent)
+            if confirmed != hand.confirmed:
+                self._free_change(shopper, hand, hand.confirmed, confirmed)
+                hand.confirmed = confirmed
 
     # ----------------------------------------------------------------------------------------------
-    # shoppers and visits
+    # reach episodes
 
-    def _update_shopper(self, shopper: _Shopper, shopper_obs: ShopperObservation, held: Counter) -> None:
-        config = self.config
-        reaching: dict[tuple[str, str], str] = {}
-        shopper.wrists = {}
-        for side in SIDES:
-            point = shopper_obs.wrist(side, config.min_keypoint_visibility)
-            if point is None:
-                continue
-            shopper.wrists[side] = point
-            slot = self.layout.slot_at(*point, margin=config.slot_margin_px)
-            if slot is not None:
-                reaching[slot.key] = side
-        if reaching:
-            if shopper.visit is None:
-                shopper.visit = _Visit(start_frame=self._frame, before=Counter(shopper.confirmed))
-            shopper.visit.free_after.clear()  # the visit goes on
-            for key in reaching:
-                shopper.visit.slot_frames.setdefault(key, []).append(self._frame)
+    def _resolve_open_episodes(self, shopper: _Shopper) -> None:
+        for hand in shopper.hands:
+            if hand.episode is not None:
+                self._resolve_episode(shopper, hand, final=True)
+
+    def _resolve_episode(self, shopper: _Shopper, hand: _Hand, *, final: bool = False) -> None:
+        episode = hand.episode
+        assert episode is not None
+        hand.episode = None
+        notes = []
+        if episode.after:
+            after = _mode(episode.after)
+        else:
+            after = episode.before
+            if final:
+                notes.append("the shopper left view while reaching into a shelf")
+        hand.confirmed = after
+        hand.recent = list(episode.after[-self.config.holdings_window :])
+        if after == episode.before:
             return
-        if shopper.visit is not None:
-            shopper.visit.free_after.append(held)
-            if len(shopper.visit.free_after) >= config.holdings_window:
-                self._resolve_visit(shopper)
-            return
-        shopper.recent_free.append(held)
-        del shopper.recent_free[: -config.holdings_window]
-        confirmed = _mode(shopper.recent_free)
-        if confirmed != shopper.confirmed:
-            self._note_free_change(shopper, shopper.confirmed, confirmed)
-            shopper.confirmed = confirmed
+        slot = self._slots[episode.peak_slot] if episode.peak_slot is not None else None
+        confidence = 1.0
+        if episode.after and episode.after.count(after) < len(episode.after):
+            confidence = episode.after.count(after) / len(episode.after)
+            notes.append(f"the hand was read as {sorted(set(map(str, episode.after)))} after the reach")
+        if len(episode.slots) > 1 and slot is not None:
+            confidence = min(confidence, 0.9)
+        if episode.before is not None:
+            self._put_back(shopper, episode.peak_frame, slot, episode.before, confidence, notes)
+        if after is not None:
+            self._pick(shopper, episode.peak_frame, slot, after, confidence, notes)
 
-    def _resolve_visit(self, shopper: _Shopper, *, final: bool = False) -> None:
-        visit = shopper.visit
-        assert visit is not None
-        shopper.visit = None
-        after = _mode(visit.free_after) if visit.free_after else Counter(visit.before)
-        shopper.confirmed = after
-        shopper.recent_free = list(visit.free_after[-self.config.holdings_window :])
-        gained = after - visit.before
-        lost = visit.before - after
-        reasons = []
-        if final and not visit.free_after:
-            reasons.append("the shopper left view while reaching into a shelf")
-        for sku in sorted(lost.elements()):
-            self._put_back(shopper, visit, sku, reasons)
-        for sku in sorted(gained.elements()):
-            self._pick(shopper, visit, sku, reasons)
-
-    def _choose_slot(self, visit: _Visit, sku: str, change: int) -> tuple[Slot, float, str | None]:
-        """The visited slot an item of `sku` left (change -1) or entered (+1), its confidence, why unsure.
-
-        Preference: the slot whose clear-view stock of `sku` changed that way; then, for a pick, the
-        slot whose planogram holds `sku`; then the slot the wrist stayed in longest.
-        """
-        keys = list(visit.slot_frames)
-        evidence = [key for key in keys if self._stock_change(key, sku, visit) * change > 0]
-        if len(evidence) == 1:
-            return self._slots[evidence[0]], 1.0, None
-        planogram = [key for key in keys if self._slots[key].sku == sku]
-        if change < 0 and len(planogram) == 1:
-            return self._slots[planogram[0]], 0.9, None
-        longest = max(keys, key=lambda k: (len(visit.slot_frames[k]), visit.slot_frames[k][-1]))
-        if len(keys) == 1:
-            slot = self._slots[longest]
-            if change < 0 and slot.sku != sku:
-                return (
-                    slot,
-                    0.6,
-                    f"{sku} taken from slot {slot.shelf}/{slot.name} whose planogram holds {slot.sku}",
-                )
-            return slot, 0.9, None
-        return self._slots[longest], 0.5, f"several slots touched ({len(keys)}); chose the longest-visited"
-
-    def _stock_change(self, key: tuple[str, str], sku: str, visit: _Visit) -> int:
-        """Clear-view stock of `sku` in slot `key` after the visit minus before it (0 when unknown)."""
-        history = self._stock[key]
-        start, end = visit.slot_frames[key][0], visit.slot_frames[key][-1]
-        before = [count for frame, count in history if frame < start]
-        after = [count for frame, count in history if frame > end]
-        if not before or not after:
-            return 0
-        return after[-1][sku] - before[-1][sku]
-
-    def _event_frame(self, key: tuple[str, str], sku: str, visit: _Visit, change: int) -> int:
-        """The frame the slot's stock of `sku` changed, else the last frame the wrist was in the slot."""
-        frames = visit.slot_frames[key]
-        return frames[len(frames) // 2] if change > 0 else frames[-1]
-
-    def _pick(self, shopper: _Shopper, visit: _Visit, sku: str, reasons: list[str]) -> None:
-        slot, confidence, why = self._choose_slot(visit, sku, -1)
-        review = "; ".join([*reasons, why] if why else reasons) or None
+    def _pick(
+        self,
+        shopper: _Shopper,
+        frame: int,
+        slot: Slot | None,
+        sku: str,
+        confidence: float,
+        notes: list[str],
+    ) -> None:
+        notes = list(notes)
+        if slot is not None and slot.sku != sku and confidence < 1.0:
+            notes.append(f"{sku} taken from slot {slot.name} whose planogram holds {slot.sku}")
         shopper.cart[sku] += 1
-        self._emit(
-            Event(
-                type="pick",
-                frame=self._event_frame(slot.key, sku, visit, -1),
-                shopper_id=shopper.shopper_id,
-                sku=sku,
-                shelf=slot.shelf,
-                slot=slot.name,
-                confidence=confidence,
-                review=review,
-            ),
-            shopper,
-        )
+        self._emit(shopper, "pick", frame, sku, slot, confidence, notes)
 
-    def _put_back(self, shopper: _Shopper, visit: _Visit, sku: str, reasons: list[str]) -> None:
-        slot, confidence, why = self._choose_slot(visit, sku, +1)
-        notes = [*reasons, why] if why else list(reasons)
+    def _put_back(
+        self,
+        shopper: _Shopper,
+        frame: int,
+        slot: Slot | None,
+        sku: str,
+        confidence: float,
+        notes: list[str],
+    ) -> None:
+        notes = list(notes)
         if shopper.cart[sku] > 0:
             shopper.cart[sku] -= 1
         else:
             notes.append(f"put back {sku} that is not in the cart")
             confidence = min(confidence, 0.3)
-        self._emit(
-            Event(
-                type="put_back",
-                frame=self._event_frame(slot.key, sku, visit, +1),
-                shopper_id=shopper.shopper_id,
-                sku=sku,
-                shelf=slot.shelf,
-                slot=slot.name,
-                confidence=confidence,
-                review="; ".join(notes) or None,
-            ),
-            shopper,
-        )
+        self._emit(shopper, "put_back", frame, sku, slot, confidence, notes)
 
-    def _emit(self, event: Event, shopper: _Shopper) -> None:
+    def _emit(
+        self,
+        shopper: _Shopper,
+        kind: str,
+        frame: int,
+        sku: str,
+        slot: Slot | None,
+        confidence: float,
+        notes: list[str],
+    ) -> None:
+        review = "; ".join(notes) or None
+        event = Event(
+            type=kind,
+            frame=frame,
+            shopper_id=shopper.shopper_id,
+            sku=sku,
+            shelf=slot.shelf if slot else None,
+            slot=slot.name if slot else None,
+            confidence=confidence,
+            review=review,
+        )
         self.events.append(event)
-        if event.review:
-            shopper.review_reasons.append(f"frame {event.frame} {event.type} {event.sku}: {event.review}")
+        if review:
+            shopper.review_reasons.append(f"frame {frame} {kind} {sku}: {review}")
 
     # ----------------------------------------------------------------------------------------------
     # hand-overs
 
-    def _note_free_change(self, shopper: _Shopper, old: Counter, new: Counter) -> None:
-        """Pair a loss by one shopper with a gain of the same SKU by another nearby: a hand-over."""
+    def _free_change(self, shopper: _Shopper, hand: _Hand, old: str | None, new: str | None) -> None:
+        """A hand's item changed outside a seen reach.
+
+        Close to a slot it is a reach the pose did not show deep enough (booked, flagged for review);
+        elsewhere a loss is paired with a nearby gain of the same SKU by another shopper (a hand-over);
+        anything else (an item flickering out of view) changes no cart.
+        """
+        near = hand.near_slot
+        if near is not None and self._frame - near[1] <= self.config.holdings_window + 2:
+            notes = ["the reach was not seen deep in the slot"]
+            if old is not None:
+                self._put_back(shopper, near[1], self._slots[near[0]], old, 0.6, notes)
+            if new is not None:
+                self._pick(shopper, near[1], self._slots[near[0]], new, 0.6, notes)
+            return
         window = self.config.handover_window_frames
         self._free_changes = [c for c in self._free_changes if self._frame - c[0] <= window]
-        wrists = tuple(shopper.wrists.values())
-        for kind, diff in (("loss", old - new), ("gain", new - old)):
-            for sku in sorted(diff.elements()):
-                partner = self._handover_partner(shopper, kind, sku, wrists)
-                if partner is None:
-                    self._free_changes.append((self._frame, shopper.shopper_id, kind, sku, wrists))
-                    continue
-                giver, taker = (shopper, partner) if kind == "loss" else (partner, shopper)
-                if giver.cart[sku] <= 0:
-                    continue  # the giver never paid for it: a detection flicker, not a hand-over
-                giver.cart[sku] -= 1
-                taker.cart[sku] += 1
-                self._emit(
-                    Event(
-                        type="handover",
-                        frame=self._frame,
-                        shopper_id=giver.shopper_id,
-                        sku=sku,
-                        shelf=None,
-                        slot=None,
-                        confidence=0.8,
-                        to_shopper_id=taker.shopper_id,
-                    ),
-                    giver,
+        point = hand.position
+        assert point is not None
+        for kind, sku in (("loss", old), ("gain", new)):
+            if sku is None:
+                continue
+            partner = self._handover_partner(shopper, kind, sku, point)
+            if partner is None:
+                self._free_changes.append((self._frame, shopper.shopper_id, kind, sku, point))
+                continue
+            giver, taker = (shopper, partner) if kind == "loss" else (partner, shopper)
+            if giver.cart[sku] <= 0:
+                continue  # the giver never paid for it: a detection flicker, not a hand-over
+            giver.cart[sku] -= 1
+            taker.cart[sku] += 1
+            self.events.append(
+                Event(
+                    type="handover",
+                    frame=self._frame,
+                    shopper_id=giver.shopper_id,
+                    sku=sku,
+                    shelf=None,
+                    slot=None,
+                    confidence=0.8,
+                    to_shopper_id=taker.shopper_id,
                 )
+            )
 
-    def _handover_partner(
-        self, shopper: _Shopper, kind: str, sku: str, wrists: tuple[tuple[float, float], ...]
-    ) -> _Shopper | None:
+    def _handover_partner(self, shopper: _Shopper, kind: str, sku: str, point: Point) -> _Shopper | None:
         wanted = "gain" if kind == "loss" else "loss"
-        for index, (_, other_id, other_kind, other_sku, other_wrists) in enumerate(self._free_changes):
+        for index, (_, other_id, other_kind, other_sku, other_point) in enumerate(self._free_changes):
             if other_id == shopper.shopper_id or other_kind != wanted or other_sku != sku:
                 continue
-            close = any(
-                _distance(a, b) <= self.config.handover_distance_px for a in wrists for b in other_wrists
-            )
-            if close:
+            if _distance(point, other_point) <= self.config.handover_distance_px:
                 del self._free_changes[index]
                 return self._shoppers[other_id]
         return None

@@ -99,6 +99,15 @@ def frame_number(image: dict) -> int:
     return int(match.group(1))
 
 
+def coco_visibility_to_confidence(visibility: np.ndarray) -> np.ndarray:
+    """COCO keypoint flags (0 unlabelled, 1 labelled but hidden, 2 visible) on the engine's 0..1 scale.
+
+    A hidden wrist still has an exact position (1 -> 0.6: usable for where the hand is) but what it
+    holds cannot be seen (the engine reads a hand only from 0.8 up); 2 -> 1.0, 0 -> 0.0.
+    """
+    return np.select([visibility >= 2, visibility >= 1], [1.0, 0.6], default=0.0)
+
+
 def _xywh_to_box(bbox: list[float]) -> tuple[float, float, float, float]:
     x, y, w, h = (float(v) for v in bbox)
     return (x, y, x + w, y + h)
@@ -146,6 +155,7 @@ def load_video_ground_truth(video_dir: str | os.PathLike) -> VideoGroundTruth:
         if name == "person":
             track_id = int(annotation["track_id"])
             keypoints = np.asarray(annotation.get("keypoints", [0.0] * 21), dtype=np.float64).reshape(-1, 3)
+            keypoints[:, 2] = coco_visibility_to_confidence(keypoints[:, 2])
             persons[frame].append(ShopperObservation(track_id=track_id, box=box, keypoints=keypoints))
             track_boxes.setdefault(track_id, {})[frame] = list(box)
         elif name is not None:

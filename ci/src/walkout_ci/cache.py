@@ -6,6 +6,7 @@ and runs no evaluation. Layout under the cache root (default `$WALKOUT_HOME/ci-c
 
     <root>/<key[:2]>/<key>/
         key.json         # the CacheKey fields, to see what an entry is and to check it on lookup
+        run.json         # how the report was made: executor, commit, duration, test experiment id/link
         report.json      # the cached evaluation report folder (debug images and log included)
         ...
 
@@ -30,6 +31,7 @@ from walkout_ci.store import walkout_home
 # Bump when the meaning of a cached entry changes, so old entries stop matching.
 CACHE_FORMAT_VERSION = 1
 KEY_FILENAME = "key.json"
+RUN_FILENAME = "run.json"
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,11 @@ class EvaluationCache:
         self.hits += 1
         return entry
 
-    def store(self, key: CacheKey, report_dir: str | os.PathLike) -> Path:
-        """Copy a validated report folder into the cache under `key`; returns the entry folder."""
+    def store(self, key: CacheKey, report_dir: str | os.PathLike, details: dict | None = None) -> Path:
+        """Copy a validated report folder into the cache under `key`; returns the entry folder.
+
+        details: JSON-able facts about the run that produced it (kept in run.json, see `run_info`).
+        """
         read_report(report_dir)
         entry = self.entry_dir(key)
         entry.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +103,7 @@ class EvaluationCache:
         try:
             shutil.copytree(report_dir, staging, dirs_exist_ok=True)
             (staging / KEY_FILENAME).write_text(json.dumps(asdict(key), indent=2) + "\n", encoding="utf-8")
+            (staging / RUN_FILENAME).write_text(json.dumps(details or {}, indent=2) + "\n", encoding="utf-8")
             if entry.exists():
                 shutil.rmtree(entry)
             os.replace(staging, entry)
@@ -105,3 +111,12 @@ class EvaluationCache:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return entry
+
+
+def run_info(entry: str | os.PathLike) -> dict:
+    """The run.json of a cache entry ({} when absent or unreadable: it is informational only)."""
+    try:
+        data = json.loads((Path(entry) / RUN_FILENAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

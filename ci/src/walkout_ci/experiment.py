@@ -342,6 +342,23 @@ class Experiment:
             )
         return digest
 
+    def upload_folder(self, path: str | Path, name: str) -> bool:
+        """Upload a folder as a ClearML artifact (zipped by ClearML); True when ClearML accepted it.
+
+        Unlike weights, folders (e.g. an evaluation report with debug images) are not copied into the
+        store; a caller that needs the upload (the remote evaluation) checks the return value.
+        """
+        folder = Path(path)
+        if not folder.is_dir():
+            raise ExperimentError(f"artifact folder {folder} does not exist")
+        if self._task is None:
+            return False
+        done = self._safe(
+            "upload_folder",
+            lambda: self._task.upload_artifact(name, artifact_object=str(folder), wait_on_upload=True),
+        )
+        return bool(done)
+
     def close(self, status: str = "completed") -> None:
         """Finish the experiment (idempotent): flush ClearML, archive the offline session."""
         if self._closed:

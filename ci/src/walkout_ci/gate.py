@@ -29,6 +29,9 @@ EXIT_CODES = {PASS: 0, FAIL: 1, ERROR: 2}
 OVERALL = "(overall)"
 # How many newly broken / fixed sample ids one class lists in full.
 _MAX_LISTED_SAMPLES = 50
+# Float slack for threshold comparisons: 0.9 - 0.89 is 0.01000000000000001, and a drop of exactly the
+# tolerance must pass, as the rule says.
+_SLACK = 1e-9
 
 
 @dataclass
@@ -104,6 +107,7 @@ class GateResult:
     primary_metric: str | None = None
     notes: list[str] = field(default_factory=list)
     evaluations: dict[str, Any] = field(default_factory=dict)
+    gate_config: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -154,7 +158,12 @@ def compare_reports(
     baseline / candidate: reports as returned by `report.read_report`. *_dir: the report folders
     (debug image paths in `failures` are relative to them).
     """
-    result = GateResult(verdict=ERROR, component=config.component, primary_metric=config.primary_metric.name)
+    result = GateResult(
+        verdict=ERROR,
+        component=config.component,
+        primary_metric=config.primary_metric.name,
+        gate_config={**config.rules_dict(), "source": config.source, "rules_hash": config.rules_hash()},
+    )
     result.baseline = _side(baseline, baseline_dir)
     result.candidate = _side(candidate, candidate_dir)
     rules = result.rules
@@ -241,7 +250,7 @@ def _check_metrics(config: GateConfig, baseline: dict, candidate: dict, result: 
             if rule.mode == "absolute"
             else f"tolerance {rule.tolerance:.1%} of baseline = {allowed:.4g}"
         )
-        if worse_by > allowed:
+        if worse_by > allowed + _SLACK:
             status = FAIL
             message = (
                 f"{name} got worse: {base_value:.4f} -> {cand_value:.4f} (delta {delta:+.4f}, "
@@ -312,7 +321,7 @@ def _check_per_class(config: GateConfig, baseline: dict, candidate: dict, result
                 # A class the baseline did not have is new: only the floor applies to it.
             else:
                 drop = -_improvement(base_value, cand_value, rule.direction)
-                if drop > rule.max_drop:
+                if drop > rule.max_drop + _SLACK:
                     status = FAIL
                     message = (
                         f"class {name!r} {metric} dropped {base_value:.4f} -> {cand_value:.4f} "
@@ -329,7 +338,11 @@ def _check_per_class(config: GateConfig, baseline: dict, candidate: dict, result
                     )
                 )
         if rule.floor is not None:
-            below = cand_value < rule.floor if rule.direction == "higher" else cand_value > rule.floor
+            below = (
+                cand_value < rule.floor - _SLACK
+                if rule.direction == "higher"
+                else cand_value > rule.floor + _SLACK
+            )
             side = "below" if rule.direction == "higher" else "above"
             if below:
                 was = f" (baseline {base_value:.4f})" if base_value is not None else " (new class)"

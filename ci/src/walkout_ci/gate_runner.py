@@ -30,6 +30,7 @@ import yaml
 
 from walkout_ci import gitrepo, pins, render
 from walkout_ci.cache import CacheKey, EvaluationCache
+from walkout_ci.cache import run_info as cache_run_info
 from walkout_ci.errors import BlindSetError, GateError, PinError, WalkoutCIError
 from walkout_ci.executors import EvaluationRequest, EvaluationRun
 from walkout_ci.gate import GateResult, compare_reports, error_result
@@ -273,11 +274,15 @@ def _evaluate_cached(
         entry = cache.lookup(key)
         if entry is not None:
             LOGGER.info("%s: cached evaluation %s", request.label, entry)
+            info = cache_run_info(entry)
             return EvaluationRun(
                 report_dir=entry,
                 report=read_report(entry),
                 commit=request.commit,
                 duration_s=0.0,
+                experiment_id=info.get("experiment_id"),
+                experiment_link=info.get("experiment_link"),
+                executor=info.get("executor", "local"),
                 from_cache=True,
             )
     if cache is None:
@@ -285,7 +290,14 @@ def _evaluate_cached(
     scratch = Path(tempfile.mkdtemp(prefix="walkout-ci-run-"))
     try:
         run = executor(_with_report_dir(request, scratch / "report"))
-        entry = cache.store(key, run.report_dir)
+        info = {
+            "executor": run.executor,
+            "commit": run.commit,
+            "duration_s": run.duration_s,
+            "experiment_id": run.experiment_id,
+            "experiment_link": run.experiment_link,
+        }
+        entry = cache.store(key, run.report_dir, info)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     run.report_dir = entry

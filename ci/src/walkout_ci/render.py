@@ -108,7 +108,21 @@ def _class_line(row: ClassRow, paired: bool) -> str:
 
 
 def render_markdown(result: GateResult, *, limit: int = MARKDOWN_LIMIT) -> str:
-    """The PR comment; at most `limit` characters."""
+    """The PR comment; at most `limit` characters.
+
+    When the full comment is too long, the rule list keeps only the rules that did not pass, then the
+    text is cut (with a note) as a last resort.
+    """
+    text = _markdown(result, only_unpassed_rules=False)
+    if len(text) > limit:
+        text = _markdown(result, only_unpassed_rules=True)
+    if len(text) > limit:
+        note = "\n\n_(comment truncated to fit the size limit; the full report is in report.html)_\n"
+        text = text[: limit - len(note)] + note
+    return text
+
+
+def _markdown(result: GateResult, *, only_unpassed_rules: bool) -> str:
     lines = [
         f"## {_ICONS[result.verdict]} walkout-ci gate: **{result.verdict}** — `{result.component}`",
         "",
@@ -184,17 +198,15 @@ def render_markdown(result: GateResult, *, limit: int = MARKDOWN_LIMIT) -> str:
         lines.append("")
     if result.notes:
         lines += ["### Notes", "", *[f"- {_md_escape(note)}" for note in result.notes], ""]
-    lines += ["<details><summary>All rules</summary>", "", "| | Rule | Result |", "|---|---|---|"]
-    for item in result.rules[:_MAX_RULE_ROWS]:
+    rules = [item for item in result.rules if item.status != PASS] if only_unpassed_rules else result.rules
+    title = "Rules that did not pass" if only_unpassed_rules else "All rules"
+    lines += [f"<details><summary>{title}</summary>", "", "| | Rule | Result |", "|---|---|---|"]
+    for item in rules[:_MAX_RULE_ROWS]:
         lines.append(f"| {_ICONS[item.status]} | `{_md_escape(item.name)}` | {_md_escape(item.message)} |")
-    if len(result.rules) > _MAX_RULE_ROWS:
-        lines.append(f"\n_{len(result.rules) - _MAX_RULE_ROWS} more rules in junit.xml._")
+    if len(rules) > _MAX_RULE_ROWS or len(rules) < len(result.rules):
+        lines.append(f"\n_{len(result.rules) - min(len(rules), _MAX_RULE_ROWS)} more rules in junit.xml._")
     lines += ["", "</details>", ""]
-    text = "\n".join(lines)
-    if len(text) > limit:
-        note = "\n\n_(comment truncated to fit the size limit; the full report is in report.html)_\n"
-        text = text[: limit - len(note)] + note
-    return text
+    return "\n".join(lines)
 
 
 def _svg_delta_chart(rows: list[ClassRow]) -> str:

@@ -9,8 +9,8 @@ Public API::
 
 __version__ = "0.1.0"
 
-from walkout_sim.errors import ConfigError, SimError  # noqa: E402
-from walkout_sim.generate import generate_split, render_scenario  # noqa: E402
-from walkout_sim.scenario import shipped_scenarios  # noqa: E402
+from walkout_sim.errors import ConfigError, SimError
+from walkout_sim.generate import generate_split, render_scenario
+from walkout_sim.scenario import shipped_scenarios
 
 __all__ = ["ConfigError", "SimError", "__version__", "generate_split", "render_scenario", "shipped_scenarios"]

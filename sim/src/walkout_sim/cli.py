@@ -20,12 +20,24 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--split", choices=["train", "val", "blind"], required=True)
     generate.add_argument("--videos", type=int, default=4, help="number of videos (default 4)")
     generate.add_argument("--frames", type=int, default=150, help="frames per video (default 150)")
-    generate.add_argument("--seed", type=int, default=None,
-                          help="seed of train/val (default 0); blind takes its seed from WALKOUT_BLIND_SEED")
-    generate.add_argument("--config", type=Path, default=None, help="generator config YAML (camera, shoppers, ...)")
-    generate.add_argument("--image-stride", type=int, default=None,
-                          help="every n-th frame goes to coco/ (overrides the config; default 1)")
-    generate.add_argument("--out", type=Path, required=True, help="output folder (must not exist unless --force)")
+    generate.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of train/val (default 0); blind takes its seed from WALKOUT_BLIND_SEED",
+    )
+    generate.add_argument(
+        "--config", type=Path, default=None, help="generator config YAML (camera, shoppers, ...)"
+    )
+    generate.add_argument(
+        "--image-stride",
+        type=int,
+        default=None,
+        help="every n-th frame goes to coco/ (overrides the config; default 1)",
+    )
+    generate.add_argument(
+        "--out", type=Path, required=True, help="output folder (must not exist unless --force)"
+    )
     generate.add_argument("--force", action="store_true", help="replace an existing output folder")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -72,8 +84,16 @@ def _generate(args: argparse.Namespace) -> int:
     seed = args.seed
     if args.split != "blind" and seed is None:
         seed = 0
-    summaries = generate_split(args.out, split=args.split, videos=args.videos, frames=args.frames, seed=seed,
-                               config=config, force=args.force, progress=not args.quiet)
+    summaries = generate_split(
+        args.out,
+        split=args.split,
+        videos=args.videos,
+        frames=args.frames,
+        seed=seed,
+        config=config,
+        force=args.force,
+        progress=not args.quiet,
+    )
     events = sum(len(s.events) for s in summaries)
     sys.stdout.write(f"wrote {args.out}: {len(summaries)} videos x {args.frames} frames, {events} events\n")
     return 0
@@ -88,11 +108,15 @@ def _scenario(args: argparse.Namespace) -> int:
         return 0
     if args.scenario is None or args.out is None:
         raise SimError("scenario needs a scenario name/file and --out (or --list)")
-    summary = render_scenario(args.scenario, args.out, config=args.config, force=args.force, progress=not args.quiet)
+    summary = render_scenario(
+        args.scenario, args.out, config=args.config, force=args.force, progress=not args.quiet
+    )
     got = [(e["type"], e["shopper_id"], e["sku"], e["slot"]) for e in summary.events]
     sys.stdout.write(f"wrote {args.out}: {summary.frames} frames, {len(got)} events\n")
     if not _events_match(summary):
-        sys.stderr.write(f"walkout-sim: events differ from the script:\n  expected {summary.expected}\n  got {got}\n")
+        sys.stderr.write(
+            f"walkout-sim: events differ from the script:\n  expected {summary.expected}\n  got {got}\n"
+        )
         return 1
     return 0
 
@@ -106,7 +130,7 @@ def _events_match(summary) -> bool:
         got = [e for e in summary.events if e["shopper_id"] == shopper]
         if len(want) != len(got):
             return False
-        for w, g in zip(want, got):
+        for w, g in zip(want, got, strict=True):
             if (w.type, w.sku) != (g["type"], g["sku"]) or (w.slot is not None and w.slot != g["slot"]):
                 return False
     return True

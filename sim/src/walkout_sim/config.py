@@ -13,7 +13,9 @@ from typing import Literal
 from walkout_sim.schema import build, read_yaml, require
 
 
-def _check_range(pair: tuple[float, float], low: float, high: float, source: str, path: str, name: str) -> None:
+def _check_range(
+    pair: tuple[float, float], low: float, high: float, source: str, path: str, name: str
+) -> None:
     require(
         low <= pair[0] <= pair[1] <= high,
         source,
@@ -49,8 +51,12 @@ class CameraConfig:
 
     def check(self, source: str, path: str) -> None:
         require(1 <= self.fps <= 60, source, path, "fps", f"must be 1..60, got {self.fps}")
-        require(0 <= self.noise_sigma <= 40, source, path, "noise_sigma", f"must be 0..40, got {self.noise_sigma}")
-        require(0 <= self.motion_blur <= 3, source, path, "motion_blur", f"must be 0..3, got {self.motion_blur}")
+        require(
+            0 <= self.noise_sigma <= 40, source, path, "noise_sigma", f"must be 0..40, got {self.noise_sigma}"
+        )
+        require(
+            0 <= self.motion_blur <= 3, source, path, "motion_blur", f"must be 0..3, got {self.motion_blur}"
+        )
         _check_range(self.brightness, 0.2, 2.0, source, path, "brightness")
         require(0 <= self.tint <= 0.3, source, path, "tint", f"must be 0..0.3, got {self.tint}")
         require(0 <= self.gradient <= 0.6, source, path, "gradient", f"must be 0..0.6, got {self.gradient}")
@@ -63,7 +69,11 @@ class CameraConfig:
         )
         _check_range(self.drift_period_s, 1.0, 3600.0, source, path, "drift_period_s")
         require(
-            10 <= self.jpeg_quality <= 100, source, path, "jpeg_quality", f"must be 10..100, got {self.jpeg_quality}"
+            10 <= self.jpeg_quality <= 100,
+            source,
+            path,
+            "jpeg_quality",
+            f"must be 10..100, got {self.jpeg_quality}",
         )
 
 
@@ -125,7 +135,9 @@ class ShopperConfig:
             value = getattr(self, name)
             require(0 <= value <= 1, source, path, name, f"must be a probability 0..1, got {value}")
         _check_range(self.walk_speed, 0.5, 8.0, source, path, "walk_speed")
-        require(0.4 <= self.reach_s <= 5, source, path, "reach_s", f"must be 0.4..5 seconds, got {self.reach_s}")
+        require(
+            0.4 <= self.reach_s <= 5, source, path, "reach_s", f"must be 0.4..5 seconds, got {self.reach_s}"
+        )
         _check_range(self.dwell_s, 0.0, 30.0, source, path, "dwell_s")
 
 
@@ -134,7 +146,8 @@ class OutputConfig:
     """What gets written.
 
     image_stride: every n-th frame of each video goes to coco/images + the split's COCO files.
-    png_compression: 0..9 (speed over size; PNGs are lossless either way).
+    png_compression: 0 = stored, fastest (~230 KB a frame); 1..9 = Huffman-coded (~160 KB, slower).
+    PNGs are lossless either way.
     """
 
     image_stride: int = 1
@@ -142,7 +155,13 @@ class OutputConfig:
     video_codec: Literal["MJPG"] = "MJPG"
 
     def check(self, source: str, path: str) -> None:
-        require(1 <= self.image_stride <= 1000, source, path, "image_stride", f"must be >= 1, got {self.image_stride}")
+        require(
+            1 <= self.image_stride <= 1000,
+            source,
+            path,
+            "image_stride",
+            f"must be >= 1, got {self.image_stride}",
+        )
         require(
             0 <= self.png_compression <= 9,
             source,
@@ -154,7 +173,10 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """Everything that determines a rendered split besides the seed. ``layout``: path or null (default store)."""
+    """Everything that determines a rendered split besides the seed.
+
+    layout: path of a layout YAML, or null for the default store.
+    """
 
     camera: CameraConfig = field(default_factory=CameraConfig)
     shoppers: ShopperConfig = field(default_factory=ShopperConfig)

@@ -36,7 +36,7 @@ SKELETON = [[1, 2], [1, 3], [2, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
 
 @contextlib.contextmanager
 def atomic_output_dir(out_dir: Path, force: bool) -> Iterator[Path]:
-    """Yield a fresh temp folder beside ``out_dir``; on success it becomes ``out_dir``, on failure it is removed.
+    """Yield a fresh temp folder beside ``out_dir``; it becomes ``out_dir`` on success, is removed on failure.
 
     Raises OutputExistsError if ``out_dir`` exists and ``force`` is False (checked before any work).
     """
@@ -87,7 +87,8 @@ def categories(layout: Layout, with_keypoints: bool) -> list[dict]:
     if with_keypoints:
         person.update(keypoints=KEYPOINT_NAMES, skeleton=SKELETON)
     return [person] + [
-        {"id": index + 2, "name": sku.id, "supercategory": "product"} for index, sku in enumerate(layout.catalog)
+        {"id": index + 2, "name": sku.id, "supercategory": "product"}
+        for index, sku in enumerate(layout.catalog)
     ]
 
 
@@ -106,7 +107,9 @@ def annotation_records(truth: dict, image_id: int, next_id: int) -> tuple[list[d
             "visibility": person["visibility"],
         }
         detection.append(common)
-        keypoints.append({**common, "keypoints": person["keypoints"], "num_keypoints": person["num_keypoints"]})
+        keypoints.append(
+            {**common, "keypoints": person["keypoints"], "num_keypoints": person["num_keypoints"]}
+        )
         next_id += 1
     for product in truth["products"]:
         record = {
@@ -139,7 +142,11 @@ class VideoWriter:
         size = (layout.floor.width, layout.floor.height)
         # OpenCV's own MJPEG encoder: byte-deterministic output that cv2.VideoCapture reads back.
         self.video = cv2.VideoWriter(
-            str(folder / "video.avi"), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), fps, size,
+            str(folder / "video.avi"),
+            cv2.CAP_OPENCV_MJPEG,
+            cv2.VideoWriter_fourcc(*"MJPG"),
+            fps,
+            size,
             [cv2.VIDEOWRITER_PROP_QUALITY, jpeg_quality],
         )
         if not self.video.isOpened():
@@ -154,8 +161,13 @@ class VideoWriter:
         self.video.write(image)
         self.frames = index
         self.images.append(
-            {"id": index, "file_name": f"frame_{index:06d}", "frame": index,
-             "width": self.layout.floor.width, "height": self.layout.floor.height}
+            {
+                "id": index,
+                "file_name": f"frame_{index:06d}",
+                "frame": index,
+                "width": self.layout.floor.width,
+                "height": self.layout.floor.height,
+            }
         )
         detection, keypoints = annotation_records(truth, index, len(self.annotations) + 1)
         by_id = {record["id"]: record for record in keypoints}
@@ -164,7 +176,8 @@ class VideoWriter:
         for person in truth["persons"]:
             if not person["iscrowd"]:
                 x, y, w, h = person["bbox"]
-                self.gt_lines.append(f"{index},{person['track_id']},{x},{y},{w},{h},1,1,1")
+                # MOTChallenge boxes are 1-based (bb_left = COCO x + 1); py-motmetrics subtracts the 1 again.
+                self.gt_lines.append(f"{index},{person['track_id']},{x + 1},{y + 1},{w},{h},1,1,1")
 
     def close(self, events: list[dict], receipts: dict, layout_text: str) -> None:
         """Finish the video file and write the per-video JSON/INI/TXT files."""
@@ -203,7 +216,24 @@ class CocoWriter:
         self.images_dir = folder / "images"
         self.images_dir.mkdir(parents=True)
         self.layout = layout
-        self.png_params = [cv2.IMWRITE_PNG_COMPRESSION, png_compression]
+        if png_compression == 0:
+            self.png_params = [
+                cv2.IMWRITE_PNG_COMPRESSION,
+                0,
+                cv2.IMWRITE_PNG_FILTER,
+                cv2.IMWRITE_PNG_FILTER_NONE,
+            ]
+        else:
+            # Sensor noise defeats zlib's LZ matching, so Huffman-only coding after the SUB filter is as
+            # small as full deflate and 2-3x faster.
+            self.png_params = [
+                cv2.IMWRITE_PNG_COMPRESSION,
+                png_compression,
+                cv2.IMWRITE_PNG_STRATEGY,
+                cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
+                cv2.IMWRITE_PNG_FILTER,
+                cv2.IMWRITE_PNG_FILTER_SUB,
+            ]
         self.images: list[dict] = []
         self.detection: list[dict] = []
         self.keypoints: list[dict] = []
@@ -217,8 +247,14 @@ class CocoWriter:
         (self.images_dir / file_name).write_bytes(encoded.tobytes())
         image_id = len(self.images) + 1
         self.images.append(
-            {"id": image_id, "file_name": file_name, "width": self.layout.floor.width,
-             "height": self.layout.floor.height, "video": video, "frame": index}
+            {
+                "id": image_id,
+                "file_name": file_name,
+                "width": self.layout.floor.width,
+                "height": self.layout.floor.height,
+                "video": video,
+                "frame": index,
+            }
         )
         detection, keypoints = annotation_records(truth, image_id, len(self.detection) + 1)
         self.detection += detection
@@ -230,13 +266,23 @@ class CocoWriter:
         info = {"description": f"walkout_sim {split} split", "version": str(FORMAT_VERSION)}
         write_json(
             self.folder / "detection.json",
-            {"info": info, "licenses": [], "images": self.images, "annotations": self.detection,
-             "categories": categories(self.layout, with_keypoints=False)},
+            {
+                "info": info,
+                "licenses": [],
+                "images": self.images,
+                "annotations": self.detection,
+                "categories": categories(self.layout, with_keypoints=False),
+            },
         )
         write_json(
             self.folder / "keypoints.json",
-            {"info": info, "licenses": [], "images": self.images, "annotations": self.keypoints,
-             "categories": categories(self.layout, with_keypoints=True)[:1]},
+            {
+                "info": info,
+                "licenses": [],
+                "images": self.images,
+                "annotations": self.keypoints,
+                "categories": categories(self.layout, with_keypoints=True)[:1],
+            },
         )
 
 

@@ -60,20 +60,40 @@ def _layout_and_text(config: GeneratorConfig) -> tuple[Layout, str]:
     return load_layout(path), path.read_text()
 
 
-def _render_video(scenario: Scenario, layout: Layout, layout_text: str, config: GeneratorConfig, root: Path,
-                  coco: CocoWriter, frames: int | None, sim_rng: np.random.Generator,
-                  render_rng: np.random.Generator, hashes: list[str], progress: tqdm | None) -> VideoSummary:
+def _render_video(
+    scenario: Scenario,
+    layout: Layout,
+    layout_text: str,
+    config: GeneratorConfig,
+    root: Path,
+    coco: CocoWriter,
+    frames: int | None,
+    sim_rng: np.random.Generator,
+    render_rng: np.random.Generator,
+    hashes: list[str],
+    progress: tqdm | None,
+) -> VideoSummary:
     # Imported here so that `import walkout_sim` stays light (cv2 loads on first render).
     from walkout_sim.render import Renderer
 
     camera = config.camera
     renderer = Renderer(layout, camera, render_rng)
     result = SimulationResult()
-    writer = VideoWriter(root / "videos" / scenario.name, scenario.name, layout, camera.fps, camera.jpeg_quality)
+    writer = VideoWriter(
+        root / "videos" / scenario.name, scenario.name, layout, camera.fps, camera.jpeg_quality
+    )
     stride = config.output.image_stride
-    for state in simulate(scenario, layout, camera.fps, sim_rng, frames=frames, reach_s=config.shoppers.reach_s,
-                          dwell_s=config.shoppers.dwell_s, max_concurrent=config.shoppers.max_concurrent,
-                          result=result):
+    for state in simulate(
+        scenario,
+        layout,
+        camera.fps,
+        sim_rng,
+        frames=frames,
+        reach_s=config.shoppers.reach_s,
+        dwell_s=config.shoppers.dwell_s,
+        max_concurrent=config.shoppers.max_concurrent,
+        result=result,
+    ):
         image, truth = renderer.render(state)
         hashes.append(frame_hash(image))
         writer.add(state.index, image, truth)
@@ -85,9 +105,16 @@ def _render_video(scenario: Scenario, layout: Layout, layout_text: str, config: 
     return VideoSummary(scenario.name, result.frames, result.events, result.receipts)
 
 
-def generate_split(out_dir: str | Path, split: str = "train", videos: int = 2, frames: int = 40, seed: int | None = 0,
-                   config: GeneratorConfig | str | Path | None = None, force: bool = False,
-                   progress: bool = False) -> list[VideoSummary]:
+def generate_split(
+    out_dir: str | Path,
+    split: str = "train",
+    videos: int = 2,
+    frames: int = 40,
+    seed: int | None = 0,
+    config: GeneratorConfig | str | Path | None = None,
+    force: bool = False,
+    progress: bool = False,
+) -> list[VideoSummary]:
     """Render ``videos`` random videos of ``frames`` frames into ``out_dir`` (the export layout).
 
     split: "train", "val" or "blind". For "blind" the seed comes from WALKOUT_BLIND_SEED and
@@ -116,11 +143,29 @@ def generate_split(out_dir: str | Path, split: str = "train", videos: int = 2, f
         bar = tqdm(total=videos * frames, desc=f"walkout-sim {split}", unit="frame", disable=not progress)
         for index in range(videos):
             name = f"{split}_{index:04d}"
-            scenario = sample_scenario(layout, config.shoppers, frames, config.camera.fps,
-                                       _rng(entropy, split, index, SCENARIO), name)
-            summaries.append(_render_video(scenario, layout, layout_text, config, root, coco, frames,
-                                           _rng(entropy, split, index, SIMULATION),
-                                           _rng(entropy, split, index, RENDERING), hashes, bar))
+            scenario = sample_scenario(
+                layout,
+                config.shoppers,
+                frames,
+                config.camera.fps,
+                _rng(entropy, split, index, SCENARIO),
+                name,
+            )
+            summaries.append(
+                _render_video(
+                    scenario,
+                    layout,
+                    layout_text,
+                    config,
+                    root,
+                    coco,
+                    frames,
+                    _rng(entropy, split, index, SIMULATION),
+                    _rng(entropy, split, index, RENDERING),
+                    hashes,
+                    bar,
+                )
+            )
         bar.close()
         coco.close(split)
         generator = {
@@ -131,15 +176,21 @@ def generate_split(out_dir: str | Path, split: str = "train", videos: int = 2, f
             "seed": None if split == "blind" else seed,
             "seed_source": f"env:{BLIND_SEED_ENV}" if split == "blind" else "argument",
             "layout": layout.name,
-            "config": to_plain(config) | {"layout": None if config.layout is None else Path(config.layout).name},
+            "config": to_plain(config)
+            | {"layout": None if config.layout is None else Path(config.layout).name},
         }
         write_manifest(root, split, generator, hashes)
     return summaries
 
 
-def render_scenario(name_or_path: str | Path, out_dir: str | Path, config: GeneratorConfig | str | Path | None = None,
-                    force: bool = False, progress: bool = False) -> VideoSummary:
-    """Render one scenario (a shipped name such as "pick_then_put_back", or a YAML path) as a split of one video.
+def render_scenario(
+    name_or_path: str | Path,
+    out_dir: str | Path,
+    config: GeneratorConfig | str | Path | None = None,
+    force: bool = False,
+    progress: bool = False,
+) -> VideoSummary:
+    """Render one scenario (a shipped name such as "pick_then_put_back", or a YAML path) as a one-video split.
 
     The returned summary carries ``expected``: the events the script asks for, to compare with ``events``.
     """
@@ -151,10 +202,22 @@ def render_scenario(name_or_path: str | Path, out_dir: str | Path, config: Gener
         (root / "layout.yaml").write_text(layout_text)
         coco = CocoWriter(root / "coco", layout, config.output.png_compression)
         hashes: list[str] = []
-        bar = tqdm(total=scenario.frames, desc=f"walkout-sim {scenario.name}", unit="frame", disable=not progress)
-        summary = _render_video(scenario, layout, layout_text, config, root, coco, scenario.frames,
-                                _rng(scenario.seed, "scenario", 0, SIMULATION),
-                                _rng(scenario.seed, "scenario", 0, RENDERING), hashes, bar)
+        bar = tqdm(
+            total=scenario.frames, desc=f"walkout-sim {scenario.name}", unit="frame", disable=not progress
+        )
+        summary = _render_video(
+            scenario,
+            layout,
+            layout_text,
+            config,
+            root,
+            coco,
+            scenario.frames,
+            _rng(scenario.seed, "scenario", 0, SIMULATION),
+            _rng(scenario.seed, "scenario", 0, RENDERING),
+            hashes,
+            bar,
+        )
         bar.close()
         coco.close("scenario")
         generator = {
@@ -163,7 +226,8 @@ def render_scenario(name_or_path: str | Path, out_dir: str | Path, config: Gener
             "scenario": scenario.name,
             "seed": scenario.seed,
             "layout": layout.name,
-            "config": to_plain(config) | {"layout": None if config.layout is None else Path(config.layout).name},
+            "config": to_plain(config)
+            | {"layout": None if config.layout is None else Path(config.layout).name},
         }
         write_manifest(root, "scenario", generator, hashes)
     summary.expected = expected

@@ -23,11 +23,15 @@ ACCESS = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}
 
 
 def _check_colour(colour: Colour, source: str, path: str, name: str) -> None:
-    require(all(0 <= c <= 255 for c in colour), source, path, name, f"BGR values must be 0..255, got {colour}")
+    require(
+        all(0 <= c <= 255 for c in colour), source, path, name, f"BGR values must be 0..255, got {colour}"
+    )
 
 
 def _check_rect(rect: Rect, source: str, path: str, name: str) -> None:
-    require(rect[2] > 0 and rect[3] > 0, source, path, name, f"width and height must be > 0, got {list(rect)}")
+    require(
+        rect[2] > 0 and rect[3] > 0, source, path, name, f"width and height must be > 0, got {list(rect)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,9 @@ class Floor:
 
     def check(self, source: str, path: str) -> None:
         require(32 <= self.width <= 4096, source, path, "width", f"must be 32..4096 pixels, got {self.width}")
-        require(32 <= self.height <= 4096, source, path, "height", f"must be 32..4096 pixels, got {self.height}")
+        require(
+            32 <= self.height <= 4096, source, path, "height", f"must be 32..4096 pixels, got {self.height}"
+        )
         require(self.tile >= 2, source, path, "tile", f"must be >= 2 pixels, got {self.tile}")
         _check_colour(self.colour, source, path, "colour")
 
@@ -125,7 +131,11 @@ class Sku:
         _check_colour(self.colour, source, path, "colour")
         _check_colour(self.pattern_colour, source, path, "pattern_colour")
         require(
-            all(4 <= s <= 40 for s in self.size), source, path, "size", f"must be 4..40 pixels, got {self.size}"
+            all(4 <= s <= 40 for s in self.size),
+            source,
+            path,
+            "size",
+            f"must be 4..40 pixels, got {self.size}",
         )
         require(self.popularity > 0, source, path, "popularity", f"must be > 0, got {self.popularity}")
 
@@ -162,7 +172,11 @@ class Layout:
                 f"unknown shelf {slot.shelf!r}; allowed: {shelf_ids}",
             )
             require(
-                slot.sku in sku_ids, source, path, f"slots[{index}].sku", f"unknown SKU {slot.sku!r}; allowed: {sku_ids}"
+                slot.sku in sku_ids,
+                source,
+                path,
+                f"slots[{index}].sku",
+                f"unknown SKU {slot.sku!r}; allowed: {sku_ids}",
             )
         for name, rect in (("entrance.rect", self.entrance.rect), ("exit.rect", self.exit.rect)):
             x, y, w, h = rect
@@ -197,5 +211,7 @@ def load_layout(path: str | Path | None = None) -> Layout:
     path = Path(path) if path is not None else default_layout_path()
     data = read_yaml(path)
     if not isinstance(data, dict):
-        raise ConfigError(str(path), "", "a layout file must be a mapping with keys name, floor, shelves, ...")
+        raise ConfigError(
+            str(path), "", "a layout file must be a mapping with keys name, floor, shelves, ..."
+        )
     return build(Layout, data, str(path))

@@ -23,7 +23,8 @@ class Navigator:
         self.width = layout.floor.width
         self.height = layout.floor.height
         self.obstacles = [
-            (x - margin, y - margin, x + w + margin, y + h + margin) for x, y, w, h in (s.rect for s in layout.shelves)
+            (x - margin, y - margin, x + w + margin, y + h + margin)
+            for x, y, w, h in (s.rect for s in layout.shelves)
         ]
         corners = []
         for x1, y1, x2, y2 in self.obstacles:
@@ -45,7 +46,7 @@ class Navigator:
         return True
 
     def path(self, start: Point, goal: Point) -> list[Point]:
-        """Waypoints from start (excluded) to goal (included) avoiding shelves; straight if nothing is in the way."""
+        """Waypoints from start (excluded) to goal (included) around the shelves (straight when clear)."""
         if self.visible(start, goal):
             return [goal]
         nodes = [start, goal, *self.corners]

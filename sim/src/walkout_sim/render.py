@@ -54,8 +54,10 @@ def make_sprite(sku: Sku) -> Sprite:
         elif sku.shape == "diamond":
             points = [(big_w / 2, 0), (big_w - 1, big_h / 2), (big_w / 2, big_h - 1), (0, big_h / 2)]
         else:  # hexagon
-            points = [(big_w / 2 + (big_w / 2 - 1) * math.cos(a), big_h / 2 + (big_h / 2 - 1) * math.sin(a))
-                      for a in np.linspace(0, 2 * math.pi, 7)[:-1]]
+            points = [
+                (big_w / 2 + (big_w / 2 - 1) * math.cos(a), big_h / 2 + (big_h / 2 - 1) * math.sin(a))
+                for a in np.linspace(0, 2 * math.pi, 7)[:-1]
+            ]
         cv2.fillPoly(mask, [np.round(np.array(points)).astype(np.int32)], 255)
     image = np.zeros((big_h, big_w, 3), np.uint8)
     image[:] = sku.colour
@@ -94,13 +96,19 @@ def make_sprite(sku: Sku) -> Sprite:
 
 def _blur_kernel(length: float, angle: float) -> np.ndarray:
     """A normalised line kernel of ``length`` pixels at ``angle`` radians (linear motion blur)."""
-    size = int(math.ceil(length)) | 1
+    size = math.ceil(length) | 1
     size = max(size, 3)
     kernel = np.zeros((size * 4, size * 4), np.float32)
     centre = size * 2
     dx, dy = math.cos(angle) * length * 2, math.sin(angle) * length * 2
-    cv2.line(kernel, (round(centre - dx), round(centre - dy)), (round(centre + dx), round(centre + dy)), 1.0,
-             2, cv2.LINE_AA)
+    cv2.line(
+        kernel,
+        (round(centre - dx), round(centre - dy)),
+        (round(centre + dx), round(centre + dy)),
+        1.0,
+        2,
+        cv2.LINE_AA,
+    )
     kernel = cv2.resize(kernel, (size, size), interpolation=cv2.INTER_AREA)
     return kernel / kernel.sum()
 
@@ -128,6 +136,10 @@ class Renderer:
         for occluder in layout.occluders:
             self._draw_occluder(occluder.rect, occluder.colour)
         self.occluder_boxes = [o.rect for o in layout.occluders]
+        self.occluder_windows = [
+            (max(x, 0), max(y, 0), min(x + w, self.width), min(y + h, self.height))
+            for x, y, w, h in self.occluder_boxes
+        ]
         self._init_lighting()
         self._kernels: dict[tuple[float, int], np.ndarray] = {}
 
@@ -213,14 +225,20 @@ class Renderer:
         self.drift_period = rng.uniform(*camera.drift_period_s) * camera.fps
         self.drift_phase = rng.uniform(0, 2 * math.pi)
         pad = 16
-        self.noise_bank = [
-            rng.normal(0, camera.noise_sigma, (self.height + pad, self.width + pad, 3)).astype(np.float32)
-            for _ in range(6)
-        ] if camera.noise_sigma > 0 else []
+        self.noise_bank = (
+            [
+                rng.normal(0, camera.noise_sigma, (self.height + pad, self.width + pad, 3)).astype(np.float32)
+                for _ in range(6)
+            ]
+            if camera.noise_sigma > 0
+            else []
+        )
 
     def _finish(self, frame: np.ndarray, index: int) -> np.ndarray:
         """Lighting (with slow drift) and sensor noise; returns the final uint8 image."""
-        drift = 1 + self.camera.drift_amplitude * math.sin(2 * math.pi * index / self.drift_period + self.drift_phase)
+        drift = 1 + self.camera.drift_amplitude * math.sin(
+            2 * math.pi * index / self.drift_period + self.drift_phase
+        )
         out = cv2.multiply(frame.astype(np.float32), self.light, scale=drift)
         if self.noise_bank:
             noise = self.noise_bank[int(self.rng.integers(len(self.noise_bank)))]
@@ -273,7 +291,7 @@ class Renderer:
             wrist = keypoints[5 + hand]
             x, y = round(wrist[0] - w / 2), round(wrist[1] - h / 2)
             cx, cy = x - ox, y - oy
-            if 0 <= cx and 0 <= cy and cx + w <= size and cy + h <= size:
+            if cx >= 0 and cy >= 0 and cx + w <= size and cy + h <= size:
                 region = canvas[cy : cy + h, cx : cx + w]
                 region[sprite.mask, :3] = sprite.image[sprite.mask]
                 region[sprite.mask, 3] = 255
@@ -282,8 +300,15 @@ class Renderer:
         cv2.circle(canvas, points[0], int(4.6 * scale), (*head_colour, 255), -1, cv2.LINE_AA, SHIFT)
         if look.cap is not None:
             brim = keypoints[0] + 3.5 * np.array([math.cos(person.heading), math.sin(person.heading)])
-            cv2.circle(canvas, pt(brim), int(2.2 * scale), (*(int(c * 0.7) for c in look.cap), 255), -1,
-                       cv2.LINE_AA, SHIFT)
+            cv2.circle(
+                canvas,
+                pt(brim),
+                int(2.2 * scale),
+                (*(int(c * 0.7) for c in look.cap), 255),
+                -1,
+                cv2.LINE_AA,
+                SHIFT,
+            )
         # Premultiply: cv2 anti-aliasing blends colour channels against 0, alpha against 0 alike.
         kernel = self._kernel(person.velocity)
         if kernel is not None:
@@ -327,17 +352,22 @@ class Renderer:
                 product_owner = next_owner
                 next_owner += 1
                 mask = self.sprites[sku].mask
-                cx0, cy0, cx1, cy1 = max(hx, 0), max(hy, 0), min(hx + hw, self.width), min(hy + hh, self.height)
+                cx0, cy0, cx1, cy1 = (
+                    max(hx, 0),
+                    max(hy, 0),
+                    min(hx + hw, self.width),
+                    min(hy + hh, self.height),
+                )
                 if cx1 > cx0 and cy1 > cy0:
                     owner[cy0:cy1, cx0:cx1][mask[cy0 - hy : cy1 - hy, cx0 - hx : cx1 - hx]] = product_owner
                 held.append((sku, (hx, hy, hw, hh), product_owner))
-            ys, xs = np.nonzero(solid)
-            box = (ox + int(xs.min()), oy + int(ys.min()), ox + int(xs.max()) + 1, oy + int(ys.max()) + 1) \
-                if area else (0, 0, 0, 0)
+            sx, sy, sw, sh = cv2.boundingRect(solid.view(np.uint8))
+            box = (ox + sx, oy + sy, ox + sx + sw, oy + sy + sh)
             drawn.append((person, person_owner, area, box, held))
-        if self.occluder_boxes:
-            frame[self.occluder_mask] = self.occluder_image[self.occluder_mask]
-            owner[self.occluder_mask] = OCCLUDER
+        for x0, y0, x1, y1 in self.occluder_windows:
+            mask = self.occluder_mask[y0:y1, x0:x1]
+            np.copyto(frame[y0:y1, x0:x1], self.occluder_image[y0:y1, x0:x1], where=mask[..., None])
+            owner[y0:y1, x0:x1][mask] = OCCLUDER
         image = self._finish(frame, state.index)
         return image, self._truth(owner, drawn)
 
@@ -355,45 +385,52 @@ class Renderer:
                 continue
             keypoints, labelled = [], 0
             for x, y in person.keypoints:
-                ix, iy = int(math.floor(x)), int(math.floor(y))
+                ix, iy = math.floor(x), math.floor(y)
                 if not (0 <= ix < self.width and 0 <= iy < self.height):
                     keypoints += [0.0, 0.0, 0]
                     continue
                 hidden = owner[iy, ix] != 0 and owner[iy, ix] not in own
                 keypoints += [round(float(x), 2), round(float(y), 2), 1 if hidden else 2]
                 labelled += 1
-            persons.append({
-                "track_id": person.track_id,
-                "bbox": [bx0, by0, bx1 - bx0, by1 - by0],
-                "area": int((owner[by0:by1, bx0:bx1] == person_owner).sum()) or 1,
-                "visibility": round(visibility, 3),
-                "keypoints": keypoints,
-                "num_keypoints": labelled,
-                "iscrowd": int(visibility < PERSON_VISIBILITY[1]),
-            })
+            persons.append(
+                {
+                    "track_id": person.track_id,
+                    "bbox": [bx0, by0, bx1 - bx0, by1 - by0],
+                    "area": int((owner[by0:by1, bx0:bx1] == person_owner).sum()) or 1,
+                    "visibility": round(visibility, 3),
+                    "keypoints": keypoints,
+                    "num_keypoints": labelled,
+                    "iscrowd": int(visibility < PERSON_VISIBILITY[1]),
+                }
+            )
             for sku, (hx, hy, hw, hh), product_owner in held:
                 mask_area = int(self.sprites[sku].mask.sum())
                 entry = self._product_entry(owner, sku, (hx, hy, hw, hh), product_owner, mask_area)
                 if entry is not None:
                     entry["held_by"] = person.track_id
                     products.append(entry)
-        boxes = np.array([d[3] for d in drawn] + [(x, y, x + w, y + h) for x, y, w, h in self.occluder_boxes],
-                         dtype=np.int32).reshape(-1, 4)
+        boxes = np.array(
+            [d[3] for d in drawn] + [(x, y, x + w, y + h) for x, y, w, h in self.occluder_boxes],
+            dtype=np.int32,
+        ).reshape(-1, 4)
         # Which shelf products might be hidden: their rectangle overlaps a person or an occluder.
         rects = self.shelf_rects
         covered = np.zeros(len(rects), bool)
         if len(boxes):
             covered = np.any(
-                (boxes[None, :, 0] < rects[:, None, 2]) & (boxes[None, :, 2] > rects[:, None, 0])
-                & (boxes[None, :, 1] < rects[:, None, 3]) & (boxes[None, :, 3] > rects[:, None, 1]),
+                (boxes[None, :, 0] < rects[:, None, 2])
+                & (boxes[None, :, 2] > rects[:, None, 0])
+                & (boxes[None, :, 1] < rects[:, None, 3])
+                & (boxes[None, :, 3] > rects[:, None, 1]),
                 axis=1,
             ).tolist()
         for slot_index, sku in enumerate(self.tops):
             if sku is None:
                 continue
             if covered[slot_index]:
-                entry = self._product_entry(owner, sku, self.product_rect(slot_index, sku), 0,
-                                            int(self.sprites[sku].mask.sum()))
+                entry = self._product_entry(
+                    owner, sku, self.product_rect(slot_index, sku), 0, int(self.sprites[sku].mask.sum())
+                )
                 if entry is not None:
                     entry["slot"] = self.layout.slots[slot_index].id
             else:

@@ -84,7 +84,9 @@ class Action:
 
     def check(self, source: str, path: str) -> None:
         require(self.s >= 0, source, path, "s", f"must be >= 0 seconds, got {self.s}")
-        require(self.not_before_s >= 0, source, path, "not_before_s", f"must be >= 0, got {self.not_before_s}")
+        require(
+            self.not_before_s >= 0, source, path, "not_before_s", f"must be >= 0, got {self.not_before_s}"
+        )
         if self.do == "pick":
             require(
                 (self.slot is None) != (self.sku is None),
@@ -116,7 +118,13 @@ class ShopperScript:
         require(self.id >= 1, source, path, "id", f"must be >= 1 (0 is reserved), got {self.id}")
         require(self.enter_s >= 0, source, path, "enter_s", f"must be >= 0 seconds, got {self.enter_s}")
         if self.speed is not None:
-            require(0.3 <= self.speed <= 8, source, path, "speed", f"must be 0.3..8 pixels/frame, got {self.speed}")
+            require(
+                0.3 <= self.speed <= 8,
+                source,
+                path,
+                "speed",
+                f"must be 0.3..8 pixels/frame, got {self.speed}",
+            )
 
 
 @dataclass(frozen=True)
@@ -177,10 +185,20 @@ def validate_scenario(scenario: Scenario, layout: Layout, source: str) -> list[E
             path = f"shoppers[{s_index}].actions[{a_index}]"
             if action.slot is not None:
                 require(
-                    action.slot in slot_ids, source, path, "slot", f"unknown slot {action.slot!r}; allowed: {slot_ids}"
+                    action.slot in slot_ids,
+                    source,
+                    path,
+                    "slot",
+                    f"unknown slot {action.slot!r}; allowed: {slot_ids}",
                 )
             if action.sku is not None:
-                require(action.sku in sku_ids, source, path, "sku", f"unknown SKU {action.sku!r}; allowed: {sku_ids}")
+                require(
+                    action.sku in sku_ids,
+                    source,
+                    path,
+                    "sku",
+                    f"unknown SKU {action.sku!r}; allowed: {sku_ids}",
+                )
             if action.do == "pick":
                 require(
                     len(held) < HANDS,
@@ -232,7 +250,9 @@ def resolve_scenario_path(name_or_path: str | Path) -> Path:
     shipped = scenario_dir() / f"{name_or_path}.yaml"
     if shipped.exists():
         return shipped
-    raise ConfigError(str(name_or_path), "", f"no such scenario file or shipped scenario; shipped: {shipped_scenarios()}")
+    raise ConfigError(
+        str(name_or_path), "", f"no such scenario file or shipped scenario; shipped: {shipped_scenarios()}"
+    )
 
 
 def load_scenario(name_or_path: str | Path, layout: Layout) -> tuple[Scenario, list[ExpectedEvent]]:

@@ -47,7 +47,7 @@ def _type_name(tp: Any) -> str:
 
 
 def convert(tp: Any, value: Any, source: str, path: str) -> Any:
-    """Check ``value`` against the type annotation ``tp`` and convert it (lists to tuples, dicts to dataclasses)."""
+    """Check ``value`` against the annotation ``tp``; convert lists to tuples and dicts to dataclasses."""
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
@@ -79,13 +79,18 @@ def convert(tp: Any, value: Any, source: str, path: str) -> Any:
             return tuple(convert(args[0], item, source, f"{path}[{i}]") for i, item in enumerate(value))
         if len(value) != len(args):
             raise ConfigError(source, path, f"expected a list of {len(args)} values, got {len(value)}")
-        return tuple(convert(arg, item, source, f"{path}[{i}]") for i, (arg, item) in enumerate(zip(args, value)))
+        return tuple(
+            convert(arg, item, source, f"{path}[{i}]")
+            for i, (arg, item) in enumerate(zip(args, value, strict=True))
+        )
     if origin is dict:
         key_type, value_type = typing.get_args(tp)
         if not isinstance(value, dict):
             raise ConfigError(source, path, f"expected a mapping, got {value!r}")
         return {
-            convert(key_type, key, source, f"{path}.{key}"): convert(value_type, item, source, f"{path}.{key}")
+            convert(key_type, key, source, f"{path}.{key}"): convert(
+                value_type, item, source, f"{path}.{key}"
+            )
             for key, item in value.items()
         }
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
@@ -123,7 +128,9 @@ def build(cls: type[T], data: Any, source: str, path: str = "") -> T:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
-                source, f"{path}.{key}" if path else str(key), f"unknown key{hint} (known keys: {sorted(fields)})"
+                source,
+                f"{path}.{key}" if path else str(key),
+                f"unknown key{hint} (known keys: {sorted(fields)})",
             )
     kwargs = {}
     for name, field in fields.items():

@@ -32,7 +32,9 @@ def find_video_dir(path: Path) -> Path:
         return path
     videos = sorted((path / "videos").glob("*/annotations.json")) if (path / "videos").exists() else []
     if not videos:
-        raise SimError(f"{path} is neither a video folder (with annotations.json) nor an export root with videos/")
+        raise SimError(
+            f"{path} is neither a video folder (with annotations.json) nor an export root with videos/"
+        )
     return videos[0].parent
 
 
@@ -67,16 +69,32 @@ def annotate(frame: np.ndarray, annotations: list[dict], names: dict[int, str]) 
                     cv2.line(image, pa, pb, colour, 1, cv2.LINE_AA)
             for px, py, v in points:
                 if v > 0:
-                    cv2.circle(image, (int(px * SCALE), int(py * SCALE)), 2, (255, 255, 255) if v == 2 else (0, 0, 0), -1)
-            cv2.putText(image, f"id{record['track_id']}", (x, max(y - 3, 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.35, colour, 1,
-                        cv2.LINE_AA)
+                    cv2.circle(
+                        image,
+                        (int(px * SCALE), int(py * SCALE)),
+                        2,
+                        (255, 255, 255) if v == 2 else (0, 0, 0),
+                        -1,
+                    )
+            cv2.putText(
+                image,
+                f"id{record['track_id']}",
+                (x, max(y - 3, 8)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.35,
+                colour,
+                1,
+                cv2.LINE_AA,
+            )
         else:
             colour = (0, 255, 255) if "held_by" in record else (255, 255, 255)
             thickness = 1
             cv2.rectangle(image, (x, y), (x + w - 1, y + h - 1), colour, thickness)
             if "held_by" in record:
                 label = f"{names[record['category_id']]}@{record['held_by']}"
-                cv2.putText(image, label, (x, y + h + 9), cv2.FONT_HERSHEY_SIMPLEX, 0.3, colour, 1, cv2.LINE_AA)
+                cv2.putText(
+                    image, label, (x, y + h + 9), cv2.FONT_HERSHEY_SIMPLEX, 0.3, colour, 1, cv2.LINE_AA
+                )
     return image
 
 
@@ -100,10 +118,26 @@ def show(source: Path, out: Path, frames: int = 12) -> Path:
         tiles = []
         for index in picks:
             tile = annotate(images[index], by_frame.get(index + 1, []), names)
-            cv2.putText(tile, f"{video_dir.name} frame {index + 1}", (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                        (0, 0, 0), 2, cv2.LINE_AA)
-            cv2.putText(tile, f"{video_dir.name} frame {index + 1}", (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                        (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                tile,
+                f"{video_dir.name} frame {index + 1}",
+                (4, 12),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.4,
+                (0, 0, 0),
+                2,
+                cv2.LINE_AA,
+            )
+            cv2.putText(
+                tile,
+                f"{video_dir.name} frame {index + 1}",
+                (4, 12),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.4,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
             tiles.append(tile)
         columns = min(4, len(tiles))
         rows = math.ceil(len(tiles) / columns)
@@ -114,8 +148,13 @@ def show(source: Path, out: Path, frames: int = 12) -> Path:
             raise SimError(f"could not write {out}")
     elif out.suffix.lower() == ".avi":
         first = annotate(images[0], by_frame.get(1, []), names)
-        writer = cv2.VideoWriter(str(temp), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), 10,
-                                 (first.shape[1], first.shape[0]))
+        writer = cv2.VideoWriter(
+            str(temp),
+            cv2.CAP_OPENCV_MJPEG,
+            cv2.VideoWriter_fourcc(*"MJPG"),
+            10,
+            (first.shape[1], first.shape[0]),
+        )
         for index, image in enumerate(images):
             writer.write(annotate(image, by_frame.get(index + 1, []), names))
         writer.release()

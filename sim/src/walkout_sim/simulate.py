@@ -91,8 +91,17 @@ def _two_link_elbow(shoulder: np.ndarray, wrist: np.ndarray, outward: np.ndarray
 class Agent:
     """A shopper following its script, one frame at a time."""
 
-    def __init__(self, script: ShopperScript, layout: Layout, navigator: Navigator, rng: np.random.Generator,
-                 reach_frames: int, dwell_frames: tuple[int, int], fps: int, stacks: list[list[str]]) -> None:
+    def __init__(
+        self,
+        script: ShopperScript,
+        layout: Layout,
+        navigator: Navigator,
+        rng: np.random.Generator,
+        reach_frames: int,
+        dwell_frames: tuple[int, int],
+        fps: int,
+        stacks: list[list[str]],
+    ) -> None:
         self.script = script
         self.stacks = stacks  # shared by all agents: the shelves' contents, top of each stack last
         self.layout = layout
@@ -103,6 +112,7 @@ class Agent:
         self.dwell_frames = dwell_frames
         self.speed = script.speed if script.speed is not None else DEFAULT_SPEED
         self.appearance = script.appearance if script.appearance is not None else random_appearance(rng)
+        self.zone_offset = float(rng.uniform(-1, 1))
         if script.start == "entrance":
             zone = layout.entrance
             self.position = np.array(self._outside_point(zone.rect, zone.side), dtype=float)
@@ -126,15 +136,14 @@ class Agent:
         if script.start == "entrance":
             self.path = [self._zone_centre(layout.entrance.rect)]
 
-    @staticmethod
-    def _zone_centre(rect: tuple[int, int, int, int]) -> Point:
+    def _zone_centre(self, rect: tuple[int, int, int, int]) -> Point:
+        """This shopper's own point of a zone (shoppers spread over its width instead of queueing in line)."""
         x, y, w, h = rect
-        return (x + w / 2, y + h / 2)
+        return (x + w / 2 + self.zone_offset * w * 0.35, y + h / 2 + self.zone_offset * h * 0.35)
 
     def _outside_point(self, rect: tuple[int, int, int, int], side: str) -> Point:
         """A point beyond the image border next to a zone, where shoppers appear and vanish."""
-        x, y, w, h = rect
-        centre = (x + w / 2, y + h / 2)
+        centre = self._zone_centre(rect)
         offset = 24.0
         if side == "left":
             return (-offset, centre[1])
@@ -176,8 +185,10 @@ class Agent:
         if not self.actions:
             if self.script.leave and not self.done:
                 zone = self.layout.exit
-                self.path = [*self.navigator.path(tuple(self.position), self._zone_centre(zone.rect)),
-                             self._outside_point(zone.rect, zone.side)]
+                self.path = [
+                    *self.navigator.path(tuple(self.position), self._zone_centre(zone.rect)),
+                    self._outside_point(zone.rect, zone.side),
+                ]
                 self.task = {"kind": "leave"}
             else:
                 self.task = {"kind": "idle"}
@@ -204,20 +215,37 @@ class Agent:
             if action.sku is not None:
                 held = [i for i in held if self.hands[i][0] == action.sku]
             if not held:
-                raise ScenarioError(f"shopper {self.script.id}: put_back at frame {frame + 1} but holds nothing matching")
+                raise ScenarioError(
+                    f"shopper {self.script.id}: put_back at frame {frame + 1} but holds nothing matching"
+                )
             hand = held[-1]
             slot_id = action.slot if action.slot is not None else self.hands[hand][1]
             slot = self.layout.slot_by_id(slot_id)
         stand, heading = self._choose_stand(slot, others)
         self.path = self.navigator.path(tuple(self.position), stand)
         dwell = int(self.rng.integers(self.dwell_frames[0], self.dwell_frames[1] + 1))
-        self.task = {"kind": action.do, "slot": slot, "stand": stand, "face": heading, "hand": hand,
-                     "not_before": max(not_before, 0), "dwell": dwell, "phase": "walk", "sku": action.sku}
+        self.task = {
+            "kind": action.do,
+            "slot": slot,
+            "stand": stand,
+            "face": heading,
+            "hand": hand,
+            "not_before": max(not_before, 0),
+            "dwell": dwell,
+            "phase": "walk",
+            "sku": action.sku,
+        }
 
     # ---- per-frame update -----------------------------------------------------------------------
 
-    def step(self, frame: int, others: list[Agent], tops: list[str | None], result: SimulationResult,
-             changes: list[tuple[int, str | None]]) -> None:
+    def step(
+        self,
+        frame: int,
+        others: list[Agent],
+        tops: list[str | None],
+        result: SimulationResult,
+        changes: list[tuple[int, str | None]],
+    ) -> None:
         """Advance one frame (``frame`` is 0-based); may append events to ``result`` and slot changes."""
         self.velocity = np.zeros(2)
         if not self.entry_path_done:
@@ -256,6 +284,8 @@ class Agent:
             step = delta / distance * self.speed
         new = self.position + step
         push = np.zeros(2)
+        direction = step / max(float(np.hypot(*step)), 1e-6)
+        side = np.array([-direction[1], direction[0]])
         for other in others:
             if other is self:
                 continue
@@ -263,6 +293,11 @@ class Agent:
             gap = float(np.hypot(*away))
             if 1e-6 < gap < PERSONAL_SPACE:
                 push += away / gap * (PERSONAL_SPACE - gap) * 0.35
+            # Someone ahead within a body width of our line: sidestep early, as people do.
+            ahead = float(-away @ direction)
+            lateral = float(-away @ side)
+            if 0 < ahead < 2.2 * PERSONAL_SPACE and abs(lateral) < PERSONAL_SPACE:
+                push -= side * (1.0 if lateral >= 0 else -1.0) * 0.6 * (1 - ahead / (2.2 * PERSONAL_SPACE))
         norm = float(np.hypot(*push))
         if norm > self.speed * 0.8:
             push *= self.speed * 0.8 / norm
@@ -279,8 +314,14 @@ class Agent:
         difference = (target - self.heading + math.pi) % (2 * math.pi) - math.pi
         self.heading += max(-MAX_TURN, min(MAX_TURN, difference))
 
-    def _shop(self, frame: int, tops: list[str | None], result: SimulationResult,
-              changes: list[tuple[int, str | None]], others: list[Agent]) -> None:
+    def _shop(
+        self,
+        frame: int,
+        tops: list[str | None],
+        result: SimulationResult,
+        changes: list[tuple[int, str | None]],
+        others: list[Agent],
+    ) -> None:
         task = self.task
         if task["phase"] == "walk":
             if self._walk(others):
@@ -289,9 +330,11 @@ class Agent:
             return
         if task["phase"] == "face":
             self._turn_towards(task["face"])
-            if frame >= task["ready"] and frame >= task["not_before"] and abs(
-                (task["face"] - self.heading + math.pi) % (2 * math.pi) - math.pi
-            ) < 1e-3:
+            if (
+                frame >= task["ready"]
+                and frame >= task["not_before"]
+                and abs((task["face"] - self.heading + math.pi) % (2 * math.pi) - math.pi) < 1e-3
+            ):
                 self._begin_reach(task)
             return
         # phase == "reach": progress goes 0 -> 1 (hand at the slot) -> 0 over reach_frames.
@@ -318,7 +361,9 @@ class Agent:
             preferred = LEFT if side > 0 else RIGHT
             free = [h for h in (preferred, 1 - preferred) if self.hands[h] is None]
             if not free:
-                raise ScenarioError(f"shopper {self.script.id}: both hands are full, cannot pick from {slot.id}")
+                raise ScenarioError(
+                    f"shopper {self.script.id}: both hands are full, cannot pick from {slot.id}"
+                )
             task["hand"] = free[0]
         self.reach_hand = task["hand"]
         self.reach_target = centre
@@ -326,8 +371,14 @@ class Agent:
         task["phase"] = "reach"
         task["k"] = 0
 
-    def _grab(self, frame: int, task: dict, tops: list[str | None], result: SimulationResult,
-              changes: list[tuple[int, str | None]]) -> None:
+    def _grab(
+        self,
+        frame: int,
+        task: dict,
+        tops: list[str | None],
+        result: SimulationResult,
+        changes: list[tuple[int, str | None]],
+    ) -> None:
         slot: Slot = task["slot"]
         slot_index = self.layout.slots.index(slot)
         hand = task["hand"]
@@ -349,8 +400,14 @@ class Agent:
             changes.append((slot_index, sku))
             self.picked[sku] = self.picked.get(sku, 0) - 1
         result.events.append(
-            {"type": task["kind"], "frame": frame + 1, "shopper_id": self.script.id, "sku": sku,
-             "shelf": slot.shelf, "slot": slot.id}
+            {
+                "type": task["kind"],
+                "frame": frame + 1,
+                "shopper_id": self.script.id,
+                "sku": sku,
+                "shelf": slot.shelf,
+                "slot": slot.id,
+            }
         )
 
     # ---- pose -----------------------------------------------------------------------------------
@@ -391,8 +448,15 @@ class Agent:
             wrists.append(wrist)
         keypoints = np.array([head, shoulders[0], shoulders[1], elbows[0], elbows[1], wrists[0], wrists[1]])
         held = [(hand, item[0]) for hand, item in enumerate(self.hands) if item is not None]
-        return PersonState(self.script.id, (float(centre[0]), float(centre[1])), self.heading, keypoints,
-                           (float(self.velocity[0]), float(self.velocity[1])), held, self.appearance)
+        return PersonState(
+            self.script.id,
+            (float(centre[0]), float(centre[1])),
+            self.heading,
+            keypoints,
+            (float(self.velocity[0]), float(self.velocity[1])),
+            held,
+            self.appearance,
+        )
 
 
 def initial_stacks(layout: Layout) -> list[list[str]]:
@@ -400,9 +464,17 @@ def initial_stacks(layout: Layout) -> list[list[str]]:
     return [[slot.sku] * slot.capacity for slot in layout.slots]
 
 
-def simulate(scenario: Scenario, layout: Layout, fps: int, rng: np.random.Generator, frames: int | None = None,
-             reach_s: float = 1.2, dwell_s: tuple[float, float] = (0.2, 1.0), max_concurrent: int = 6,
-             result: SimulationResult | None = None) -> Iterator[FrameState]:
+def simulate(
+    scenario: Scenario,
+    layout: Layout,
+    fps: int,
+    rng: np.random.Generator,
+    frames: int | None = None,
+    reach_s: float = 1.2,
+    dwell_s: tuple[float, float] = (0.2, 1.0),
+    max_concurrent: int = 6,
+    result: SimulationResult | None = None,
+) -> Iterator[FrameState]:
     """Yield the world frame by frame; fills ``result`` (events, receipts) as it goes.
 
     frames: video length; None runs until every shopper has left (plus half a second).
@@ -422,21 +494,30 @@ def simulate(scenario: Scenario, layout: Layout, fps: int, rng: np.random.Genera
         changes: list[tuple[int, str | None]] = []
         while pending and round(pending[0].enter_s * fps) <= frame and len(active) < max_concurrent:
             script = pending.pop(0)
-            agent = Agent(script, layout, navigator, np.random.default_rng([scenario.seed, script.id]),
-                          reach_frames, dwell_frames, fps, stacks)
+            agent = Agent(
+                script,
+                layout,
+                navigator,
+                np.random.default_rng([scenario.seed, script.id]),
+                reach_frames,
+                dwell_frames,
+                fps,
+                stacks,
+            )
             active.append(agent)
         for agent in list(active):
             agent.step(frame, active, tops, result, changes)
             if agent.left_store:
-                result.receipts[str(agent.script.id)] = {sku: n for sku, n in sorted(agent.picked.items()) if n}
+                result.receipts[str(agent.script.id)] = {
+                    sku: n for sku, n in sorted(agent.picked.items()) if n
+                }
                 active.remove(agent)
         persons = [agent.pose() for agent in sorted(active, key=lambda a: a.script.id)]
         result.frames = frame + 1
         yield FrameState(frame + 1, persons, changes)
-        if frames is None:
-            if not pending and not active:
-                tail = frame if tail is None else tail
-                if frame - tail >= fps // 2:
-                    return
+        if frames is None and not pending and not active:
+            tail = frame if tail is None else tail
+            if frame - tail >= fps // 2:
+                return
     if frames is None:
         raise ScenarioError(f"scenario {scenario.name!r} did not finish within {MAX_FRAMES} frames")

@@ -21,7 +21,7 @@ def test_constant_motion_keeps_one_id_and_confirms_after_min_hits():
 
 
 def test_empty_frames_and_none_are_accepted_and_tracks_survive_short_gaps():
-    tracker = Tracker(config=TrackerConfig(min_hits=1, max_age=5))
+    tracker = Tracker(config=TrackerConfig(min_hits=1, max_age=5, coast_frames=0))
     first = tracker.update(np.array([_walker(0, 0, 2)]))
     assert tracker.update(None).shape == (0, 5)
     assert tracker.update(np.empty((0, 5))).shape == (0, 5)
@@ -30,8 +30,18 @@ def test_empty_frames_and_none_are_accepted_and_tracks_survive_short_gaps():
     assert back[0, 4] == first[0, 4]
 
 
+def test_confirmed_tracks_coast_on_their_prediction_for_a_few_missed_frames():
+    tracker = Tracker(config=TrackerConfig(min_hits=1, max_age=5, coast_frames=2))
+    for frame in range(4):
+        tracker.update(np.array([_walker(frame, 0, 4)]))
+    coasting = [tracker.update(None) for _ in range(3)]
+    assert [len(c) for c in coasting] == [1, 1, 0]
+    # The coasted box follows the constant-velocity prediction (4 px per frame).
+    assert coasting[0][0, 0] == pytest.approx(_walker(4, 0, 4)[0], abs=0.5)
+
+
 def test_track_dies_after_max_age_and_ids_are_never_reused():
-    tracker = Tracker(config=TrackerConfig(min_hits=1, max_age=2))
+    tracker = Tracker(config=TrackerConfig(min_hits=1, max_age=2, coast_frames=0))
     first = tracker.update(np.array([_walker(0, 0, 0)]))
     for _ in range(3):
         tracker.update(None)

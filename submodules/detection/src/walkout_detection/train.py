@@ -81,8 +81,10 @@ def refuse_blind_data(folder: Path) -> None:
 def split_holdout(dataset: CocoDataset, fraction: float) -> tuple[CocoDataset, CocoDataset]:
     """Deterministic train/validation split by position (every k-th image goes to validation)."""
     step = max(2, round(1 / fraction))
-    validation = [record for index, record in enumerate(dataset.images) if index % step == step - 1]
-    training = [record for index, record in enumerate(dataset.images) if index % step != step - 1]
+    # Small sets still hold out their last image, so validation is never empty.
+    held = {index for index in range(len(dataset.images)) if index % step == step - 1} or {len(dataset.images) - 1}
+    validation = [record for index, record in enumerate(dataset.images) if index in held]
+    training = [record for index, record in enumerate(dataset.images) if index not in held]
     return _subset(dataset, training), _subset(dataset, validation)
 
 
@@ -120,12 +122,21 @@ def make_sampler(
     return torch.utils.data.RandomSampler(range(len(records)), num_samples=samples, generator=generator)
 
 
-def learning_rate_factor(iteration: int, *, warmup: int, total: int) -> float:
-    """Linear warm-up, then cosine decay to 5% of the base rate."""
+def learning_rate_factor(iteration: int, *, warmup: int, progress: float) -> float:
+    """Linear warm-up over `warmup` iterations, then cosine decay to 5% of the base rate as
+    `progress` (fraction of the run done, 0..1) goes to 1."""
     if warmup and iteration < warmup:
         return (iteration + 1) / warmup
-    progress = min(1.0, (iteration - warmup) / max(1, total - warmup))
+    progress = min(1.0, max(0.0, progress))
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def run_progress(iteration: int, *, total: int, elapsed_s: float, time_limit_s: float) -> float:
+    """Fraction of the run done: by iterations, or by the time budget when that runs out first
+    (so a run cut short by its time limit has still annealed its learning rate)."""
+    by_iterations = iteration / max(1, total)
+    by_time = elapsed_s / time_limit_s if time_limit_s else 0.0
+    return max(by_iterations, by_time)
 
 
 def make_train_step(
@@ -258,10 +269,18 @@ def _train_tracked(
         model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
     total_iterations = settings.epochs * len(loader)
+    began = time.perf_counter()
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda iteration: learning_rate_factor(
-            iteration, warmup=settings.warmup_iterations, total=total_iterations
+            iteration,
+            warmup=settings.warmup_iterations,
+            progress=run_progress(
+                iteration,
+                total=total_iterations,
+                elapsed_s=time.perf_counter() - began,
+                time_limit_s=settings.time_limit_s,
+            ),
         ),
     )
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
@@ -288,7 +307,6 @@ def _train_tracked(
         ProgressBar(persist=False).attach(trainer, output_transform=lambda output: {"loss": output["loss"]})
 
     state: dict[str, Any] = {"best": None, "best_epoch": 0, "validated_epoch": 0, "history": []}
-    began = time.perf_counter()
     best_path = output_dir / "best.pt"
     last_path = output_dir / "last.pt"
 

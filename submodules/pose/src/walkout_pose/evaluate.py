@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from walkout_ci.errors import ReportError
+from walkout_ci.report import write_report
 from walkout_pose.config import KEYPOINT_NAMES, EvaluateConfig
 from walkout_pose.data import KeypointDataset, Person, load_keypoints_dataset, read_image
 from walkout_pose.draw import failure_image
@@ -268,9 +270,6 @@ def evaluate_model(
 
     Raises DataError for unreadable data, EvaluationError when no trustworthy figure can be computed.
     """
-    from walkout_ci.errors import ReportError
-    from walkout_ci.report import write_report
-
     started = time.perf_counter()
     report_dir = Path(report_dir)
     dataset = load_keypoints_dataset(data)

@@ -30,6 +30,8 @@ from ignite.handlers import ProgressBar
 from ignite.handlers.tensorboard_logger import OutputHandler, TensorboardLogger
 from torch.utils.data import DataLoader, RandomSampler
 
+from walkout_ci import experiment as tracking
+from walkout_ci.blind import refuse_blind
 from walkout_pose.config import PoseConfig, load_config
 from walkout_pose.data import (
     KeypointDataset,
@@ -160,9 +162,6 @@ def train(
     of `data` are held out (train.val_fraction). Raises BlindSetError (walkout_ci) for a blind split,
     DataError for unusable data, ConfigError for a bad config.
     """
-    from walkout_ci import experiment as tracking
-    from walkout_ci.blind import refuse_blind
-
     for folder in (data, val_data):
         if folder is not None:
             refuse_blind(folder)
@@ -199,6 +198,8 @@ def _run(
     use_amp = train_config.amp and device.type == "cuda"
 
     dataset = load_keypoints_dataset(data)
+    # `data` may name the JSON file itself: check the split folder that holds the manifest too.
+    refuse_blind(dataset.root)
     _record_training_data(exp, dataset)
     if val_data is not None:
         val_dataset = load_keypoints_dataset(val_data)
@@ -280,6 +281,14 @@ def _run(
     def log_loss(engine: Engine) -> None:
         exp.log_scalar("loss", "train", engine.state.output, engine.state.iteration)
         exp.log_scalar("learning_rate", "train", optimizer.param_groups[0]["lr"], engine.state.iteration)
+        if not progress:
+            LOGGER.info(
+                "iteration %d/%d: loss %.5f (%.0f s)",
+                engine.state.iteration,
+                total_iterations,
+                engine.state.output,
+                time.perf_counter() - started,
+            )
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def validate(engine: Engine) -> None:

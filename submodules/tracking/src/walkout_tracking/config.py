@@ -43,6 +43,7 @@ class TrackerConfig:
     reid_appearance_distance: float = 0.15  # below this a lost track may match without overlap
     embedding_momentum: float = 0.9  # exponential moving average of a track's appearance feature
     output_detection_box: bool = False  # report the matched detection box (else the Kalman estimate)
+    coast_frames: int = 2  # keep reporting a confirmed track's predicted box for this many missed frames
     report_early: bool = True  # report tracks during the first `min_hits` frames of a sequence (SORT)
     delete_tentative_on_miss: bool = True  # a not-yet-confirmed track dies at its first miss
 
@@ -50,6 +51,12 @@ class TrackerConfig:
         section = "tracker"
         _check_range(section, "max_age", self.max_age, 0, None)
         _check_range(section, "min_hits", self.min_hits, 0, None)
+        _check_range(section, "coast_frames", self.coast_frames, 0, None)
+        if self.coast_frames > self.max_age:
+            raise ConfigError(
+                f"tracker.coast_frames = {self.coast_frames} exceeds tracker.max_age = {self.max_age}: a track "
+                "cannot be reported after it was deleted"
+            )
         for name in (
             "iou_threshold",
             "high_score",
@@ -73,7 +80,8 @@ class TrackerConfig:
 class ModelConfig:
     """The appearance embedding network: person crop [3, crop_height, crop_width] -> unit vector [embedding_dim]."""
 
-    crop_height: int = 64
+    # Persons in the simulator's top-down view are ~20-35 px and rotate freely: square crops.
+    crop_height: int = 32
     crop_width: int = 32
     embedding_dim: int = 64
     channels: tuple[int, ...] = (16, 32, 64)

@@ -11,7 +11,8 @@ Usage, once per frame (also for frames with no detections)::
 detections: float array [N, 5] = x1 y1 x2 y2 score (pixels; score in [0, 1]); [0, 5] or None for
 an empty frame. embeddings: optional float array [N, D], one row per detection.
 Returns tracks: float array [M, 5] = x1 y1 x2 y2 track_id (ids are positive integers, unique within
-one Tracker instance, never reused), only confirmed tracks matched in this frame, sorted by id.
+one Tracker instance, never reused), sorted by id: confirmed tracks matched in this frame, plus
+confirmed tracks missed for at most `coast_frames` frames (their predicted box).
 
 All state (tracks, the id counter, the frame counter) lives on the instance: two trackers never
 share ids and nothing happens at import.
@@ -222,11 +223,15 @@ class Tracker:
 
     def _report(self) -> np.ndarray:
         early = self.config.report_early and self.frame_count <= self.config.min_hits
-        rows = [
-            [*track.box, float(track.track_id)]
-            for track in self.tracks
-            if track.time_since_update == 0 and (track.confirmed or early)
-        ]
+        coast = self.config.coast_frames
+        rows = []
+        for track in self.tracks:
+            if track.time_since_update == 0 and (track.confirmed or early):
+                rows.append([*track.box, float(track.track_id)])
+            elif track.confirmed and 0 < track.time_since_update <= coast:
+                # A missed detection (blur, occlusion) rarely means the person vanished: report the
+                # motion model's prediction for a few frames instead of a gap.
+                rows.append([*track.predicted, float(track.track_id)])
         if not rows:
             return np.empty((0, 5), dtype=np.float64)
         out = np.array(rows, dtype=np.float64)

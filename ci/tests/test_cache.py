@@ -1,0 +1,110 @@
+"""The content-addressed evaluation cache, and a gate re-run that performs no evaluation."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+
+import pytest
+
+from walkout_ci import cli
+from walkout_ci.cache import CacheKey, EvaluationCache, run_info
+from walkout_ci.errors import ReportError
+from walkout_ci.report import write_report
+from walkout_ci.testing import fake_weights, make_fake_component_repo, make_fake_dataset, make_report
+
+KEY = CacheKey(
+    component="detection",
+    weights_sha256="a" * 64,
+    code_tree_hash="b" * 40,
+    dataset_hash="c" * 64,
+    rules_hash="d" * 64,
+)
+
+
+def test_every_field_changes_the_address():
+    digests = {KEY.digest()}
+    for field, value in [
+        ("component", "pose"),
+        ("weights_sha256", "e" * 64),
+        ("code_tree_hash", "f" * 40),
+        ("dataset_hash", "0" * 64),
+        ("rules_hash", "1" * 64),
+    ]:
+        digests.add(replace(KEY, **{field: value}).digest())
+    assert len(digests) == 6
+    assert KEY.digest() == replace(KEY).digest()
+
+
+def test_store_then_lookup_round_trip(tmp_path):
+    cache = EvaluationCache(tmp_path / "cache")
+    write_report(tmp_path / "report", make_report(sample_scores={"a": {"person": 1.0}}))
+    (tmp_path / "report" / "images").mkdir()
+    (tmp_path / "report" / "images" / "a.png").write_bytes(b"png")
+    assert cache.lookup(KEY) is None and cache.misses == 1
+    entry = cache.store(KEY, tmp_path / "report")
+    assert cache.lookup(KEY) == entry and cache.hits == 1
+    assert (entry / "images" / "a.png").read_bytes() == b"png"
+    assert json.loads((entry / "key.json").read_text())["weights_sha256"] == "a" * 64
+    assert run_info(entry) == {}
+    entry = cache.store(KEY, tmp_path / "report", {"experiment_id": "exp-1"})
+    assert run_info(entry) == {"experiment_id": "exp-1"}
+    assert cache.lookup(replace(KEY, rules_hash="2" * 64)) is None
+    # Storing again replaces the entry (nothing half-written, no temporary folders left).
+    cache.store(KEY, tmp_path / "report")
+    assert sorted(p.name for p in entry.parent.iterdir()) == [entry.name]
+
+
+def test_a_corrupt_entry_is_a_miss_and_is_removed(tmp_path):
+    cache = EvaluationCache(tmp_path / "cache")
+    write_report(tmp_path / "report", make_report(sample_scores={"a": {"person": 1.0}}))
+    entry = cache.store(KEY, tmp_path / "report")
+    (entry / "report.json").write_text('{"schema_version": 1')
+    assert cache.lookup(KEY) is None and not entry.exists()
+
+
+def test_an_invalid_report_is_never_stored(tmp_path):
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "report.json").write_text("{}")
+    with pytest.raises(ReportError):
+        EvaluationCache(tmp_path / "cache").store(KEY, tmp_path / "report")
+
+
+def test_gate_rerun_with_nothing_changed_performs_no_evaluation(tmp_path, monkeypatch, capsys):
+    counter = tmp_path / "counter.txt"
+    monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("WALKOUT_FAKE_COUNTER", str(counter))
+    scores = {"person": [0.9, 0.8, 0.7, 0.9], "sku": [0.9, 0.9, 0.8, 0.6]}
+    component = make_fake_component_repo(tmp_path / "repo", scores)
+    make_fake_dataset(tmp_path / "data")
+    candidate = tmp_path / "candidate.json"
+    # Different weights from the baseline's (identical weights + code + data would share one entry).
+    candidate.write_bytes(fake_weights({"person": [0.9, 0.8, 0.7, 0.95], "sku": [0.9, 0.9, 0.8, 0.6]}))
+    argv = ["gate", "--component-dir", str(component), "--candidate", str(candidate)]
+    argv += ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--no-track"]
+    argv += ["--cache-dir", str(tmp_path / "cache")]
+
+    started = time.perf_counter()
+    assert cli.main(argv) == 0
+    first_s = time.perf_counter() - started
+    assert len(counter.read_text().splitlines()) == 2  # baseline and candidate evaluated once each
+
+    started = time.perf_counter()
+    assert cli.main(argv) == 0
+    rerun_s = time.perf_counter() - started
+    assert len(counter.read_text().splitlines()) == 2  # the re-run evaluated nothing
+    verdict = json.loads((tmp_path / "out" / "verdict.json").read_text())
+    assert (
+        verdict["evaluations"]["baseline"]["from_cache"] and verdict["evaluations"]["candidate"]["from_cache"]
+    )
+    assert verdict["evaluations"]["baseline"]["commit"] == verdict["baseline"]["code_commit"]
+
+    # A changed candidate is evaluated again, the unchanged baseline is not.
+    candidate.write_bytes(fake_weights({"person": [1.0] * 4, "sku": [1.0] * 4}))
+    assert cli.main(argv) == 0
+    assert len(counter.read_text().splitlines()) == 3
+    with capsys.disabled():
+        print(
+            f"\n[gate cache] first run {first_s:.2f} s (2 evaluations), unchanged re-run {rerun_s:.2f} s (0)"
+        )

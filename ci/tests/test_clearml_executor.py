@@ -1,0 +1,296 @@
+"""The clearml executor and `experiment push`, through the real clearml SDK against the stand-in.
+
+`clearml_standin.py` (test-only) plays the ClearML API server, its file server and clearml-agent: on
+`tasks.enqueue` its agent checks the task's commit out into a git worktree and runs the task's entry
+point (`python -m walkout_ci.remote_eval`) with CLEARML_TASK_ID set, as clearml-agent does. The client
+side (executor, push) runs in subprocesses because ClearML reads its configuration once per process.
+
+Opt-in against a real server: WALKOUT_TEST_CLEARML_SERVER=1 with CLEARML_API_HOST etc. configured
+(`pytest -m clearml_server`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from walkout_ci import pins
+from walkout_ci.testing import (
+    fake_weights,
+    make_fake_component_repo,
+    make_fake_dataset,
+    write_fake_experiment,
+)
+
+_SPEC = importlib.util.spec_from_file_location(
+    "clearml_standin", Path(__file__).with_name("clearml_standin.py")
+)
+clearml_standin = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(clearml_standin)
+
+SCORES = {"person": [0.9, 0.8, 0.7, 0.95], "sku": [0.6, 0.9, 0.85, 0.4]}
+
+EXECUTOR_SCRIPT = r"""
+import json, sys
+from pathlib import Path
+from walkout_ci import pins
+from walkout_ci.errors import WalkoutCIError
+from walkout_ci.executors import EvaluationRequest
+from walkout_ci.executors.clearml import ClearMLExecutorOptions, run_clearml_evaluation
+from walkout_ci.gate_config import load_gate_config
+from walkout_ci.report import dataset_hash
+from walkout_ci.store import sha256_file
+
+repo, data, report_dir, model_ref, queue, wait = sys.argv[1:7]
+repo = Path(repo)
+component = repo / "comp"
+commit = __import__("subprocess").run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                                      text=True, check=True).stdout.strip()
+model = pins.resolve_model_ref(repo / model_ref if (repo / model_ref).is_file() else model_ref,
+                               search=[component / "experiments"])
+request = EvaluationRequest(
+    repo_root=repo, component_dir="comp", component="fake", commit=commit,
+    evaluate=load_gate_config(component).evaluate, model_path=model, model_ref=model_ref,
+    weights_sha256=sha256_file(model), data_dir=Path(data), dataset_hash=dataset_hash(data),
+    report_dir=Path(report_dir), track=False)
+try:
+    run = run_clearml_evaluation(request, ClearMLExecutorOptions(queue=queue, poll_s=0.2,
+                                                                 wait_timeout_s=float(wait)))
+except WalkoutCIError as error:
+    print(json.dumps({"error": str(error), "type": type(error).__name__}))
+    sys.exit(error.exit_code)
+print(json.dumps({"experiment_id": run.experiment_id, "link": run.experiment_link, "executor": run.executor,
+                  "metrics": run.report["metrics"], "report_dir": str(run.report_dir)}))
+"""
+
+
+def client_env(standin, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_", "WALKOUT_"))}
+    env.update(standin.env())
+    env.update(WALKOUT_HOME=str(home / "walkout"), HOME=str(home))
+    home.mkdir(parents=True, exist_ok=True)
+    return env
+
+
+class WorktreeAgent:
+    """Plays clearml-agent: check the task's commit out, run its module with CLEARML_TASK_ID set."""
+
+    def __init__(self, standin, repo: Path, home: Path) -> None:
+        self.standin, self.repo, self.home = standin, repo, home
+        self.logs: list[str] = []
+
+    def __call__(self, task_id: str) -> None:
+        task = self.standin.tasks[task_id]
+        script = task["script"]
+        entry = script["entry_point"]
+        assert entry.startswith("-m "), entry  # Task.create(module=...) stores "-m <module>"
+        with tempfile.TemporaryDirectory(prefix="standin-agent-") as scratch:
+            checkout = Path(scratch) / "checkout"
+            assert script["repository"] == self.repo.absolute().as_uri()
+            subprocess.run(["git", "-C", str(self.repo), "worktree", "add", "--detach", str(checkout),
+                            script["version_num"]], check=True, capture_output=True)  # fmt: skip
+            try:
+                env = client_env(self.standin, self.home)
+                env["CLEARML_TASK_ID"] = task_id
+                result = subprocess.run(
+                    [sys.executable, *entry.split()],
+                    cwd=checkout / script.get("working_dir", "."),
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                self.logs.append(f"exit {result.returncode} at {time.time()}\n" + result.stdout + result.stderr)
+                if result.returncode != 0 and self.standin.tasks[task_id]["status"] not in (
+                    "failed",
+                    "stopped",
+                ):
+                    self.standin.set_status(task_id, "failed", f"exit code {result.returncode}")
+            finally:
+                subprocess.run(["git", "-C", str(self.repo), "worktree", "remove", "--force", str(checkout)],
+                               capture_output=True)  # fmt: skip
+
+
+@pytest.fixture
+def standin():
+    server = clearml_standin.StandIn().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_repo(tmp_path: Path) -> dict:
+    component = make_fake_component_repo(tmp_path / "repo", SCORES)
+    repo = component.parent
+    # A second, committed experiment whose evaluation crashes.
+    write_fake_experiment(component / "experiments", "local-crash", fake_weights(SCORES, exit_code=3))
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", "crash model"], check=True)
+    data = tmp_path / "data"
+    make_fake_dataset(data)
+    return {"repo": repo, "component": component, "data": data}
+
+
+def run_executor(tmp_path: Path, standin, fake_repo: dict, model_ref: str, queue: str = "default",
+                 wait_s: float = 60.0) -> tuple[int, dict]:  # fmt: skip
+    script = tmp_path / "executor.py"
+    script.write_text(EXECUTOR_SCRIPT)
+    report_dir = tmp_path / "reports" / model_ref.replace("/", "_")
+    args = [str(fake_repo["repo"]), str(fake_repo["data"]), str(report_dir), model_ref, queue, str(wait_s)]
+    result = subprocess.run(
+        [sys.executable, str(script), *args],
+        env=client_env(standin, tmp_path / "client"),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    lines = result.stdout.strip().splitlines()
+    assert lines, result.stderr
+    return result.returncode, json.loads(lines[-1])
+
+
+def test_clearml_executor_creates_enqueues_waits_and_fetches_the_report(
+    tmp_path: Path, standin, fake_repo: dict
+) -> None:
+    agent = WorktreeAgent(standin, fake_repo["repo"], tmp_path / "agent")
+    standin.agent = agent
+    code, result = run_executor(tmp_path, standin, fake_repo, "comp/model_ref.yaml", wait_s=20)
+    print("EXECUTOR DONE", time.time())
+    standin.wait_agents()
+    Path("/tmp/agentlog.txt").write_text("\n".join(agent.logs))
+    assert code == 0, (result, agent.logs, [t.get("status_reason") for t in standin.tasks.values()])
+    assert result["executor"] == "clearml"
+    mean = sum(sum(v) for v in SCORES.values()) / 8
+    assert result["metrics"]["AP50"] == pytest.approx(mean)
+    report = json.loads((Path(result["report_dir"]) / "report.json").read_text())
+    assert report["component"] == "fake"
+    assert any((Path(result["report_dir"]) / "images").iterdir())  # debug images came back too
+    task = standin.tasks[result["experiment_id"]]
+    assert task["status"] == "completed"
+    head = subprocess.run(["git", "-C", str(fake_repo["repo"]), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    assert task["script"]["version_num"] == head
+    assert task["script"]["entry_point"] == "-m walkout_ci.remote_eval"
+    general = task["hyperparams"]["General"]
+    assert json.loads(general["command"]["value"])[1] == "evaluate.py"
+    assert general["model"]["value"] == "comp/model_ref.yaml"
+    assert "tasks.enqueue" in standin.calls and "tasks.create" in standin.calls
+
+
+def test_clearml_executor_reports_a_crashed_evaluation_as_an_error(
+    tmp_path: Path, standin, fake_repo: dict
+) -> None:
+    standin.agent = WorktreeAgent(standin, fake_repo["repo"], tmp_path / "agent")
+    code, result = run_executor(tmp_path, standin, fake_repo, "local-crash")
+    assert code == 2
+    assert result["type"] == "EvaluationError"
+    assert "status 'failed'" in result["error"]
+
+
+def test_clearml_executor_times_out_without_an_agent(tmp_path: Path, standin, fake_repo: dict) -> None:
+    standin.add_queue("gpu")
+    code, result = run_executor(tmp_path, standin, fake_repo, "comp/model_ref.yaml", queue="gpu", wait_s=1.5)
+    assert code == 2
+    assert "did not finish within 2 s" in result["error"] and "queued" in result["error"]
+    (task,) = standin.tasks.values()
+    assert task["status"] == "stopped"  # no task left waiting in the queue
+
+
+PUSH_SETUP = r"""
+import sys
+from walkout_ci import bundle, experiment, pins
+pkg = sys.argv[1]
+exp = experiment.start("walkout/test", "offline-run", {"lr": 0.1})
+for step in range(3):
+    exp.log_scalar("loss", "train", 1.0 / (step + 1), step)
+open(pkg + "/w.pt", "wb").write(b"weights-bytes")
+exp.upload_weights(pkg + "/w.pt")
+exp.close()
+pins.pin_experiment(exp.id, pkg + "/model_ref.yaml", component="detection")
+bundle.export_experiment(exp.id, pkg + "/experiments")
+print(exp.id)
+"""
+
+
+def test_push_imports_a_bundle_into_the_server_and_repins(tmp_path: Path, standin) -> None:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    offline_env = client_env(standin, tmp_path / "trainer")
+    for key in standin.env():
+        offline_env.pop(key)
+    result = subprocess.run([sys.executable, "-c", PUSH_SETUP, str(pkg)], env=offline_env, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    offline_id = result.stdout.strip().splitlines()[-1]
+    assert offline_id.startswith("offline-")
+    # A fresh clone: empty store, the server configured, only the bundle in the repository.
+    env = client_env(standin, tmp_path / "fresh")
+    push = subprocess.run(
+        [sys.executable, "-m", "walkout_ci.cli", "experiment", "push", offline_id,
+         "--search", str(pkg / "experiments"), "--pins", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert push.returncode == 0, push.stderr
+    (new_id,) = standin.tasks
+    assert f"pushed {offline_id} as {new_id}" in push.stdout
+    assert pins.read_pin(pkg / "model_ref.yaml").experiment_id == new_id
+    assert sorted(standin.scalars(new_id)) == [("loss", "train", i, 1.0 / (i + 1)) for i in range(3)]
+    assert standin.tasks[new_id]["status"] == "completed"
+    assert any(name.endswith("artifacts/weights/w.pt") for name in standin.files)
+    # The new pin resolves from the server in yet another fresh store (downloaded, hash-verified).
+    resolve = subprocess.run(
+        [sys.executable, "-m", "walkout_ci.cli", "resolve", str(pkg / "model_ref.yaml")],
+        env=client_env(standin, tmp_path / "third"), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert resolve.returncode == 0, resolve.stderr
+    assert Path(resolve.stdout.strip()).read_bytes() == b"weights-bytes"
+    assert str(tmp_path / "third") in resolve.stdout
+
+
+def test_online_experiment_logs_each_scalar_once_and_uploads_weights(tmp_path: Path, standin) -> None:
+    code = (
+        "import sys; from walkout_ci import experiment\n"
+        "exp = experiment.start('walkout/test', 'online', {'lr': 0.1})\n"
+        "exp.log_scalar('loss', 'train', 0.5, 0); open(sys.argv[1], 'wb').write(b'w')\n"
+        "exp.upload_weights(sys.argv[1]); exp.close(); print(exp.mode, exp.id)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "w.pt")],
+                            env=client_env(standin, tmp_path / "h"), capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    mode, task_id = result.stdout.split()[-2:]
+    assert mode == "online" and task_id in standin.tasks
+    assert standin.scalars(task_id) == [("loss", "train", 0, 0.5)]
+    assert standin.tasks[task_id]["hyperparams"]["General"]["lr"]["value"] == "0.1"
+
+
+@pytest.mark.clearml_server
+@pytest.mark.skipif(
+    os.environ.get("WALKOUT_TEST_CLEARML_SERVER") != "1",
+    reason="opt-in: needs a real ClearML server (WALKOUT_TEST_CLEARML_SERVER=1 + CLEARML_API_HOST/keys)",
+)
+def test_real_server_experiment_round_trip(tmp_path: Path) -> None:
+    code = (
+        "import sys; from walkout_ci import experiment\n"
+        "exp = experiment.start('walkout/ci-test', 'real-server', {'lr': 0.1})\n"
+        "open(sys.argv[1], 'wb').write(b'real'); exp.upload_weights(sys.argv[1]); exp.close()\n"
+        "print(exp.mode, exp.id)\n"
+    )
+    env = dict(os.environ, WALKOUT_HOME=str(tmp_path / "store"))
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "w.pt")], env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    mode, task_id = result.stdout.split()[-2:]
+    assert mode == "online"
+    env["WALKOUT_HOME"] = str(tmp_path / "fresh")
+    resolve = subprocess.run([sys.executable, "-m", "walkout_ci.cli", "resolve", task_id], env=env,
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert resolve.returncode == 0, resolve.stderr
+    assert Path(resolve.stdout.strip()).read_bytes() == b"real"

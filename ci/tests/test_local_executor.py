@@ -1,0 +1,163 @@
+"""Executor `local` on a fake component in a temporary git repository."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from walkout_ci import gitrepo
+from walkout_ci.errors import EvaluationError, ReportError
+from walkout_ci.executors import EvaluationRequest
+from walkout_ci.executors.local import fill_command, run_local_evaluation
+from walkout_ci.gate_config import load_gate_config, parse_gate_config
+from walkout_ci.testing import fake_weights, make_fake_component_repo, make_fake_dataset
+
+SCORES = {"person": [0.9, 0.8, 0.7, 0.6], "sku": [1.0, 0.4, 0.9, 0.8]}
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("WALKOUT_FAKE_COUNTER", str(tmp_path / "counter.txt"))
+    component = make_fake_component_repo(tmp_path / "repo", SCORES)
+    data_hash = make_fake_dataset(tmp_path / "data")
+    return component, tmp_path / "data", data_hash
+
+
+def request_for(component: Path, data: Path, data_hash: str, weights: bytes, tmp_path: Path, **changes):
+    model = tmp_path / f"model-{hashlib.sha256(weights).hexdigest()[:8]}.json"
+    model.write_bytes(weights)
+    root = component.parent
+    config = changes.pop("config", None) or load_gate_config(component)
+    values = dict(
+        repo_root=root,
+        component_dir="comp",
+        component="fake",
+        commit=gitrepo.resolve_commit(root, "HEAD"),
+        evaluate=config.evaluate,
+        model_path=model,
+        model_ref=str(model),
+        weights_sha256=hashlib.sha256(weights).hexdigest(),
+        data_dir=data,
+        dataset_hash=data_hash,
+        report_dir=tmp_path / "out" / "report",
+        track=False,
+    )
+    values.update(changes)
+    return EvaluationRequest(**values)
+
+
+def worktrees(root: Path) -> list[str]:
+    listing = gitrepo.git(root, "worktree", "list", "--porcelain")
+    return [line for line in listing.splitlines() if line.startswith("worktree ")]
+
+
+def test_runs_the_committed_code_in_a_clean_worktree(setup, tmp_path):
+    component, data, data_hash = setup
+    # An uncommitted edit that would crash the evaluation must not be what runs.
+    (component / "evaluate.py").write_text("raise SystemExit(3)\n")
+    run = run_local_evaluation(request_for(component, data, data_hash, fake_weights(SCORES), tmp_path))
+    assert run.report["metrics"]["AP50"] == pytest.approx(sum(sum(v) for v in SCORES.values()) / 8)
+    assert run.report["code_commit"] == run.commit  # the evaluation saw WALKOUT_EVAL_COMMIT
+    assert (run.report_dir / "report.json").is_file() and (run.report_dir / "evaluate.log").is_file()
+    assert run.report_dir == tmp_path / "out" / "report"
+    assert len(worktrees(component.parent)) == 1  # the temporary worktree is gone
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report"]  # no staging left
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "error", "message"),
+    [
+        ({"exit_code": 3}, EvaluationError, "exited with status 3"),
+        ({"invalid": True}, ReportError, "its report is unusable"),
+        ({"sleep_s": 30}, EvaluationError, "timed out after 1 s"),
+    ],
+)
+def test_a_crash_timeout_or_invalid_report_is_an_error(setup, tmp_path, behaviour, error, message):
+    component, data, data_hash = setup
+    config = parse_gate_config((component / "gate.yaml").read_text().replace("timeout_s: 60", "timeout_s: 1"))
+    weights = fake_weights(SCORES, **behaviour)
+    request = request_for(component, data, data_hash, weights, tmp_path, config=config)
+    started = time.monotonic()
+    with pytest.raises(error) as caught:
+        run_local_evaluation(request)
+    assert message in str(caught.value)
+    assert time.monotonic() - started < 20
+    assert not (tmp_path / "out" / "report").exists()
+    assert len(worktrees(component.parent)) == 1
+    if behaviour.get("exit_code"):
+        assert "crashed on purpose" in str(caught.value)  # the log tail is quoted
+
+
+def test_a_report_for_other_weights_or_data_is_rejected(setup, tmp_path):
+    component, data, data_hash = setup
+    request = request_for(component, data, data_hash, fake_weights(SCORES), tmp_path, weights_sha256="f" * 64)
+    with pytest.raises(ReportError, match=r"model\.weights_sha256 is"):
+        run_local_evaluation(request)
+    request = request_for(component, data, "e" * 64, fake_weights(SCORES), tmp_path)
+    with pytest.raises(ReportError, match=r"dataset\.hash is"):
+        run_local_evaluation(request)
+
+
+def test_a_non_empty_report_dir_is_refused(setup, tmp_path):
+    component, data, data_hash = setup
+    (tmp_path / "out" / "report").mkdir(parents=True)
+    (tmp_path / "out" / "report" / "old.txt").write_text("x")
+    with pytest.raises(EvaluationError, match="is not empty"):
+        run_local_evaluation(request_for(component, data, data_hash, fake_weights(SCORES), tmp_path))
+
+
+def test_a_missing_workdir_at_the_commit_is_an_error(setup, tmp_path):
+    component, data, data_hash = setup
+    request = request_for(component, data, data_hash, fake_weights(SCORES), tmp_path, component_dir="nowhere")
+    with pytest.raises(EvaluationError, match="does not exist at commit"):
+        run_local_evaluation(request)
+
+
+def test_fill_command_uses_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    command = fill_command(
+        ("{python}", "--m={model}", "{data}", "{report_dir}"),
+        model=Path("m.pt"),
+        data=Path("d"),
+        report_dir=Path("r"),
+    )
+    assert command[1] == f"--m={tmp_path / 'm.pt'}" and command[2] == str(tmp_path / "d")
+
+
+def test_tracked_evaluation_is_its_own_experiment(setup, tmp_path):
+    component, data, data_hash = setup
+    request = request_for(component, data, data_hash, fake_weights(SCORES), tmp_path, track=True)
+    run = run_local_evaluation(request)
+    assert run.experiment_id and run.experiment_link
+    from walkout_ci.experiment import load_record
+
+    record = load_record(run.experiment_id)
+    assert record["params"]["commit"] == run.commit and record["status"] == "completed"
+    assert record["metrics"]["AP50"] == pytest.approx(run.report["metrics"]["AP50"])
+
+
+def test_git_is_required_to_find_the_commit(tmp_path):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    with pytest.raises(Exception, match="failed"):
+        gitrepo.resolve_commit(tmp_path, "no-such-branch")
+
+
+def test_evaluate_subcommand_writes_a_report(setup, tmp_path, capsys):
+    from walkout_ci import cli
+
+    component, data, _ = setup
+    model = tmp_path / "model.json"
+    model.write_bytes(fake_weights(SCORES))
+    argv = ["evaluate", "--component-dir", str(component), "--model", str(model), "--data", str(data)]
+    assert cli.main([*argv, "--report-dir", str(tmp_path / "r1"), "--no-track"]) == 0
+    assert (tmp_path / "r1" / "report.json").is_file()
+    assert "metrics: AP50=" in capsys.readouterr().out
+    # A crashing evaluation is exit 2 with the reason on stderr.
+    model.write_bytes(fake_weights(SCORES, exit_code=4))
+    assert cli.main([*argv, "--report-dir", str(tmp_path / "r2"), "--no-track"]) == 2
+    assert "exited with status 4" in capsys.readouterr().err

@@ -1,0 +1,139 @@
+"""End to end through the real CLI, in-process: train, evaluate (report contract), predict."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import pytest
+from walkout_ci.report import read_report
+from walkout_sim.cli import main as sim_main
+
+from walkout_detection.cli import main
+
+TINY = [
+    "--set", "model.width=8",
+    "--set", "model.head_channels=8",
+    "--set", "model.blocks_stride16=1",
+    "--set", "train.epochs=2",
+    "--set", "train.batch_size=4",
+    "--set", "train.warmup_iterations=2",
+    "--set", "train.learning_rate=0.01",
+    "--no-progress",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sim_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real simulator export: 1 video x 16 frames, every 2nd frame in coco/ (8 images)."""
+    root = tmp_path_factory.mktemp("sim") / "train"
+    code = sim_main(
+        ["generate", "--split", "train", "--videos", "1", "--frames", "16", "--image-stride", "2",
+         "--seed", "5", "--out", str(root), "--quiet"]
+    )  # fmt: skip
+    assert code == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(sim_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WALKOUT_HOME", str(home))
+        assert main(["train", "--data", str(sim_data), "--output", str(run), *TINY]) == 0
+    return run
+
+
+def test_train_writes_checkpoints_logs_and_an_experiment(trained: Path) -> None:
+    assert (trained / "best.pt").is_file() and (trained / "last.pt").is_file()
+    assert list((trained / "tensorboard").glob("events.out.tfevents.*"))
+    summary = json.loads((trained / "metrics.json").read_text())
+    assert summary["epochs_run"] == 2
+    assert [entry["epoch"] for entry in summary["history"]] == [1, 2]
+    assert summary["class_names"][0] == "person" and len(summary["class_names"]) == 15
+    assert summary["experiment_id"]
+    assert 0.0 <= summary["best_metrics"]["AP50"] <= 1.0
+
+
+def test_evaluate_writes_the_report_contract(trained: Path, sim_data: Path, tmp_path: Path) -> None:
+    report_dir = tmp_path / "report"
+    code = main(
+        ["evaluate", "--model", str(trained / "best.pt"), "--data", str(sim_data),
+         "--report-dir", str(report_dir), "--no-progress"]
+    )  # fmt: skip
+    assert code == 0
+    report = read_report(report_dir / "report.json")
+    assert report["component"] == "detection"
+    assert report["experiment_id"] == json.loads((trained / "metrics.json").read_text())["experiment_id"]
+    assert {"AP", "AP50", "AP75"} <= set(report["metrics"])
+    assert len(report["per_sample"]) == 8
+    assert report["dataset"]["hash"]
+    # an untrained-ish model fails somewhere: failures carry debug images that exist
+    images = {failure["image"] for failure in report["failures"] if failure.get("image")}
+    assert images and all((report_dir / image).is_file() for image in images)
+
+
+def test_predict_images_and_video_with_previews(trained: Path, sim_data: Path, tmp_path: Path) -> None:
+    video = next((sim_data / "videos").glob("*/video.avi"))
+    images = sim_data / "coco" / "images"
+    output = tmp_path / "detections.json"
+    code = main(
+        ["predict", str(images), str(video), "--model", str(trained / "best.pt"), "--output", str(output),
+         "--preview", str(tmp_path / "preview"), "--score-threshold", "0.0"]
+    )  # fmt: skip
+    assert code == 0
+    payload = json.loads(output.read_text())
+    frames = [result for result in payload["results"] if result["frame"] is not None]
+    stills = [result for result in payload["results"] if result["frame"] is None]
+    assert len(stills) == 8 and len(frames) == 16
+    assert [result["frame"] for result in frames] == list(range(1, 17))
+    detection = next(d for result in payload["results"] for d in result["detections"])
+    assert set(detection) == {"class", "score", "bbox"} and detection["class"] in payload["class_names"]
+    assert len(list((tmp_path / "preview").glob("*.png"))) == 8
+    capture = cv2.VideoCapture(str(tmp_path / "preview" / "video_preview.avi"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 16
+
+
+def test_bad_inputs_exit_2_with_a_clear_message(
+    trained: Path, sim_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report_dir = tmp_path / "r"
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes((trained / "best.pt").read_bytes()[:1000])
+    assert main(["evaluate", "--model", str(corrupt), "--data", str(sim_data), "--report-dir", str(report_dir)]) == 2
+    assert f"checkpoint {corrupt} is corrupt" in capsys.readouterr().err
+    assert not (report_dir / "report.json").exists()
+
+    missing = tmp_path / "nothing.pt"
+    assert main(["evaluate", "--model", str(missing), "--data", str(sim_data), "--report-dir", str(report_dir)]) == 2
+    assert "nothing.pt" in capsys.readouterr().err
+
+    broken = tmp_path / "broken"
+    shutil.copytree(sim_data, broken)
+    (broken / "coco" / "detection.json").write_text("{not json")
+    code = main(["evaluate", "--model", str(trained / "best.pt"), "--data", str(broken), "--report-dir", str(report_dir)])
+    assert code == 2
+    assert "malformed COCO JSON" in capsys.readouterr().err
+
+    assert main(["predict", str(tmp_path / "no.png"), "--model", str(trained / "best.pt"), "--output", "x.json"]) == 2
+    assert "no.png does not exist" in capsys.readouterr().err
+
+
+def test_training_refuses_the_blind_set(sim_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blind = tmp_path / "blind"
+    shutil.copytree(sim_data, blind)
+    manifest = json.loads((blind / "manifest.json").read_text())
+    (blind / "manifest.json").write_text(json.dumps({**manifest, "split": "blind", "blind": True}))
+    code = main(["train", "--data", str(blind), "--output", str(tmp_path / "run"), *TINY])
+    assert code == 2
+    assert "blind" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_training_rejects_bad_config(sim_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "--data", str(sim_data), "--output", str(tmp_path), "--set", "train.epoch=3"])
+    assert code == 2
+    assert "did you mean 'epochs'" in capsys.readouterr().err
