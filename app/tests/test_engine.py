@@ -182,7 +182,7 @@ def test_frames_must_increase(scene, layout):
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("hand_radius_px", 0.0), ("holdings_window", 0), ("min_product_score", 2.0)]
+    ("key", "value"), [("hand_radius_px", 0.0), ("after_window", 0), ("min_product_score", 2.0)]
 )
 def test_bad_engine_config_names_the_key(key, value):
     with pytest.raises(ConfigError, match=key):

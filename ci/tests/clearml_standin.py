@@ -21,6 +21,7 @@ import json
 import re
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -76,6 +77,9 @@ class StandIn:
                 standin._dispatch(self)
 
             def do_PUT(self) -> None:
+                standin._dispatch(self)
+
+            def do_HEAD(self) -> None:
                 standin._dispatch(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -178,7 +182,7 @@ class StandIn:
                 "name": f"{service}.{action}",
                 "requested_version": API_VERSION,
                 "actual_version": API_VERSION,
-            },  # fmt: skip
+            },
             "result_code": code,
             "result_subcode": 0,
             "result_msg": message,
@@ -187,11 +191,15 @@ class StandIn:
         self._reply(handler, code, {"meta": meta, "data": data})
 
     def _files(self, handler: BaseHTTPRequestHandler, path: str, body: bytes) -> None:
-        if handler.command == "GET":
+        if handler.command in ("GET", "HEAD"):
             with self.lock:
-                content = self.files.get("/".join(piece for piece in path.split("/") if piece))
+                content = self.files.get(_file_key(path))
             if content is None:
                 self._reply(handler, 404, {"error": f"no file {path}"})
+            elif handler.command == "HEAD":
+                handler.send_response(200)
+                handler.send_header("Content-Length", str(len(content)))
+                handler.end_headers()
             else:
                 self._reply(handler, 200, None, raw=content)
             return
@@ -203,8 +211,7 @@ class StandIn:
         with self.lock:
             for part in message.iter_parts():
                 name = part.get_param("name", header="content-disposition")
-                key = "/".join(piece for piece in f"{base}/{name}".split("/") if piece)
-                self.files[key] = part.get_payload(decode=True)
+                self.files[_file_key(f"{base}/{name}")] = part.get_payload(decode=True)
         self._reply(handler, 200, {})
 
     # --- state helpers ----------------------------------------------------------------------------
@@ -230,8 +237,13 @@ class StandIn:
     # --- auth / server ----------------------------------------------------------------------------
 
     def api_auth_login(self, payload: dict) -> dict:
-        claims = {"api_version": API_VERSION, "server_version": SERVER_VERSION, "env": "test",
-                  "exp": int(time.time()) + 24 * 3600, "identity": {"user": "standin", "company": "c"}}  # fmt: skip
+        claims = {
+            "api_version": API_VERSION,
+            "server_version": SERVER_VERSION,
+            "env": "test",
+            "exp": int(time.time()) + 24 * 3600,
+            "identity": {"user": "standin", "company": "c"},
+        }
         return {
             "token": jwt.encode(claims, "standin-secret-standin-secret-standin-secret", algorithm="HS256")
         }
@@ -267,9 +279,21 @@ class StandIn:
 
     def api_tasks_create(self, payload: dict) -> dict:
         task_id = uuid.uuid4().hex
-        task = {"id": task_id, "status": "created", "created": _now(), "last_update": _now(),
-                "execution": {}, "script": {}, "hyperparams": {}, "configuration": {}, "output": {},
-                "tags": [], "system_tags": [], "runtime": {}, "models": {"input": [], "output": []}}  # fmt: skip
+        task = {
+            "id": task_id,
+            "status": "created",
+            "created": _now(),
+            "last_update": _now(),
+            "execution": {},
+            "script": {},
+            "hyperparams": {},
+            "configuration": {},
+            "output": {},
+            "tags": [],
+            "system_tags": [],
+            "runtime": {},
+            "models": {"input": [], "output": []},
+        }
         _merge(task, {k: v for k, v in payload.items() if k != "id"})
         self.tasks[task_id] = task
         return {"id": task_id}
@@ -449,6 +473,11 @@ class _ApiError(Exception):
     def __init__(self, service: str, action: str, code: int, message: str) -> None:
         super().__init__(message)
         self.service, self.action, self.code, self.message = service, action, code, message
+
+
+def _file_key(path: str) -> str:
+    """Canonical file-server key: URL-unquoted, no empty segments."""
+    return "/".join(piece for piece in urllib.parse.unquote(path).split("/") if piece)
 
 
 def _now() -> str:

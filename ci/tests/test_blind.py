@@ -18,8 +18,13 @@ def make_dataset(root: Path, *, is_blind: bool, hashes: list[str], payload_bytes
     """A minimal simulator-style export: manifest.json + one frame file."""
     (root / "coco" / "images").mkdir(parents=True)
     (root / "coco" / "images" / "v_000001.png").write_bytes(os.urandom(payload_bytes))
-    manifest = {"format_version": 1, "split": "blind" if is_blind else "train", "blind": is_blind,
-                "files": {}, "content_hashes": hashes}  # fmt: skip
+    manifest = {
+        "format_version": 1,
+        "split": "blind" if is_blind else "train",
+        "blind": is_blind,
+        "files": {},
+        "content_hashes": hashes,
+    }
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root
 

@@ -30,10 +30,11 @@ TRAIN_SCRIPT = r"""
 import json, sys, time
 from pathlib import Path
 import torch
-from torch.utils.tensorboard import SummaryWriter
 from walkout_ci import experiment
 
-out = Path(sys.argv[1]); use_tracker = sys.argv[2] == "tracker"
+out = Path(sys.argv[1]); use_tracker = sys.argv[2] == "tracker"; use_tensorboard = sys.argv[3] == "tb"
+if use_tensorboard:
+    from torch.utils.tensorboard import SummaryWriter
 out.mkdir(parents=True, exist_ok=True)
 t0 = time.time()
 params = {"lr": 0.1, "optim": {"momentum": 0.9}}
@@ -41,25 +42,29 @@ exp = experiment.start("walkout/test", "tiny", params) if use_tracker else None
 torch.manual_seed(0)
 model = torch.nn.Linear(4, 2)
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
-writer = SummaryWriter(str(out / "tb"))
+writer = SummaryWriter(str(out / "tb")) if use_tensorboard else None
 x = torch.randn(32, 4); y = torch.randn(32, 2)
 for step in range(5):
     loss = torch.nn.functional.mse_loss(model(x), y)
     opt.zero_grad(); loss.backward(); opt.step()
-    writer.add_scalar("loss/train", loss.item(), step)   # what Ignite's TensorboardLogger does
+    if writer:
+        writer.add_scalar("loss/train", loss.item(), step)   # what Ignite's TensorboardLogger does
     if exp:
         exp.log_scalar("loss", "train", loss.item(), step)
-writer.close()
+if writer:
+    writer.close()
 torch.save(model.state_dict(), out / "model.pt")   # must NOT be captured implicitly
 if exp:
     exp.log_image("debug", "frame", (torch.rand(16, 16, 3) * 255).to(torch.uint8).numpy(), 0)
-    if len(sys.argv) > 3:
-        exp.set_training_data(sys.argv[3])
+    if len(sys.argv) > 4:
+        exp.set_training_data(sys.argv[4])
     exp.upload_weights(out / "model.pt")
     exp.log_metrics({"AP50": 0.5})
     exp.close()
 (out / "report.json").write_text(json.dumps({"ok": True}))
+from clearml.config import config_obj
 print(json.dumps({"id": exp.id if exp else None, "mode": exp.mode if exp else None,
+                  "report_use_subprocess": config_obj.get("sdk.development.report_use_subprocess", None),
                   "train_s": time.time() - t0, "end_wall": time.time()}))
 """
 
@@ -97,10 +102,19 @@ def offline_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp_path = tmp_path_factory.mktemp("offline")
     manifest = tmp_path / "train_data" / "manifest.json"
     manifest.parent.mkdir()
-    manifest.write_text(json.dumps({"format_version": 1, "split": "train", "blind": False,
-                                    "files": {}, "content_hashes": ["1" * 64, "2" * 64]}))  # fmt: skip
+    manifest.write_text(
+        json.dumps(
+            {
+                "format_version": 1,
+                "split": "train",
+                "blind": False,
+                "files": {},
+                "content_hashes": ["1" * 64, "2" * 64],
+            }
+        )
+    )
     env = clean_env(tmp_path)
-    info, exit_lag, stderr = run_train(tmp_path, env, "run", "tracker", str(manifest))
+    info, exit_lag, stderr = run_train(tmp_path, env, "run", "tracker", "tb", str(manifest))
     store = Store.open(tmp_path / "walkout")
     return {"info": info, "exit_lag": exit_lag, "stderr": stderr, "store": store, "tmp": tmp_path, "env": env}
 
@@ -169,10 +183,11 @@ def test_weights_are_pinned_and_resolved_in_a_new_process(offline_run: dict) -> 
 
 
 def test_process_exits_promptly(offline_run: dict) -> None:
-    # ClearML's default reporting subprocess makes an offline process wait ~7-11 s at exit.
-    assert offline_run["exit_lag"] < 3.0, offline_run["exit_lag"]
-    conf = (offline_run["store"].clearml_config_file).read_text()
-    assert "report_use_subprocess: false" in conf
+    # ClearML's default reporting subprocess makes an offline process wait 7-11 s at exit (measured
+    # 9.1 s vs 2.3 s for a minimal script). The setting must be what ClearML actually read, and the
+    # exit lag stays well under that wait even on a loaded machine.
+    assert offline_run["info"]["report_use_subprocess"] is False
+    assert offline_run["exit_lag"] < 6.0, offline_run["exit_lag"]
 
 
 def dead_port() -> int:
@@ -182,7 +197,7 @@ def dead_port() -> int:
 
 
 def test_dead_server_falls_back_offline_within_seconds(tmp_path: Path) -> None:
-    baseline, _, _ = run_train(tmp_path, clean_env(tmp_path / "a"), "no_tracker", "none")
+    baseline, _, _ = run_train(tmp_path, clean_env(tmp_path / "a"), "no_tracker", "none", "no-tb")
     env = clean_env(
         tmp_path / "b",
         CLEARML_API_HOST=f"http://127.0.0.1:{dead_port()}",
@@ -190,7 +205,7 @@ def test_dead_server_falls_back_offline_within_seconds(tmp_path: Path) -> None:
         CLEARML_API_SECRET_KEY="secret",
     )
     start = time.time()
-    info, _, stderr = run_train(tmp_path, env, "dead", "tracker")
+    info, _, stderr = run_train(tmp_path, env, "dead", "tracker", "no-tb")
     dead_total = time.time() - start
     assert info["mode"] == "offline"
     assert "unreachable" in stderr
@@ -331,3 +346,46 @@ def test_image_conversion_bgr_to_rgb() -> None:
     assert experiment.to_rgb_image(bgr)[0, 0].tolist() == [0, 0, 255]
     with pytest.raises(ExperimentError, match="uint8"):
         experiment.to_rgb_image(np.zeros((2, 2, 3), np.float32))
+
+
+CLONE_SCRIPT = r"""
+import json, sys
+from walkout_ci import experiment
+params = {"lr": 0.1, "optim": {"momentum": 0.9}, "tag": sys.argv[1]}
+exp = experiment.start("walkout/test", "clone-me", params)
+exp.close()
+print(json.dumps({"id": exp.id, "params": exp.params}))
+"""
+
+
+def test_clone_locally_reruns_the_recorded_command_with_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    from walkout_ci import cli
+
+    env = clean_env(tmp_path)
+    for key in [k for k in os.environ if k.startswith(("CLEARML_", "TRAINS_", "WALKOUT_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("WALKOUT_HOME", env["WALKOUT_HOME"])
+    monkeypatch.setenv("HOME", env["HOME"])
+    script = tmp_path / "train.py"
+    script.write_text(CLONE_SCRIPT)
+    store = Store.open(env["WALKOUT_HOME"])
+    # The source experiment, as a training run of `python train.py first` in tmp_path records it.
+    source = experiment.Experiment(
+        experiment_id="local-source",
+        project="walkout/test",
+        name="clone-me",
+        mode="local",
+        params={"lr": 0.1},
+        store=store,
+    )
+    source.record["code"] = {"argv": [str(script), "first"], "cwd": str(tmp_path), "commit": None}
+    source.close()
+    assert cli.main(["clone", "local-source", "--set", "lr=0.5", "--set", "optim.momentum=0.0"]) == 0
+    out = capfd.readouterr().out
+    rerun = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+    assert rerun["params"] == {"lr": 0.5, "optim": {"momentum": 0.0}, "tag": "first"}
+    assert read_json(store.record_path(rerun["id"]))["params"]["lr"] == 0.5
+    assert cli.main(["clone", "local-source", "--queue", "gpu"]) == 2  # offline ids cannot be enqueued
+    assert cli.main(["clone", "local-source", "--set", "novalue"]) == 2

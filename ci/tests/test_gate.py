@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -269,7 +271,7 @@ def test_gate_passes_an_equal_candidate(repo, tmp_path, capsys):
     code, verdict = run_gate_cli(repo, candidate_file(tmp_path, BASE_SCORES), tmp_path)
     assert code == 0 and verdict["verdict"] == PASS, verdict["summary"]
     printed = capsys.readouterr().out
-    assert "baseline experiment local-baseline:" in printed and "verdict: PASS" in printed
+    assert "baseline experiment local-baseline:" in printed and "s): PASS" in printed
     assert verdict["baseline"]["experiment_id"] == "local-baseline"
 
 
@@ -333,7 +335,12 @@ def test_sealed_data_without_the_key_is_error(repo, tmp_path, monkeypatch):
     verdict = json.loads((out / "verdict.json").read_text())
     assert verdict["verdict"] == ERROR and "WALKOUT_BLIND_KEY" in verdict["summary"]
     monkeypatch.setenv("WALKOUT_BLIND_KEY", key)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     assert cli.main(argv) == 0
+    # The evaluations read the decrypted copy; it is gone afterwards (and so are worktrees, staging).
+    assert list(scratch.iterdir()) == []
 
 
 def test_comparing_existing_reports(tmp_path):
@@ -465,3 +472,42 @@ def test_every_missing_input_is_error_exit_2(repo, tmp_path, change, stage, mess
     verdict = json.loads((out / "verdict.json").read_text())
     assert verdict["verdict"] == ERROR and verdict["rules"][0]["name"] == stage
     assert message in verdict["summary"]
+
+
+def test_default_candidate_is_the_pin_proposed_by_the_change(repo, tmp_path):
+    from walkout_ci import cli
+    from walkout_ci.testing import fake_pin_yaml, write_fake_experiment
+
+    better = {"person": [1.0] * 6, "sku": [1.0] * 6}
+    digest = write_fake_experiment(repo / "experiments", "local-better", fake_weights(better))
+    (repo / "model_ref.yaml").write_text(fake_pin_yaml("local-better", digest))
+    git_in(repo, "add", "-A")
+    git_in(repo, "commit", "-q", "-m", "pin a better model")
+    out = tmp_path / "out"
+    argv = [
+        "gate",
+        "--component-dir",
+        str(repo),
+        "--data",
+        str(tmp_path / "data"),
+        "--out",
+        str(out),
+        "--no-track",
+    ]
+    assert cli.main([*argv, "--cache-dir", str(tmp_path / "cache")]) == 0
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["baseline"]["experiment_id"] == "local-baseline"
+    assert verdict["candidate"]["experiment_id"] == "local-better"
+    assert verdict["newly_fixed"] == {} and verdict["metrics"][0]["delta"] > 0
+
+
+def test_a_timed_out_candidate_evaluation_is_error(repo, tmp_path):
+    git_in(repo, "checkout", "-q", "main")
+    (repo / "gate.yaml").write_text((repo / "gate.yaml").read_text().replace("timeout_s: 60", "timeout_s: 2"))
+    git_in(repo, "commit", "-q", "-am", "short timeout")
+    git_in(repo, "checkout", "-q", "-B", "feature")
+    started = time.monotonic()
+    code, verdict = run_gate_cli(repo, candidate_file(tmp_path, BASE_SCORES, sleep_s=60), tmp_path)
+    assert code == 2 and verdict["rules"][0]["name"] == "evaluate[candidate]"
+    assert "timed out after 2 s" in verdict["summary"]
+    assert time.monotonic() - started < 30

@@ -20,8 +20,9 @@ def make_experiment(
     store: Store, tmp_path: Path, experiment_id: str = "local-abc", session: bool = True
 ) -> str:
     """A completed store-only experiment with real torch weights (and a fake ClearML session zip)."""
-    exp = Experiment(experiment_id=experiment_id, project="walkout/test", name="t", mode="local", params={},
-                     store=store)  # fmt: skip
+    exp = Experiment(
+        experiment_id=experiment_id, project="walkout/test", name="t", mode="local", params={}, store=store
+    )
     weights = tmp_path / f"{experiment_id}.pt"
     torch.save({"w": torch.arange(6, dtype=torch.float32)}, weights)
     manifest = tmp_path / "manifest.json"
@@ -60,9 +61,15 @@ def test_pin_round_trip_and_schema(store: Store, tmp_path: Path) -> None:
     )
     data = yaml.safe_load(out.read_text())
     assert list(data) == [
-        "schema_version", "component", "experiment_id", "artifact", "weights_sha256",
-        "training_dataset", "blind_metrics", "created_at",
-    ]  # fmt: skip
+        "schema_version",
+        "component",
+        "experiment_id",
+        "artifact",
+        "weights_sha256",
+        "training_dataset",
+        "blind_metrics",
+        "created_at",
+    ]
     assert data["weights_sha256"] == sha256_file(
         store.experiment_dir(experiment_id) / "artifacts/weights/local-abc.pt"
     )
@@ -219,8 +226,9 @@ def test_push_without_server_is_a_clear_error(
         bundle.push_experiment(experiment_id, store=store)
 
 
-def test_cli_pin_resolve_export(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+def test_cli_pin_resolve_export(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.setenv("WALKOUT_HOME", str(store.root))
     monkeypatch.delenv("CLEARML_API_HOST", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -228,8 +236,21 @@ def test_cli_pin_resolve_export(store: Store, tmp_path: Path, monkeypatch: pytes
     report = tmp_path / "report.json"
     report.write_text(json.dumps({"schema_version": 1, "metrics": {"AP50": 0.91}}))
     pin_path = tmp_path / "pkg" / "model_ref.yaml"
-    assert cli.main(["pin", experiment_id, "--component", "detection", "--out", str(pin_path),
-                     "--blind-metrics", str(report)]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "pin",
+                experiment_id,
+                "--component",
+                "detection",
+                "--out",
+                str(pin_path),
+                "--blind-metrics",
+                str(report),
+            ]
+        )
+        == 0
+    )
     assert pins.read_pin(pin_path).blind_metrics == {"AP50": 0.91}
     assert (
         cli.main(["experiment", "export", experiment_id, "--to", str(tmp_path / "pkg" / "experiments")]) == 0
@@ -239,7 +260,20 @@ def test_cli_pin_resolve_export(store: Store, tmp_path: Path, monkeypatch: pytes
     assert Path(capsys.readouterr().out.strip()).is_file()
     assert cli.main(["resolve", "offline-unknown"]) == 2
     assert "offline-unknown" in capsys.readouterr().err
-    assert cli.main(["pin", experiment_id, "--component", "detection", "--out", str(pin_path),
-                     "--blind-metrics", "{not json"]) == 2  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "pin",
+                experiment_id,
+                "--component",
+                "detection",
+                "--out",
+                str(pin_path),
+                "--blind-metrics",
+                "{not json",
+            ]
+        )
+        == 2
+    )
     assert cli.main(["experiment", "list"]) == 0
     assert experiment_id in capsys.readouterr().out

@@ -167,3 +167,8 @@ def test_sha256_of_file(tmp_path):
     path = tmp_path / "w.bin"
     path.write_bytes(b"abc")
     assert report.sha256_of_file(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_written_report_is_readable_by_others(tmp_path):
+    path = report.write_report(tmp_path, valid_report())
+    assert path.stat().st_mode & 0o777 == 0o644

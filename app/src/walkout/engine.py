@@ -9,9 +9,10 @@ How it decides:
   wrist within `hand_radius_px`, unless it sits where a slot shows its top item (`stock_radius_px`
   from the slot's center): that is shelf stock.
 - Reaches: while a wrist is inside a slot, what its hand holds cannot be read (shelf stock is right
-  there). A reach episode lasts from the first frame the wrist enters a slot until `holdings_window`
-  readable frames after it left. The hand's item before the episode (the mode of its last readable
-  frames) and after it (the mode of the frames after) decide: empty -> X is a pick of X, X -> empty a
+  there). A reach episode lasts from the first frame the wrist enters a slot until `after_window`
+  readable frames after it left. The hand's item before the episode (confirmed with hysteresis over
+  its last readable frames) and after it (a vote over the frames after, where the SKU the slot is
+  believed to show on top gets extra votes) decide: empty -> X is a pick of X, X -> empty a
   put-back of X, X -> Y both. The slot is the one under the wrist at the reach's deepest point (the
   wrist farthest from the body), which is also the event's frame: the moment the product left the
   slot. Two shoppers reaching into one shelf at once are told apart because each hand is judged on
@@ -63,8 +64,13 @@ class EngineConfig:
     reach_radius_px: float = 7.0  # a wrist this close to a slot's center is reaching into it
     near_slot_px: float = 14.0  # a hand whose item changes this close to a slot center is taken as a reach
     hand_radius_px: float = 9.0  # a product this close to a wrist is in that hand
-    stock_radius_px: float = 3.0  # a product this close to a slot's center is the slot's top item
-    holdings_window: int = 3  # readable frames whose mode is what a hand holds
+    stock_radius_px: float = 5.0  # a product this close to a slot's center is the slot's top item
+    after_window: int = 5  # readable frames after a reach that tell what the hand took or left
+    after_min_sightings: int = 2  # an item seen in this many of them is in the hand
+    slot_prior_votes: float = 1.5  # extra votes for the SKU the slot is believed to show on top
+    free_window: int = 7  # readable frames that confirm a change of a hand away from any reach
+    free_min_sightings: int = 5  # ... an item seen this often is held
+    free_min_empty: int = 6  # ... a hand seen empty this often holds nothing
     max_lost_frames: int = 30  # how long a vanished track may come back as the same shopper
     relink_distance_px: float = 60.0  # how far from its last box a lost shopper may reappear
     exit_margin_px: float = 10.0  # the exit zone grown by this much
@@ -82,7 +88,12 @@ class EngineConfig:
             "near_slot_px": self.near_slot_px >= self.reach_radius_px,
             "hand_radius_px": self.hand_radius_px > 0.0,
             "stock_radius_px": self.stock_radius_px >= 0.0,
-            "holdings_window": self.holdings_window >= 1,
+            "after_window": self.after_window >= 1,
+            "after_min_sightings": 1 <= self.after_min_sightings <= self.after_window,
+            "slot_prior_votes": self.slot_prior_votes >= 0.0,
+            "free_window": self.free_window >= 1,
+            "free_min_sightings": 1 <= self.free_min_sightings <= self.free_window,
+            "free_min_empty": 1 <= self.free_min_empty <= self.free_window,
             "max_lost_frames": self.max_lost_frames >= 0,
             "relink_distance_px": self.relink_distance_px >= 0.0,
             "exit_margin_px": self.exit_margin_px >= 0.0,
@@ -157,6 +168,7 @@ class _Episode:
 @dataclass
 class _Hand:
     position: Point | None = None
+    trail: list[Point] = field(default_factory=list)  # positions of the last `free_window` readable frames
     near_slot: tuple[tuple[str, str], int] | None = None  # last slot the wrist was close to, and when
     confirmed: str | None = None
     recent: list[str | None] = field(default_factory=list)
@@ -174,16 +186,24 @@ class _Shopper:
     left: bool = False
 
 
-def _mode(observations: list[str | None]) -> str | None:
-    """The most frequent observation; ties go to the most recent one."""
-    if not observations:
+def _vote(
+    readings: list[str | None], *, prior: str | None, prior_votes: float, min_sightings: int
+) -> str | None:
+    """The SKU a hand holds according to `readings` (None = seen empty), or None.
+
+    The most seen SKU wins (`prior`, the SKU the shelf makes likely, gets `prior_votes` extra when it
+    was seen at all; ties go to the prior, then alphabetically, so the result is deterministic); it
+    counts only when seen at least `min_sightings` times, since a missed detection is far more
+    common than an item appearing from nowhere.
+    """
+    counts = Counter(r for r in readings if r is not None)
+    if not counts:
         return None
-    counts = Counter(observations)
-    best = max(counts.values())
-    for value in reversed(observations):
-        if counts[value] == best:
-            return value
-    return None  # unreachable: some value has the best count
+    scored = sorted(
+        counts, key=lambda sku: (-(counts[sku] + (prior_votes if sku == prior else 0.0)), sku != prior, sku)
+    )
+    best = scored[0]
+    return best if counts[best] >= min_sightings else None
 
 
 def _distance(a: Point, b: Point) -> float:
@@ -204,8 +224,10 @@ class Engine:
         self._track_to_shopper: dict[int, int] = {}
         self._frame = 0
         self._slots = {s.key: s for s in layout.slots}
+        # what each slot is believed to hold, bottom to top (planogram stock, then picks and put-backs)
+        self._stacks = {s.key: [s.sku] * s.capacity for s in layout.slots}
         # hand changes away from the shelves, waiting for a partner: (frame, shopper, kind, sku, point)
-        self._free_changes: list[tuple[int, int, str, str, Point]] = []
+        self._free_changes: list[tuple[int, int, str, str, tuple[Point, ...]]] = []
 
     # ----------------------------------------------------------------------------------------------
     # public API
@@ -387,6 +409,11 @@ class Engine:
             items[(shopper_id, hand_index)] = products[index].sku
         return items
 
+    def _stack_top(self, slot: Slot) -> str | None:
+        """The SKU a slot is believed to show on top (None when believed empty)."""
+        stack = self._stacks[slot.key]
+        return stack[-1] if stack else None
+
     def _nearest_slot(self, point: Point, radius: float) -> tuple[Slot, float] | None:
         """The slot whose center is nearest to `point` if within `radius` pixels, with that distance."""
         best = None
@@ -441,15 +468,29 @@ class Engine:
             item = items.get((shopper.shopper_id, hand_index))
             if hand.episode is not None:
                 hand.episode.after.append(item)
-                if len(hand.episode.after) >= config.holdings_window:
+                if len(hand.episode.after) >= config.after_window:
                     self._resolve_episode(shopper, hand)
                 continue
             hand.recent.append(item)
-            del hand.recent[: -config.holdings_window]
-            confirmed = _mode(hand.recent)
+            del hand.recent[: -config.free_window]
+            hand.trail.append(point)
+            del hand.trail[: -config.free_window]
+            confirmed = self._confirm_free(hand)
             if confirmed != hand.confirmed:
                 self._free_change(shopper, hand, hand.confirmed, confirmed)
                 hand.confirmed = confirmed
+
+    def _confirm_free(self, hand: _Hand) -> str | None:
+        """What a hand away from the shelves holds: changes only on strong evidence (hysteresis)."""
+        config = self.config
+        seen = _vote(
+            hand.recent, prior=hand.confirmed, prior_votes=0.0, min_sightings=config.free_min_sightings
+        )
+        if seen is not None:
+            return seen
+        if hand.recent.count(None) >= config.free_min_empty:
+            return None
+        return hand.confirmed
 
     # ----------------------------------------------------------------------------------------------
     # reach episodes
@@ -464,21 +505,30 @@ class Engine:
         assert episode is not None
         hand.episode = None
         notes = []
+        slot = self._slots[episode.peak_slot] if episode.peak_slot is not None else None
         if episode.after:
-            after = _mode(episode.after)
+            # An empty hand reaching in most likely takes what the slot shows on top.
+            prior = self._stack_top(slot) if episode.before is None and slot is not None else episode.before
+            after = _vote(
+                episode.after,
+                prior=prior,
+                prior_votes=self.config.slot_prior_votes,
+                min_sightings=min(self.config.after_min_sightings, len(episode.after)),
+            )
         else:
             after = episode.before
             if final:
                 notes.append("the shopper left view while reaching into a shelf")
         hand.confirmed = after
-        hand.recent = list(episode.after[-self.config.holdings_window :])
+        hand.recent = list(episode.after[-self.config.free_window :])
         if after == episode.before:
             return
-        slot = self._slots[episode.peak_slot] if episode.peak_slot is not None else None
         confidence = 1.0
-        if episode.after and episode.after.count(after) < len(episode.after):
-            confidence = episode.after.count(after) / len(episode.after)
-            notes.append(f"the hand was read as {sorted(set(map(str, episode.after)))} after the reach")
+        agreeing = episode.after.count(after)
+        if episode.after and agreeing < len(episode.after):
+            confidence = agreeing / len(episode.after)
+            if agreeing * 2 <= len(episode.after):
+                notes.append(f"the hand was read as {sorted(map(str, episode.after))} after the reach")
         if len(episode.slots) > 1 and slot is not None:
             confidence = min(confidence, 0.9)
         if episode.before is not None:
@@ -499,6 +549,8 @@ class Engine:
         if slot is not None and slot.sku != sku and confidence < 1.0:
             notes.append(f"{sku} taken from slot {slot.name} whose planogram holds {slot.sku}")
         shopper.cart[sku] += 1
+        if slot is not None and self._stacks[slot.key]:
+            self._stacks[slot.key].pop()
         self._emit(shopper, "pick", frame, sku, slot, confidence, notes)
 
     def _put_back(
@@ -516,6 +568,8 @@ class Engine:
         else:
             notes.append(f"put back {sku} that is not in the cart")
             confidence = min(confidence, 0.3)
+        if slot is not None:
+            self._stacks[slot.key].append(sku)
         self._emit(shopper, "put_back", frame, sku, slot, confidence, notes)
 
     def _emit(
@@ -554,7 +608,7 @@ class Engine:
         anything else (an item flickering out of view) changes no cart.
         """
         near = hand.near_slot
-        if near is not None and self._frame - near[1] <= self.config.holdings_window + 2:
+        if near is not None and self._frame - near[1] <= self.config.free_window + 2:
             notes = ["the reach was not seen deep in the slot"]
             if old is not None:
                 self._put_back(shopper, near[1], self._slots[near[0]], old, 0.6, notes)
@@ -563,14 +617,13 @@ class Engine:
             return
         window = self.config.handover_window_frames
         self._free_changes = [c for c in self._free_changes if self._frame - c[0] <= window]
-        point = hand.position
-        assert point is not None
+        trail = tuple(hand.trail)
         for kind, sku in (("loss", old), ("gain", new)):
             if sku is None:
                 continue
-            partner = self._handover_partner(shopper, kind, sku, point)
+            partner = self._handover_partner(shopper, kind, sku, trail)
             if partner is None:
-                self._free_changes.append((self._frame, shopper.shopper_id, kind, sku, point))
+                self._free_changes.append((self._frame, shopper.shopper_id, kind, sku, trail))
                 continue
             giver, taker = (shopper, partner) if kind == "loss" else (partner, shopper)
             if giver.cart[sku] <= 0:
@@ -590,12 +643,16 @@ class Engine:
                 )
             )
 
-    def _handover_partner(self, shopper: _Shopper, kind: str, sku: str, point: Point) -> _Shopper | None:
+    def _handover_partner(
+        self, shopper: _Shopper, kind: str, sku: str, trail: tuple[Point, ...]
+    ) -> _Shopper | None:
+        """The shopper whose opposite change of `sku` is waiting and whose hand came within reach."""
         wanted = "gain" if kind == "loss" else "loss"
-        for index, (_, other_id, other_kind, other_sku, other_point) in enumerate(self._free_changes):
+        for index, (_, other_id, other_kind, other_sku, other_trail) in enumerate(self._free_changes):
             if other_id == shopper.shopper_id or other_kind != wanted or other_sku != sku:
                 continue
-            if _distance(point, other_point) <= self.config.handover_distance_px:
+            closest = min((_distance(a, b) for a in trail for b in other_trail), default=float("inf"))
+            if closest <= self.config.handover_distance_px:
                 del self._free_changes[index]
                 return self._shoppers[other_id]
         return None

@@ -20,6 +20,8 @@ from walkout.observations import Box, point_in_box
 class Slot:
     """One shelf slot: `shelf` and `name` identify it, `sku` is what the planogram puts there.
 
+    The simulator stacks `capacity` units per slot; the camera sees only the top one.
+
     box: x1 y1 x2 y2 in image pixels (where the slot's products are seen from the ceiling camera).
     """
 
@@ -27,6 +29,7 @@ class Slot:
     name: str
     sku: str
     box: Box
+    capacity: int = 3  # units stacked in the slot when the store opens (the simulator's default)
 
     @property
     def center(self) -> tuple[float, float]:
@@ -104,6 +107,7 @@ def parse_layout(data: object, *, source: str, fps: float = 10.0) -> StoreLayout
                 name=str(slot["id"]),
                 sku=str(slot["sku"]),
                 box=_rect_to_box(slot["rect"], where=f"{where}.rect"),
+                capacity=int(slot.get("capacity", 3)),
             )
         )
     if not slots:

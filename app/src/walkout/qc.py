@@ -22,12 +22,12 @@ from tqdm import tqdm
 
 from walkout.drawing import contact_sheet, draw_observation
 from walkout.engine import EngineConfig
-from walkout.errors import QCError, WalkoutError
+from walkout.errors import QCError, VideoError, WalkoutError
 from walkout.evaluate import VideoScore, WrongReceipt, score_video, summarize
 from walkout.groundtruth import VideoGroundTruth, find_videos, load_video_ground_truth
 from walkout.oracle import run_oracle
 from walkout.results import VideoResult, write_json_atomic
-from walkout.video import read_frames
+from walkout.video import iterate_frames, read_frames
 
 COMPONENT = "app"
 ORACLE_REF = "oracle"
@@ -104,6 +104,12 @@ def process_video(task: QCTask) -> VideoOutcome:
         cv2.setNumThreads(1)
         truth = load_video_ground_truth(task.video_dir)
         if task.refs_path is None:
+            # The oracle reads no pixels, but a video QC cannot vouch for must still fail QC.
+            decoded = sum(1 for _ in iterate_frames(task.video_dir))
+            if decoded != truth.frame_count:
+                raise VideoError(
+                    f"{task.video_dir}: decoded {decoded} frames, ground truth has {truth.frame_count}"
+                )
             result = run_oracle(task.video_dir, config=task.engine_config, truth=truth)
         else:
             from walkout.pipeline import load_system

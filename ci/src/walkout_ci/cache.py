@@ -100,6 +100,7 @@ class EvaluationCache:
         entry = self.entry_dir(key)
         entry.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{entry.name[:12]}.", suffix=".tmp", dir=entry.parent))
+        staging.chmod(0o755)  # mkdtemp makes 0700; a team cache is read by other processes and users
         try:
             shutil.copytree(report_dir, staging, dirs_exist_ok=True)
             (staging / KEY_FILENAME).write_text(json.dumps(asdict(key), indent=2) + "\n", encoding="utf-8")

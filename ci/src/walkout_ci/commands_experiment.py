@@ -105,6 +105,26 @@ def register(subparsers: Any) -> None:
     _add_search(leakage)
     leakage.set_defaults(handler=_blind_check_leakage)
 
+    clone = subparsers.add_parser(
+        "clone", help="clone an experiment with parameter overrides; enqueue it or rerun it here"
+    )
+    clone.add_argument("experiment_id")
+    clone.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="parameter override (dotted key, YAML value), e.g. --set optim.lr=0.01; repeatable",
+    )
+    where = clone.add_mutually_exclusive_group()
+    where.add_argument("--queue", help="enqueue the clone on this clearml-agent queue (server experiments)")
+    where.add_argument("--local", action="store_true", help="rerun the recorded command line here")
+    clone.add_argument("--name", help="name of the cloned task (server)")
+    clone.add_argument("--cwd", type=Path, help="folder to rerun in (default: where it originally ran)")
+    _add_search(clone)
+    clone.set_defaults(handler=_clone)
+
 
 def _export(args: argparse.Namespace) -> int:
     from walkout_ci.bundle import export_experiment
@@ -216,4 +236,24 @@ def _blind_check_leakage(args: argparse.Namespace) -> int:
         f"no leakage: {result.training_hashes} training frames of {result.experiment_id} vs "
         f"{result.blind_hashes} blind frames"
     )
+    return 0
+
+
+def _clone(args: argparse.Namespace) -> int:
+    from walkout_ci.clone import clone, parse_overrides
+
+    result = clone(
+        args.experiment_id,
+        parse_overrides(args.overrides),
+        local=args.local,
+        queue=args.queue,
+        name=args.name,
+        search=args.search,
+        cwd=args.cwd,
+    )
+    if result.exit_code is not None:
+        print(f"rerun of {result.source_id} exited with code {result.exit_code}")
+        return 0 if result.exit_code == 0 else 2
+    where = f"enqueued on {result.queue!r}" if result.queue else "created as a draft (not enqueued)"
+    print(f"cloned {result.source_id} as {result.new_id}, {where}")
     return 0

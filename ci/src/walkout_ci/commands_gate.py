@@ -48,7 +48,11 @@ def register(subparsers: Any) -> None:
         "verdict.json into --out. Or compare two existing reports (--baseline-report, --candidate-report).",
     )
     gate.add_argument("--component-dir", type=Path, help="component folder (has gate.yaml, model_ref.yaml)")
-    gate.add_argument("--candidate", help="experiment id | model_ref.yaml | checkpoint file")
+    gate.add_argument(
+        "--candidate",
+        help="experiment id | model_ref.yaml | checkpoint file "
+        "(default: the model this change pins, gate.yaml's model.path, e.g. model_ref.yaml)",
+    )
     gate.add_argument("--data", type=Path, help="dataset folder or sealed blind archive")
     gate.add_argument(
         "--target-branch", default="main", help="branch the change will merge into (default: main)"
@@ -147,11 +151,7 @@ def _gate(args: argparse.Namespace) -> int:
     else:
         missing = [
             flag
-            for flag, value in (
-                ("--component-dir", args.component_dir),
-                ("--candidate", args.candidate),
-                ("--data", args.data),
-            )
+            for flag, value in (("--component-dir", args.component_dir), ("--data", args.data))
             if value is None
         ]
         if missing:
@@ -192,7 +192,8 @@ def _print_result(result: GateResult, out_dir: Path) -> None:
             )
             link = evaluation.get("experiment_link") or "-"
             print(f"{label} evaluation: {how}; test experiment: {link}")
-    print(f"verdict: {result.summary()}")
+    took = f" ({result.duration_s:.2f} s)" if result.duration_s is not None else ""
+    print(f"verdict{took}: {result.summary()}")
     names = ("report.md", "report.html", "junit.xml", "verdict.json")
     print("reports: " + ", ".join(str(out_dir / name) for name in names))
     sys.stdout.flush()

@@ -104,7 +104,7 @@ def _params_from_env(params: dict[str, Any], environ: dict[str, str]) -> dict[st
     return apply_overrides(params, overrides)
 
 
-def _git_commit(cwd: Path) -> str | None:
+def git_commit(cwd: Path) -> str | None:
     try:
         result = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
@@ -180,7 +180,7 @@ class Experiment:
             "training_data": [],
             "server": {"api_host": server.api_host, "web_url": web_url} if online else None,
             "clearml_session": None,
-            "code": {"commit": _git_commit(cwd), "argv": list(sys.argv), "cwd": str(cwd)},
+            "code": {"commit": git_commit(cwd), "argv": list(sys.argv), "cwd": str(cwd)},
         }
         self._write_record()
 

@@ -108,6 +108,7 @@ class GateResult:
     notes: list[str] = field(default_factory=list)
     evaluations: dict[str, Any] = field(default_factory=dict)
     gate_config: dict[str, Any] | None = None
+    duration_s: float | None = None
 
     @property
     def exit_code(self) -> int:
@@ -177,6 +178,8 @@ def compare_reports(
     result.classes.sort(
         key=lambda row: (row.delta is None, row.delta if row.delta is not None else 0.0, row.name)
     )
+    if result.baseline.weights_sha256 == result.candidate.weights_sha256:
+        result.notes.append("the candidate has the same weights (sha256) as the baseline")
     result.verdict = decide(rules)
     return result
 

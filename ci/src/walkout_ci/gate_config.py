@@ -9,6 +9,13 @@ Schema (ARCHITECTURE.md section 4), schema_version 1:
                           # required) and {python} (the interpreter running walkout-ci)
       timeout_s: 1800     # > 0
       workdir: "."        # optional, relative to the component folder (default: the component folder)
+      code_paths: ["."]   # optional, folders (relative to the component folder) whose committed content
+                          # is the evaluation code in the cache key, e.g. [".", "../submodules"]
+    model:                # optional: what names the production model (default: kind pin, model_ref.yaml)
+      kind: pin           # pin: walkout_ci.pins model_ref.yaml -> verified weights file as {model}
+                          # file: the file itself is {model} (the app's ../model_refs.yaml), read in the
+                          #       worktree of the evaluated commit
+      path: model_ref.yaml
     primary_metric: {name: AP50, direction: higher}     # must also be listed under metrics
     metrics:              # at least one; every listed metric is a gate rule
       AP50: {tolerance: 0.01, mode: absolute}            # mode: absolute | relative; optional direction
@@ -49,6 +56,7 @@ DIRECTIONS = ("higher", "lower")
 TOLERANCE_MODES = ("absolute", "relative")
 REQUIRED_PLACEHOLDERS = ("{model}", "{data}", "{report_dir}")
 KNOWN_PLACEHOLDERS = ("model", "data", "report_dir", "python")
+MODEL_KINDS = ("pin", "file")
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,22 @@ class EvaluateConfig:
     command: tuple[str, ...]
     timeout_s: float
     workdir: str = "."
+    # Folders (relative to the component folder) whose committed content is "the evaluation code" in
+    # the cache key; the app adds the submodules it runs.
+    code_paths: tuple[str, ...] = (".",)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What names the component's production model, relative to the component folder.
+
+    kind "pin": a walkout_ci.pins model_ref.yaml, resolved to a verified weights file for {model}.
+    kind "file": the file itself is the model reference (the app's model_refs.yaml): {model} is that
+    file inside the worktree of the evaluated commit, and its bytes' sha256 identify the model.
+    """
+
+    kind: str = "pin"
+    path: str = "model_ref.yaml"
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,7 @@ class GateConfig:
     metrics: dict[str, MetricRule]
     per_class: PerClassRule | None = None
     paired: PairedRule | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
     schema_version: int = GATE_SCHEMA_VERSION
     source: str = field(default="gate.yaml", compare=False)
 
@@ -153,7 +178,7 @@ def gate_config_from_dict(data: Any, *, source: str = GATE_FILENAME) -> GateConf
         data,
         "",
         required=("schema_version", "component", "evaluate", "primary_metric", "metrics"),
-        optional=("per_class", "paired"),
+        optional=("per_class", "paired", "model"),
     )
     version = top["schema_version"]
     if isinstance(version, bool) or version != GATE_SCHEMA_VERSION:
@@ -161,7 +186,7 @@ def gate_config_from_dict(data: Any, *, source: str = GATE_FILENAME) -> GateConf
     component = reader.string(top["component"], "component")
 
     evaluate_data = reader.mapping(
-        top["evaluate"], "evaluate", required=("command", "timeout_s"), optional=("workdir",)
+        top["evaluate"], "evaluate", required=("command", "timeout_s"), optional=("workdir", "code_paths")
     )
     command = evaluate_data["command"]
     if not isinstance(command, list) or not command or not all(isinstance(part, str) for part in command):
@@ -177,11 +202,24 @@ def gate_config_from_dict(data: Any, *, source: str = GATE_FILENAME) -> GateConf
         reader.fail(
             "evaluate.workdir", f"must be relative to the component folder and inside it, got {workdir!r}"
         )
+    code_paths = evaluate_data.get("code_paths", ["."])
+    if not isinstance(code_paths, list) or not code_paths:
+        reader.fail("evaluate.code_paths", f"expected a non-empty list of folders, got {code_paths!r}")
+    for path in code_paths:
+        reader.relative_path(path, "evaluate.code_paths")
     evaluate = EvaluateConfig(
         command=tuple(command),
         timeout_s=reader.number(evaluate_data["timeout_s"], "evaluate.timeout_s", minimum=0, exclusive=True),
         workdir=workdir,
+        code_paths=tuple(code_paths),
     )
+    model = ModelConfig()
+    if top.get("model") is not None:
+        model_data = reader.mapping(top["model"], "model", required=(), optional=("kind", "path"))
+        model = ModelConfig(
+            kind=reader.choice(model_data.get("kind", "pin"), "model.kind", MODEL_KINDS),
+            path=reader.relative_path(model_data.get("path", "model_ref.yaml"), "model.path"),
+        )
 
     primary_data = reader.mapping(
         top["primary_metric"], "primary_metric", required=("name",), optional=("direction",)
@@ -268,6 +306,7 @@ def gate_config_from_dict(data: Any, *, source: str = GATE_FILENAME) -> GateConf
         metrics=metrics,
         per_class=per_class,
         paired=paired,
+        model=model,
         source=source,
     )
 
@@ -324,6 +363,15 @@ class _Reader:
     def choice(self, value: Any, key: str, choices: tuple[str, ...]) -> str:
         if value not in choices:
             self.fail(key, f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def relative_path(self, value: Any, key: str) -> str:
+        """A relative POSIX path (it may climb out of the component folder with '..')."""
+        if not isinstance(value, str) or not value or Path(value).is_absolute() or "\\" in value:
+            self.fail(
+                key,
+                f"expected a relative path such as 'model_ref.yaml' or '../model_refs.yaml', got {value!r}",
+            )
         return value
 
     def boolean(self, value: Any, key: str) -> bool:

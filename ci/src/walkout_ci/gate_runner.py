@@ -19,9 +19,11 @@ are written in every case, so CI always has something to show.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,7 +36,7 @@ from walkout_ci.cache import run_info as cache_run_info
 from walkout_ci.errors import BlindSetError, GateError, PinError, WalkoutCIError
 from walkout_ci.executors import EvaluationRequest, EvaluationRun
 from walkout_ci.gate import GateResult, compare_reports, error_result
-from walkout_ci.gate_config import GATE_FILENAME, load_gate_config, parse_gate_config
+from walkout_ci.gate_config import GATE_FILENAME, GateConfig, load_gate_config, parse_gate_config
 from walkout_ci.report import dataset_hash, read_report, sha256_of_file
 
 LOGGER = logging.getLogger("walkout_ci.gate_runner")
@@ -46,13 +48,14 @@ class GateRequest:
     """Inputs of one gate run (the `walkout-ci gate` arguments).
 
     component_dir: the component folder (holds gate.yaml and model_ref.yaml), inside a git work tree.
-    candidate_ref: experiment id | path to a model_ref.yaml | path to a checkpoint file.
+    candidate_ref: experiment id | path to a model_ref.yaml | path to a checkpoint file (model.kind
+    "file": a path to such a file); None = the model this change names in gate.yaml's `model.path`.
     data: a dataset folder (simulator export) or a sealed archive (walkout_ci.blind).
     cache: None disables caching (every evaluation runs).
     """
 
     component_dir: Path
-    candidate_ref: str
+    candidate_ref: str | None
     data: Path
     out_dir: Path
     target_branch: str = "main"
@@ -75,10 +78,12 @@ class _Progress:
 def run_gate(request: GateRequest) -> GateResult:
     """Run the gate end to end (see the module docstring); never raises a WalkoutCIError."""
     progress = _Progress()
+    started = time.perf_counter()
     try:
         result = _run(request, progress)
     except WalkoutCIError as error:
         result = error_result(str(error), component=request.component_dir.name, rule=progress.stage)
+    result.duration_s = time.perf_counter() - started
     render.write_outputs(result, request.out_dir)
     return result
 
@@ -138,7 +143,10 @@ def _run(request: GateRequest, stage: Callable[[str], None]) -> GateResult:
     head = gitrepo.resolve_commit(root, "HEAD")
     base = gitrepo.merge_base(root, request.target_branch)
     prefix = f"{relative}/" if relative else ""
-    notes = [f"baseline = pin at merge-base {base[:12]} of HEAD {head[:12]} with {request.target_branch}"]
+    notes = [
+        f"baseline = the model pinned at the merge-base {base[:12]} of HEAD {head[:12]} "
+        f"with {request.target_branch}"
+    ]
     if gitrepo.is_dirty(root, relative):
         notes.append(
             f"{relative or '.'} has uncommitted changes; the candidate was evaluated with the committed code "
@@ -164,43 +172,32 @@ def _run(request: GateRequest, stage: Callable[[str], None]) -> GateResult:
 
     stage("baseline")
     search = [component_dir / "experiments", *request.search]
-    pin_text = gitrepo.show_file(root, base, prefix + pins.PIN_FILE_NAME)
-    if pin_text is None:
-        raise GateError(
-            f"missing baseline: no {prefix}{pins.PIN_FILE_NAME} at the merge-base {base[:12]}; "
-            "pin a production model on the target branch first (`walkout-ci pin`)"
-        )
-    try:
-        pin = pins.pin_from_dict(yaml.safe_load(pin_text), source=f"{base[:12]}:{prefix}{pins.PIN_FILE_NAME}")
-    except yaml.YAMLError as error:
-        raise PinError(f"{base[:12]}:{prefix}{pins.PIN_FILE_NAME} is not valid YAML: {error}") from error
-    baseline_weights = pins.resolve_pin(pin, search=search)
-    baseline_sha = sha256_of_file(baseline_weights)
+    baseline = _baseline_model(root, base, relative, config, search)
 
     stage("candidate")
-    candidate_weights = pins.resolve_model_ref(request.candidate_ref, search)
-    candidate_sha = sha256_of_file(candidate_weights)
-    candidate_experiment = _experiment_id_of(request.candidate_ref)
+    candidate = _candidate_model(request.candidate_ref, root, head, relative, config, search, notes)
 
     stage("data")
     with opened_data(request.data) as (data_dir, sealed):
         data_hash = dataset_hash(data_dir)
-        if candidate_experiment is not None:
+        if candidate.experiment_id is not None:
             stage("leakage")
-            note = _check_leakage(candidate_experiment, data_dir, search, sealed)
+            note = _check_leakage(candidate.experiment_id, data_dir, search, sealed)
             if note:
                 notes.append(note)
+        elif sealed:
+            notes.append("no blind-set leakage check: the candidate has no experiment id")
         executor = request.executor or _default_executor()
         runs = {}
-        for label, cfg, commit, weights, sha, ref in (
-            ("baseline", config, base, baseline_weights, baseline_sha, f"pin {pin.experiment_id}"),
-            ("candidate", candidate_config, head, candidate_weights, candidate_sha, request.candidate_ref),
+        for label, cfg, commit, model in (
+            ("baseline", config, base, baseline),
+            ("candidate", candidate_config, head, candidate),
         ):
             stage(f"evaluate[{label}]")
             key = CacheKey(
                 component=config.component,
-                weights_sha256=sha,
-                code_tree_hash=gitrepo.tree_hash(root, commit, relative),
+                weights_sha256=model.sha256,
+                code_tree_hash=_code_hash(root, commit, relative, cfg.evaluate.code_paths),
                 dataset_hash=data_hash,
                 rules_hash=config.rules_hash(),
             )
@@ -210,14 +207,16 @@ def _run(request: GateRequest, stage: Callable[[str], None]) -> GateResult:
                 component=config.component,
                 commit=commit,
                 evaluate=cfg.evaluate,
-                model_path=weights,
-                model_ref=str(ref),
-                weights_sha256=sha,
+                model_path=model.path if model.path is not None else root / (model.in_worktree or ""),
+                model_ref=model.ref,
+                weights_sha256=model.sha256,
                 data_dir=data_dir,
                 dataset_hash=data_hash,
                 report_dir=request.out_dir / "evaluations" / label,
                 track=request.track,
                 label=label,
+                model_in_worktree=model.in_worktree,
+                check_weights_sha256=config.model.kind == "pin",
             )
             runs[label] = _evaluate_cached(evaluation, key, request.cache, executor)
 
@@ -229,10 +228,10 @@ def _run(request: GateRequest, stage: Callable[[str], None]) -> GateResult:
         baseline_dir=runs["baseline"].report_dir,
         candidate_dir=runs["candidate"].report_dir,
     )
-    result.baseline.experiment_id = result.baseline.experiment_id or pin.experiment_id
-    result.candidate.experiment_id = result.candidate.experiment_id or candidate_experiment
-    result.baseline.model_ref = f"{prefix}{pins.PIN_FILE_NAME}@{base[:12]} ({pin.experiment_id})"
-    result.candidate.model_ref = request.candidate_ref
+    result.baseline.experiment_id = result.baseline.experiment_id or baseline.experiment_id
+    result.candidate.experiment_id = result.candidate.experiment_id or candidate.experiment_id
+    result.baseline.model_ref = baseline.ref
+    result.candidate.model_ref = candidate.ref
     result.baseline.code_commit = result.baseline.code_commit or base
     result.candidate.code_commit = result.candidate.code_commit or head
     result.baseline.link = experiment_link(result.baseline.experiment_id, search)
@@ -250,6 +249,88 @@ def _run(request: GateRequest, stage: Callable[[str], None]) -> GateResult:
         for label, run in runs.items()
     }
     return result
+
+
+@dataclass(frozen=True)
+class _Model:
+    """One side's model as the executor needs it: a local file, or a file inside the worktree.
+
+    sha256: the model's identity in the cache key (weights file, or the model file's bytes).
+    """
+
+    sha256: str
+    ref: str
+    experiment_id: str | None = None
+    path: Path | None = None
+    in_worktree: str | None = None
+
+
+def _baseline_model(root: Path, base: str, relative: str, config: GateConfig, search: list[Path]) -> _Model:
+    """The production model named at the merge-base (`model.path` of gate.yaml, read with git show)."""
+    model_path = gitrepo.join_inside(relative, config.model.path)
+    data = gitrepo.show_bytes(root, base, model_path)
+    if data is None:
+        raise GateError(
+            f"missing baseline: no {model_path} at the merge-base {base[:12]}; pin a production model on the "
+            "target branch first (`walkout-ci pin`)"
+        )
+    where = f"{model_path}@{base[:12]}"
+    if config.model.kind == "file":
+        return _Model(sha256=hashlib.sha256(data).hexdigest(), ref=where, in_worktree=model_path)
+    try:
+        pin = pins.pin_from_dict(yaml.safe_load(data), source=f"{base[:12]}:{model_path}")
+    except yaml.YAMLError as error:
+        raise PinError(f"{base[:12]}:{model_path} is not valid YAML: {error}") from error
+    weights = pins.resolve_pin(pin, search=search)
+    return _Model(
+        sha256=sha256_of_file(weights),
+        ref=f"{where} ({pin.experiment_id})",
+        experiment_id=pin.experiment_id,
+        path=weights,
+    )
+
+
+def _candidate_model(
+    ref: str | None,
+    root: Path,
+    head: str,
+    relative: str,
+    config: GateConfig,
+    search: list[Path],
+    notes: list[str],
+) -> _Model:
+    """The model given on the command line, or (ref None) the one this change names in `model.path`."""
+    model_path = gitrepo.join_inside(relative, config.model.path)
+    if ref is None and config.model.kind == "file":
+        data = gitrepo.show_bytes(root, head, model_path)
+        if data is None:
+            raise GateError(f"no candidate: {model_path} does not exist at HEAD {head[:12]}")
+        working = root / model_path
+        if not working.is_file() or working.read_bytes() != data:
+            notes.append(f"{model_path} has uncommitted changes; the committed version at HEAD was evaluated")
+        return _Model(
+            sha256=hashlib.sha256(data).hexdigest(), ref=f"{model_path}@{head[:12]}", in_worktree=model_path
+        )
+    if ref is None:
+        ref = str(root / model_path)
+    if config.model.kind == "file":
+        path = Path(ref).expanduser()
+        if not path.is_file():
+            raise GateError(f"candidate model file {ref} does not exist")
+        return _Model(sha256=sha256_of_file(path), ref=ref, path=path.resolve())
+    weights = pins.resolve_model_ref(ref, search)
+    return _Model(sha256=sha256_of_file(weights), ref=ref, experiment_id=_experiment_id_of(ref), path=weights)
+
+
+def _code_hash(root: Path, commit: str, relative: str, code_paths: tuple[str, ...]) -> str:
+    """The evaluation code's identity: git tree hashes of `code_paths` (relative to the component)."""
+    if code_paths == (".",):
+        return gitrepo.tree_hash(root, commit, relative)
+    lines = [
+        f"{path}:{gitrepo.tree_hash(root, commit, gitrepo.join_inside(relative, path))}"
+        for path in code_paths
+    ]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def _experiment_id_of(ref: str) -> str | None:

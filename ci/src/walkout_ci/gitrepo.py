@@ -7,6 +7,7 @@ GateError naming the command and git's own message when git fails.
 from __future__ import annotations
 
 import os
+import posixpath
 import subprocess
 from pathlib import Path
 
@@ -56,12 +57,31 @@ def merge_base(repo: str | os.PathLike, target_branch: str, head: str = "HEAD") 
     )
 
 
-def show_file(repo: str | os.PathLike, commit: str, relative_path: str) -> str | None:
-    """The text of a file at a commit (`git show commit:path`), or None when it does not exist there."""
+def show_bytes(repo: str | os.PathLike, commit: str, relative_path: str) -> bytes | None:
+    """The exact bytes of a file at a commit (`git show commit:path`), or None when it is not there."""
     spec = f"{commit}:{relative_path}"
-    if not git(repo, "cat-file", "-t", spec, check=False):
+    if git(repo, "cat-file", "-t", spec, check=False) != "blob":
         return None
-    return git(repo, "show", spec) + "\n"
+    completed = subprocess.run(["git", "-C", os.fspath(repo), "show", spec], capture_output=True, check=False)
+    if completed.returncode != 0:
+        raise GateError(f"`git show {spec}` failed: {completed.stderr.decode(errors='replace').strip()}")
+    return completed.stdout
+
+
+def show_file(repo: str | os.PathLike, commit: str, relative_path: str) -> str | None:
+    """The text of a file at a commit, or None when it does not exist there."""
+    data = show_bytes(repo, commit, relative_path)
+    return None if data is None else data.decode("utf-8", errors="replace")
+
+
+def join_inside(base: str, relative: str) -> str:
+    """`base/relative` normalised as a repository-relative POSIX path; GateError if it leaves the repo."""
+    joined = posixpath.normpath(posixpath.join(base, relative)) if base else posixpath.normpath(relative)
+    if joined == ".." or joined.startswith("../") or posixpath.isabs(joined):
+        raise GateError(
+            f"{relative!r} (relative to {base or 'the repository root'}) points outside the repository"
+        )
+    return "" if joined == "." else joined
 
 
 def tree_hash(repo: str | os.PathLike, commit: str, relative_path: str) -> str:

@@ -77,7 +77,9 @@ def run_evaluation(params: dict[str, Any], repo_root: Path, report_dir: Path) ->
     except ValueError as error:
         raise EvaluationError(f"task parameter 'command' is not a JSON list: {error}") from error
     if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
-        raise EvaluationError(f"task parameter 'command' must be a non-empty list of strings, got {command!r}")
+        raise EvaluationError(
+            f"task parameter 'command' must be a non-empty list of strings, got {command!r}"
+        )
     component_root = repo_root / params["component_dir"]
     model = params["model"]
     model_path = repo_root / model if (repo_root / model).is_file() else model
@@ -112,7 +114,9 @@ def run_evaluation(params: dict[str, Any], repo_root: Path, report_dir: Path) ->
     sys.stdout.write(completed.stdout)
     sys.stderr.write(completed.stderr)
     if completed.returncode != 0:
-        raise EvaluationError(f"evaluation exited with code {completed.returncode}: {completed.stderr[-2000:]}")
+        raise EvaluationError(
+            f"evaluation exited with code {completed.returncode}: {completed.stderr[-2000:]}"
+        )
     return read_report(report_dir)
 
 
@@ -120,10 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run as a ClearML task (see module docstring); 0 ok, 2 evaluation failed."""
     from walkout_ci import experiment
 
-    parser = argparse.ArgumentParser(prog="python -m walkout_ci.remote_eval", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m walkout_ci.remote_eval", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--repo-root", type=Path, default=Path.cwd())
     args = parser.parse_args(argv)
-    exp = experiment.start("walkout/evaluation", "remote evaluation", dict(DEFAULT_PARAMS), task_type="testing")
+    exp = experiment.start(
+        "walkout/evaluation", "remote evaluation", dict(DEFAULT_PARAMS), task_type="testing"
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="walkout-remote-eval-") as scratch:
             report_dir = Path(scratch) / "report"

@@ -78,16 +78,17 @@ def _link_md(side: ModelSide) -> str:
     return text
 
 
-def _evaluation_md(result: GateResult, which: str) -> str:
+def _evaluation_md(result: GateResult, which: str, *, markdown: bool = True) -> str:
+    """How one side's evaluation was obtained (ran / cached) and its test experiment link."""
     info = result.evaluations.get(which) or {}
     if not info:
         return "–"
     parts = ["cached" if info.get("from_cache") else f"ran in {info.get('duration_s', 0):.1f} s"]
     link = info.get("experiment_link")
-    if link and str(link).startswith(("http://", "https://")):
+    if link and markdown and str(link).startswith(("http://", "https://")):
         parts.append(f"[test experiment]({link})")
     elif link:
-        parts.append(f"test experiment `{link}`")
+        parts.append(f"test experiment `{link}`" if markdown else f"test experiment {link}")
     return ", ".join(parts)
 
 
@@ -334,8 +335,8 @@ def render_html(result: GateResult) -> str:
                 ],
                 [
                     "Evaluation",
-                    escape(_evaluation_md(result, "baseline")),
-                    escape(_evaluation_md(result, "candidate")),
+                    escape(_evaluation_md(result, "baseline", markdown=False)),
+                    escape(_evaluation_md(result, "candidate", markdown=False)),
                 ],
             ],
         ),

@@ -63,6 +63,7 @@ FAILURE_OPTIONAL_KEYS = ("expected", "predicted", "image")
 
 _COMPONENT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+_FILE_MODE = 0o644
 # Stop listing after this many problems: a report that is wrong everywhere is wrong for one reason.
 _MAX_LISTED_PROBLEMS = 20
 
@@ -125,6 +126,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     path = Path(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates 0600; reports are meant to be read by CI and teammates.
+        os.chmod(temporary, _FILE_MODE)
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
             stream.flush()

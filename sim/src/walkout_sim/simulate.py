@@ -25,6 +25,8 @@ REACH = UPPER_ARM + FOREARM - 0.5
 PERSONAL_SPACE = 22.0
 DEFAULT_SPEED = 2.6
 MAX_TURN = math.radians(40)  # per frame
+MIN_GAP = 18.0  # centres closer than this mean overlapping bodies: walkers are pushed apart
+STALL_FRAMES = 30  # a walker that has not moved for this long takes a detour
 MAX_FRAMES = 6000
 LEFT, RIGHT = 0, 1
 
@@ -121,6 +123,8 @@ class Agent:
             self.position = np.array(script.start, dtype=float)
             self.heading = math.radians(script.heading_deg)
         self.velocity = np.zeros(2)
+        self.stalled = 0
+        self.last_walk_position = self.position.copy()
         self.phase = float(rng.uniform(0, 2 * math.pi))
         self.hands: list[tuple[str, str] | None] = [None, None]  # (sku, slot it came from)
         self.actions = list(script.actions)
@@ -208,7 +212,8 @@ class Agent:
             if slot is None:
                 slot = self._find_slot_for_sku(action.sku, tops)
                 if slot is None:
-                    return  # nothing of that SKU left on the shelves: the shopper skips it
+                    self._drop_put_back(action.sku)  # nothing of that SKU left: skip the pick
+                    return
             hand = None
         else:
             held = [i for i, h in enumerate(self.hands) if h is not None]
@@ -248,6 +253,7 @@ class Agent:
     ) -> None:
         """Advance one frame (``frame`` is 0-based); may append events to ``result`` and slot changes."""
         self.velocity = np.zeros(2)
+        self.walking = False
         if not self.entry_path_done:
             if self._walk(others):
                 self.entry_path_done = True
@@ -272,16 +278,20 @@ class Agent:
 
     def _walk(self, others: list[Agent]) -> bool:
         """Move along the path; True once the last waypoint is reached."""
+        self.walking = True
+        # Cut corners once the next waypoint is in sight: smoother paths, and two shoppers heading
+        # for the same shelf corner from opposite sides do not block each other there.
+        while len(self.path) > 1 and self.navigator.visible(tuple(self.position), self.path[1]):
+            self.path.pop(0)
         if not self.path:
             return True
+        if self.stalled > STALL_FRAMES:
+            self._detour()
         target = np.array(self.path[0])
         delta = target - self.position
         distance = float(np.hypot(*delta))
-        if distance <= self.speed:
-            step = delta
-            self.path.pop(0)
-        else:
-            step = delta / distance * self.speed
+        arrives = distance <= self.speed
+        step = delta if arrives else delta / distance * self.speed
         new = self.position + step
         push = np.zeros(2)
         direction = step / max(float(np.hypot(*step)), 1e-6)
@@ -296,19 +306,40 @@ class Agent:
             # Someone ahead within a body width of our line: sidestep early, as people do.
             ahead = float(-away @ direction)
             lateral = float(-away @ side)
-            if 0 < ahead < 2.2 * PERSONAL_SPACE and abs(lateral) < PERSONAL_SPACE:
-                push -= side * (1.0 if lateral >= 0 else -1.0) * 0.6 * (1 - ahead / (2.2 * PERSONAL_SPACE))
+            if 0 < ahead < 2.5 * PERSONAL_SPACE and abs(lateral) < PERSONAL_SPACE:
+                push -= side * (1.0 if lateral >= 0 else -1.0) * 1.2 * (1 - ahead / (2.5 * PERSONAL_SPACE))
         norm = float(np.hypot(*push))
-        if norm > self.speed * 0.8:
-            push *= self.speed * 0.8 / norm
+        if norm > self.speed:
+            push *= self.speed / norm
         if norm > 0 and not self.navigator.blocked(tuple(new + push)):
             new = new + push
+        if arrives:
+            self.path.pop(0)
         self.velocity = new - self.position
         self.position = new
+        # Net progress is judged after others pushed back (see _separate), at the next call.
+        progress = float(np.hypot(*(self.position - self.last_walk_position)))
+        self.stalled = self.stalled + 1 if progress < 0.5 else 0
+        self.last_walk_position = self.position.copy()
         if float(np.hypot(*self.velocity)) > 0.3:
             self._turn_towards(math.atan2(self.velocity[1], self.velocity[0]))
         self.phase += float(np.hypot(*self.velocity)) * 0.35
         return not self.path
+
+    def _detour(self) -> None:
+        """Stuck behind someone for a while: step aside to a free nearby point, then carry on."""
+        self.stalled = 0
+        for _ in range(20):
+            offset = self.rng.uniform(-30, 30, 2)
+            point = (float(self.position[0] + offset[0]), float(self.position[1] + offset[1]))
+            inside = 0 <= point[0] < self.layout.floor.width and 0 <= point[1] < self.layout.floor.height
+            if (
+                inside
+                and not self.navigator.blocked(point)
+                and self.navigator.visible(tuple(self.position), point)
+            ):
+                self.path.insert(0, point)
+                return
 
     def _turn_towards(self, target: float) -> None:
         difference = (target - self.heading + math.pi) % (2 * math.pi) - math.pi
@@ -353,6 +384,13 @@ class Agent:
             self.reach_target = None
             self.task = None
 
+    def _drop_put_back(self, sku: str | None) -> None:
+        """Forget the first later put-back of ``sku``: the pick it would undo did not happen."""
+        for index, later in enumerate(self.actions):
+            if later.do == "put_back" and later.sku == sku:
+                del self.actions[index]
+                return
+
     def _begin_reach(self, task: dict) -> None:
         slot: Slot = task["slot"]
         centre = np.array(slot_centre(slot))
@@ -385,7 +423,9 @@ class Agent:
         if task["kind"] == "pick":
             sku = tops[slot_index]
             if sku is None:
-                return  # empty by now: the hand comes back empty, nothing happened
+                # Emptied by someone else meanwhile: the hand comes back empty, nothing happened.
+                self._drop_put_back(task["sku"])
+                return
             stacks = self.stacks
             stacks[slot_index].pop()
             tops[slot_index] = stacks[slot_index][-1] if stacks[slot_index] else None
@@ -459,6 +499,30 @@ class Agent:
         )
 
 
+def _separate(agents: list[Agent], iterations: int = 2) -> None:
+    """Push overlapping walkers apart (bodies are solid); standing or reaching shoppers stay put.
+
+    A positional constraint after everyone stepped: pairs closer than MIN_GAP move apart along the
+    line between them, split between the walkers of the pair, never into a shelf.
+    """
+    for _ in range(iterations):
+        for i, a in enumerate(agents):
+            for b in agents[i + 1 :]:
+                away = a.position - b.position
+                gap = float(np.hypot(*away))
+                movers = [agent for agent in (a, b) if getattr(agent, "walking", False)]
+                if gap >= MIN_GAP or not movers:
+                    continue
+                direction = away / gap if gap > 1e-6 else np.array([1.0, 0.0])
+                share = (MIN_GAP - gap) / len(movers)
+                for agent in movers:
+                    sign = 1.0 if agent is a else -1.0
+                    moved = agent.position + sign * direction * share
+                    if not agent.navigator.blocked(tuple(moved)):
+                        agent.velocity = agent.velocity + (moved - agent.position)
+                        agent.position = moved
+
+
 def initial_stacks(layout: Layout) -> list[list[str]]:
     """Every slot full with its planogram SKU (a list per slot, top of stack last)."""
     return [[slot.sku] * slot.capacity for slot in layout.slots]
@@ -507,6 +571,8 @@ def simulate(
             active.append(agent)
         for agent in list(active):
             agent.step(frame, active, tops, result, changes)
+        _separate(active)
+        for agent in list(active):
             if agent.left_store:
                 result.receipts[str(agent.script.id)] = {
                     sku: n for sku, n in sorted(agent.picked.items()) if n

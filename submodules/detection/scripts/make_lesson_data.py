@@ -67,7 +67,9 @@ def merge(parts: list[Path], out: Path) -> dict[str, int]:
             merged["images"].append({**image, "id": image_id, "file_name": name})
         for annotation in coco["annotations"]:
             annotation_id += 1
-            merged["annotations"].append({**annotation, "id": annotation_id, "image_id": new_ids[annotation["image_id"]]})
+            merged["annotations"].append(
+                {**annotation, "id": annotation_id, "image_id": new_ids[annotation["image_id"]]}
+            )
         content_hashes += json.loads((part / "manifest.json").read_text()).get("content_hashes", [])
     (out / "coco" / "detection.json").write_text(json.dumps(merged))
     manifest = {
@@ -90,7 +92,9 @@ def merge(parts: list[Path], out: Path) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True, help="merged dataset folder (replaced)")
     parser.add_argument("--rare-sku", default="cola_zero", help="the SKU made rare (default cola_zero)")
     parser.add_argument("--common-sku", default="cola", help="its look-alike that restocks its slots")
@@ -105,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="lesson_") as temporary:
         work = Path(temporary)
         rare_part = work / "with_rare"
-        generate(rare_part, videos=1, frames=args.rare_frames, stride=args.rare_stride, seed=args.seed, config=None)
+        generate(
+            rare_part, videos=1, frames=args.rare_frames, stride=args.rare_stride, seed=args.seed, config=None
+        )
         layout = restocked_layout(rare_part / "layout.yaml", rare=args.rare_sku, common=args.common_sku)
         (work / "layout.yaml").write_text(yaml.safe_dump(layout, sort_keys=False))
         (work / "config.yaml").write_text(yaml.safe_dump({"layout": str(work / "layout.yaml")}))

@@ -103,26 +103,47 @@ def test_bad_inputs_exit_2_with_a_clear_message(
     report_dir = tmp_path / "r"
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes((trained / "best.pt").read_bytes()[:1000])
-    assert main(["evaluate", "--model", str(corrupt), "--data", str(sim_data), "--report-dir", str(report_dir)]) == 2
+    assert (
+        main(["evaluate", "--model", str(corrupt), "--data", str(sim_data), "--report-dir", str(report_dir)])
+        == 2
+    )
     assert f"checkpoint {corrupt} is corrupt" in capsys.readouterr().err
     assert not (report_dir / "report.json").exists()
 
     missing = tmp_path / "nothing.pt"
-    assert main(["evaluate", "--model", str(missing), "--data", str(sim_data), "--report-dir", str(report_dir)]) == 2
+    assert (
+        main(["evaluate", "--model", str(missing), "--data", str(sim_data), "--report-dir", str(report_dir)])
+        == 2
+    )
     assert "nothing.pt" in capsys.readouterr().err
 
     broken = tmp_path / "broken"
     shutil.copytree(sim_data, broken)
     (broken / "coco" / "detection.json").write_text("{not json")
-    code = main(["evaluate", "--model", str(trained / "best.pt"), "--data", str(broken), "--report-dir", str(report_dir)])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(trained / "best.pt"),
+            "--data",
+            str(broken),
+            "--report-dir",
+            str(report_dir),
+        ]
+    )
     assert code == 2
     assert "malformed COCO JSON" in capsys.readouterr().err
 
-    assert main(["predict", str(tmp_path / "no.png"), "--model", str(trained / "best.pt"), "--output", "x.json"]) == 2
+    assert (
+        main(["predict", str(tmp_path / "no.png"), "--model", str(trained / "best.pt"), "--output", "x.json"])
+        == 2
+    )
     assert "no.png does not exist" in capsys.readouterr().err
 
 
-def test_training_refuses_the_blind_set(sim_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_training_refuses_the_blind_set(
+    sim_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     blind = tmp_path / "blind"
     shutil.copytree(sim_data, blind)
     manifest = json.loads((blind / "manifest.json").read_text())
@@ -133,7 +154,9 @@ def test_training_refuses_the_blind_set(sim_data: Path, tmp_path: Path, capsys: 
     assert not (tmp_path / "run" / "best.pt").exists()
 
 
-def test_training_rejects_bad_config(sim_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_training_rejects_bad_config(
+    sim_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["train", "--data", str(sim_data), "--output", str(tmp_path), "--set", "train.epoch=3"])
     assert code == 2
     assert "did you mean 'epochs'" in capsys.readouterr().err

@@ -43,10 +43,13 @@ def test_load_sim_layout(small_dataset: Path) -> None:
     record = dataset.images[0]
     assert record.sample_id == "synthetic_000001"
     assert record.boxes.shape[1] == 4 and (record.boxes[:, 2:] > record.boxes[:, :2]).all()
-    assert find_coco_json(small_dataset / "coco" / "detection.json") == small_dataset / "coco" / "detection.json"
-    assert dataset_hash(dataset.json_path) == __import__("hashlib").sha256(
-        (small_dataset / "manifest.json").read_bytes()
-    ).hexdigest()
+    assert (
+        find_coco_json(small_dataset / "coco" / "detection.json") == small_dataset / "coco" / "detection.json"
+    )
+    assert (
+        dataset_hash(dataset.json_path)
+        == __import__("hashlib").sha256((small_dataset / "manifest.json").read_bytes()).hexdigest()
+    )
 
 
 def test_model_classes_are_matched_by_name(small_dataset: Path) -> None:
@@ -100,7 +103,9 @@ def test_bad_bbox_is_named(small_dataset: Path, tmp_path: Path) -> None:
 def test_unknown_category_is_an_error(small_dataset: Path, tmp_path: Path) -> None:
     root = _copy(small_dataset, tmp_path)
     _edit_json(root, lambda coco: coco["annotations"][2].update(category_id=42))
-    with pytest.raises(DataError, match=r"annotation 3 has unknown category_id 42; known categories: \[1, 2, 3\]"):
+    with pytest.raises(
+        DataError, match=r"annotation 3 has unknown category_id 42; known categories: \[1, 2, 3\]"
+    ):
         load_coco(root)
 
 

@@ -93,7 +93,9 @@ def test_perfect_detections_score_one(small_dataset: Path) -> None:
     dataset = load_coco(small_dataset)
     perfect = {
         record.image_id: Detections(
-            boxes=record.boxes.copy(), scores=np.ones(len(record.labels), np.float32), labels=record.labels.copy()
+            boxes=record.boxes.copy(),
+            scores=np.ones(len(record.labels), np.float32),
+            labels=record.labels.copy(),
         )
         for record in dataset.images
     }
@@ -107,7 +109,9 @@ def test_perfect_detections_score_one(small_dataset: Path) -> None:
 def test_no_detections_give_zero_not_an_error(small_dataset: Path) -> None:
     dataset = load_coco(small_dataset)
     empty = {
-        record.image_id: Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+        record.image_id: Detections(
+            np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+        )
         for record in dataset.images
     }
     result = evaluate_detections(dataset, empty, score_threshold=0.5, match_iou=0.5)

@@ -9,7 +9,9 @@ from walkout_detection.model import CenterNet, decode, pad_to_multiple
 
 
 def test_output_shapes_at_stride_4() -> None:
-    model = CenterNet.from_config(ModelConfig(width=16, head_channels=16, blocks_stride16=1), num_classes=5).eval()
+    model = CenterNet.from_config(
+        ModelConfig(width=16, head_channels=16, blocks_stride16=1), num_classes=5
+    ).eval()
     with torch.inference_mode():
         outputs = model(torch.rand(2, 3, 240, 320))
     assert outputs["heatmap"].shape == (2, 5, 60, 80)
@@ -33,7 +35,9 @@ def test_pad_to_multiple_pads_bottom_right_only() -> None:
     assert padded[:, :, 30:, :].eq(0).all()
 
 
-def _outputs_from_targets(boxes: np.ndarray, labels: np.ndarray, classes: int, height: int, width: int) -> dict:
+def _outputs_from_targets(
+    boxes: np.ndarray, labels: np.ndarray, classes: int, height: int, width: int
+) -> dict:
     """Perfect network outputs built from the training targets (logits +-10 at/away from centres)."""
     targets = encode_targets(boxes, labels, num_classes=classes, height=height, width=width)
     heat = np.where(targets["heatmap"] == 1.0, 10.0, -10.0).astype(np.float32)
@@ -54,7 +58,9 @@ def _outputs_from_targets(boxes: np.ndarray, labels: np.ndarray, classes: int, h
 
 
 def test_decode_inverts_target_encoding() -> None:
-    boxes = np.array([[10.0, 12.0, 24.5, 26.0], [50.0, 20.0, 80.0, 90.0], [100.2, 5.0, 112.0, 19.0]], np.float32)
+    boxes = np.array(
+        [[10.0, 12.0, 24.5, 26.0], [50.0, 20.0, 80.0, 90.0], [100.2, 5.0, 112.0, 19.0]], np.float32
+    )
     labels = np.array([1, 0, 2])
     outputs = _outputs_from_targets(boxes, labels, classes=3, height=96, width=128)
     (found,) = decode(outputs, max_detections=10, min_score=0.5, image_size=(96, 128))

@@ -21,7 +21,8 @@ class EvaluationRequest:
     repo_root: the git repository; component_dir: the component folder relative to it (POSIX);
     commit: full sha whose code evaluates; model_path: verified local weights file; model_ref: what
     was asked for (for the report headline); data_dir: the (decrypted) dataset folder; report_dir:
-    where the report folder must end up (must not exist yet, or be empty).
+    where the report folder must end up (must not exist yet, or be empty). weights_sha256: sha256 of
+    the model file (checked against the report's model.weights_sha256 when check_weights_sha256).
     """
 
     repo_root: Path
@@ -38,6 +39,12 @@ class EvaluationRequest:
     track: bool = True
     label: str = "candidate"
     extra_env: dict[str, str] = field(default_factory=dict)
+    # gate.yaml `model.kind: file`: {model} may be this repository-relative file inside the worktree of
+    # `commit` (model_path is then ignored)...
+    model_in_worktree: str | None = None
+    # ... and the report's weights_sha256 is the component's own digest of the model (the app hashes
+    # the weights its lock file names), so it is not compared with weights_sha256 (the file's sha256).
+    check_weights_sha256: bool = True
 
 
 @dataclass

@@ -16,6 +16,7 @@ a path on storage the agent mounts (`remote_data`, default: `request.data_dir`) 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -135,7 +136,12 @@ def fetch_report_folder(task: Any, destination: Path) -> Path:
             f"ClearML task {task.id} completed without a {REPORT_ARTIFACT!r} artifact "
             f"(it has: {', '.join(sorted(artifacts)) or 'none'})"
         )
-    local = artifacts[REPORT_ARTIFACT].get_local_copy(extract_archive=True, raise_on_error=True)
+    try:
+        local = artifacts[REPORT_ARTIFACT].get_local_copy(extract_archive=True, raise_on_error=True)
+    except Exception as error:
+        raise EvaluationError(
+            f"ClearML task {task.id}: cannot download the {REPORT_ARTIFACT!r} artifact: {error}"
+        ) from error
     if not local or not Path(local).is_dir():
         raise EvaluationError(f"ClearML task {task.id}: the {REPORT_ARTIFACT!r} artifact is not a folder")
     shutil.copytree(local, destination, dirs_exist_ok=True)
@@ -178,11 +184,9 @@ def run_clearml_evaluation(
     timeout_s = options.wait_timeout_s or float(request.evaluate.timeout_s) + 600.0
     status = wait_for_task(task, timeout_s=timeout_s, poll_s=options.poll_s)
     if status != "completed":
-        try:
+        # The status is known to be bad; a missing reason only makes the message shorter.
+        with contextlib.suppress(Exception):
             task.reload()
-        except Exception:
-            # The status is known to be bad; a missing reason only makes the message shorter.
-            pass
         reason = getattr(task.data, "status_reason", None) or getattr(task.data, "status_message", None)
         raise EvaluationError(
             f"ClearML evaluation task {task.id} ended with status {status!r}"

@@ -56,6 +56,8 @@ def run_local_evaluation(request: EvaluationRequest) -> EvaluationRun:
     report_dir.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="walkout-ci-eval-"))
     staging = Path(tempfile.mkdtemp(prefix=f".{report_dir.name}.", suffix=".tmp", dir=report_dir.parent))
+    # mkdtemp makes 0700; the report folder it becomes is for CI and teammates to read.
+    staging.chmod(0o755)
     worktree = scratch / "worktree"
     experiment = _start_experiment(request) if request.track else None
     started = time.monotonic()
@@ -68,8 +70,16 @@ def run_local_evaluation(request: EvaluationRequest) -> EvaluationRun:
                 f"{request.component_dir or '.'}/{request.evaluate.workdir} does not exist at commit "
                 f"{request.commit[:12]}: the evaluation has nowhere to run"
             )
+        model_path = request.model_path
+        if request.model_in_worktree is not None:
+            model_path = worktree / request.model_in_worktree
+            if not model_path.is_file():
+                raise EvaluationError(
+                    f"{request.model_in_worktree} does not exist at commit {request.commit[:12]}: "
+                    "no model to evaluate"
+                )
         command = fill_command(
-            request.evaluate.command, model=request.model_path, data=request.data_dir, report_dir=staging
+            request.evaluate.command, model=model_path, data=request.data_dir, report_dir=staging
         )
         environment = _environment(request, component_root, experiment)
         _run_command(command, workdir, environment, request.evaluate.timeout_s, staging / LOG_FILENAME)
@@ -128,6 +138,12 @@ def _environment(request: EvaluationRequest, component_root: Path, experiment) -
         # The worktree's own code must win over the editable install of the developer's checkout.
         existing = environment.get("PYTHONPATH")
         environment["PYTHONPATH"] = os.pathsep.join([os.fspath(source), *([existing] if existing else [])])
+    # Console scripts of the components live next to this interpreter (same venv), which is not on
+    # PATH when walkout-ci is started as .venv/bin/walkout-ci without activating the venv.
+    scripts = os.path.dirname(sys.executable)
+    environment["PATH"] = os.pathsep.join(
+        [scripts, *([environment["PATH"]] if environment.get("PATH") else [])]
+    )
     environment["WALKOUT_EVAL_COMMIT"] = request.commit
     if experiment is not None:
         environment["WALKOUT_EVAL_EXPERIMENT_ID"] = experiment.id
@@ -197,7 +213,7 @@ def _checked_report(request: EvaluationRequest, report_dir: Path) -> dict:
     problems = []
     if report["component"] != request.component:
         problems.append(f"component is {report['component']!r}, expected {request.component!r}")
-    if report["model"]["weights_sha256"] != request.weights_sha256:
+    if request.check_weights_sha256 and report["model"]["weights_sha256"] != request.weights_sha256:
         problems.append(
             f"model.weights_sha256 is {report['model']['weights_sha256'][:12]}..., but the weights given "
             f"({request.model_path}) have {request.weights_sha256[:12]}..."

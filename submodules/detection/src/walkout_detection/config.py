@@ -43,7 +43,8 @@ class TrainConfig:
     balanced_sampling: draw images with probability proportional to the inverse frequency of their
         rarest class (on by default); false gives the plain uniform shuffle, for comparison.
     samples_per_epoch: images drawn per epoch (0 = the size of the training set).
-    time_limit_s: stop after the epoch that crosses this wall-clock budget (0 = no limit).
+    time_limit_s: wall-clock budget in seconds, validation included (0 = none): training stops when it
+        is spent, and the learning-rate schedule anneals by then.
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda".
     amp: mixed precision, used only on CUDA.
     """

@@ -82,7 +82,9 @@ def split_holdout(dataset: CocoDataset, fraction: float) -> tuple[CocoDataset, C
     """Deterministic train/validation split by position (every k-th image goes to validation)."""
     step = max(2, round(1 / fraction))
     # Small sets still hold out their last image, so validation is never empty.
-    held = {index for index in range(len(dataset.images)) if index % step == step - 1} or {len(dataset.images) - 1}
+    held = {index for index in range(len(dataset.images)) if index % step == step - 1} or {
+        len(dataset.images) - 1
+    }
     validation = [record for index, record in enumerate(dataset.images) if index in held]
     training = [record for index, record in enumerate(dataset.images) if index not in held]
     return _subset(dataset, training), _subset(dataset, validation)

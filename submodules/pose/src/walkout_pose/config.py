@@ -52,8 +52,8 @@ class ModelConfig:
     def validate(self) -> None:
         _check_range("model.input_height", self.input_height, 16, 512)
         _check_range("model.input_width", self.input_width, 16, 512)
-        if self.heatmap_stride not in (1, 2, 4):
-            raise ConfigError(f"model.heatmap_stride must be 1, 2 or 4; got {self.heatmap_stride!r}")
+        if self.heatmap_stride not in (2, 4):
+            raise ConfigError(f"model.heatmap_stride must be 2 or 4; got {self.heatmap_stride!r}")
         for key, value in (
             ("model.input_height", self.input_height),
             ("model.input_width", self.input_width),
@@ -134,14 +134,17 @@ class TrainConfig:
 class EvaluateConfig:
     """Evaluation settings.
 
-    sigmas: per-keypoint OKS constants, in KEYPOINT_NAMES order (see README "OKS sigmas": they come
-        from the simulator's annotation noise, not from COCO's human-annotator sigmas).
+    sigmas: per-keypoint OKS constants, in KEYPOINT_NAMES order: the positional uncertainty of each
+        keypoint's rendered evidence in the simulator (pixel sampling, motion blur, how the keypoint
+        is drawn) divided by the median person scale sqrt(area); derivation in README "OKS sigmas".
+        They are a property of the data, not of a model: evaluation never takes them from a
+        checkpoint, so every model is scored on the same scale.
     batch_size: persons per forward pass.
     max_failure_images: debug images of the worst persons written per report.
     broken_oks: a person whose OKS is below this is listed as a failure.
     """
 
-    sigmas: tuple[float, ...] = (0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05)
+    sigmas: tuple[float, ...] = (0.036, 0.087, 0.087, 0.062, 0.062, 0.033, 0.033)
     batch_size: int = 32
     max_failure_images: int = 20
     broken_oks: float = 0.5

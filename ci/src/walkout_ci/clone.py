@@ -1,0 +1,150 @@
+"""`walkout-ci clone`: clone an experiment, change a few parameters, schedule it or run it here.
+
+Online (a ClearML server is configured and the id is a server id): `Task.clone`, the overrides set as
+"General/<key>" parameters (what `experiment.start(params=...)` connected), then `Task.enqueue` on a
+queue (or left as a draft). The clone's code reads them through `exp.params` under clearml-agent.
+
+Locally (`local=True`, or an offline/local id): the recorded command line (`code.argv`, run in
+`code.cwd`) is run again with `WALKOUT_CI_PARAMS_OVERRIDE` set to the overrides, which
+`experiment.start` applies to its params; the rerun is a new experiment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from walkout_ci import clearml_config
+from walkout_ci.errors import ConfigError, ExperimentError
+from walkout_ci.experiment import PARAMS_OVERRIDE_ENV_VAR, git_commit
+from walkout_ci.pins import OFFLINE_ID_PREFIXES, locate_experiment
+from walkout_ci.store import Store
+
+LOGGER = logging.getLogger("walkout_ci.clone")
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """`["optim.lr=0.01", "epochs=3"]` -> {"optim.lr": 0.01, "epochs": 3} (values parsed as YAML scalars)."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set optim.lr=0.01")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        overrides[key.strip()] = value
+    return overrides
+
+
+@dataclass(frozen=True)
+class CloneResult:
+    """What `clone` did: the new task id (online) or the rerun's exit code (local)."""
+
+    source_id: str
+    new_id: str | None = None
+    queue: str | None = None
+    exit_code: int | None = None
+
+
+def clone_online(
+    experiment_id: str, overrides: dict[str, Any], *, queue: str | None, name: str | None
+) -> CloneResult:
+    """Clone a server task, set "General/<key>" overrides, optionally enqueue it."""
+    store = Store.open()
+    server = clearml_config.configure(store)
+    if server is None:
+        raise ExperimentError("no ClearML server is configured; use --local to rerun the experiment here")
+    problem = clearml_config.probe_server(server)
+    if problem is not None:
+        raise ExperimentError(f"ClearML server {server.api_host} is unreachable: {problem}")
+    try:
+        from clearml import Task
+
+        Task.set_offline(False)
+        source = Task.get_task(task_id=experiment_id)
+        if source is None or source.id != experiment_id:
+            raise ExperimentError(f"experiment {experiment_id} is not on the server {server.api_host}")
+        clone = Task.clone(source_task=source, name=name or f"{source.name} (clone)")
+        if overrides:
+            clone.set_parameters({f"General/{key}": value for key, value in overrides.items()})
+        if queue:
+            Task.enqueue(clone, queue_name=queue)
+    except ExperimentError:
+        raise
+    except Exception as error:
+        raise ExperimentError(
+            f"cloning {experiment_id} on {server.api_host} failed: {type(error).__name__}: {error}"
+        ) from error
+    return CloneResult(source_id=experiment_id, new_id=str(clone.id), queue=queue)
+
+
+def clone_local(
+    experiment_id: str,
+    overrides: dict[str, Any],
+    *,
+    search: Sequence[str | Path] = (),
+    cwd: str | Path | None = None,
+) -> CloneResult:
+    """Rerun an experiment's recorded command line here with parameter overrides; returns its exit code."""
+    location = locate_experiment(experiment_id, search=search, use_server=False)
+    code = location.record.get("code") or {}
+    argv = code.get("argv") or []
+    if not argv:
+        raise ExperimentError(
+            f"experiment {experiment_id} recorded no command line (code.argv): cannot rerun it"
+        )
+    workdir = Path(cwd or code.get("cwd") or ".")
+    if not workdir.is_dir():
+        raise ExperimentError(
+            f"experiment {experiment_id} ran in {workdir}, which does not exist here; pass --cwd"
+        )
+    recorded = code.get("commit")
+    current = git_commit(workdir)
+    if recorded and current and recorded != current:
+        LOGGER.warning(
+            "experiment %s ran at commit %s; %s is now at %s: the rerun uses the current code",
+            experiment_id,
+            recorded[:12],
+            workdir,
+            current[:12],
+        )
+    command = [sys.executable, *argv] if argv[0].endswith(".py") else list(argv)
+    environment = dict(os.environ)
+    environment[PARAMS_OVERRIDE_ENV_VAR] = json.dumps(overrides)
+    try:
+        completed = subprocess.run(command, cwd=workdir, env=environment, check=False)
+    except OSError as error:
+        raise ExperimentError(f"cannot rerun {command!r}: {error}") from error
+    return CloneResult(source_id=experiment_id, exit_code=completed.returncode)
+
+
+def clone(
+    experiment_id: str,
+    overrides: dict[str, Any],
+    *,
+    local: bool = False,
+    queue: str | None = None,
+    name: str | None = None,
+    search: Sequence[str | Path] = (),
+    cwd: str | Path | None = None,
+) -> CloneResult:
+    """Clone online (server id, not `local`) or rerun locally; see the module docstring."""
+    if local or experiment_id.startswith(OFFLINE_ID_PREFIXES):
+        if queue:
+            raise ConfigError(
+                f"--queue needs a server experiment; {experiment_id} is offline (push it first: "
+                f"`walkout-ci experiment push {experiment_id}`) or drop --queue to rerun it here"
+            )
+        return clone_local(experiment_id, overrides, search=search, cwd=cwd)
+    return clone_online(experiment_id, overrides, queue=queue, name=name)
