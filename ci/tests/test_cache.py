@@ -108,3 +108,28 @@ def test_gate_rerun_with_nothing_changed_performs_no_evaluation(tmp_path, monkey
         print(
             f"\n[gate cache] first run {first_s:.2f} s (2 evaluations), unchanged re-run {rerun_s:.2f} s (0)"
         )
+
+
+def test_no_cache_evaluates_every_time_into_the_out_folder(tmp_path, monkeypatch):
+    counter = tmp_path / "counter.txt"
+    monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("WALKOUT_FAKE_COUNTER", str(counter))
+    scores = {"person": [0.9, 0.8], "sku": [0.9, 0.7]}
+    component = make_fake_component_repo(tmp_path / "repo", scores)
+    make_fake_dataset(tmp_path / "data")
+    candidate = tmp_path / "candidate.json"
+    candidate.write_bytes(fake_weights({"person": [0.9, 0.85], "sku": [0.9, 0.7]}))
+    argv = [
+        "gate",
+        "--component-dir",
+        str(component),
+        "--candidate",
+        str(candidate),
+        "--data",
+        str(tmp_path / "data"),
+    ]
+    argv += ["--out", str(tmp_path / "out"), "--no-track", "--no-cache"]
+    assert cli.main(argv) == 0 and cli.main(argv) == 0
+    assert len(counter.read_text().splitlines()) == 4
+    assert (tmp_path / "out" / "evaluations" / "candidate" / "report.json").is_file()
+    assert not (tmp_path / "home" / "ci-cache").exists()

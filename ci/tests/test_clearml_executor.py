@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from walkout_ci import pins
+from walkout_ci.store import Store
 from walkout_ci.testing import (
     fake_weights,
     make_fake_component_repo,
@@ -384,3 +385,73 @@ def test_clone_on_the_server_overrides_parameters_and_enqueues(tmp_path: Path, s
     assert standin.tasks[new_id]["status"] == "queued"
     assert standin.queues["q-gpu"]["entries"] == [{"task": new_id}]
     assert standin.tasks[source_id]["hyperparams"]["General"]["lr"]["value"] == "0.1"
+
+
+def test_executor_options_from_environment() -> None:
+    from walkout_ci.errors import EvaluationError
+    from walkout_ci.executors.clearml import ClearMLExecutorOptions
+
+    options = ClearMLExecutorOptions.from_env(
+        {
+            "WALKOUT_CLEARML_QUEUE": "gpu",
+            "WALKOUT_CLEARML_WAIT_TIMEOUT_S": "90",
+            "WALKOUT_CLEARML_REMOTE_DATA": "/mnt/b",
+        }
+    )
+    assert (options.queue, options.wait_timeout_s, options.remote_data, options.poll_s) == (
+        "gpu",
+        90.0,
+        "/mnt/b",
+        5.0,
+    )
+    assert ClearMLExecutorOptions.from_env({}) == ClearMLExecutorOptions()
+    with pytest.raises(EvaluationError, match="WALKOUT_CLEARML_POLL_S"):
+        ClearMLExecutorOptions.from_env({"WALKOUT_CLEARML_POLL_S": "soon"})
+
+
+SERVER_DIES_SCRIPT = r"""
+import sys, time
+from pathlib import Path
+from walkout_ci import experiment
+go = Path(sys.argv[1])
+exp = experiment.start("walkout/test", "server-dies", {"lr": 0.1})
+print("MODE", exp.mode, flush=True)
+while not go.exists():
+    time.sleep(0.05)
+t0 = time.time()
+for step in range(20):
+    exp.log_scalar("loss", "train", 1.0, step)
+weights = go.parent / "w.pt"
+weights.write_bytes(b"w")
+exp.upload_weights(weights)
+exp.log_metrics({"AP50": 0.5})
+exp.close()
+print("AFTER_DEATH_S", time.time() - t0, exp.id, flush=True)
+"""
+
+
+def test_server_dying_mid_run_neither_crashes_nor_hangs_training(tmp_path: Path, standin) -> None:
+    go = tmp_path / "go"
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER_DIES_SCRIPT, str(go)],
+        env=client_env(standin, tmp_path / "h"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        while line and not line.startswith("MODE"):  # ClearML prints its own lines first
+            line = process.stdout.readline()
+        assert line.split() == ["MODE", "online"]
+        standin.stop()  # the server goes away in the middle of training
+        go.touch()
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    elapsed, experiment_id = stdout.split("AFTER_DEATH_S")[1].split()[:2]
+    # Bounded retries: seconds, not ClearML's default of hours.
+    assert float(elapsed) < 60.0
+    store = Store.open(tmp_path / "h" / "walkout")
+    assert pins.resolve_model_ref(experiment_id, store=store, use_server=False).read_bytes() == b"w"

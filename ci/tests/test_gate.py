@@ -511,3 +511,46 @@ def test_a_timed_out_candidate_evaluation_is_error(repo, tmp_path):
     assert code == 2 and verdict["rules"][0]["name"] == "evaluate[candidate]"
     assert "timed out after 2 s" in verdict["summary"]
     assert time.monotonic() - started < 30
+
+
+def test_a_lock_file_model_is_read_in_each_commits_worktree(repo, tmp_path):
+    # The app's case: gate.yaml `model: {kind: file, path: ../lock.json}`, {model} is that file itself.
+    git_in(repo, "checkout", "-q", "main")
+    (repo.parent / "lock.json").write_bytes(fake_weights(BASE_SCORES))
+    gate_yaml = (repo / "gate.yaml").read_text() + "model: {kind: file, path: ../lock.json}\n"
+    (repo / "gate.yaml").write_text(gate_yaml.replace("timeout_s: 60", "timeout_s: 60\n  code_paths: ['.']"))
+    git_in(repo, "add", "-A")
+    git_in(repo, "commit", "-q", "-m", "lock file model")
+    git_in(repo, "checkout", "-q", "-B", "feature")
+    worse = {"person": BASE_SCORES["person"], "sku": [0.1] * 6}
+    (repo.parent / "lock.json").write_bytes(fake_weights(worse))
+    git_in(repo, "commit", "-q", "-am", "a worse lock")
+    from walkout_ci import cli
+
+    out = tmp_path / "out"
+    argv = ["gate", "--component-dir", str(repo), "--data", str(tmp_path / "data"), "--out", str(out)]
+    assert cli.main([*argv, "--cache-dir", str(tmp_path / "cache"), "--no-track"]) == 1
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["baseline"]["model_ref"].startswith("lock.json@")
+    assert verdict["candidate"]["model_ref"].startswith("lock.json@")
+    assert verdict["baseline"]["model_ref"] != verdict["candidate"]["model_ref"]
+    assert "per_class.max_drop[sku]" in verdict["summary"]
+    # An uncommitted edit of the lock file is not what is evaluated, and the report says so.
+    (repo.parent / "lock.json").write_bytes(fake_weights(BASE_SCORES))
+    assert cli.main([*argv, "--cache-dir", str(tmp_path / "cache"), "--no-track"]) == 1
+    notes = json.loads((out / "verdict.json").read_text())["notes"]
+    assert any("lock.json has uncommitted changes" in note for note in notes)
+    # An explicit candidate file is evaluated as given.
+    assert (
+        cli.main(
+            [
+                *argv,
+                "--candidate",
+                str(repo.parent / "lock.json"),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--no-track",
+            ]
+        )
+        == 0
+    )

@@ -55,6 +55,8 @@ def test_the_architecture_example_loads(tmp_path):
     assert config.metrics["AP"].mode == "relative" and config.metrics["AP50"].direction == "higher"
     assert config.per_class.floor == 0.8 and config.paired.per_class is True
     assert config.paired.seed == 0 and config.evaluate.workdir == "."
+    assert config.model.kind == "pin" and config.model.path == "model_ref.yaml"
+    assert config.evaluate.code_paths == (".",)
     assert len(config.rules_hash()) == 64
 
 
@@ -90,6 +92,12 @@ def test_rules_hash_changes_with_any_rule():
         (["paired", "per_class"], "yes", "paired.per_class: expected true or false"),
         (["paired", "broken_threshold"], 2, "paired.broken_threshold: expected a value <= 1"),
         (["component"], DELETE, "component: missing required key"),
+        (["model"], {"kind": "lockfile"}, "model.kind: expected one of pin, file"),
+        (["model"], {"pth": "x"}, "model.pth: unknown key (did you mean 'path'?)"),
+        (["model"], {"kind": "file", "path": "/abs/refs.yaml"}, "model.path: expected a relative path"),
+        (["model"], {"kind": "file", "path": "../model_refs.yaml"}, None),
+        (["evaluate", "code_paths"], [], "evaluate.code_paths: expected a non-empty list"),
+        (["evaluate", "code_paths"], [".", "../submodules"], None),
     ],
 )
 def test_bad_values_name_the_key(path, value, expected):

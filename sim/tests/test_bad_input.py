@@ -136,3 +136,58 @@ def test_a_failed_forced_run_keeps_the_previous_output(tmp_path, monkeypatch):
         walkout_sim.generate_split(out, split="train", videos=1, frames=2, seed=5, force=True)
     assert (out / "manifest.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train"]
+
+
+def test_sigterm_during_generate_leaves_nothing(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "train"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "walkout_sim.cli",
+            "generate",
+            "--split",
+            "train",
+            "--videos",
+            "3",
+            "--frames",
+            "400",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        stderr=subprocess.PIPE,
+    )
+    # Wait until the temp folder exists, i.e. the run is writing, then terminate it.
+    deadline = time.monotonic() + 60
+    while not any(tmp_path.glob(".train.tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_slot_outside_its_shelf_is_rejected(tmp_path):
+    data = _layout_data()
+    data["slots"][0]["rect"] = [300, 200, 17, 22]
+    with pytest.raises(ConfigError, match=r"slots\[0\]\.rect: must lie inside shelf W"):
+        load_layout(_write(tmp_path / "store.yaml", data))
+
+
+def test_generate_with_a_bad_layout_exits_2_naming_the_layout_file(tmp_path, capsys):
+    data = _layout_data()
+    data["entrance"]["side"] = "roof"
+    layout = _write(tmp_path / "store.yaml", data)
+    config = _write(tmp_path / "gen.yaml", {"layout": "store.yaml"})
+    assert (
+        main(["generate", "--split", "train", "--config", config, "--out", str(tmp_path / "o"), "--quiet"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert layout in err and "entrance.side" in err and "'left', 'right', 'top', 'bottom'" in err

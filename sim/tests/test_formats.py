@@ -14,6 +14,8 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from walkout_sim.layout import load_layout
+
 KEYPOINT_SIGMAS = np.array([0.079, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062])
 
 
@@ -164,6 +166,9 @@ def test_gt_txt_rows_match_the_video_annotations(crowd_scenario):
     truth = json.loads((video / "annotations.json").read_text())
     persons = [a for a in truth["annotations"] if a["category_id"] == 1 and not a["iscrowd"]]
     assert len(rows) == len(persons)
+    # The same 0-based pixel boxes as the COCO annotations, row for row.
+    from_coco = sorted((a["image_id"], a["track_id"], *a["bbox"]) for a in persons)
+    assert sorted(tuple(int(v) for v in row[:6]) for row in rows) == from_coco
     assert {int(row[1]) for row in rows} == {1, 2, 3, 4, 5, 6}
     held = [a for a in truth["annotations"] if "held_by" in a]
     assert held and all(a["category_id"] > 1 for a in held)
@@ -185,7 +190,26 @@ def test_video_is_readable_and_seqinfo_matches(train_split):
     seqinfo.read(video / "seqinfo.ini")
     assert frames == 40 == int(seqinfo["Sequence"]["seqLength"])
     assert seqinfo["Sequence"]["frameRate"] == "10"
-    assert (video / "layout.yaml").read_text() == (root / "layout.yaml").read_text()
+
+
+def test_each_video_records_its_shuffled_planogram(train_split):
+    root, _ = train_split
+    base = load_layout(root / "layout.yaml")
+    planograms = []
+    for name in ("train_0000", "train_0001"):
+        video = root / "videos" / name
+        layout = load_layout(video / "layout.yaml")
+        assert layout.catalog == base.catalog and layout.shelves == base.shelves
+        assert Counter(s.sku for s in layout.slots) == Counter(s.sku for s in base.slots)
+        planograms.append([s.sku for s in layout.slots])
+        # Frame 1: every product on a shelf is the SKU this video's planogram puts there.
+        truth = json.loads((video / "annotations.json").read_text())
+        names = {c["id"]: c["name"] for c in truth["categories"]}
+        on_shelves = [a for a in truth["annotations"] if a["image_id"] == 1 and "slot" in a]
+        assert len(on_shelves) >= 40
+        for annotation in on_shelves:
+            assert names[annotation["category_id"]] == layout.slot_by_id(annotation["slot"]).sku
+    assert planograms[0] != planograms[1] != [s.sku for s in base.slots]
 
 
 def test_every_receipt_equals_the_sum_of_its_events(train_split, crowd_scenario):

@@ -93,3 +93,12 @@ def test_random_videos_have_one_to_six_shoppers_at_once(train_split):
         per_frame = Counter(line.split(",")[0] for line in gt.read_text().splitlines())
         counts.update(per_frame.values())
     assert max(counts) <= 6 and min(counts) >= 1
+
+
+def test_walking_under_the_sign_hides_keypoints_briefly(tmp_path):
+    walkout_sim.render_scenario("occluded_under_sign", tmp_path / "o", config=FAST)
+    truth = json.loads((tmp_path / "o" / "videos" / "occluded_under_sign" / "annotations.json").read_text())
+    persons = [a for a in truth["annotations"] if a["category_id"] == 1]
+    hidden_frames = {a["image_id"] for a in persons if 1 in a["keypoints"][2::3]}
+    assert 1 <= len(hidden_frames) <= 30  # briefly: a few frames, not the whole video
+    assert min(a["visibility"] for a in persons if a["image_id"] in hidden_frames) < 0.95

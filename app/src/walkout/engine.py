@@ -3,26 +3,29 @@
 Pure and deterministic: no model code, no I/O, no randomness; the same frames give the same output.
 
 How it decides:
-- Hands: each shopper has two hands, followed frame to frame through the wrist keypoints (the pose
-  labels left/right are kept unless swapping them explains the motion much better, so a pose model
-  that flips left and right does not teleport items). A product detection belongs to the nearest
-  wrist within `hand_radius_px`, unless it sits where a slot shows its top item (`stock_radius_px`
-  from the slot's center): that is shelf stock.
-- Reaches: while a wrist is inside a slot, what its hand holds cannot be read (shelf stock is right
-  there). A reach episode lasts from the first frame the wrist enters a slot until `after_window`
-  readable frames after it left. The hand's item before the episode (confirmed with hysteresis over
-  its last readable frames) and after it (a vote over the frames after, where the SKU the slot is
-  believed to show on top gets extra votes) decide: empty -> X is a pick of X, X -> empty a
-  put-back of X, X -> Y both. The slot is the one under the wrist at the reach's deepest point (the
-  wrist farthest from the body), which is also the event's frame: the moment the product left the
-  slot. Two shoppers reaching into one shelf at once are told apart because each hand is judged on
-  its own; a put-back into another slot is booked where the hand emptied; the SKU comes from the
-  product in the hand, so a hidden or misplaced slot top does not matter.
+- Hands: a product detection belongs to the nearest wrist (of any shopper) within `hand_radius_px`,
+  one product per hand, unless it sits where a slot shows its top item (`stock_radius_px` from the
+  slot's center): that is shelf stock. What a shopper holds is the multiset of SKUs in their hands;
+  it is read only in frames where both wrists are visible and neither is reaching.
+- Visits: a wrist within `reach_radius_px` of a slot's center is reaching into that slot. A visit
+  lasts from the first such frame until `after_window` readable frames after the last one. What the
+  shopper held before (confirmed with hysteresis over readable frames) and after (a vote over the
+  frames after; the SKUs the touched slots are believed to show on top get extra votes, so one
+  misread frame of a look-alike does not win) decide: a gained SKU is a pick, a lost one a put-back.
+  Each is booked at the reach that went deepest into a slot (preferring a slot showing that SKU on
+  top for picks), at the frame of its deepest point: the moment the product left or entered the slot.
+  Two shoppers reaching into one shelf at once are told apart because the product that left the slot
+  ends in the hand of one of them; a put-back into another slot is booked where the hand went; the
+  SKU comes from the product in the hand, so a hidden or misplaced slot top does not matter.
+- Shelves: the engine keeps each slot's believed stack (planogram stock, then picks and put-backs)
+  for those priors.
 - Identity: a track that disappears is kept for `max_lost_frames`; a new track that appears near a
   lost shopper continues that shopper (same hands, same cart). A shopper whose last position was in
   the exit zone and who has been gone for `exit_confirm_frames` has left: their cart becomes a receipt.
-- Hand-over: one hand losing an item away from the shelves while another shopper's hand, close by,
-  gains the same SKU moves the item from one cart to the other.
+- Away from the shelves: a confirmed change of what a shopper holds right after a wrist came near a
+  slot is a reach the pose did not show deep enough (booked, flagged for review); a loss paired with
+  a gain of the same SKU by another shopper whose hands came close is a hand-over (the item moves
+  between carts); anything else (an item flickering out of view) changes no cart.
 - Review: what the engine cannot decide cleanly is still decided (best guess) but flagged with a
   reason; a receipt with a flagged event is flagged too (the review rate is a QC metric).
 """
@@ -44,7 +47,6 @@ from walkout.observations import (
 )
 
 SIDES = ("left", "right")
-SHOULDERS = (1, 2)
 Point = tuple[float, float]
 
 
@@ -58,26 +60,22 @@ class EngineConfig:
 
     min_product_score: float = 0.5  # product detections below this are ignored
     min_keypoint_visibility: float = 0.3  # wrists below this are not used at all
-    item_visibility: float = (
-        0.8  # a hand is only read (holds X / holds nothing) when its wrist is this visible
-    )
+    item_visibility: float = 0.8  # hands are read (hold X / hold nothing) only when this visible
     reach_radius_px: float = 7.0  # a wrist this close to a slot's center is reaching into it
-    near_slot_px: float = 14.0  # a hand whose item changes this close to a slot center is taken as a reach
+    near_slot_px: float = 14.0  # holdings changing with a wrist this close to a slot: a shallow reach
     hand_radius_px: float = 9.0  # a product this close to a wrist is in that hand
     stock_radius_px: float = 5.0  # a product this close to a slot's center is the slot's top item
     after_window: int = 5  # readable frames after a reach that tell what the hand took or left
     after_min_sightings: int = 2  # an item seen in this many of them is in the hand
     slot_prior_votes: float = 1.5  # extra votes for the SKU the slot is believed to show on top
-    free_window: int = 7  # readable frames that confirm a change of a hand away from any reach
-    free_min_sightings: int = 5  # ... an item seen this often is held
-    free_min_empty: int = 6  # ... a hand seen empty this often holds nothing
+    free_window: int = 7  # readable frames that confirm a change of holdings away from any reach
+    free_min_sightings: int = 5  # ... the same holdings seen this often are confirmed
     max_lost_frames: int = 30  # how long a vanished track may come back as the same shopper
     relink_distance_px: float = 60.0  # how far from its last box a lost shopper may reappear
     exit_margin_px: float = 10.0  # the exit zone grown by this much
     exit_confirm_frames: int = 3  # frames gone from the exit zone before the receipt is issued
     handover_window_frames: int = 6  # a loss and a gain this close in time can be a hand-over
     handover_distance_px: float = 20.0  # and the two hands this close
-    hand_swap_ratio: float = 0.5  # swap pose left/right when that costs less than this fraction
 
     def __post_init__(self) -> None:
         checks = {
@@ -93,14 +91,12 @@ class EngineConfig:
             "slot_prior_votes": self.slot_prior_votes >= 0.0,
             "free_window": self.free_window >= 1,
             "free_min_sightings": 1 <= self.free_min_sightings <= self.free_window,
-            "free_min_empty": 1 <= self.free_min_empty <= self.free_window,
             "max_lost_frames": self.max_lost_frames >= 0,
             "relink_distance_px": self.relink_distance_px >= 0.0,
             "exit_margin_px": self.exit_margin_px >= 0.0,
             "exit_confirm_frames": self.exit_confirm_frames >= 1,
             "handover_window_frames": self.handover_window_frames >= 0,
             "handover_distance_px": self.handover_distance_px >= 0.0,
-            "hand_swap_ratio": 0.0 < self.hand_swap_ratio <= 1.0,
         }
         for key, ok in checks.items():
             if not ok:
@@ -153,26 +149,22 @@ class Receipt:
 
 
 @dataclass
-class _Episode:
-    """One reach of one hand into the shelves."""
+class _Reach:
+    """A visit's reach into one slot: when a wrist went deepest into it, and how deep."""
 
-    before: str | None
-    start_frame: int
-    slots: dict[tuple[str, str], int] = field(default_factory=dict)  # slot -> frames the wrist was in it
-    peak_extension: float = -1.0
-    peak_frame: int = 0
-    peak_slot: tuple[str, str] | None = None
-    after: list[str | None] = field(default_factory=list)
+    slot: tuple[str, str]
+    peak_frame: int
+    peak_distance: float  # wrist to slot center at the peak
 
 
 @dataclass
-class _Hand:
-    position: Point | None = None
-    trail: list[Point] = field(default_factory=list)  # positions of the last `free_window` readable frames
-    near_slot: tuple[tuple[str, str], int] | None = None  # last slot the wrist was close to, and when
-    confirmed: str | None = None
-    recent: list[str | None] = field(default_factory=list)
-    episode: _Episode | None = None
+class _Visit:
+    """A shopper's interaction with the shelves: from the first reach until the hands can be read again."""
+
+    before: Counter
+    start_frame: int
+    reaches: dict[tuple[str, str], _Reach] = field(default_factory=dict)  # the deepest reach into each slot
+    after: list[Counter] = field(default_factory=list)
 
 
 @dataclass
@@ -180,30 +172,49 @@ class _Shopper:
     shopper_id: int
     last_box: tuple[float, float, float, float]
     last_frame: int
-    hands: tuple[_Hand, _Hand] = field(default_factory=lambda: (_Hand(), _Hand()))
+    confirmed: Counter = field(default_factory=Counter)  # what the hands hold, as far as confirmed
+    recent: list[Counter] = field(default_factory=list)  # readings of the last `free_window` readable frames
+    trail: list[Point] = field(default_factory=list)  # wrist positions of those frames
+    near_slot: tuple[tuple[str, str], int] | None = None  # last slot a wrist came close to, and when
+    visit: _Visit | None = None
     cart: Counter = field(default_factory=Counter)
     review_reasons: list[str] = field(default_factory=list)
     left: bool = False
 
 
-def _vote(
-    readings: list[str | None], *, prior: str | None, prior_votes: float, min_sightings: int
-) -> str | None:
-    """The SKU a hand holds according to `readings` (None = seen empty), or None.
+def _key(items: Counter) -> tuple[str, ...]:
+    return tuple(sorted(items.elements()))
 
-    The most seen SKU wins (`prior`, the SKU the shelf makes likely, gets `prior_votes` extra when it
-    was seen at all; ties go to the prior, then alphabetically, so the result is deterministic); it
-    counts only when seen at least `min_sightings` times, since a missed detection is far more
-    common than an item appearing from nowhere.
+
+def estimate_holdings(
+    readings: list[Counter], *, prior: Counter, prior_votes: float, min_sightings: int
+) -> Counter:
+    """What a shopper's hands hold, from several frames' readings (each a Counter of SKUs seen in hand).
+
+    How many items: the most common per-frame total (ties to the larger: a missed detection is far
+    more common than an item appearing from nowhere). Which: units go one by one to the SKU with the
+    most votes left (votes = sightings over all frames, plus `prior_votes` per unit of `prior`, the
+    SKUs the situation makes likely; each unit given costs one frame-set of votes), among SKUs seen
+    in at least `min_sightings` frames. Ties are broken by name: deterministic.
     """
-    counts = Counter(r for r in readings if r is not None)
-    if not counts:
-        return None
-    scored = sorted(
-        counts, key=lambda sku: (-(counts[sku] + (prior_votes if sku == prior else 0.0)), sku != prior, sku)
-    )
-    best = scored[0]
-    return best if counts[best] >= min_sightings else None
+    if not readings:
+        return Counter()
+    totals = Counter(sum(r.values()) for r in readings)
+    total = max(totals, key=lambda t: (totals[t], t))
+    frames_seen = Counter(sku for r in readings for sku in r)
+    votes = Counter()
+    for reading in readings:
+        votes.update(reading)
+    for sku, units in prior.items():
+        votes[sku] += prior_votes * units
+    allowed = sorted(sku for sku in votes if frames_seen[sku] >= min_sightings)
+    result: Counter = Counter()
+    for _ in range(total):
+        if not allowed:
+            break
+        best = sorted(allowed, key=lambda sku: (-(votes[sku] - len(readings) * result[sku]), sku))[0]
+        result[best] += 1
+    return result
 
 
 def _distance(a: Point, b: Point) -> float:
@@ -239,11 +250,13 @@ class Engine:
         self._frame = observation.frame
         before = len(self.events)
         present = self._update_identities(observation)
-        wrists = {sid: self._locate_hands(self._shoppers[sid], obs) for sid, obs in present.items()}
+        wrists = {shopper_id: self._wrists(obs) for shopper_id, obs in present.items()}
         products = [p for p in observation.products if p.score >= self.config.min_product_score]
-        items = self._assign_products(wrists, products)
-        for shopper_id, obs in present.items():
-            self._update_hands(self._shoppers[shopper_id], obs, wrists[shopper_id], items)
+        held = self._assign_products(wrists, products)
+        for shopper_id in present:
+            self._update_shopper(
+                self._shoppers[shopper_id], wrists[shopper_id], held.get(shopper_id, Counter())
+            )
         self._check_exits(set(present))
         return self.events[before:]
 
@@ -252,7 +265,7 @@ class Engine:
         for shopper in self._shoppers.values():
             if shopper.left:
                 continue
-            self._resolve_open_episodes(shopper)
+            self._resolve_open_visit(shopper)
             if shopper.last_frame < self._frame and self._in_exit(shopper.last_box):
                 self._issue_receipt(shopper)
 
@@ -338,7 +351,7 @@ class Engine:
                 continue
             gone = self._frame - shopper.last_frame
             if self._in_exit(shopper.last_box) and gone >= self.config.exit_confirm_frames:
-                self._resolve_open_episodes(shopper)
+                self._resolve_open_visit(shopper)
                 self._issue_receipt(shopper)
 
     def _in_exit(self, box: tuple[float, float, float, float]) -> bool:
@@ -359,40 +372,29 @@ class Engine:
     # ----------------------------------------------------------------------------------------------
     # hands and products
 
-    def _locate_hands(self, shopper: _Shopper, obs: ShopperObservation) -> list[tuple[Point, float] | None]:
-        """This frame's (wrist point, visibility) of the shopper's hand 0 and hand 1 (None: not seen).
-
-        The pose's left/right labels are kept unless the swapped assignment is much closer to where
-        the hands were last frame (a left/right flip of the pose model).
-        """
-        config = self.config
-        seen: list[tuple[Point, float] | None] = []
+    def _wrists(self, obs: ShopperObservation) -> list[tuple[Point, float] | None]:
+        """(point, visibility) of the left and right wrist (None: not seen at all)."""
+        wrists: list[tuple[Point, float] | None] = []
         for side in SIDES:
             x, y, visibility = obs.keypoints[WRIST_INDICES[side]]
-            seen.append(
-                ((float(x), float(y)), float(visibility))
-                if visibility >= config.min_keypoint_visibility
-                else None
-            )
-        previous = [hand.position for hand in shopper.hands]
-        if all(s is not None for s in seen) and all(p is not None for p in previous):
-            keep = _distance(previous[0], seen[0][0]) + _distance(previous[1], seen[1][0])
-            swap = _distance(previous[0], seen[1][0]) + _distance(previous[1], seen[0][0])
-            if swap < config.hand_swap_ratio * keep and keep - swap > 6.0:
-                seen.reverse()
-        return seen
+            usable = visibility >= self.config.min_keypoint_visibility
+            wrists.append(((float(x), float(y)), float(visibility)) if usable else None)
+        return wrists
 
     def _assign_products(
         self, wrists: dict[int, list[tuple[Point, float] | None]], products: list[ProductObservation]
-    ) -> dict[tuple[int, int], str]:
-        """{(shopper id, hand index): SKU} for products in hands (nearest pairs first, one item per hand)."""
+    ) -> dict[int, Counter]:
+        """{shopper id: Counter of SKUs in their hands}: nearest product-wrist pairs first, one per hand.
+
+        Products centered where a slot shows its top item (`stock_radius_px`) are shelf stock.
+        """
         config = self.config
         pairs = []
         for index, product in enumerate(products):
             center = box_center(product.box)
             slot = self.layout.slot_at(*center)
             if slot is not None and _distance(center, slot.center) <= config.stock_radius_px:
-                continue  # the slot's top item, drawn at the slot center
+                continue
             for shopper_id, hands in wrists.items():
                 for hand_index, wrist in enumerate(hands):
                     if wrist is None:
@@ -400,14 +402,15 @@ class Engine:
                     distance = _distance(center, wrist[0])
                     if distance <= config.hand_radius_px:
                         pairs.append((distance, -product.score, index, shopper_id, hand_index))
-        items: dict[tuple[int, int], str] = {}
-        used = set()
+        held: dict[int, Counter] = {}
+        used_products, used_hands = set(), set()
         for _, _, index, shopper_id, hand_index in sorted(pairs):
-            if index in used or (shopper_id, hand_index) in items:
+            if index in used_products or (shopper_id, hand_index) in used_hands:
                 continue
-            used.add(index)
-            items[(shopper_id, hand_index)] = products[index].sku
-        return items
+            used_products.add(index)
+            used_hands.add((shopper_id, hand_index))
+            held.setdefault(shopper_id, Counter())[products[index].sku] += 1
+        return held
 
     def _stack_top(self, slot: Slot) -> str | None:
         """The SKU a slot is believed to show on top (None when believed empty)."""
@@ -423,118 +426,130 @@ class Engine:
                 best = (slot, distance)
         return best
 
-    def _body_center(self, obs: ShopperObservation) -> Point:
-        points = [
-            obs.keypoints[i] for i in SHOULDERS if obs.keypoints[i][2] >= self.config.min_keypoint_visibility
-        ]
-        if len(points) == 2:
-            return ((points[0][0] + points[1][0]) / 2.0, (points[0][1] + points[1][1]) / 2.0)
-        return box_center(obs.box)
-
-    def _update_hands(
-        self,
-        shopper: _Shopper,
-        obs: ShopperObservation,
-        wrists: list[tuple[Point, float] | None],
-        items: dict[tuple[int, int], str],
+    def _update_shopper(
+        self, shopper: _Shopper, wrists: list[tuple[Point, float] | None], held: Counter
     ) -> None:
+        """Follow the shopper's reaches and read their hands whenever both can be read."""
         config = self.config
-        body = self._body_center(obs)
-        for hand_index, (hand, wrist) in enumerate(zip(shopper.hands, wrists, strict=True)):
+        reaching = False
+        visit = shopper.visit
+        for wrist in wrists:
             if wrist is None:
                 continue
-            point, visibility = wrist
-            hand.position = point
-            near = self._nearest_slot(point, config.near_slot_px)
+            near = self._nearest_slot(wrist[0], config.near_slot_px)
             if near is not None:
-                hand.near_slot = (near[0].key, self._frame)
-            slot = near[0] if near is not None and near[1] <= config.reach_radius_px else None
-            if slot is not None:
-                if hand.episode is None:
-                    hand.episode = _Episode(before=hand.confirmed, start_frame=self._frame)
-                episode = hand.episode
-                episode.after.clear()  # still reaching: what the hand holds is read after it leaves
-                episode.slots[slot.key] = episode.slots.get(slot.key, 0) + 1
-                extension = _distance(point, body)
-                if extension > episode.peak_extension:
-                    episode.peak_extension, episode.peak_frame, episode.peak_slot = (
-                        extension,
-                        self._frame,
-                        slot.key,
-                    )
+                shopper.near_slot = (near[0].key, self._frame)
+            if near is None or near[1] > config.reach_radius_px:
                 continue
-            if visibility < config.item_visibility:
-                continue  # the hand is hidden: what it holds is unknown this frame
-            item = items.get((shopper.shopper_id, hand_index))
-            if hand.episode is not None:
-                hand.episode.after.append(item)
-                if len(hand.episode.after) >= config.after_window:
-                    self._resolve_episode(shopper, hand)
-                continue
-            hand.recent.append(item)
-            del hand.recent[: -config.free_window]
-            hand.trail.append(point)
-            del hand.trail[: -config.free_window]
-            confirmed = self._confirm_free(hand)
-            if confirmed != hand.confirmed:
-                self._free_change(shopper, hand, hand.confirmed, confirmed)
-                hand.confirmed = confirmed
+            reaching = True
+            if visit is None:
+                visit = shopper.visit = _Visit(before=Counter(shopper.confirmed), start_frame=self._frame)
+            visit.after.clear()  # still reaching: the hands are read after they leave the shelf
+            slot, distance = near
+            reach = visit.reaches.get(slot.key)
+            if reach is None:
+                visit.reaches[slot.key] = _Reach(
+                    slot=slot.key, peak_frame=self._frame, peak_distance=distance
+                )
+            elif distance < reach.peak_distance:
+                reach.peak_frame, reach.peak_distance = self._frame, distance
+        readable = not reaching and all(w is not None and w[1] >= config.item_visibility for w in wrists)
+        if not readable:
+            return  # a hand is in a slot or hidden: what the shopper holds is unknown this frame
+        if visit is not None:
+            visit.after.append(held)
+            if len(visit.after) >= config.after_window:
+                self._resolve_visit(shopper)
+            return
+        shopper.recent.append(held)
+        del shopper.recent[: -config.free_window]
+        shopper.trail.extend(w[0] for w in wrists if w is not None)
+        del shopper.trail[: -2 * config.free_window]
+        confirmed = self._confirm_free(shopper)
+        if confirmed != shopper.confirmed:
+            self._free_change(shopper, shopper.confirmed, confirmed)
+            shopper.confirmed = confirmed
 
-    def _confirm_free(self, hand: _Hand) -> str | None:
-        """What a hand away from the shelves holds: changes only on strong evidence (hysteresis)."""
-        config = self.config
-        seen = _vote(
-            hand.recent, prior=hand.confirmed, prior_votes=0.0, min_sightings=config.free_min_sightings
-        )
-        if seen is not None:
-            return seen
-        if hand.recent.count(None) >= config.free_min_empty:
-            return None
-        return hand.confirmed
+    def _confirm_free(self, shopper: _Shopper) -> Counter:
+        """What the shopper holds away from the shelves: changes only on strong evidence (hysteresis)."""
+        keys = Counter(_key(reading) for reading in shopper.recent)
+        best = min(keys, key=lambda key: (-keys[key], key))
+        if keys[best] >= self.config.free_min_sightings:
+            return Counter(best)
+        return shopper.confirmed
 
     # ----------------------------------------------------------------------------------------------
-    # reach episodes
+    # visits
 
-    def _resolve_open_episodes(self, shopper: _Shopper) -> None:
-        for hand in shopper.hands:
-            if hand.episode is not None:
-                self._resolve_episode(shopper, hand, final=True)
+    def _resolve_open_visit(self, shopper: _Shopper) -> None:
+        if shopper.visit is not None:
+            self._resolve_visit(shopper, final=True)
 
-    def _resolve_episode(self, shopper: _Shopper, hand: _Hand, *, final: bool = False) -> None:
-        episode = hand.episode
-        assert episode is not None
-        hand.episode = None
+    def _resolve_visit(self, shopper: _Shopper, *, final: bool = False) -> None:
+        """Compare what the shopper held before and after the visit; book the difference."""
+        visit = shopper.visit
+        assert visit is not None
+        shopper.visit = None
+        # deepest reaches first: a wrist brushing a slot on the way is less likely where things happened
+        reaches = sorted(visit.reaches.values(), key=lambda r: (r.peak_distance, r.peak_frame))
         notes = []
-        slot = self._slots[episode.peak_slot] if episode.peak_slot is not None else None
-        if episode.after:
-            # An empty hand reaching in most likely takes what the slot shows on top.
-            prior = self._stack_top(slot) if episode.before is None and slot is not None else episode.before
-            after = _vote(
-                episode.after,
+        if visit.after:
+            prior = Counter(visit.before)
+            if sum(visit.before.values()) < 2:  # a free hand: the slots' top items are the likely picks
+                for reach in reaches:
+                    top = self._stack_top(self._slots[reach.slot])
+                    if top is not None:
+                        prior[top] += 1
+            after = estimate_holdings(
+                visit.after,
                 prior=prior,
                 prior_votes=self.config.slot_prior_votes,
-                min_sightings=min(self.config.after_min_sightings, len(episode.after)),
+                min_sightings=min(self.config.after_min_sightings, len(visit.after)),
             )
         else:
-            after = episode.before
+            after = Counter(visit.before)
             if final:
                 notes.append("the shopper left view while reaching into a shelf")
-        hand.confirmed = after
-        hand.recent = list(episode.after[-self.config.free_window :])
-        if after == episode.before:
+        shopper.confirmed = after
+        shopper.recent = list(visit.after[-self.config.free_window :])
+        gained, lost = after - visit.before, visit.before - after
+        if not gained and not lost:
             return
-        confidence = 1.0
-        agreeing = episode.after.count(after)
-        if episode.after and agreeing < len(episode.after):
-            confidence = agreeing / len(episode.after)
-            if agreeing * 2 <= len(episode.after):
-                notes.append(f"the hand was read as {sorted(map(str, episode.after))} after the reach")
-        if len(episode.slots) > 1 and slot is not None:
-            confidence = min(confidence, 0.9)
-        if episode.before is not None:
-            self._put_back(shopper, episode.peak_frame, slot, episode.before, confidence, notes)
-        if after is not None:
-            self._pick(shopper, episode.peak_frame, slot, after, confidence, notes)
+        confidence = self._agreement(visit.after, after)
+        if confidence < 0.5:
+            notes.append(f"the hands were read as {[_key(r) for r in visit.after]} after the reach")
+        for sku, reach in self._match_reaches(reaches, sorted(lost.elements()), pick=False):
+            self._put_back(shopper, reach.peak_frame, self._slots[reach.slot], sku, confidence, notes)
+        for sku, reach in self._match_reaches(reaches, sorted(gained.elements()), pick=True):
+            self._pick(shopper, reach.peak_frame, self._slots[reach.slot], sku, confidence, notes)
+
+    @staticmethod
+    def _agreement(readings: list[Counter], estimate: Counter) -> float:
+        """Fraction of readings that saw exactly `estimate` (1.0 with no readings)."""
+        if not readings:
+            return 1.0
+        return sum(1 for reading in readings if reading == estimate) / len(readings)
+
+    def _match_reaches(
+        self, reaches: list[_Reach], skus: list[str], *, pick: bool
+    ) -> list[tuple[str, _Reach]]:
+        """Pair each changed SKU with the reach it happened in.
+
+        `reaches` come deepest first. A pick goes preferably to a reach into a slot showing that SKU on
+        top; otherwise the deepest unused reach is taken (the deepest again when all are used).
+        """
+        free = list(reaches)
+        pairs = []
+        for sku in skus:
+            chosen = None
+            if pick:
+                chosen = next((r for r in free if self._stack_top(self._slots[r.slot]) == sku), None)
+            if chosen is None:
+                chosen = free[0] if free else reaches[0]
+            if chosen in free:
+                free.remove(chosen)
+            pairs.append((sku, chosen))
+        return pairs
 
     def _pick(
         self,
@@ -600,48 +615,48 @@ class Engine:
     # ----------------------------------------------------------------------------------------------
     # hand-overs
 
-    def _free_change(self, shopper: _Shopper, hand: _Hand, old: str | None, new: str | None) -> None:
-        """A hand's item changed outside a seen reach.
+    def _free_change(self, shopper: _Shopper, old: Counter, new: Counter) -> None:
+        """What the shopper holds changed outside a seen reach.
 
         Close to a slot it is a reach the pose did not show deep enough (booked, flagged for review);
         elsewhere a loss is paired with a nearby gain of the same SKU by another shopper (a hand-over);
         anything else (an item flickering out of view) changes no cart.
         """
-        near = hand.near_slot
+        lost, gained = old - new, new - old
+        near = shopper.near_slot
         if near is not None and self._frame - near[1] <= self.config.free_window + 2:
             notes = ["the reach was not seen deep in the slot"]
-            if old is not None:
-                self._put_back(shopper, near[1], self._slots[near[0]], old, 0.6, notes)
-            if new is not None:
-                self._pick(shopper, near[1], self._slots[near[0]], new, 0.6, notes)
+            for sku in sorted(lost.elements()):
+                self._put_back(shopper, near[1], self._slots[near[0]], sku, 0.6, notes)
+            for sku in sorted(gained.elements()):
+                self._pick(shopper, near[1], self._slots[near[0]], sku, 0.6, notes)
             return
         window = self.config.handover_window_frames
         self._free_changes = [c for c in self._free_changes if self._frame - c[0] <= window]
-        trail = tuple(hand.trail)
-        for kind, sku in (("loss", old), ("gain", new)):
-            if sku is None:
-                continue
-            partner = self._handover_partner(shopper, kind, sku, trail)
-            if partner is None:
-                self._free_changes.append((self._frame, shopper.shopper_id, kind, sku, trail))
-                continue
-            giver, taker = (shopper, partner) if kind == "loss" else (partner, shopper)
-            if giver.cart[sku] <= 0:
-                continue  # the giver never paid for it: a detection flicker, not a hand-over
-            giver.cart[sku] -= 1
-            taker.cart[sku] += 1
-            self.events.append(
-                Event(
-                    type="handover",
-                    frame=self._frame,
-                    shopper_id=giver.shopper_id,
-                    sku=sku,
-                    shelf=None,
-                    slot=None,
-                    confidence=0.8,
-                    to_shopper_id=taker.shopper_id,
+        trail = tuple(shopper.trail)
+        for kind, diff in (("loss", lost), ("gain", gained)):
+            for sku in sorted(diff.elements()):
+                partner = self._handover_partner(shopper, kind, sku, trail)
+                if partner is None:
+                    self._free_changes.append((self._frame, shopper.shopper_id, kind, sku, trail))
+                    continue
+                giver, taker = (shopper, partner) if kind == "loss" else (partner, shopper)
+                if giver.cart[sku] <= 0:
+                    continue  # the giver never paid for it: a detection flicker, not a hand-over
+                giver.cart[sku] -= 1
+                taker.cart[sku] += 1
+                self.events.append(
+                    Event(
+                        type="handover",
+                        frame=self._frame,
+                        shopper_id=giver.shopper_id,
+                        sku=sku,
+                        shelf=None,
+                        slot=None,
+                        confidence=0.8,
+                        to_shopper_id=taker.shopper_id,
+                    )
                 )
-            )
 
     def _handover_partner(
         self, shopper: _Shopper, kind: str, sku: str, trail: tuple[Point, ...]

@@ -107,6 +107,7 @@ class System:
     tracker_factory: Any  # () -> a fresh tracker with update(dets [N, 5], frame=...) -> [M, 5]
     engine_config: EngineConfig = field(default_factory=EngineConfig)
     person_min_score: float = 0.3
+    detection_min_score: float = 0.2  # decoded detections below this never reach tracking or the engine
 
     def observe(
         self, frame_number: int, image: np.ndarray, tracker: Any, timings: dict[str, float]
@@ -115,7 +116,7 @@ class System:
         from walkout_pose import estimate
 
         start = time.perf_counter()
-        detections = self.detector.detect([image])[0]
+        detections = self.detector.detect([image], min_score=self.detection_min_score)[0]
         names = self.detector.class_names
         labels = [names[int(label)] for label in detections.labels]
         is_person = np.array([label == PERSON_CLASS for label in labels], dtype=bool)

@@ -72,6 +72,7 @@ def register(subparsers: Any) -> None:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executor", choices=EXECUTORS, default="local", help="where evaluations run")
     parser.add_argument("--no-track", action="store_true", help="do not record evaluations as experiments")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--search", type=Path, action="append", default=[], help="extra folder of exported experiments"
     )
@@ -173,6 +174,7 @@ def _gate(args: argparse.Namespace) -> int:
             executor=executor_for(args.executor),
             track=not args.no_track,
             search=list(args.search),
+            progress=not args.no_progress,
         )
         result = run_gate(request)
     _print_result(result, args.out)

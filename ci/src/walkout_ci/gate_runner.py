@@ -1,13 +1,14 @@
 """The whole gate: baseline from the merge-base pin, evaluations through the cache, verdict, reports.
 
 `run_gate` is what `walkout-ci gate` calls:
-1. merge-base = `git merge-base HEAD <target branch>`; gate.yaml and model_ref.yaml are read *at the
-   merge-base* (`git show`), so a pull request can neither relax its own rules nor move its baseline.
+1. merge-base = `git merge-base HEAD <target branch>`; gate.yaml and the pin (gate.yaml `model.path`,
+   default model_ref.yaml) are read *at the merge-base* (`git show`), so a pull request can neither
+   relax its own rules nor move its baseline.
 2. The baseline is that pin's model, evaluated with the merge-base's code; the candidate is the model
-   reference given on the command line, evaluated with HEAD's code (the candidate's gate.yaml
-   `evaluate` section, since its evaluation code may have changed).
+   reference given on the command line (default: the pin at HEAD), evaluated with HEAD's code (and
+   HEAD's gate.yaml `evaluate` section, since its evaluation code may have changed).
 3. Each evaluation is looked up in the content-addressed cache (weights sha256, git tree hash of the
-   component folder at that commit, dataset hash, rules hash) and run only on a miss.
+   evaluation code at that commit, dataset hash, rules hash) and run only on a miss.
 4. Sealed data is decrypted for the evaluations only (walkout_ci.blind) and removed afterwards; a
    candidate with an experiment id is checked for training-data leakage into it.
 5. Rules -> verdict (walkout_ci.gate), then report.md / report.html / junit.xml / verdict.json.
@@ -22,6 +23,7 @@ import contextlib
 import hashlib
 import logging
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
+from tqdm import tqdm
 
 from walkout_ci import gitrepo, pins, render
 from walkout_ci.cache import CacheKey, EvaluationCache
@@ -63,6 +66,7 @@ class GateRequest:
     executor: Executor | None = None
     track: bool = True
     search: list[Path] = field(default_factory=list)
+    progress: bool = True
 
 
 class _Progress:
@@ -172,7 +176,7 @@ def _run(request: GateRequest, stage: Callable[[str], None]) -> GateResult:
 
     stage("baseline")
     search = [component_dir / "experiments", *request.search]
-    baseline = _baseline_model(root, base, relative, config, search)
+    baseline = _pinned_model(root, base, relative, config, search, side="baseline")
 
     stage("candidate")
     candidate = _candidate_model(request.candidate_ref, root, head, relative, config, search, notes)
@@ -189,11 +193,13 @@ def _run(request: GateRequest, stage: Callable[[str], None]) -> GateResult:
             notes.append("no blind-set leakage check: the candidate has no experiment id")
         executor = request.executor or _default_executor()
         runs = {}
-        for label, cfg, commit, model in (
-            ("baseline", config, base, baseline),
-            ("candidate", candidate_config, head, candidate),
-        ):
+        sides = (("baseline", config, base, baseline), ("candidate", candidate_config, head, candidate))
+        bar = tqdm(
+            sides, desc="gate evaluations", unit="model", disable=not request.progress, file=sys.stderr
+        )
+        for label, cfg, commit, model in bar:
             stage(f"evaluate[{label}]")
+            bar.set_postfix_str(f"{label} @ {commit[:10]}")
             key = CacheKey(
                 component=config.component,
                 weights_sha256=model.sha256,
@@ -265,22 +271,26 @@ class _Model:
     in_worktree: str | None = None
 
 
-def _baseline_model(root: Path, base: str, relative: str, config: GateConfig, search: list[Path]) -> _Model:
-    """The production model named at the merge-base (`model.path` of gate.yaml, read with git show)."""
+def _pinned_model(
+    root: Path, commit: str, relative: str, config: GateConfig, search: list[Path], *, side: str
+) -> _Model:
+    """The model named by gate.yaml's `model.path` as committed at `commit` (read with git show)."""
     model_path = gitrepo.join_inside(relative, config.model.path)
-    data = gitrepo.show_bytes(root, base, model_path)
+    data = gitrepo.show_bytes(root, commit, model_path)
     if data is None:
-        raise GateError(
-            f"missing baseline: no {model_path} at the merge-base {base[:12]}; pin a production model on the "
-            "target branch first (`walkout-ci pin`)"
-        )
-    where = f"{model_path}@{base[:12]}"
+        if side == "baseline":
+            raise GateError(
+                f"missing baseline: no {model_path} at the merge-base {commit[:12]}; pin a production model "
+                "on the target branch first (`walkout-ci pin`)"
+            )
+        raise GateError(f"no candidate: {model_path} does not exist at HEAD {commit[:12]}; pass --candidate")
+    where = f"{model_path}@{commit[:12]}"
     if config.model.kind == "file":
         return _Model(sha256=hashlib.sha256(data).hexdigest(), ref=where, in_worktree=model_path)
     try:
-        pin = pins.pin_from_dict(yaml.safe_load(data), source=f"{base[:12]}:{model_path}")
+        pin = pins.pin_from_dict(yaml.safe_load(data), source=f"{commit[:12]}:{model_path}")
     except yaml.YAMLError as error:
-        raise PinError(f"{base[:12]}:{model_path} is not valid YAML: {error}") from error
+        raise PinError(f"{commit[:12]}:{model_path} is not valid YAML: {error}") from error
     weights = pins.resolve_pin(pin, search=search)
     return _Model(
         sha256=sha256_of_file(weights),
@@ -299,20 +309,14 @@ def _candidate_model(
     search: list[Path],
     notes: list[str],
 ) -> _Model:
-    """The model given on the command line, or (ref None) the one this change names in `model.path`."""
-    model_path = gitrepo.join_inside(relative, config.model.path)
-    if ref is None and config.model.kind == "file":
-        data = gitrepo.show_bytes(root, head, model_path)
-        if data is None:
-            raise GateError(f"no candidate: {model_path} does not exist at HEAD {head[:12]}")
-        working = root / model_path
-        if not working.is_file() or working.read_bytes() != data:
-            notes.append(f"{model_path} has uncommitted changes; the committed version at HEAD was evaluated")
-        return _Model(
-            sha256=hashlib.sha256(data).hexdigest(), ref=f"{model_path}@{head[:12]}", in_worktree=model_path
-        )
+    """The model given on the command line, or (ref None) the one HEAD pins in `model.path`."""
     if ref is None:
-        ref = str(root / model_path)
+        model_path = gitrepo.join_inside(relative, config.model.path)
+        working = root / model_path
+        committed = gitrepo.show_bytes(root, head, model_path)
+        if committed is not None and (not working.is_file() or working.read_bytes() != committed):
+            notes.append(f"{model_path} has uncommitted changes; the committed version at HEAD was evaluated")
+        return _pinned_model(root, head, relative, config, search, side="candidate")
     if config.model.kind == "file":
         path = Path(ref).expanduser()
         if not path.is_file():
@@ -367,6 +371,8 @@ def _evaluate_cached(
                 from_cache=True,
             )
     if cache is None:
+        # The folder is this gate's own output of an earlier run into the same --out: replace it.
+        shutil.rmtree(request.report_dir, ignore_errors=True)
         return executor(request)
     scratch = Path(tempfile.mkdtemp(prefix="walkout-ci-run-"))
     try:

@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 a check failed (scenario events differ from the script), 2 b
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -59,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (see module doc)."""
     args = _parser().parse_args(argv)
+    # A killed run (SIGTERM, e.g. a CI timeout) unwinds like Ctrl-C, so the temp output is removed.
+    previous = _install_sigterm_handler()
     try:
         if args.command == "generate":
             return _generate(args)
@@ -68,6 +71,21 @@ def main(argv: list[str] | None = None) -> int:
     except SimError as error:
         sys.stderr.write(f"walkout-sim: error: {error}\n")
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _install_sigterm_handler():
+    """Turn SIGTERM into SystemExit(143) while the CLI runs; returns the previous handler (or None)."""
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        return signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread (e.g. called from a worker thread in a test)
+        return None
 
 
 def _generate(args: argparse.Namespace) -> int:

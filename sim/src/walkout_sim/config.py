@@ -172,6 +172,17 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    """Per-video variation of the store in random splits (scenarios always use the layout as written).
+
+    shuffle_planogram: re-merchandise each video (SKU runs move between slots of the same size; the
+    video's layout.yaml records the planogram it was rendered with).
+    """
+
+    shuffle_planogram: bool = True
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     """Everything that determines a rendered split besides the seed.
 
@@ -181,6 +192,7 @@ class GeneratorConfig:
     camera: CameraConfig = field(default_factory=CameraConfig)
     shoppers: ShopperConfig = field(default_factory=ShopperConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     layout: str | None = None
 
 

@@ -176,8 +176,9 @@ class VideoWriter:
         for person in truth["persons"]:
             if not person["iscrowd"]:
                 x, y, w, h = person["bbox"]
-                # MOTChallenge boxes are 1-based (bb_left = COCO x + 1); py-motmetrics subtracts the 1 again.
-                self.gt_lines.append(f"{index},{person['track_id']},{x + 1},{y + 1},{w},{h},1,1,1")
+                # Same 0-based pixels as the COCO files (not MOTChallenge's 1-based MATLAB convention), so
+                # boxes from a detector trained on the COCO export compare with gt.txt directly.
+                self.gt_lines.append(f"{index},{person['track_id']},{x},{y},{w},{h},1,1,1")
 
     def close(self, events: list[dict], receipts: dict, layout_text: str) -> None:
         """Finish the video file and write the per-video JSON/INI/TXT files."""

@@ -19,14 +19,14 @@ from walkout_sim import __version__
 from walkout_sim.config import GeneratorConfig, load_config
 from walkout_sim.errors import BlindSeedError, SimError
 from walkout_sim.export import CocoWriter, VideoWriter, atomic_output_dir, frame_hash, write_manifest
-from walkout_sim.layout import Layout, default_layout_path, load_layout
+from walkout_sim.layout import Layout, default_layout_path, layout_to_yaml, load_layout, shuffle_planogram
 from walkout_sim.scenario import ExpectedEvent, Scenario, load_scenario, sample_scenario
 from walkout_sim.schema import to_plain
 from walkout_sim.simulate import SimulationResult, simulate
 
 SPLIT_KEYS = {"train": 1, "val": 2, "blind": 3, "scenario": 4}
 BLIND_SEED_ENV = "WALKOUT_BLIND_SEED"
-SCENARIO, SIMULATION, RENDERING = 0, 1, 2
+SCENARIO, SIMULATION, RENDERING, STORE = 0, 1, 2, 3
 
 
 @dataclass
@@ -143,8 +143,12 @@ def generate_split(
         bar = tqdm(total=videos * frames, desc=f"walkout-sim {split}", unit="frame", disable=not progress)
         for index in range(videos):
             name = f"{split}_{index:04d}"
+            video_layout, video_layout_text = layout, layout_text
+            if config.store.shuffle_planogram:
+                video_layout = shuffle_planogram(layout, _rng(entropy, split, index, STORE))
+                video_layout_text = layout_to_yaml(video_layout)
             scenario = sample_scenario(
-                layout,
+                video_layout,
                 config.shoppers,
                 frames,
                 config.camera.fps,
@@ -154,8 +158,8 @@ def generate_split(
             summaries.append(
                 _render_video(
                     scenario,
-                    layout,
-                    layout_text,
+                    video_layout,
+                    video_layout_text,
                     config,
                     root,
                     coco,

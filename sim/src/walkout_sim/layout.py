@@ -7,12 +7,15 @@ All geometry is in image pixels of the top-down camera (x to the right, y down).
 from __future__ import annotations
 
 import importlib.resources
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import yaml
+
 from walkout_sim.errors import ConfigError
-from walkout_sim.schema import build, read_yaml, require
+from walkout_sim.schema import build, read_yaml, require, to_plain
 
 Colour = tuple[int, int, int]
 Rect = tuple[int, int, int, int]
@@ -163,6 +166,8 @@ class Layout:
                 seen.add(item.id)
         shelf_ids = [shelf.id for shelf in self.shelves]
         sku_ids = [sku.id for sku in self.catalog]
+        shelves = {shelf.id: shelf for shelf in self.shelves}
+        skus = {sku.id: sku for sku in self.catalog}
         for index, slot in enumerate(self.slots):
             require(
                 slot.shelf in shelf_ids,
@@ -177,6 +182,32 @@ class Layout:
                 path,
                 f"slots[{index}].sku",
                 f"unknown SKU {slot.sku!r}; allowed: {sku_ids}",
+            )
+            x, y, w, h = slot.rect
+            sx, sy, sw, sh = shelves[slot.shelf].rect
+            require(
+                sx <= x and sy <= y and x + w <= sx + sw and y + h <= sy + sh,
+                source,
+                path,
+                f"slots[{index}].rect",
+                f"must lie inside shelf {slot.shelf} {list(shelves[slot.shelf].rect)}, got {list(slot.rect)}",
+            )
+            size = skus[slot.sku].size
+            require(
+                size[0] <= w and size[1] <= h,
+                source,
+                path,
+                f"slots[{index}].rect",
+                f"too small for {slot.sku} ({size[0]}x{size[1]} px), got {w}x{h}",
+            )
+        for index, shelf in enumerate(self.shelves):
+            x, y, w, h = shelf.rect
+            require(
+                x >= 0 and y >= 0 and x + w <= self.floor.width and y + h <= self.floor.height,
+                source,
+                path,
+                f"shelves[{index}].rect",
+                f"must lie inside the {self.floor.width}x{self.floor.height} floor, got {list(shelf.rect)}",
             )
         for name, rect in (("entrance.rect", self.entrance.rect), ("exit.rect", self.exit.rect)):
             x, y, w, h = rect
@@ -215,3 +246,41 @@ def load_layout(path: str | Path | None = None) -> Layout:
             str(path), "", "a layout file must be a mapping with keys name, floor, shelves, ..."
         )
     return build(Layout, data, str(path))
+
+
+def shuffle_planogram(layout: Layout, rng: np.random.Generator) -> Layout:
+    """The same store re-merchandised: the runs of equal SKUs along the slot order are shuffled.
+
+    Facing counts (and so the class imbalance) stay the same; positions change, so a detector cannot
+    learn "this shelf position is cola". Runs move across the whole store when every SKU fits every
+    slot (true of the default store), otherwise only between slots of the same size.
+    """
+    sizes = {sku.id: sku.size for sku in layout.catalog}
+    fits_anywhere = all(
+        sizes[slot.sku][0] <= other.rect[2] and sizes[slot.sku][1] <= other.rect[3]
+        for slot in layout.slots
+        for other in layout.slots
+    )
+    groups: dict[tuple, list[int]] = {}
+    for index, slot in enumerate(layout.slots):
+        groups.setdefault(() if fits_anywhere else (slot.rect[2], slot.rect[3]), []).append(index)
+    skus = [slot.sku for slot in layout.slots]
+    for indices in groups.values():
+        runs: list[list[str]] = []
+        for index in indices:
+            if runs and runs[-1][-1] == skus[index]:
+                runs[-1].append(skus[index])
+            else:
+                runs.append([skus[index]])
+        order = rng.permutation(len(runs))
+        flat = [sku for position in order for sku in runs[position]]
+        for index, sku in zip(indices, flat, strict=True):
+            skus[index] = sku
+    return replace(
+        layout, slots=tuple(replace(slot, sku=sku) for slot, sku in zip(layout.slots, skus, strict=True))
+    )
+
+
+def layout_to_yaml(layout: Layout) -> str:
+    """A layout as YAML that :func:`load_layout` reads back to an equal Layout."""
+    return yaml.safe_dump(to_plain(layout), sort_keys=False, default_flow_style=None, width=110)

@@ -185,8 +185,7 @@ class Renderer:
     def product_rect(self, slot_index: int, sku: str) -> tuple[int, int, int, int]:
         """Where an SKU's sprite sits in a slot: [x, y, w, h], centred."""
         x, y, w, h = self.layout.slots[slot_index].rect
-        sw, sh = sku_size = self.layout.catalog[self.category[sku] - 2].size
-        del sku_size
+        sw, sh = self.layout.catalog[self.category[sku] - 2].size
         return (x + (w - sw) // 2, y + (h - sh) // 2, sw, sh)
 
     def set_slot(self, slot_index: int, sku: str | None) -> None:
@@ -268,7 +267,8 @@ class Renderer:
         fixed = np.round((person.keypoints - (ox, oy)) * scale).astype(np.int64).tolist()
         points = [tuple(p) for p in fixed]
 
-        def pt(p: np.ndarray) -> tuple[int, int]:
+        def fixed_point(p: np.ndarray) -> tuple[int, int]:
+            """Canvas coordinates of an image point, with SHIFT fractional bits."""
             return (round((p[0] - ox) * scale), round((p[1] - oy) * scale))
 
         look = person.appearance
@@ -280,7 +280,9 @@ class Renderer:
         for shoulder, elbow in ((1, 3), (2, 4)):
             cv2.line(canvas, points[shoulder], points[elbow], sleeve, 5, cv2.LINE_AA, SHIFT)
         angle = math.degrees(person.heading) + 90
-        cv2.ellipse(canvas, pt(centre), (11 * scale, 6 * scale), angle, 0, 360, shirt, -1, cv2.LINE_AA, SHIFT)
+        cv2.ellipse(
+            canvas, fixed_point(centre), (11 * scale, 6 * scale), angle, 0, 360, shirt, -1, cv2.LINE_AA, SHIFT
+        )
         for elbow, wrist in ((3, 5), (4, 6)):
             cv2.line(canvas, points[elbow], points[wrist], skin, 3, cv2.LINE_AA, SHIFT)
             cv2.circle(canvas, points[wrist], int(2.2 * scale), skin, -1, cv2.LINE_AA, SHIFT)
@@ -302,14 +304,15 @@ class Renderer:
             brim = keypoints[0] + 3.5 * np.array([math.cos(person.heading), math.sin(person.heading)])
             cv2.circle(
                 canvas,
-                pt(brim),
+                fixed_point(brim),
                 int(2.2 * scale),
                 (*(int(c * 0.7) for c in look.cap), 255),
                 -1,
                 cv2.LINE_AA,
                 SHIFT,
             )
-        # Premultiply: cv2 anti-aliasing blends colour channels against 0, alpha against 0 alike.
+        # The canvas is premultiplied RGBA (anti-aliasing blends colour and alpha against 0 alike), so
+        # blurring all four channels together is a correct motion blur of a semi-transparent layer.
         kernel = self._kernel(person.velocity)
         if kernel is not None:
             canvas = cv2.filter2D(canvas, -1, kernel, borderType=cv2.BORDER_CONSTANT)

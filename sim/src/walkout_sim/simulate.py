@@ -59,7 +59,7 @@ class FrameState:
 
 @dataclass
 class SimulationResult:
-    """Filled in while :func:`simulate` runs: events, receipts of shoppers who left, initial slot tops."""
+    """Filled in while :func:`simulate` runs: events, receipts of shoppers who left, frames simulated."""
 
     events: list[dict] = field(default_factory=list)
     receipts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -123,6 +123,7 @@ class Agent:
             self.position = np.array(script.start, dtype=float)
             self.heading = math.radians(script.heading_deg)
         self.velocity = np.zeros(2)
+        self.walking = False  # moved along a path this frame (only walkers are pushed apart)
         self.stalled = 0
         self.last_walk_position = self.position.copy()
         self.phase = float(rng.uniform(0, 2 * math.pi))
@@ -510,7 +511,7 @@ def _separate(agents: list[Agent], iterations: int = 2) -> None:
             for b in agents[i + 1 :]:
                 away = a.position - b.position
                 gap = float(np.hypot(*away))
-                movers = [agent for agent in (a, b) if getattr(agent, "walking", False)]
+                movers = [agent for agent in (a, b) if agent.walking]
                 if gap >= MIN_GAP or not movers:
                     continue
                 direction = away / gap if gap > 1e-6 else np.array([1.0, 0.0])

@@ -1,14 +1,10 @@
 import os
-import sys
 from pathlib import Path
 
 import motmetrics
 import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
-# sort_reference.py (a test-only helper) lives next to the tests.
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
 
 
 @pytest.fixture(scope="session")

@@ -3,15 +3,21 @@
 import json
 
 import yaml
-from walkout_ci.report import read_report
 
+from walkout_ci.report import read_report
 from walkout_tracking.cli import main
 from walkout_tracking.motchallenge import read_mot_file
 
 TINY = {
     "model": {"channels": [8, 16], "embedding_dim": 16},
-    "train": {"epochs": 2, "batches_per_epoch": 2, "identities_per_batch": 3, "crops_per_identity": 2,
-              "max_crops_per_identity": 10, "min_box_height": 5},
+    "train": {
+        "epochs": 2,
+        "batches_per_epoch": 2,
+        "identities_per_batch": 3,
+        "crops_per_identity": 2,
+        "max_crops_per_identity": 10,
+        "min_box_height": 5,
+    },
 }
 
 
@@ -19,21 +25,36 @@ def test_train_evaluate_predict(sim_train, tmp_path, walkout_home, capsys):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
     out = tmp_path / "train"
-    assert main(["train", "--data", str(sim_train), "--config", str(config), "--out", str(out), "--quiet"]) == 0
-    printed = capsys.readouterr().out
-    # ClearML writes its own lines to stdout first; our summary is the JSON object at the end.
-    summary = json.loads(printed[printed.rindex('{\n "experiment_id"') :])
+    assert (
+        main(["train", "--data", str(sim_train), "--config", str(config), "--out", str(out), "--quiet"]) == 0
+    )
+    summary = json.loads((out / "train_result.json").read_text())
     checkpoint = out / "best.pt"
     assert checkpoint.is_file() and (out / "last.pt").is_file()
     assert any((out / "tensorboard").iterdir())
     assert 0.0 <= summary["metrics"]["val_rank1"] <= 1.0
-    record = json.loads((walkout_home / "experiments" / summary["experiment_id"] / "experiment.json").read_text())
+    record = json.loads(
+        (walkout_home / "experiments" / summary["experiment_id"] / "experiment.json").read_text()
+    )
     assert record["artifacts"]["weights"]["sha256"]
     assert record["training_data"][0]["split"] == "train"
 
     report_dir = tmp_path / "report"
-    assert main(["evaluate", "--model", str(checkpoint), "--data", str(sim_train), "--report-dir", str(report_dir),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(checkpoint),
+                "--data",
+                str(sim_train),
+                "--report-dir",
+                str(report_dir),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     report = read_report(report_dir / "report.json")
     assert report["component"] == "tracking"
     assert {s["id"] for s in report["per_sample"]} == {"train_0000", "train_0001"}
@@ -46,30 +67,95 @@ def test_train_evaluate_predict(sim_train, tmp_path, walkout_home, capsys):
     assert (report_dir / "results" / "train_0000.txt").is_file()
 
     motion_dir = tmp_path / "motion"
-    assert main(["evaluate", "--model", "motion-only", "--data", str(sim_train), "--report-dir", str(motion_dir),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                "motion-only",
+                "--data",
+                str(sim_train),
+                "--report-dir",
+                str(motion_dir),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert read_report(motion_dir / "report.json")["extra"]["appearance"] is False
 
     predictions = tmp_path / "pred"
-    assert main(["predict", "--model", str(checkpoint), "--data", str(sim_train), "--out", str(predictions),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(checkpoint),
+                "--data",
+                str(sim_train),
+                "--out",
+                str(predictions),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     table = read_mot_file(predictions / "train_0001.txt")
     assert len(table) > 0
 
 
 def test_bad_inputs_exit_2_with_a_message(tmp_path, capsys, tud_det_path):
-    assert main(["evaluate", "--model", "motion-only", "--data", str(tmp_path / "nope"),
-                 "--report-dir", str(tmp_path / "r"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                "motion-only",
+                "--data",
+                str(tmp_path / "nope"),
+                "--report-dir",
+                str(tmp_path / "r"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "does not exist" in capsys.readouterr().err
-    assert main(["evaluate", "--model", str(tmp_path / "missing.pt"), "--data", str(tmp_path),
-                 "--report-dir", str(tmp_path / "r"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(tmp_path / "missing.pt"),
+                "--data",
+                str(tmp_path),
+                "--report-dir",
+                str(tmp_path / "r"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "missing.pt" in capsys.readouterr().err
     # A sequence whose det.txt has a negative width: the error names file and line.
     sequence = tmp_path / "seq"
     (sequence / "det").mkdir(parents=True)
     (sequence / "det" / "det.txt").write_text("1,-1,10,10,20,40,0.9\n2,-1,10,10,-20,40,0.9\n")
-    assert main(["predict", "--model", "motion-only", "--data", str(sequence), "--out", str(tmp_path / "p"),
-                 "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                "motion-only",
+                "--data",
+                str(sequence),
+                "--out",
+                str(tmp_path / "p"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "det.txt:2" in capsys.readouterr().err
     assert not (tmp_path / "r" / "report.json").exists()
 
@@ -78,7 +164,20 @@ def test_predict_on_real_mot_detections_without_frames(tmp_path, tud_det_path):
     sequence = tmp_path / "TUD-Campus"
     (sequence / "det").mkdir(parents=True)
     (sequence / "det" / "det.txt").write_text(tud_det_path.read_text())
-    assert main(["predict", "--model", "motion-only", "--data", str(sequence), "--out", str(tmp_path / "p"),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                "motion-only",
+                "--data",
+                str(sequence),
+                "--out",
+                str(tmp_path / "p"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     table = read_mot_file(tmp_path / "p" / "TUD-Campus.txt")
     assert table.num_frames == 71 and len(set(table.ids.tolist())) > 5

@@ -45,7 +45,9 @@ def test_synthesized_detections_are_deterministic_noisy_ground_truth(sim_train):
 def test_crop_patches_clips_and_resizes():
     frame = np.zeros((20, 30, 3), np.uint8)
     frame[5:15, 10:20] = 200
-    patches = crop_patches(frame, np.array([[10, 5, 20, 15], [-10, -10, -5, -5], [25, 15, 40, 30]]), height=8, width=4)
+    patches = crop_patches(
+        frame, np.array([[10, 5, 20, 15], [-10, -10, -5, -5], [25, 15, 40, 30]]), height=8, width=4
+    )
     assert patches.shape == (3, 8, 4, 3)
     assert patches[0].min() == 200 and patches[1].max() == 0
 

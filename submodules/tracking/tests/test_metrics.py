@@ -3,12 +3,17 @@
 import motmetrics
 import numpy as np
 import pytest
-from sort_reference import SortReference
 
 from walkout_tracking._motmetrics_compat import ensure_motmetrics_compat
 from walkout_tracking.config import TrackerConfig
 from walkout_tracking.metrics import score_overall, score_sequence
-from walkout_tracking.motchallenge import detections_per_frame, read_mot_file, tracks_to_table, write_mot_results
+from walkout_tracking.motchallenge import (
+    detections_per_frame,
+    read_mot_file,
+    tracks_to_table,
+    write_mot_results,
+)
+from walkout_tracking.sort_baseline import SortReference
 from walkout_tracking.tracker import Tracker
 
 # Published reference SORT on TUD-Campus (shared/data/mot15/README.md).
@@ -27,7 +32,15 @@ def _motmetrics_reference(gt_path, results_path):
     gt = motmetrics.io.loadtxt(str(gt_path), fmt="mot15-2D", min_confidence=1)
     hyp = motmetrics.io.loadtxt(str(results_path), fmt="mot15-2D")
     acc = motmetrics.utils.compare_to_groundtruth(gt, hyp, "iou", distth=0.5)
-    names = ["mota", "idf1", "num_switches", "mostly_tracked", "mostly_lost", "num_false_positives", "num_misses"]
+    names = [
+        "mota",
+        "idf1",
+        "num_switches",
+        "mostly_tracked",
+        "mostly_lost",
+        "num_false_positives",
+        "num_misses",
+    ]
     summary = motmetrics.metrics.create().compute(acc, metrics=names)
     return {name: float(summary[name].iloc[0]) for name in names}
 
@@ -47,7 +60,9 @@ def test_gt_reading_matches_motmetrics_loader(tud_gt_path):
 @pytest.mark.parametrize("which", ["sort_reference", "ours"])
 def test_our_scoring_equals_motmetrics_end_to_end(which, tud_det_path, tud_gt_path, tmp_path):
     gt = read_mot_file(tud_gt_path, min_confidence=1)
-    tracker = SortReference() if which == "sort_reference" else Tracker(config=TrackerConfig(use_appearance=False))
+    tracker = (
+        SortReference() if which == "sort_reference" else Tracker(config=TrackerConfig(use_appearance=False))
+    )
     results = write_mot_results(tmp_path / "TUD-Campus.txt", _run(tracker, tud_det_path, gt.num_frames))
     ours = score_sequence("TUD-Campus", gt, read_mot_file(results)).metrics
     reference = _motmetrics_reference(tud_gt_path, results)

@@ -35,7 +35,7 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="corrupt.pt"):
+    with pytest.raises(CheckpointError, match=r"corrupt\.pt"):
         load_checkpoint(corrupt)
     other = tmp_path / "other.pt"
     torch.save({"format_version": 1, "component": "detection", "state_dict": {}}, other)

@@ -76,7 +76,9 @@ def test_appearance_keeps_identities_through_a_crossing():
     config = TrackerConfig(min_hits=1, max_age=10, iou_threshold=0.1)
     red, blue = np.array([1.0, 0.0]), np.array([0.0, 1.0])
     with_appearance = Tracker(config=config)
-    motion_only = Tracker(config=TrackerConfig(min_hits=1, max_age=10, iou_threshold=0.1, use_appearance=False))
+    motion_only = Tracker(
+        config=TrackerConfig(min_hits=1, max_age=10, iou_threshold=0.1, use_appearance=False)
+    )
     ids_app, ids_motion = [], []
     for frame in range(30):
         # Two people walk towards each other; after the crossing each reverses (a crossing that a

@@ -54,6 +54,33 @@ class ClearMLExecutorOptions:
     wait_timeout_s: float | None = None
     poll_s: float = 5.0
 
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ClearMLExecutorOptions:
+        """Options from `WALKOUT_CLEARML_*` variables (what `walkout-ci gate --executor clearml` uses):
+
+        QUEUE, REPO_URL, TEMPLATE_TASK, REMOTE_MODEL, REMOTE_DATA, WAIT_TIMEOUT_S, POLL_S.
+        """
+        env = os.environ if environ is None else environ
+
+        def number(name: str, default: float | None) -> float | None:
+            raw = env.get(f"WALKOUT_CLEARML_{name}")
+            if not raw:
+                return default
+            try:
+                return float(raw)
+            except ValueError:
+                raise EvaluationError(f"WALKOUT_CLEARML_{name}={raw!r} is not a number of seconds") from None
+
+        return cls(
+            queue=env.get("WALKOUT_CLEARML_QUEUE") or "default",
+            repo_url=env.get("WALKOUT_CLEARML_REPO_URL") or None,
+            template_task_id=env.get("WALKOUT_CLEARML_TEMPLATE_TASK") or None,
+            remote_model=env.get("WALKOUT_CLEARML_REMOTE_MODEL") or None,
+            remote_data=env.get("WALKOUT_CLEARML_REMOTE_DATA") or None,
+            wait_timeout_s=number("WAIT_TIMEOUT_S", None),
+            poll_s=number("POLL_S", 5.0) or 5.0,
+        )
+
 
 def task_parameters(request: EvaluationRequest, options: ClearMLExecutorOptions) -> dict[str, Any]:
     """The remote task's "General" parameters (walkout_ci.remote_eval reads them)."""
@@ -154,7 +181,7 @@ def run_clearml_evaluation(
     """Launch, wait for and fetch one evaluation on ClearML (module docstring); fail closed."""
     from walkout_ci.executors.local import _checked_report
 
-    options = options or ClearMLExecutorOptions()
+    options = options or ClearMLExecutorOptions.from_env()
     report_dir = Path(request.report_dir)
     if report_dir.exists() and any(report_dir.iterdir()):
         raise EvaluationError(f"report folder {report_dir} is not empty; choose a new --report-dir")

@@ -40,6 +40,10 @@ class ModelConfig:
     deconv_channels: channels of the upsampling head.
     box_margin: the person box is enlarged by this factor (after padding it to the crop's aspect
         ratio) so that wrists held out past the box edge stay inside the crop.
+    flip_test: at inference, average the heatmaps of the crop and of its mirror image (twice the
+        network cost, steadier peaks).
+    decode_blur: standard deviation (heatmap pixels) of the Gaussian smoothing applied to predicted
+        heatmaps before sub-pixel decoding (0 = none).
     """
 
     input_height: int = 64
@@ -48,6 +52,8 @@ class ModelConfig:
     width: int = 24
     deconv_channels: int = 48
     box_margin: float = 1.25
+    flip_test: bool = True
+    decode_blur: float = 1.0
 
     def validate(self) -> None:
         _check_range("model.input_height", self.input_height, 16, 512)
@@ -65,6 +71,7 @@ class ModelConfig:
         _check_range("model.width", self.width, 4, 256)
         _check_range("model.deconv_channels", self.deconv_channels, 4, 512)
         _check_range("model.box_margin", self.box_margin, 1.0, 3.0)
+        _check_range("model.decode_blur", self.decode_blur, 0.0, 5.0)
 
 
 @dataclass(frozen=True)

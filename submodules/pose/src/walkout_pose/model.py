@@ -227,5 +227,6 @@ def load_checkpoint(
         raise CheckpointError(
             f"checkpoint {path} does not match the network its config describes: {error}"
         ) from error
-    model.to(device).eval()
+    # Channels-last: the memory layout oneDNN convolutions prefer on CPU (about 1.3x here).
+    model.to(device, memory_format=torch.channels_last).eval()
     return model, config

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn import functional
 
 from walkout_pose.config import KEYPOINT_NAMES, ModelConfig, PoseConfig
 from walkout_pose.errors import CheckpointError, InputError
 from walkout_pose.model import PoseNet, load_checkpoint
 from walkout_pose.transforms import (
+    FLIP_PAIRS,
     apply_affine,
     box_to_crop_region,
     crop_matrix,
@@ -98,6 +100,57 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def flip_heatmaps(heatmaps: torch.Tensor) -> torch.Tensor:
+    """Mirror heatmaps [B, K, h, w] of a horizontally flipped crop back and swap left/right keypoints.
+
+    Heatmap column j of a flipped crop is column w - 1 - j of the original (see transforms), so the
+    mirror is exact.
+    """
+    order = list(range(heatmaps.shape[1]))
+    for left, right in FLIP_PAIRS:
+        order[left], order[right] = right, left
+    return torch.flip(heatmaps, dims=[3])[:, order]
+
+
+def smooth_heatmaps(heatmaps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian-blur every heatmap [B, K, h, w] (same size out).
+
+    The log-parabola refinement of decode_heatmaps is exact for a Gaussian blob; a network's heatmap
+    is only roughly one, and blurring it with a Gaussian first (as in DARK, Zhang et al. 2020) keeps
+    the peak where it is while making its neighbourhood Gaussian-shaped again.
+    """
+    if sigma <= 0:
+        return heatmaps
+    radius = max(1, round(2 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=heatmaps.dtype, device=heatmaps.device)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    channels = heatmaps.shape[1]
+    peak = heatmaps.amax(dim=(2, 3), keepdim=True)
+    flat = heatmaps.clamp(min=0)
+    flat = functional.conv2d(
+        functional.pad(flat, (radius, radius, 0, 0), mode="replicate"),
+        kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1),
+        groups=channels,
+    )
+    flat = functional.conv2d(
+        functional.pad(flat, (0, 0, radius, radius), mode="replicate"),
+        kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1),
+        groups=channels,
+    )
+    # Keep the original peak height: it is the keypoint's confidence.
+    return flat * (peak.clamp(min=0) / flat.amax(dim=(2, 3), keepdim=True).clamp(min=1e-6))
+
+
+def predict_heatmaps(model: PoseNet, batch: torch.Tensor) -> torch.Tensor:
+    """Heatmaps float [B, K, h, w] for crops [B, 3, H, W], with the model's inference options applied
+    (config.flip_test: average with the mirrored crop's heatmaps; config.decode_blur: smoothing)."""
+    heatmaps = model(batch).float()
+    if model.config.flip_test:
+        heatmaps = 0.5 * (heatmaps + flip_heatmaps(model(torch.flip(batch, dims=[3])).float()))
+    return smooth_heatmaps(heatmaps, model.config.decode_blur)
+
+
 @torch.inference_mode()
 def keypoints_from_crops(
     model: PoseNet, crops: np.ndarray, matrices: np.ndarray, *, batch_size: int = 32
@@ -113,11 +166,10 @@ def keypoints_from_crops(
     device = model_device(model)
     stride = model.config.heatmap_stride
     for start in range(0, len(crops), batch_size):
-        batch = torch.from_numpy(
-            np.ascontiguousarray(crops[start : start + batch_size].transpose(0, 3, 1, 2))
-        )
-        batch = batch.to(device).float().div_(255.0)
-        heatmaps = model(batch).float().cpu().numpy()
+        # NHWC uint8 -> an NCHW view with channels-last strides: the layout oneDNN convolutions prefer.
+        batch = torch.from_numpy(crops[start : start + batch_size]).permute(0, 3, 1, 2)
+        batch = batch.to(device).float().div_(255.0).contiguous(memory_format=torch.channels_last)
+        heatmaps = predict_heatmaps(model, batch).cpu().numpy()
         points, confidence = decode_heatmaps(heatmaps)
         crop_points = heatmap_to_crop(points, stride)
         for offset, (person_points, person_confidence) in enumerate(

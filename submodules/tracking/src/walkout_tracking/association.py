@@ -86,5 +86,7 @@ def fused_cost(
     iou = np.asarray(iou, dtype=np.float64)
     distance = np.asarray(appearance_distance, dtype=np.float64)
     cost = appearance_weight * distance + (1.0 - appearance_weight) * (1.0 - iou)
-    feasible = (distance <= max_appearance_distance) & ((iou >= min_iou) | (distance <= reid_appearance_distance))
+    feasible = (distance <= max_appearance_distance) & (
+        (iou >= min_iou) | (distance <= reid_appearance_distance)
+    )
     return np.where(feasible, cost, INFEASIBLE)

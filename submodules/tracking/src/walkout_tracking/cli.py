@@ -20,10 +20,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="walkout-tracking", description="Multi-shopper tracker: train, evaluate, predict."
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: crops are tiny batches, and on a shared machine extra threads "
+        "mostly spin-wait)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train the appearance embedding (PyTorch-Ignite)")
-    train.add_argument("--data", required=True, help="training data: simulator export or MOTChallenge folders")
+    train.add_argument(
+        "--data", required=True, help="training data: simulator export or MOTChallenge folders"
+    )
     train.add_argument("--val-data", help="validation data (default: hold out part of --data)")
     train.add_argument("--config", help="YAML config (sections tracker/model/train)")
     train.add_argument("--out", required=True, help="output folder for checkpoints and TensorBoard logs")
@@ -67,19 +76,13 @@ def _train(args: argparse.Namespace) -> int:
         train_config = TrainConfig(**{**config.train.__dict__, "epochs": args.epochs})
         config = TrackingConfig(tracker=config.tracker, model=config.model, train=train_config)
     result = train(
-        config=config, data_dir=args.data, out_dir=args.out, val_dir=args.val_data, show_progress=not args.quiet
+        config=config,
+        data_dir=args.data,
+        out_dir=args.out,
+        val_dir=args.val_data,
+        show_progress=not args.quiet,
     )
-    print(
-        json.dumps(
-            {
-                "experiment_id": result.experiment_id,
-                "best_checkpoint": str(result.best_checkpoint),
-                "best_epoch": result.best_epoch,
-                "metrics": result.metrics,
-            },
-            indent=1,
-        )
-    )
+    print(json.dumps(result.to_dict(), indent=1))
     return 0
 
 
@@ -108,7 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     from walkout_ci.errors import WalkoutCIError
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.threads < 1:
+        print(f"walkout-tracking: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+        return 2
+    import torch
+
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("walkout_tracking").setLevel(logging.INFO)
     handlers = {"train": _train, "evaluate": _evaluate, "predict": _predict}
     try:
         return handlers[args.command](args)

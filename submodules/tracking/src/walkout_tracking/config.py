@@ -54,8 +54,8 @@ class TrackerConfig:
         _check_range(section, "coast_frames", self.coast_frames, 0, None)
         if self.coast_frames > self.max_age:
             raise ConfigError(
-                f"tracker.coast_frames = {self.coast_frames} exceeds tracker.max_age = {self.max_age}: a track "
-                "cannot be reported after it was deleted"
+                f"tracker.coast_frames = {self.coast_frames} exceeds tracker.max_age = {self.max_age}: "
+                "a track cannot be reported after it was deleted"
             )
         for name in (
             "iou_threshold",
@@ -78,7 +78,7 @@ class TrackerConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The appearance embedding network: person crop [3, crop_height, crop_width] -> unit vector [embedding_dim]."""
+    """The appearance network: person crop [3, crop_height, crop_width] -> unit vector [embedding_dim]."""
 
     # Persons in the simulator's top-down view are ~20-35 px and rotate freely: square crops.
     crop_height: int = 32
@@ -91,7 +91,9 @@ class ModelConfig:
         _check_range("model", "crop_width", self.crop_width, 8, 512)
         _check_range("model", "embedding_dim", self.embedding_dim, 2, 4096)
         if not self.channels:
-            raise ConfigError("model.channels is empty: give at least one conv stage width, e.g. [16, 32, 64]")
+            raise ConfigError(
+                "model.channels is empty: give at least one conv stage width, e.g. [16, 32, 64]"
+            )
         for width in self.channels:
             _check_range("model", "channels[]", width, 1, 1024)
 

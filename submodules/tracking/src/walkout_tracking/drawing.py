@@ -13,7 +13,7 @@ NEW_COLOUR = (0, 200, 0)  # green: the track the person has after it
 
 
 def _draw_box(image: np.ndarray, box_xywh: np.ndarray, colour: tuple[int, int, int], label: str) -> None:
-    x, y, w, h = (int(round(v)) for v in box_xywh)
+    x, y, w, h = (round(float(v)) for v in box_xywh)
     cv2.rectangle(image, (x, y), (x + w, y + h), colour, 1)
     cv2.putText(image, label, (x, max(8, y - 2)), cv2.FONT_HERSHEY_PLAIN, 0.8, colour, 1, cv2.LINE_AA)
 
@@ -42,7 +42,9 @@ def switch_strip(
             rows = np.flatnonzero((table.frames == number) & (table.ids == wanted))
             for row in rows:
                 _draw_box(image, table.boxes[row], colour, name)
-        cv2.putText(image, f"frame {number}", (3, 12), cv2.FONT_HERSHEY_PLAIN, 0.9, (0, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            image, f"frame {number}", (3, 12), cv2.FONT_HERSHEY_PLAIN, 0.9, (0, 255, 255), 1, cv2.LINE_AA
+        )
         if number == switch_frame:
             cv2.rectangle(image, (0, 0), (image.shape[1] - 1, image.shape[0] - 1), (0, 255, 255), 2)
         panels.append(image)

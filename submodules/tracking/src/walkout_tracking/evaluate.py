@@ -19,8 +19,8 @@ from typing import Any
 import cv2
 import numpy as np
 from tqdm import tqdm
-from walkout_ci.report import write_report
 
+from walkout_ci.report import write_report
 from walkout_tracking.data import Sequence, find_sequences, iter_frames, read_ground_truth
 from walkout_tracking.drawing import switch_strip
 from walkout_tracking.errors import DataError, EvaluationError
@@ -66,7 +66,7 @@ def code_commit() -> str | None:
 
 def _frames_for(sequence: Sequence, wanted: set[int]) -> dict[int, np.ndarray]:
     frames = {}
-    if not wanted or sequence.video_path is None and sequence.image_dir is None:
+    if not wanted or (sequence.video_path is None and sequence.image_dir is None):
         return frames
     last = max(wanted)
     for number, frame in enumerate(iter_frames(sequence), start=1):
@@ -206,8 +206,12 @@ def evaluate(
     for s in scores:
         idf1 = s.metrics["idf1"]
         if not math.isfinite(idf1):
-            raise EvaluationError(f"sequence {s.name}: IDF1 is not finite (empty ground truth and no tracks?)")
-        per_sample.append({"id": s.name, "score": float(np.clip(idf1, 0.0, 1.0)), "classes": {"person": idf1}})
+            raise EvaluationError(
+                f"sequence {s.name}: IDF1 is not finite (empty ground truth and no tracks?)"
+            )
+        per_sample.append(
+            {"id": s.name, "score": float(np.clip(idf1, 0.0, 1.0)), "classes": {"person": idf1}}
+        )
     report = {
         "schema_version": 1,
         "component": COMPONENT,

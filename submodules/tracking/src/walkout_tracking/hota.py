@@ -52,7 +52,9 @@ def hota(
     x1 y1 x2 y2. Ids are any integers (remapped internally). A sequence with neither ground truth
     nor tracks scores 1 (nothing to get wrong); one side empty scores 0.
     """
-    gt_map = {value: index for index, value in enumerate(np.unique(np.concatenate([*gt_ids, []])).astype(int))}
+    gt_map = {
+        value: index for index, value in enumerate(np.unique(np.concatenate([*gt_ids, []])).astype(int))
+    }
     tr_map = {
         value: index for index, value in enumerate(np.unique(np.concatenate([*tracker_ids, []])).astype(int))
     }

@@ -18,7 +18,7 @@ MEASUREMENT_DIM = 4
 
 
 def new_box_filter(box: np.ndarray) -> KalmanFilter:
-    """Create a filterpy `KalmanFilter` initialised on one box (x1 y1 x2 y2, array [>=4]) with zero velocity."""
+    """A filterpy `KalmanFilter` initialised on one box (x1 y1 x2 y2, array [>=4]), zero velocity."""
     kf = KalmanFilter(dim_x=STATE_DIM, dim_z=MEASUREMENT_DIM)
     kf.F = np.array(
         [
@@ -109,7 +109,9 @@ def boxes_to_z(boxes: np.ndarray) -> np.ndarray:
     boxes = np.asarray(boxes, dtype=np.float64)
     width = boxes[:, 2] - boxes[:, 0]
     height = boxes[:, 3] - boxes[:, 1]
-    z = np.stack([boxes[:, 0] + width / 2.0, boxes[:, 1] + height / 2.0, width * height, width / height], axis=1)
+    z = np.stack(
+        [boxes[:, 0] + width / 2.0, boxes[:, 1] + height / 2.0, width * height, width / height], axis=1
+    )
     return z[:, :, None]
 
 

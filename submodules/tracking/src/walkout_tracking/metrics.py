@@ -63,7 +63,9 @@ def _rows_by_frame(table: MotTable, num_frames: int) -> tuple[list[np.ndarray], 
     return ids, boxes
 
 
-def accumulate(gt: MotTable, hypotheses: MotTable, *, max_iou_distance: float = 0.5) -> motmetrics.MOTAccumulator:
+def accumulate(
+    gt: MotTable, hypotheses: MotTable, *, max_iou_distance: float = 0.5
+) -> motmetrics.MOTAccumulator:
     """Build a py-motmetrics accumulator over frames 1..max(last gt frame, last hypothesis frame).
 
     gt / hypotheses: tables sorted by frame (as `read_mot_file` and `tracks_to_table` return them).
@@ -74,7 +76,9 @@ def accumulate(gt: MotTable, hypotheses: MotTable, *, max_iou_distance: float = 
     hyp_ids, hyp_boxes = _rows_by_frame(hypotheses, num_frames)
     accumulator = motmetrics.MOTAccumulator(auto_id=False)
     for frame in range(num_frames):
-        distances = motmetrics.distances.iou_matrix(gt_boxes[frame], hyp_boxes[frame], max_iou=max_iou_distance)
+        distances = motmetrics.distances.iou_matrix(
+            gt_boxes[frame], hyp_boxes[frame], max_iou=max_iou_distance
+        )
         accumulator.update(gt_ids[frame], hyp_ids[frame], distances, frameid=frame + 1)
     return accumulator
 

@@ -66,7 +66,9 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, config: TrackingConfig, metrics: dict[str, float]) -> Path:
+def save_checkpoint(
+    path: str | Path, model: nn.Module, config: TrackingConfig, metrics: dict[str, float]
+) -> Path:
     """Write a checkpoint atomically (temp file in the same folder, then rename). Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +91,9 @@ def save_checkpoint(path: str | Path, model: nn.Module, config: TrackingConfig, 
     return path
 
 
-def load_checkpoint(path: str | Path, *, device: str = "cpu") -> tuple[EmbeddingNet, TrackingConfig, dict[str, Any]]:
+def load_checkpoint(
+    path: str | Path, *, device: str = "cpu"
+) -> tuple[EmbeddingNet, TrackingConfig, dict[str, Any]]:
     """Load a tracking checkpoint: (model in eval mode on `device`, its config, the raw payload).
 
     Raises CheckpointError naming the file when it is missing, not a torch checkpoint, not plain data
@@ -102,7 +106,8 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> tuple[Embedding
         payload = torch.load(path, weights_only=True, map_location=device)
     except Exception as error:
         raise CheckpointError(
-            f"checkpoint {path} cannot be loaded as a plain-data torch checkpoint (weights_only=True): {error}"
+            f"checkpoint {path} cannot be loaded as a plain-data torch checkpoint "
+            f"(weights_only=True): {error}"
         ) from error
     if not isinstance(payload, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(payload).__name__}, expected a dict")

@@ -53,7 +53,9 @@ def _parse_number(text: str, path: Path, line_number: int, column: str) -> float
             "(MOTChallenge lines are frame,id,x,y,w,h,confidence,...)"
         ) from error
     if not math.isfinite(value):
-        raise DataError(f"{path}:{line_number}: column {column} is {text.strip()!r}; expected a finite number")
+        raise DataError(
+            f"{path}:{line_number}: column {column} is {text.strip()!r}; expected a finite number"
+        )
     return value
 
 

@@ -20,7 +20,13 @@ import numpy as np
 from tqdm import tqdm
 
 from walkout_tracking.config import TrackerConfig, TrackingConfig
-from walkout_tracking.data import Sequence, find_sequences, iter_frames, read_ground_truth, synthesize_detections
+from walkout_tracking.data import (
+    Sequence,
+    find_sequences,
+    iter_frames,
+    read_ground_truth,
+    synthesize_detections,
+)
 from walkout_tracking.errors import DataError
 from walkout_tracking.model import AppearanceEmbedder, load_checkpoint
 from walkout_tracking.motchallenge import (
@@ -95,7 +101,9 @@ def load_tracking_model(
     if tracker_config is not None:
         config = TrackingConfig(tracker=tracker_config, model=config.model, train=config.train)
     embedder = AppearanceEmbedder(model=model, config=config.model, device=device)
-    return LoadedModel(ref, config, embedder, Path(weights), _sha256_file(Path(weights)), _experiment_id_of(ref))
+    return LoadedModel(
+        ref, config, embedder, Path(weights), _sha256_file(Path(weights)), _experiment_id_of(ref)
+    )
 
 
 def sequence_detections(sequence: Sequence, num_frames: int) -> tuple[list[np.ndarray], str]:
@@ -117,7 +125,9 @@ def sequence_length(sequence: Sequence) -> int:
         if path is not None:
             last = max(last, read_mot_file(path).num_frames)
     if last == 0:
-        raise DataError(f"sequence {sequence.directory}: cannot tell its length (no seqinfo.ini, empty gt/det)")
+        raise DataError(
+            f"sequence {sequence.directory}: cannot tell its length (no seqinfo.ini, empty gt/det)"
+        )
     return last
 
 
@@ -148,7 +158,9 @@ def track_sequence(
     return tracks_to_table(outputs, source=sequence.name), source, elapsed
 
 
-def predict(model: LoadedModel, data_dir: str | Path, out_dir: str | Path, *, show_progress: bool = True) -> list[Path]:
+def predict(
+    model: LoadedModel, data_dir: str | Path, out_dir: str | Path, *, show_progress: bool = True
+) -> list[Path]:
     """Track every sequence under data_dir; write `<out_dir>/<sequence>.txt` (MOTChallenge results)."""
     written = []
     for sequence in tqdm(find_sequences(data_dir), desc="sequences", disable=not show_progress):

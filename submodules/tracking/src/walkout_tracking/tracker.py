@@ -209,7 +209,9 @@ class Tracker:
         for track, det_index in zip(tracks, det_indices, strict=True):
             track.hits += 1
             track.time_since_update = 0
-            track.box = dets[det_index, :4].copy() if self.config.output_detection_box else filter_box(track.kf)
+            track.box = (
+                dets[det_index, :4].copy() if self.config.output_detection_box else filter_box(track.kf)
+            )
             if track.hits >= self.config.min_hits:
                 track.confirmed = True
             if features is not None:

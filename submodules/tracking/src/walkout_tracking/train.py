@@ -13,6 +13,7 @@ Logging: TensorBoard (`<out>/tensorboard`), a ClearML experiment through `walkou
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -24,13 +25,14 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
 from ignite.handlers.tensorboard_logger import TensorboardLogger
+
 from walkout_ci import experiment as ci_experiment
 from walkout_ci.blind import refuse_blind
-
 from walkout_tracking.config import TrackingConfig
 from walkout_tracking.data import CropSet, Sequence, extract_crops, find_sequences
 from walkout_tracking.errors import DataError
 from walkout_tracking.model import build_model, images_to_tensor, save_checkpoint
+from walkout_tracking.motchallenge import write_atomic
 
 LOGGER = logging.getLogger("walkout_tracking.train")
 PROJECT = "walkout/tracking"
@@ -103,7 +105,9 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     images = torch.where(flip[:, None, None, None], images.flip(3), images)
     if images.shape[2] == images.shape[3]:
         turns = torch.randint(0, 4, (batch,), generator=generator)
-        images = torch.stack([torch.rot90(img, int(t), dims=(1, 2)) for img, t in zip(images, turns, strict=True)])
+        images = torch.stack(
+            [torch.rot90(img, int(t), dims=(1, 2)) for img, t in zip(images, turns, strict=True)]
+        )
     brightness = 0.8 + 0.4 * torch.rand(batch, 1, 1, 1, generator=generator)
     return (images * brightness).clamp_(0.0, 1.0)
 
@@ -135,7 +139,9 @@ def train_step(
 
 
 @torch.inference_mode()
-def embed_crops(model: torch.nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
+def embed_crops(
+    model: torch.nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 256
+) -> np.ndarray:
     """Embeddings of uint8 crops [N, H, W, 3] -> float32 [N, D]."""
     model.eval()
     chunks = [
@@ -145,7 +151,9 @@ def embed_crops(model: torch.nn.Module, images: np.ndarray, device: torch.device
     return np.concatenate(chunks) if chunks else np.zeros((0, 1), dtype=np.float32)
 
 
-def split_sequences(sequences: list[Sequence], fraction: float, seed: int) -> tuple[list[Sequence], list[Sequence]]:
+def split_sequences(
+    sequences: list[Sequence], fraction: float, seed: int
+) -> tuple[list[Sequence], list[Sequence]]:
     """Hold out whole sequences for validation (at least one when there are two or more)."""
     if len(sequences) < 2 or fraction <= 0:
         return sequences, []
@@ -175,6 +183,15 @@ class TrainResult:
     experiment_id: str
     best_epoch: int
     metrics: dict[str, float]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "experiment_id": self.experiment_id,
+            "best_checkpoint": str(self.best_checkpoint),
+            "last_checkpoint": str(self.last_checkpoint),
+            "best_epoch": self.best_epoch,
+            "metrics": self.metrics,
+        }
 
 
 class _Batches:
@@ -238,7 +255,9 @@ def train(
 
     model = build_model(config.model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs * cfg.batches_per_epoch)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=cfg.epochs * cfg.batches_per_epoch
+    )
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
 
     exp = ci_experiment.start(project=PROJECT, name="train-appearance", params=config.to_dict())
@@ -269,7 +288,11 @@ def train(
     def _validate(engine: Engine) -> None:
         embeddings = embed_crops(model, val_crops.images, device)
         rank1 = rank1_accuracy(
-            embeddings, val_crops.labels, val_crops.groups, val_crops.frames, min_frame_gap=VALIDATION_FRAME_GAP
+            embeddings,
+            val_crops.labels,
+            val_crops.groups,
+            val_crops.frames,
+            min_frame_gap=VALIDATION_FRAME_GAP,
         )
         epoch = engine.state.epoch
         tensorboard.writer.add_scalar("val/rank1", rank1, epoch)
@@ -281,7 +304,9 @@ def train(
 
     started = time.perf_counter()
     try:
-        trainer.run(_Batches(train_crops, config, device), max_epochs=cfg.epochs, epoch_length=cfg.batches_per_epoch)
+        trainer.run(
+            _Batches(train_crops, config, device), max_epochs=cfg.epochs, epoch_length=cfg.batches_per_epoch
+        )
         save_checkpoint(last_path, model, config, {"epoch": cfg.epochs})
         metrics = {
             "val_rank1": float(best["rank1"]),
@@ -299,10 +324,12 @@ def train(
         raise
     exp.close()
     tensorboard.close()
-    return TrainResult(
+    result = TrainResult(
         best_checkpoint=best_path,
         last_checkpoint=last_path,
         experiment_id=exp.id,
         best_epoch=int(best["epoch"]),
         metrics=metrics,
     )
+    write_atomic(out_dir / "train_result.json", json.dumps(result.to_dict(), indent=1) + "\n")
+    return result

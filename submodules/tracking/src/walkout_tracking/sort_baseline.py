@@ -1,9 +1,11 @@
-"""A line-by-line reimplementation of the reference SORT tracker's logic (Bewley et al. 2016).
+"""The reference SORT tracker's logic (Bewley et al. 2016), reimplemented as the baseline.
 
-Test-only: it reproduces the published TUD-Campus figures (MOTA 0.632, IDF1 0.606, 6 switches), which
-checks our metric pipeline end to end, and it is the baseline `walkout_tracking` must beat. It reuses
-our pure helpers (iou_batch, the SORT Kalman filter) and keeps SORT's own bookkeeping: `hit_streak`
-resets after a miss, tracks are reported with their Kalman estimate, no score thresholds.
+Not used by `Tracker`. It exists so that the tests can check our scoring against the published
+TUD-Campus figures (MOTA 0.632, IDF1 0.606, 6 switches) and the benchmark can time the baseline next
+to our tracker on the same machine at the same moment. It reuses our pure helpers (iou_batch, the
+SORT Kalman filter, one filterpy predict/update per track as SORT does) and keeps SORT's own
+bookkeeping: `hit_streak` resets after a miss, tracks are reported with their Kalman estimate, no
+score thresholds.
 """
 
 from __future__ import annotations
