@@ -554,3 +554,54 @@ def test_a_lock_file_model_is_read_in_each_commits_worktree(repo, tmp_path):
         )
         == 0
     )
+
+
+def test_a_component_that_is_its_own_repository(tmp_path, monkeypatch):
+    # A model repository published on its own: --component-dir . and the remote-tracking target branch.
+    from walkout_ci import cli
+
+    monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "home"))
+    component = make_fake_component_repo(tmp_path / "repo", BASE_SCORES, subdir="")
+    make_fake_dataset(tmp_path / "data")
+    for args in (["update-ref", "refs/remotes/origin/main", "main"], ["branch", "-q", "-D", "main"]):
+        subprocess.run(["git", "-C", str(component), *args], check=True, capture_output=True)
+    monkeypatch.chdir(component)
+    out = tmp_path / "out"
+    argv = [
+        "gate",
+        "--component-dir",
+        ".",
+        "--data",
+        str(tmp_path / "data"),
+        "--target-branch",
+        "origin/main",
+    ]
+    assert cli.main([*argv, "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-track"]) == 0
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["baseline"]["model_ref"].startswith("model_ref.yaml@")
+
+
+def test_experiment_links_prefer_the_clearml_web_page(tmp_path, monkeypatch):
+    from walkout_ci.gate_runner import experiment_link
+    from walkout_ci.testing import write_fake_experiment
+
+    monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "home"))
+    write_fake_experiment(tmp_path, "local-a", b"{}")
+    assert experiment_link("local-a", [tmp_path]) == str(tmp_path / "local-a")
+    record_path = tmp_path / "local-a" / "experiment.json"
+    record = json.loads(record_path.read_text())
+    record["server"] = {
+        "api_host": "http://clearml:8008",
+        "web_url": "http://clearml:8080/projects/p/experiments/a",
+    }
+    record_path.write_text(json.dumps(record))
+    assert experiment_link("local-a", [tmp_path]) == "http://clearml:8080/projects/p/experiments/a"
+    monkeypatch.setenv("CLEARML_WEB_HOST", "http://web.example")
+    record["server"]["web_url"] = None
+    record_path.write_text(json.dumps(record))
+    assert (
+        experiment_link("local-a", [tmp_path])
+        == "http://web.example/projects/*/experiments/local-a/output/log"
+    )
+    assert experiment_link("local-unknown", [tmp_path]) is None
+    assert experiment_link(None) is None

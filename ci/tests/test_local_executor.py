@@ -161,3 +161,19 @@ def test_evaluate_subcommand_writes_a_report(setup, tmp_path, capsys):
     model.write_bytes(fake_weights(SCORES, exit_code=4))
     assert cli.main([*argv, "--report-dir", str(tmp_path / "r2"), "--no-track"]) == 2
     assert "exited with status 4" in capsys.readouterr().err
+
+
+def test_merge_base_without_common_history_is_a_clear_error(tmp_path):
+    from walkout_ci.errors import GateError
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("-c", "user.email=a@b", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "one")
+    git("checkout", "-q", "--orphan", "other")
+    git("-c", "user.email=a@b", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "two")
+    with pytest.raises(GateError, match="no common ancestor"):
+        gitrepo.merge_base(tmp_path, "main")
+    with pytest.raises(GateError, match="target branch 'release'"):
+        gitrepo.merge_base(tmp_path, "release")

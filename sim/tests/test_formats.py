@@ -229,3 +229,17 @@ def test_every_receipt_equals_the_sum_of_its_events(train_split, crowd_scenario)
             assert receipt == {sku: n for sku, n in total.items() if n}
             checked += 1
     assert checked >= 6  # all six crowd shoppers left, so each has a receipt
+
+
+def test_arms_and_bodies_really_occlude_products(crowd_scenario):
+    """Visibility comes from the rendered pixels: shelf products under arms are partly or mostly hidden."""
+    root, _ = crowd_scenario
+    truth = json.loads((root / "videos" / "crowd_of_six" / "annotations.json").read_text())
+    on_shelves = [a for a in truth["annotations"] if "slot" in a]
+    partly = [a for a in on_shelves if 0.5 <= a["visibility"] < 1.0 and not a["iscrowd"]]
+    mostly = [a for a in on_shelves if a["iscrowd"]]
+    assert partly and mostly
+    assert all(a["visibility"] < 0.5 for a in mostly)
+    # Held products are annotated in the hand of the shopper holding them.
+    held = [a for a in truth["annotations"] if "held_by" in a]
+    assert {a["held_by"] for a in held} >= {1, 3, 5}

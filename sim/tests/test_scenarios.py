@@ -102,3 +102,18 @@ def test_walking_under_the_sign_hides_keypoints_briefly(tmp_path):
     hidden_frames = {a["image_id"] for a in persons if 1 in a["keypoints"][2::3]}
     assert 1 <= len(hidden_frames) <= 30  # briefly: a few frames, not the whole video
     assert min(a["visibility"] for a in persons if a["image_id"] in hidden_frames) < 0.95
+
+
+def test_random_scripts_are_valid_scenario_files(tmp_path):
+    """Random videos are sampled into the shipped schema: dump one to YAML and load it back as a scenario."""
+    import yaml
+
+    from walkout_sim.schema import to_plain
+
+    layout = load_layout()
+    scenario = sample_scenario(layout, ShopperConfig(), 150, 10, np.random.default_rng(3), "random_video")
+    path = tmp_path / "random_video.yaml"
+    path.write_text(yaml.safe_dump(to_plain(scenario), sort_keys=False))
+    loaded, expected = load_scenario(path, layout)
+    assert loaded == scenario
+    assert len(expected) == sum(a.do in ("pick", "put_back") for s in scenario.shoppers for a in s.actions)

@@ -49,6 +49,7 @@ class _TruthDetector:
 def untrained_system(video_dir: Path) -> System:
     """The default component architectures with random weights (speed only; see the module docstring)."""
     import torch
+
     from walkout_detection.config import EvaluateConfig
     from walkout_detection.config import ModelConfig as DetectionModelConfig
     from walkout_detection.model import CenterNet
@@ -141,9 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"walkout end-to-end benchmark, {label}, {int(result['frames'])} frames, {args.threads} threads")
     for stage in STAGES:
         print(f"  {stage:<10} {result[f'{stage}_ms_per_frame']:8.2f} ms/frame")
-    print(
-        f"  {'total':<10} {1000.0 / result['frames_per_s']:8.2f} ms/frame = {result['frames_per_s']:.1f} frames/s"
-    )
+    fps = result["frames_per_s"]
+    print(f"  {'total':<10} {1000.0 / fps:8.2f} ms/frame = {fps:.1f} frames/s")
     print(json.dumps({k: round(v, 3) for k, v in result.items()}))
     return 0
 

@@ -20,10 +20,12 @@ How it decides:
 - Shelves: the engine keeps each slot's believed stack (planogram stock, then picks and put-backs)
   for those priors.
 - Identity: a track that disappears is kept for `max_lost_frames`; a new track that appears near a
-  lost shopper continues that shopper (same hands, same cart). A shopper whose last position was in
-  the exit zone and who has been gone for `exit_confirm_frames` has left: their cart becomes a receipt.
+  lost shopper continues that shopper (same hands, same cart). A shopper last seen in the exit zone,
+  or at the image border the exit opens to, and gone for `exit_confirm_frames` has left: their cart
+  becomes a receipt.
 - Away from the shelves: a confirmed change of what a shopper holds right after a wrist came near a
-  slot is a reach the pose did not show deep enough (booked, flagged for review); a loss paired with
+  slot is a shallow reach (booked at its closest approach; flagged for review when it stayed far from
+  the slot center); a loss paired with
   a gain of the same SKU by another shopper whose hands came close is a hand-over (the item moves
   between carts); anything else (an item flickering out of view) changes no cart.
 - Review: what the engine cannot decide cleanly is still decided (best guess) but flagged with a
@@ -73,7 +75,8 @@ class EngineConfig:
     max_lost_frames: int = 30  # how long a vanished track may come back as the same shopper
     relink_distance_px: float = 60.0  # how far from its last box a lost shopper may reappear
     exit_margin_px: float = 10.0  # the exit zone grown by this much
-    exit_confirm_frames: int = 3  # frames gone from the exit zone before the receipt is issued
+    exit_border_px: float = 3.0  # a box this close to the image border the exit opens to is leaving
+    exit_confirm_frames: int = 5  # frames gone from the exit before the receipt is issued
     handover_window_frames: int = 6  # a loss and a gain this close in time can be a hand-over
     handover_distance_px: float = 20.0  # and the two hands this close
 
@@ -94,6 +97,7 @@ class EngineConfig:
             "max_lost_frames": self.max_lost_frames >= 0,
             "relink_distance_px": self.relink_distance_px >= 0.0,
             "exit_margin_px": self.exit_margin_px >= 0.0,
+            "exit_border_px": self.exit_border_px >= 0.0,
             "exit_confirm_frames": self.exit_confirm_frames >= 1,
             "handover_window_frames": self.handover_window_frames >= 0,
             "handover_distance_px": self.handover_distance_px >= 0.0,
@@ -175,7 +179,8 @@ class _Shopper:
     confirmed: Counter = field(default_factory=Counter)  # what the hands hold, as far as confirmed
     recent: list[Counter] = field(default_factory=list)  # readings of the last `free_window` readable frames
     trail: list[Point] = field(default_factory=list)  # wrist positions of those frames
-    near_slot: tuple[tuple[str, str], int] | None = None  # last slot a wrist came close to, and when
+    # slots a wrist came near lately: slot -> (frame of the closest approach, its distance, last frame near)
+    near_slots: dict[tuple[str, str], tuple[int, float, int]] = field(default_factory=dict)
     visit: _Visit | None = None
     cart: Counter = field(default_factory=Counter)
     review_reasons: list[str] = field(default_factory=list)
@@ -355,7 +360,9 @@ class Engine:
                 self._issue_receipt(shopper)
 
     def _in_exit(self, box: tuple[float, float, float, float]) -> bool:
-        return self.layout.in_exit(*box_center(box), margin=self.config.exit_margin_px)
+        return self.layout.leaves_through_exit(
+            box, margin=self.config.exit_margin_px, border_px=self.config.exit_border_px
+        )
 
     def _issue_receipt(self, shopper: _Shopper) -> None:
         shopper.left = True
@@ -438,7 +445,11 @@ class Engine:
                 continue
             near = self._nearest_slot(wrist[0], config.near_slot_px)
             if near is not None:
-                shopper.near_slot = (near[0].key, self._frame)
+                previous = shopper.near_slots.get(near[0].key)
+                if previous is None or near[1] < previous[1]:
+                    shopper.near_slots[near[0].key] = (self._frame, near[1], self._frame)
+                else:
+                    shopper.near_slots[near[0].key] = (previous[0], previous[1], self._frame)
             if near is None or near[1] > config.reach_radius_px:
                 continue
             reaching = True
@@ -618,18 +629,18 @@ class Engine:
     def _free_change(self, shopper: _Shopper, old: Counter, new: Counter) -> None:
         """What the shopper holds changed outside a seen reach.
 
-        Close to a slot it is a reach the pose did not show deep enough (booked, flagged for review);
+        Close to a slot it is a reach that stopped short of the slot center (booked at its deepest point);
         elsewhere a loss is paired with a nearby gain of the same SKU by another shopper (a hand-over);
         anything else (an item flickering out of view) changes no cart.
         """
         lost, gained = old - new, new - old
-        near = shopper.near_slot
-        if near is not None and self._frame - near[1] <= self.config.free_window + 2:
-            notes = ["the reach was not seen deep in the slot"]
+        horizon = self._frame - self.config.free_window - 2
+        shopper.near_slots = {key: near for key, near in shopper.near_slots.items() if near[2] >= horizon}
+        if shopper.near_slots:
             for sku in sorted(lost.elements()):
-                self._put_back(shopper, near[1], self._slots[near[0]], sku, 0.6, notes)
+                self._shallow_reach(shopper, sku, pick=False)
             for sku in sorted(gained.elements()):
-                self._pick(shopper, near[1], self._slots[near[0]], sku, 0.6, notes)
+                self._shallow_reach(shopper, sku, pick=True)
             return
         window = self.config.handover_window_frames
         self._free_changes = [c for c in self._free_changes if self._frame - c[0] <= window]
@@ -657,6 +668,24 @@ class Engine:
                         to_shopper_id=taker.shopper_id,
                     )
                 )
+
+    def _shallow_reach(self, shopper: _Shopper, sku: str, *, pick: bool) -> None:
+        """Book a pick / put-back of a reach that stopped short of the slot center, at its deepest point.
+
+        Among the slots a wrist came near lately, a pick prefers one showing `sku` on top, then the
+        closest approach. Still clear evidence when it came almost as deep as a normal reach;
+        otherwise a person should look.
+        """
+        candidates = sorted(shopper.near_slots.items(), key=lambda item: (item[1][1], item[1][0]))
+        if pick:
+            matching = [c for c in candidates if self._stack_top(self._slots[c[0]]) == sku]
+            candidates = matching or candidates
+        slot_key, (frame, distance, _) = candidates[0]
+        shallow = distance > 1.5 * self.config.reach_radius_px
+        notes = [f"the reach stopped {distance:.0f} px from the slot center"] if shallow else []
+        confidence = 0.6 if shallow else 0.8
+        book = self._pick if pick else self._put_back
+        book(shopper, frame, self._slots[slot_key], sku, confidence, notes)
 
     def _handover_partner(
         self, shopper: _Shopper, kind: str, sku: str, trail: tuple[Point, ...]

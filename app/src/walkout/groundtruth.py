@@ -31,8 +31,12 @@ class VideoGroundTruth:
     """Everything the simulator knows about one video.
 
     frames: one FrameObservation per frame (ground-truth persons and products), frame numbers from 1.
-    events: the simulator's events.json list; receipts: receipts.json ({shopper id: {sku: qty}}).
+    events: the simulator's events.json list; receipts: receipts.json ({shopper id: {sku: qty}}),
+    completed by `derived_receipts`.
     track_boxes: {track id: {frame: [x1, y1, x2, y2]}} of every person.
+    derived_receipts: ids of shoppers who walked out of view before the video ended but are missing
+    from receipts.json (the simulator writes a receipt only once a shopper reaches a point outside
+    the image, which some never do); their receipt is their cart from events.json.
     """
 
     name: str
@@ -44,6 +48,7 @@ class VideoGroundTruth:
     layout: StoreLayout
     fps: float
     frame_count: int
+    derived_receipts: tuple[str, ...] = ()
 
 
 def find_videos(root: str | os.PathLike) -> list[Path]:
@@ -168,14 +173,34 @@ def load_video_ground_truth(video_dir: str | os.PathLike) -> VideoGroundTruth:
         )
         for frame in sorted(persons)
     )
+    frame_count = length if length is not None else len(frames)
+    events = read_events(video_dir)
+    receipts = read_receipts(video_dir)
+    derived = []
+    for track_id, boxes in sorted(track_boxes.items()):
+        if str(track_id) not in receipts and max(boxes) < frame_count:
+            receipts[str(track_id)] = cart_from_events(events, track_id)
+            derived.append(str(track_id))
     return VideoGroundTruth(
         name=video_dir.name,
         directory=video_dir,
         frames=frames,
-        events=read_events(video_dir),
-        receipts=read_receipts(video_dir),
+        events=events,
+        receipts=receipts,
         track_boxes=track_boxes,
         layout=layout,
         fps=fps,
-        frame_count=length if length is not None else len(frames),
+        frame_count=frame_count,
+        derived_receipts=tuple(derived),
     )
+
+
+def cart_from_events(events: list[dict], shopper_id: int) -> dict[str, int]:
+    """A shopper's cart according to the event log: picks minus put-backs, per SKU (positive only)."""
+    cart: dict[str, int] = {}
+    for event in events:
+        if int(event["shopper_id"]) != shopper_id:
+            continue
+        change = 1 if event["type"] == "pick" else -1 if event["type"] == "put_back" else 0
+        cart[event["sku"]] = cart.get(event["sku"], 0) + change
+    return {sku: quantity for sku, quantity in sorted(cart.items()) if quantity > 0}

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from walkout.errors import LayoutError
-from walkout.observations import Box, point_in_box
+from walkout.observations import Box, box_center, point_in_box
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class StoreLayout:
     fps: float = 10.0
     width: int = 320
     height: int = 240
+    exit_side: str | None = None  # the image border the exit opens to: left, right, top or bottom
 
     def slot_at(self, x: float, y: float, margin: float = 0.0) -> Slot | None:
         """The slot whose box (grown by `margin` pixels) contains (x, y); the nearest center wins ties."""
@@ -65,6 +66,23 @@ class StoreLayout:
     def in_exit(self, x: float, y: float, margin: float = 0.0) -> bool:
         """True when (x, y) lies in the exit zone."""
         return point_in_box(x, y, self.exit, margin)
+
+    def leaves_through_exit(self, box: Box, *, margin: float, border_px: float) -> bool:
+        """True when a shopper last seen in `box` has left through the exit.
+
+        Either the box center lies in the exit zone (grown by `margin`), or the box touches, within
+        `border_px`, the image border the exit opens to: shoppers walk out of view there, not always
+        through the painted zone.
+        """
+        if self.in_exit(*box_center(box), margin=margin):
+            return True
+        touches = {
+            "left": box[0] <= border_px,
+            "right": box[2] >= self.width - border_px,
+            "top": box[1] <= border_px,
+            "bottom": box[3] >= self.height - border_px,
+        }
+        return self.exit_side is not None and touches[self.exit_side]
 
     def in_entrance(self, x: float, y: float, margin: float = 0.0) -> bool:
         """True when (x, y) lies in the entrance zone."""
@@ -118,13 +136,22 @@ def parse_layout(data: object, *, source: str, fps: float = 10.0) -> StoreLayout
         if not isinstance(zone, dict) or "rect" not in zone:
             raise LayoutError(f"{source}: {key} must be a mapping with a rect [x, y, w, h]")
         zones[key] = _rect_to_box(zone["rect"], where=f"{source}: {key}.rect")
+    width, height = int(floor.get("width", 320)), int(floor.get("height", 240))
+    exit_side = data["exit"].get("side")
+    if exit_side is None:  # not given: the border the exit zone touches
+        x1, y1, x2, y2 = zones["exit"]
+        sides = {"left": x1 <= 0, "right": x2 >= width, "top": y1 <= 0, "bottom": y2 >= height}
+        exit_side = next((side for side, touching in sides.items() if touching), None)
+    if exit_side not in (None, "left", "right", "top", "bottom"):
+        raise LayoutError(f"{source}: exit.side must be left, right, top or bottom, got {exit_side!r}")
     return StoreLayout(
         slots=tuple(slots),
         entrance=zones["entrance"],
         exit=zones["exit"],
         fps=float(fps),
-        width=int(floor.get("width", 320)),
-        height=int(floor.get("height", 240)),
+        width=width,
+        height=height,
+        exit_side=exit_side,
     )
 
 

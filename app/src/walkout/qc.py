@@ -55,6 +55,7 @@ class VideoOutcome:
     score: VideoScore | None = None
     result: VideoResult | None = None
     sheets: dict[str, str] = field(default_factory=dict)  # wrong-receipt shopper -> image path (relative)
+    derived_receipts: tuple[str, ...] = ()  # ground-truth receipts rebuilt from events (see groundtruth)
     error: str | None = None
 
 
@@ -125,7 +126,9 @@ def process_video(task: QCTask) -> VideoOutcome:
             if path is not None:
                 sheets[wrong.shopper] = path
         write_json_atomic(task.report_dir / "videos" / f"{name}.json", result.output_json())
-        return VideoOutcome(video=name, score=score, result=result, sheets=sheets)
+        return VideoOutcome(
+            video=name, score=score, result=result, sheets=sheets, derived_receipts=truth.derived_receipts
+        )
     except WalkoutError as error:
         return VideoOutcome(video=name, error=f"{type(error).__name__}: {error}")
     except Exception as error:  # any crash is an error of this video, reported, never a pass
@@ -231,6 +234,7 @@ def build_report(
                     "wrong_receipts": len(o.score.wrong),
                     "event_f1": o.score.events.f1,
                     "review_flags": o.score.receipts_flagged,
+                    "derived_receipts": list(o.derived_receipts),
                 }
                 for o in outcomes
                 if o.score is not None

@@ -107,7 +107,13 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"no {prefix}{GATE_FILENAME} at commit {commit[:12]}: nothing says how to evaluate"
         )
     config = parse_gate_config(text, source=f"{commit[:12]}:{prefix}{GATE_FILENAME}")
-    weights = pins.resolve_model_ref(args.model, [component_dir / "experiments", *args.search])
+    if config.model.kind == "file":
+        # The model is the file itself (e.g. the app's model_refs.yaml), not a pin to resolve.
+        weights = Path(args.model).expanduser().resolve()
+        if not weights.is_file():
+            raise EvaluationError(f"--model {args.model}: no such file (gate.yaml model.kind is 'file')")
+    else:
+        weights = pins.resolve_model_ref(args.model, [component_dir / "experiments", *args.search])
     with opened_data(args.data) as (data_dir, _sealed):
         request = EvaluationRequest(
             repo_root=root,
@@ -123,6 +129,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             report_dir=args.report_dir,
             track=not args.no_track,
             label="evaluate",
+            check_weights_sha256=config.model.kind == "pin",
         )
         run: EvaluationRun = executor_for(args.executor)(request)
     print(

@@ -47,6 +47,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,8 @@ class Experiment:
         store: Store,
         task: Any = None,
         server: clearml_config.ServerSettings | None = None,
+        call_timeout_s: float = 30.0,
+        transfer_timeout_s: float = 600.0,
     ) -> None:
         self.id = experiment_id
         self.project = project
@@ -159,10 +162,14 @@ class Experiment:
         self.params = params
         self.store = store
         self._task = task
+        self._server = server if mode == "online" else None
+        self._call_timeout_s = call_timeout_s
+        self._transfer_timeout_s = transfer_timeout_s
+        self._lost: str | None = None
         self._warned: set[str] = set()
         self._closed = False
         self.dir = store.experiment_dir(experiment_id)
-        online = mode == "online" and server is not None
+        online = self._server is not None
         web_url = self._safe("web_url", lambda: task.get_output_log_web_page()) if online else None
         cwd = Path.cwd()
         self.record: dict[str, Any] = {
@@ -186,8 +193,40 @@ class Experiment:
 
     # --- tracker plumbing -------------------------------------------------------------------------
 
-    def _safe(self, kind: str, call: Any) -> Any:
-        """Run a tracker call; on any error log it once per `kind` and return None."""
+    def _safe(self, kind: str, call: Any, *, transfer: bool = False) -> Any:
+        """Run a tracker call; on any error log it once per `kind` and return None.
+
+        Online, the call runs in a daemon thread with a deadline (`transfer`: uploads and close get
+        the longer one, after a quick liveness probe of the server), because clearml 2.1.12 retries a
+        connection error forever inside every API call: a server dying mid-run would otherwise hang
+        training. A missed deadline or a failed probe "loses" the tracker: no further ClearML calls,
+        ClearML's exit hook is disarmed (it would block the process exit the same way), and the
+        store record says so.
+        """
+        if self._task is None or self._lost is not None:
+            return None
+        if self._server is None:
+            return self._report_failure(kind, call)
+        if transfer:
+            problem = clearml_config.probe_server(self._server)
+            if problem is not None:
+                self._lose_tracker(kind, f"the server stopped answering ({problem})")
+                return None
+        timeout_s = self._transfer_timeout_s if transfer else self._call_timeout_s
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            outcome["value"] = self._report_failure(kind, call)
+
+        worker = threading.Thread(target=run, name=f"walkout-ci-{kind}", daemon=True)
+        worker.start()
+        worker.join(timeout_s)
+        if worker.is_alive():
+            self._lose_tracker(kind, f"no answer within {timeout_s:.0f} s")
+            return None
+        return outcome.get("value")
+
+    def _report_failure(self, kind: str, call: Any) -> Any:
         try:
             return call()
         except Exception as error:
@@ -203,6 +242,25 @@ class Experiment:
                     kind,
                 )
             return None
+
+    def _lose_tracker(self, kind: str, reason: str) -> None:
+        """Stop using ClearML for the rest of this run (see `_safe`)."""
+        self._lost = f"{kind}: {reason}"
+        LOGGER.warning(
+            "experiment %s: ClearML %s: %s. Training continues without the tracker; the experiment is "
+            "recorded in %s.",
+            self.id,
+            kind,
+            reason,
+            self.dir,
+        )
+        self.record["tracker_lost"] = {"at": utc_now(), "reason": self._lost}
+        self._write_record()
+        with contextlib.suppress(Exception):
+            from clearml import Task
+
+            # ClearML's at-exit handler would flush to the dead server forever; unregister it.
+            Task._Task__register_at_exit(None)
 
     def _logger(self) -> Any:
         return self._task.get_logger() if self._task is not None else None
@@ -308,6 +366,7 @@ class Experiment:
                 lambda: self._task.upload_artifact(
                     "training_data", artifact_object=str(known_file), wait_on_upload=True
                 ),
+                transfer=True,
             )
 
     def upload_weights(self, path: str | Path, name: str = "weights") -> str:
@@ -339,6 +398,7 @@ class Experiment:
                     metadata={"sha256": digest},
                     wait_on_upload=True,
                 ),
+                transfer=True,
             )
         return digest
 
@@ -356,6 +416,7 @@ class Experiment:
         done = self._safe(
             "upload_folder",
             lambda: self._task.upload_artifact(name, artifact_object=str(folder), wait_on_upload=True),
+            transfer=True,
         )
         return bool(done)
 
@@ -370,7 +431,7 @@ class Experiment:
                 offline_folder = self._safe("close", lambda: self._task.get_offline_mode_folder())
             if status == "failed":
                 self._safe("close", lambda: self._task.mark_failed(status_reason="training raised"))
-            self._safe("close", lambda: self._task.close())
+            self._safe("close", lambda: self._task.close(), transfer=True)
         if offline_folder is not None:
             session_zip = Path(str(offline_folder) + ".zip")
             if session_zip.is_file():

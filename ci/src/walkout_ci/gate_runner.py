@@ -135,8 +135,26 @@ def experiment_link(experiment_id: str | None, search: list[Path] | None = None)
     with contextlib.suppress(WalkoutCIError, ValueError, OSError):
         location = pins.locate_experiment(experiment_id, search=search or [], use_server=False)
         server = location.record.get("server") or {}
-        return server.get("web_url") or str(location.directory)
+        if server.get("web_url"):
+            return server["web_url"]
+        if server.get("api_host"):
+            web = _web_url(experiment_id)
+            if web:
+                return web
+        return str(location.directory)
     return None
+
+
+def _web_url(experiment_id: str) -> str | None:
+    """ClearML's web page of an online experiment whose record did not keep one (None if unknown)."""
+    try:
+        from clearml.backend_api import Session
+
+        host = Session.get_app_server_host()
+    except Exception:
+        # A link is a convenience: no web host configured just means the store path is shown.
+        return None
+    return f"{host}/projects/*/experiments/{experiment_id}/output/log" if host else None
 
 
 def _run(request: GateRequest, stage: Callable[[str], None]) -> GateResult:

@@ -50,7 +50,13 @@ def merge_base(repo: str | os.PathLike, target_branch: str, head: str = "HEAD") 
     """`git merge-base head target_branch`: where the PR branched off its target (the baseline commit)."""
     for candidate in (target_branch, f"origin/{target_branch}"):
         if git(repo, "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}", check=False):
-            return git(repo, "merge-base", head, candidate)
+            base = git(repo, "merge-base", head, candidate, check=False)
+            if not base:
+                raise GateError(
+                    f"{head} and {candidate} have no common ancestor here; in a shallow CI clone fetch more "
+                    f"history (`git fetch --unshallow` or `fetch-depth: 0`) so the baseline can be found"
+                )
+            return base
     raise GateError(
         f"target branch {target_branch!r} (or origin/{target_branch}) does not exist in {repo}; "
         "fetch it first (in CI: `git fetch origin <branch>`, with enough history for a merge-base)"

@@ -29,6 +29,8 @@ _MAX_RULE_ROWS = 300
 _MAX_LISTED_IDS = 10
 _MAX_GALLERY_IMAGES = 60
 _MAX_IMAGE_BYTES = 2_000_000
+# The whole gallery stays a loadable page / CI artifact.
+_MAX_GALLERY_BYTES = 25_000_000
 _IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
 
 
@@ -255,6 +257,7 @@ def _svg_delta_chart(rows: list[ClassRow]) -> str:
 def _gallery(result: GateResult) -> str:
     items = []
     skipped = 0
+    embedded = 0
     for failure in result.broken_failures:
         path = failure.get("image_path")
         if not path:
@@ -264,9 +267,10 @@ def _gallery(result: GateResult) -> str:
         if mime is None or not image.is_file() or image.stat().st_size > _MAX_IMAGE_BYTES:
             skipped += 1
             continue
-        if len(items) >= _MAX_GALLERY_IMAGES:
+        if len(items) >= _MAX_GALLERY_IMAGES or embedded + image.stat().st_size > _MAX_GALLERY_BYTES:
             skipped += 1
             continue
+        embedded += image.stat().st_size
         encoded = base64.b64encode(image.read_bytes()).decode("ascii")
         caption = (
             f"<b>{html.escape(str(failure['sample_id']))}</b> · {html.escape(str(failure['class']))} · "

@@ -237,16 +237,17 @@ def make_fake_dataset(folder) -> str:
     return dataset_hash(folder)
 
 
-def make_fake_component_repo(root, baseline_scores: Mapping[str, list[float]]):
-    """A git repository at `root` with branch `main` holding component `comp/` (gate.yaml, the fake
-    evaluate.py, a pin of experiment `local-baseline` bundled under comp/experiments/), then a branch
-    `feature` checked out at the same commit. Returns the component folder."""
+def make_fake_component_repo(root, baseline_scores: Mapping[str, list[float]], *, subdir: str = "comp"):
+    """A git repository at `root` with branch `main` holding a component in `subdir` ("" = the
+    repository itself, as a model repository of its own): gate.yaml, the fake evaluate.py, a pin of
+    experiment `local-baseline` bundled under experiments/; then a branch `feature` checked out at the
+    same commit. Returns the component folder."""
     import subprocess
     from pathlib import Path
 
     root = Path(root)
-    component = root / "comp"
-    component.mkdir(parents=True)
+    component = root / subdir if subdir else root
+    component.mkdir(parents=True, exist_ok=True)
     (component / "gate.yaml").write_text(FAKE_GATE_YAML)
     (component / "evaluate.py").write_text(f"PNG_HEX = {TINY_PNG_HEX!r}\n" + FAKE_EVALUATE_SCRIPT)
     digest = write_fake_experiment(component / "experiments", "local-baseline", fake_weights(baseline_scores))

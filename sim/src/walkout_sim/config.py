@@ -6,10 +6,12 @@ default, so an empty file (or no file) gives the default generator.
 
 from __future__ import annotations
 
+import importlib.resources
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from walkout_sim.errors import ConfigError
 from walkout_sim.schema import build, read_yaml, require
 
 
@@ -196,10 +198,25 @@ class GeneratorConfig:
     layout: str | None = None
 
 
+def shipped_configs() -> list[str]:
+    """Names of the generator configs shipped as package data (e.g. "hard", "clean")."""
+    return sorted(path.stem for path in _config_dir().glob("*.yaml"))
+
+
+def _config_dir() -> Path:
+    return Path(str(importlib.resources.files("walkout_sim") / "data" / "configs"))
+
+
 def load_config(path: str | Path | None = None) -> GeneratorConfig:
-    """Load a generator config YAML (None: the defaults). Raises ConfigError naming file and field."""
+    """Load a generator config YAML or a shipped preset by name (None: the defaults). Raises ConfigError."""
     if path is None:
         return GeneratorConfig()
+    if not Path(path).exists() and (_config_dir() / f"{path}.yaml").exists():
+        path = _config_dir() / f"{path}.yaml"
+    elif not Path(path).exists():
+        raise ConfigError(
+            str(path), "", f"no such config file or shipped preset; presets: {shipped_configs()}"
+        )
     config = build(GeneratorConfig, read_yaml(Path(path)), str(path))
     if config.layout is not None and not Path(config.layout).is_absolute():
         # A relative layout path is relative to the config file, so configs can travel with their layouts.

@@ -236,8 +236,14 @@ class CocoWriter:
                 cv2.IMWRITE_PNG_FILTER_SUB,
             ]
         self.images: list[dict] = []
-        self.detection: list[dict] = []
-        self.keypoints: list[dict] = []
+        self.annotations = 0
+        # Annotations stream to part files (hundreds of thousands per split would otherwise sit in
+        # memory); close() assembles the JSON documents around them.
+        self.parts = {
+            name: open(folder / f".{name}.annotations.part", "w")  # noqa: SIM115 - closed in close()
+            for name in ("detection", "keypoints")
+        }
+        self.written = {"detection": False, "keypoints": False}
 
     def add(self, video: str, index: int, image: np.ndarray, truth: dict) -> None:
         """Write one frame as ``images/<video>_<index:06d>.png`` and record its annotations."""
@@ -257,34 +263,41 @@ class CocoWriter:
                 "frame": index,
             }
         )
-        detection, keypoints = annotation_records(truth, image_id, len(self.detection) + 1)
-        self.detection += detection
-        # Keypoint annotation ids must be unique within keypoints.json too; they mirror the detection ids.
-        self.keypoints += keypoints
+        # Keypoint annotation ids mirror the detection ids (unique within keypoints.json too).
+        detection, keypoints = annotation_records(truth, image_id, self.annotations + 1)
+        for name, records in (("detection", detection), ("keypoints", keypoints)):
+            if records:
+                text = ",".join(json.dumps(record, separators=(",", ":")) for record in records)
+                self.parts[name].write("," + text if self.written[name] else text)
+                self.written[name] = True
+        self.annotations += len(detection)
+
+    def __enter__(self) -> CocoWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Close the part files (idempotent); a failed run calls this before its temp folder is removed."""
+        for handle in self.parts.values():
+            handle.close()
 
     def close(self, split: str) -> None:
-        """Write detection.json and keypoints.json."""
+        """Write detection.json and keypoints.json (compact JSON, same bytes as one json.dumps)."""
         info = {"description": f"walkout_sim {split} split", "version": str(FORMAT_VERSION)}
-        write_json(
-            self.folder / "detection.json",
-            {
-                "info": info,
-                "licenses": [],
-                "images": self.images,
-                "annotations": self.detection,
-                "categories": categories(self.layout, with_keypoints=False),
-            },
-        )
-        write_json(
-            self.folder / "keypoints.json",
-            {
-                "info": info,
-                "licenses": [],
-                "images": self.images,
-                "annotations": self.keypoints,
-                "categories": categories(self.layout, with_keypoints=True)[:1],
-            },
-        )
+        for name, category_list in (
+            ("detection", categories(self.layout, with_keypoints=False)),
+            ("keypoints", categories(self.layout, with_keypoints=True)[:1]),
+        ):
+            part = self.folder / f".{name}.annotations.part"
+            self.parts[name].close()
+            head = {"info": info, "licenses": [], "images": self.images}
+            with open(self.folder / f"{name}.json", "w") as out, open(part) as annotations:
+                out.write(json.dumps(head, separators=(",", ":"))[:-1] + ',"annotations":[')
+                shutil.copyfileobj(annotations, out)
+                out.write('],"categories":' + json.dumps(category_list, separators=(",", ":")) + "}\n")
+            part.unlink()
 
 
 def write_manifest(root: Path, split: str, generator: dict, content_hashes: list[str]) -> None:

@@ -136,9 +136,11 @@ def generate_split(
         config = load_config(config)
     layout, layout_text = _layout_and_text(config)
     summaries = []
-    with atomic_output_dir(Path(out_dir), force) as root:
+    with (
+        atomic_output_dir(Path(out_dir), force) as root,
+        CocoWriter(root / "coco", layout, config.output.png_compression) as coco,
+    ):
         (root / "layout.yaml").write_text(layout_text)
-        coco = CocoWriter(root / "coco", layout, config.output.png_compression)
         hashes: list[str] = []
         bar = tqdm(total=videos * frames, desc=f"walkout-sim {split}", unit="frame", disable=not progress)
         for index in range(videos):
@@ -202,9 +204,11 @@ def render_scenario(
         config = load_config(config)
     layout, layout_text = _layout_and_text(config)
     scenario, expected = load_scenario(name_or_path, layout)
-    with atomic_output_dir(Path(out_dir), force) as root:
+    with (
+        atomic_output_dir(Path(out_dir), force) as root,
+        CocoWriter(root / "coco", layout, config.output.png_compression) as coco,
+    ):
         (root / "layout.yaml").write_text(layout_text)
-        coco = CocoWriter(root / "coco", layout, config.output.png_compression)
         hashes: list[str] = []
         bar = tqdm(
             total=scenario.frames, desc=f"walkout-sim {scenario.name}", unit="frame", disable=not progress

@@ -386,15 +386,7 @@ class Renderer:
             visibility = visible / area
             if visibility < PERSON_VISIBILITY[0]:
                 continue
-            keypoints, labelled = [], 0
-            for x, y in person.keypoints:
-                ix, iy = math.floor(x), math.floor(y)
-                if not (0 <= ix < self.width and 0 <= iy < self.height):
-                    keypoints += [0.0, 0.0, 0]
-                    continue
-                hidden = owner[iy, ix] != 0 and owner[iy, ix] not in own
-                keypoints += [round(float(x), 2), round(float(y), 2), 1 if hidden else 2]
-                labelled += 1
+            keypoints, labelled = self._keypoints(person.keypoints, owner, own)
             persons.append(
                 {
                     "track_id": person.track_id,
@@ -441,6 +433,30 @@ class Renderer:
             if entry is not None:
                 products.append(entry)
         return {"persons": persons, "products": products}
+
+    def _keypoints(self, points: np.ndarray, owner: np.ndarray, own: set[int]) -> tuple[list, int]:
+        """COCO keypoints [x1, y1, v1, ...] and the labelled count for float points [K, 2].
+
+        v = 0 outside the image (x = y = 0), 1 under someone/something else, 2 visible.
+        """
+        pixels = np.floor(points).astype(np.int64)
+        inside = (
+            (pixels[:, 0] >= 0)
+            & (pixels[:, 0] < self.width)
+            & (pixels[:, 1] >= 0)
+            & (pixels[:, 1] < self.height)
+        )
+        rounded = np.round(points, 2).tolist()
+        under = owner[
+            np.clip(pixels[:, 1], 0, self.height - 1), np.clip(pixels[:, 0], 0, self.width - 1)
+        ].tolist()
+        keypoints: list = []
+        for (x, y), is_inside, top in zip(rounded, inside.tolist(), under, strict=True):
+            if not is_inside:
+                keypoints += [0.0, 0.0, 0]
+            else:
+                keypoints += [x, y, 1 if top != 0 and top not in own else 2]
+        return keypoints, int(inside.sum())
 
     def _product_entry(self, owner: np.ndarray, sku: str, rect: tuple, product_owner: int, mask_area: int):
         x, y, w, h = rect

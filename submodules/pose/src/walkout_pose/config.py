@@ -89,6 +89,10 @@ class TrainConfig:
         (split by video, so that consecutive frames never land on both sides).
     max_val_persons: cap on validation persons (the per-epoch validation must stay cheap on CPU).
     time_limit_s: stop after the epoch that crosses this wall-clock budget (0 = no limit).
+    cpu_time_limit_s: stop after the epoch in which the training process has used this much CPU time
+        (0 = no limit). With num_threads 1 and one data worker, training occupies two cores and its
+        wall time on two free cores is about the training process's CPU time; on a shared machine
+        the wall clock overstates it, so this is the budget that stays comparable.
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda".
     amp: mixed precision, used only on CUDA.
     num_threads: torch intra-op threads (0 = leave torch's default).
@@ -114,6 +118,7 @@ class TrainConfig:
     num_threads: int = 0
     num_workers: int = 0
     time_limit_s: float = 0.0
+    cpu_time_limit_s: float = 0.0
 
     def validate(self) -> None:
         _check_range("train.epochs", self.epochs, 1, 100_000)
@@ -133,6 +138,7 @@ class TrainConfig:
         _check_range("train.num_threads", self.num_threads, 0, 1024)
         _check_range("train.num_workers", self.num_workers, 0, 64)
         _check_range("train.time_limit_s", self.time_limit_s, 0.0, 1e7)
+        _check_range("train.cpu_time_limit_s", self.cpu_time_limit_s, 0.0, 1e7)
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"train.device must be one of auto, cpu, cuda; got {self.device!r}")
 

@@ -279,6 +279,10 @@ class PersonCrops(Dataset):
         self.train_config = train_config
         self.augment = augment
         self.rng = np.random.default_rng(seed)
+        # Decoded frames, kept per process (a DataLoader worker has its own copy): PNG decoding costs
+        # more than the rest of the augmentation. A 320x240 frame is 230 kB; the few thousand frames
+        # of a training split fit comfortably in memory.
+        self.frames: dict[Path, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.persons)
@@ -307,7 +311,10 @@ class PersonCrops(Dataset):
         scale, rotation, shift, flip = self._augmentation()
         center = center + shift * size
         matrix = crop_matrix(center, size * scale, output_size, rotation_degrees=rotation, flip=flip)
-        crop = warp_crop(read_image(person.image_path), matrix, output_size)
+        frame = self.frames.get(person.image_path)
+        if frame is None:
+            frame = self.frames[person.image_path] = read_image(person.image_path)
+        crop = warp_crop(frame, matrix, output_size)
         keypoints = person.keypoints.copy()
         points = apply_affine(keypoints[:, :2], matrix)
         valid = keypoints[:, 2] > 0

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import random
+import resource
 import tempfile
 import time
 from dataclasses import dataclass
@@ -126,6 +127,12 @@ def subset(
         image_paths={key: value for key, value in dataset.image_paths.items() if key in keep},
     )
     return restricted, kept_persons
+
+
+def _children_cpu_seconds() -> float:
+    """CPU seconds used by this process's terminated children (the DataLoader workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -242,6 +249,7 @@ def _run(
         sampler=sampler,
         num_workers=train_config.num_workers,
         drop_last=len(sampler) > train_config.batch_size,
+        persistent_workers=train_config.num_workers > 0,
         pin_memory=device.type == "cuda",
     )
     total_iterations = max(1, len(loader) * train_config.epochs)
@@ -278,6 +286,7 @@ def _run(
     )
     state: dict[str, Any] = {"best_ap": -1.0, "best_epoch": 0, "best_metrics": {}, "history": []}
     started = time.perf_counter()
+    cpu_started = time.process_time()
 
     @trainer.on(Events.ITERATION_COMPLETED(every=50))
     def log_loss(engine: Engine) -> None:
@@ -304,22 +313,31 @@ def _run(
             tensorboard.writer.add_scalar(f"val/{name}", value, epoch)
             exp.log_scalar(name, "val", value, epoch)
         elapsed = time.perf_counter() - started
-        state["history"].append({"epoch": epoch, "elapsed_s": elapsed, **metrics})
+        cpu_used = time.process_time() - cpu_started
+        state["history"].append({"epoch": epoch, "elapsed_s": elapsed, "cpu_s": cpu_used, **metrics})
         extra = {"epoch": epoch, "val_metrics": metrics, "experiment_id": exp.id}
         save_checkpoint(out_dir / "last.pt", model, config=config, extra=extra)
         if metrics["AP"] > state["best_ap"]:
             state.update(best_ap=metrics["AP"], best_epoch=epoch, best_metrics=metrics)
             save_checkpoint(out_dir / "best.pt", model, config=config, extra=extra)
         LOGGER.info(
-            "epoch %d: val AP %.4f wrist PCK@0.1 %.4f (%.0f s)",
+            "epoch %d: val AP %.4f wrist PCK@0.1 %.4f (%.0f s wall, %.0f s CPU)",
             epoch,
             metrics["AP"],
             metrics["wrist_PCK@0.1"],
             elapsed,
+            cpu_used,
         )
         if train_config.time_limit_s and elapsed >= train_config.time_limit_s:
             LOGGER.warning(
                 "time limit of %.0f s reached after epoch %d: stopping", train_config.time_limit_s, epoch
+            )
+            engine.terminate()
+        if train_config.cpu_time_limit_s and cpu_used >= train_config.cpu_time_limit_s:
+            LOGGER.warning(
+                "CPU time limit of %.0f s reached after epoch %d: stopping",
+                train_config.cpu_time_limit_s,
+                epoch,
             )
             engine.terminate()
 
@@ -329,16 +347,26 @@ def _run(
     finally:
         tensorboard.close()
     train_seconds = time.perf_counter() - started
+    train_cpu_seconds = time.process_time() - cpu_started
+    del loader  # joins the data workers, so that their CPU time is counted below
+    worker_cpu_seconds = _children_cpu_seconds()
     best = out_dir / "best.pt"
     exp.upload_weights(best, name="weights")
     exp.log_metrics(
-        {**{f"val_{k}": v for k, v in state["best_metrics"].items()}, "train_seconds": train_seconds}
+        {
+            **{f"val_{k}": v for k, v in state["best_metrics"].items()},
+            "train_seconds": train_seconds,
+            "train_cpu_seconds": train_cpu_seconds,
+        }
     )
     summary = {
         "experiment_id": exp.id,
         "best_epoch": state["best_epoch"],
         "best_val_metrics": state["best_metrics"],
         "train_seconds": train_seconds,
+        "train_cpu_seconds": train_cpu_seconds,
+        "data_worker_cpu_seconds": worker_cpu_seconds,
+        "load_average_1min_at_end": os.getloadavg()[0],
         "train_persons": len(train_persons),
         "val_persons": len(val_persons),
         "device": str(device),

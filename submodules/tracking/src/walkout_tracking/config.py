@@ -39,7 +39,7 @@ class TrackerConfig:
     second_pass_iou: float = 0.5  # minimum IoU of a second-pass (low-score) match (ByteTrack)
     use_appearance: bool = True  # use embeddings in the first pass when they are available
     appearance_weight: float = 0.5  # weight of the cosine distance in the fused cost
-    max_appearance_distance: float = 0.4  # cosine-distance gate: pairs looking more different never match
+    max_appearance_distance: float = 0.6  # cosine-distance gate: pairs looking more different never match
     reid_appearance_distance: float = 0.15  # below this a lost track may match without overlap
     embedding_momentum: float = 0.9  # exponential moving average of a track's appearance feature
     output_detection_box: bool = False  # report the matched detection box (else the Kalman estimate)

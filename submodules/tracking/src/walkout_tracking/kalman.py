@@ -78,17 +78,21 @@ def predict_boxes(filters: list[KalmanFilter]) -> np.ndarray:
         return np.empty((0, 4), dtype=np.float64)
     transition = filters[0].F
     noise = filters[0].Q
-    states = np.stack([kf.x for kf in filters])  # [N, 7, 1]
-    covariances = np.stack([kf.P for kf in filters])  # [N, 7, 7]
+    # np.array over the list is markedly cheaper than np.stack for a handful of tiny arrays.
+    states = np.array([kf.x for kf in filters])  # [N, 7, 1]
+    covariances = np.array([kf.P for kf in filters])  # [N, 7, 7]
     shrinking = states[:, 6, 0] + states[:, 2, 0] <= 0
     states[shrinking, 6, 0] = 0.0
     states = transition @ states
     covariances = transition @ covariances @ transition.T + noise
+    # One batched copy for the priors; each filter gets non-overlapping views.
+    prior_states = states.copy()
+    prior_covariances = covariances.copy()
     for index, kf in enumerate(filters):
         kf.x = states[index]
         kf.P = covariances[index]
-        kf.x_prior = kf.x.copy()
-        kf.P_prior = kf.P.copy()
+        kf.x_prior = prior_states[index]
+        kf.P_prior = prior_covariances[index]
     return z_to_boxes(states[:, :4, 0])
 
 
@@ -97,11 +101,14 @@ def z_to_boxes(measurements: np.ndarray) -> np.ndarray:
 
     Rows with a non-positive area or aspect become zero-size boxes at their centre.
     """
-    u, v, s, r = measurements[:, 0], measurements[:, 1], measurements[:, 2], measurements[:, 3]
-    valid = (s > 0) & (r > 0)
-    width = np.sqrt(np.where(valid, s * r, 0.0))
-    height = np.where(valid, s / np.where(valid, width, 1.0), 0.0)
-    return np.stack([u - width / 2.0, v - height / 2.0, u + width / 2.0, v + height / 2.0], axis=1)
+    centres = measurements[:, :2]
+    area = measurements[:, 2]
+    product = area * measurements[:, 3]
+    valid = (area > 0) & (product > 0)
+    width = np.sqrt(np.where(valid, product, 0.0))
+    height = np.divide(area, width, out=np.zeros_like(width), where=valid)
+    half = np.stack([width, height], axis=1) / 2.0
+    return np.concatenate([centres - half, centres + half], axis=1)
 
 
 def boxes_to_z(boxes: np.ndarray) -> np.ndarray:
@@ -115,22 +122,22 @@ def boxes_to_z(boxes: np.ndarray) -> np.ndarray:
     return z[:, :, None]
 
 
-def update_boxes(filters: list[KalmanFilter], boxes: np.ndarray) -> None:
+def update_boxes(filters: list[KalmanFilter], boxes: np.ndarray) -> np.ndarray:
     """Correct many filters at once, filter i with box i (boxes: float array [N, >=4] x1 y1 x2 y2).
 
     The same equations and bookkeeping as filterpy's `KalmanFilter.update` (Joseph-form covariance
     update; y, S, SI, K, z, x_post, P_post set; cached likelihoods cleared), batched over filters for
     speed; `tests/test_kalman.py` checks it against `update_box` on every field. Filters must come
-    from `new_box_filter` (same H and R).
+    from `new_box_filter` (same H and R). Returns the corrected boxes, float array [N, 4].
     """
     if not filters:
-        return
+        return np.empty((0, 4), dtype=np.float64)
     measurement = filters[0].H
     noise = filters[0].R
     identity = np.eye(STATE_DIM)
     z = boxes_to_z(boxes)
-    states = np.stack([kf.x for kf in filters])
-    covariances = np.stack([kf.P for kf in filters])
+    states = np.array([kf.x for kf in filters])
+    covariances = np.array([kf.P for kf in filters])
     residual = z - measurement @ states
     pht = covariances @ measurement.T
     innovation = measurement @ pht + noise
@@ -139,6 +146,9 @@ def update_boxes(filters: list[KalmanFilter], boxes: np.ndarray) -> None:
     states = states + gain @ residual
     i_kh = identity - gain @ measurement
     covariances = i_kh @ covariances @ i_kh.transpose(0, 2, 1) + gain @ noise @ gain.transpose(0, 2, 1)
+    post_states = states.copy()
+    post_covariances = covariances.copy()
+    measurements = z.copy()
     for index, kf in enumerate(filters):
         kf._log_likelihood = None
         kf._likelihood = None
@@ -149,6 +159,7 @@ def update_boxes(filters: list[KalmanFilter], boxes: np.ndarray) -> None:
         kf.K = gain[index]
         kf.x = states[index]
         kf.P = covariances[index]
-        kf.z = z[index].copy()
-        kf.x_post = kf.x.copy()
-        kf.P_post = kf.P.copy()
+        kf.z = measurements[index]
+        kf.x_post = post_states[index]
+        kf.P_post = post_covariances[index]
+    return z_to_boxes(states[:, :4, 0])

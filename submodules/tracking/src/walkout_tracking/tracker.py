@@ -30,7 +30,7 @@ from walkout_tracking.association import cosine_distance, fused_cost, iou_cost, 
 from walkout_tracking.boxes import iou_batch
 from walkout_tracking.config import TrackerConfig
 from walkout_tracking.errors import DetectionsError
-from walkout_tracking.kalman import filter_box, new_box_filter, predict_boxes, update_boxes
+from walkout_tracking.kalman import new_box_filter, predict_boxes, update_boxes
 
 
 class Embedder(Protocol):
@@ -205,13 +205,12 @@ class Tracker:
         """Correct matched tracks with their detections (one batched Kalman update)."""
         if not tracks:
             return
-        update_boxes([track.kf for track in tracks], dets[det_indices, :4])
-        for track, det_index in zip(tracks, det_indices, strict=True):
+        corrected = update_boxes([track.kf for track in tracks], dets[det_indices, :4])
+        use_detection = self.config.output_detection_box
+        for track, det_index, box in zip(tracks, det_indices, corrected, strict=True):
             track.hits += 1
             track.time_since_update = 0
-            track.box = (
-                dets[det_index, :4].copy() if self.config.output_detection_box else filter_box(track.kf)
-            )
+            track.box = dets[det_index, :4].copy() if use_detection else box
             if track.hits >= self.config.min_hits:
                 track.confirmed = True
             if features is not None:
