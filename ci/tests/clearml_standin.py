@@ -56,6 +56,7 @@ class StandIn:
         self.calls: list[str] = []
         self.unknown_calls: list[str] = []
         self.agent: Callable[[str], None] | None = None
+        self.api_status: int | None = None
         self.lock = threading.RLock()
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
@@ -133,6 +134,9 @@ class StandIn:
                 self._reply(handler, 200, {"meta": {"result_code": 200}, "data": {}})
                 return
             service, action = match.groups()
+            if self.api_status is not None and service != "auth":  # a sick server: logs in, then fails
+                self._api_reply(handler, service, action, self.api_status, {}, message="unavailable")
+                return
             payload = self._parse_body(body, service, action)
             with self.lock:
                 self.calls.append(f"{service}.{action}")

@@ -126,3 +126,19 @@ def test_show_writes_a_readable_preview(train_split, tmp_path, suffix):
 def test_show_rejects_a_folder_without_an_export(tmp_path, capsys):
     assert main(["show", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
     assert "annotations.json" in capsys.readouterr().err
+
+
+def test_scenario_whose_events_differ_from_the_script_exits_1(tmp_path, capsys):
+    """Four scripted picks from one slot holding three units: one hand comes back empty."""
+    import yaml
+
+    shoppers = [
+        {"id": i, "start": start, "leave": False, "actions": [{"do": "pick", "slot": "W-01"}] * 2}
+        for i, start in ((1, [33, 36]), (2, [60, 40]))
+    ]
+    path = tmp_path / "race.yaml"
+    path.write_text(yaml.safe_dump({"name": "race", "frames": 200, "shoppers": shoppers}))
+    assert main(["scenario", str(path), "--out", str(tmp_path / "race"), "--quiet", "--config", "clean"]) == 1
+    assert "events differ from the script" in capsys.readouterr().err
+    events = json.loads((tmp_path / "race" / "videos" / "race" / "events.json").read_text())
+    assert [e["slot"] for e in events] == ["W-01"] * 3

@@ -672,16 +672,22 @@ class Engine:
     def _shallow_reach(self, shopper: _Shopper, sku: str, *, pick: bool) -> None:
         """Book a pick / put-back of a reach that stopped short of the slot center, at its deepest point.
 
-        Among the slots a wrist came near lately, a pick prefers one showing `sku` on top, then the
-        closest approach. Still clear evidence when it came almost as deep as a normal reach;
-        otherwise a person should look.
+        Among the slots a wrist came near lately, a pick prefers those showing `sku` on top; of them the
+        latest approach almost as deep as a normal reach wins (clear evidence), else the closest one
+        (flagged: a person should look).
         """
-        candidates = sorted(shopper.near_slots.items(), key=lambda item: (item[1][1], item[1][0]))
+        deep_enough = 1.5 * self.config.reach_radius_px
+        candidates = list(shopper.near_slots.items())
         if pick:
             matching = [c for c in candidates if self._stack_top(self._slots[c[0]]) == sku]
             candidates = matching or candidates
-        slot_key, (frame, distance, _) = candidates[0]
-        shallow = distance > 1.5 * self.config.reach_radius_px
+        # the latest approach that came almost as deep as a reach, else the closest approach
+        deep = [c for c in candidates if c[1][1] <= deep_enough]
+        if deep:
+            slot_key, (frame, distance, _) = max(deep, key=lambda c: (c[1][0], -c[1][1], c[0]))
+        else:
+            slot_key, (frame, distance, _) = min(candidates, key=lambda c: (c[1][1], c[1][0], c[0]))
+        shallow = distance > deep_enough
         notes = [f"the reach stopped {distance:.0f} px from the slot center"] if shallow else []
         confidence = 0.6 if shallow else 0.8
         book = self._pick if pick else self._put_back

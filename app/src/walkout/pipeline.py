@@ -264,12 +264,8 @@ def load_system(
 
 
 def _tracker_factory(weights: Path, *, device: str) -> Any:
-    """A function making fresh trackers with the pinned tracking model (appearance embedder)."""
-    import walkout_tracking
+    """A function making a fresh tracker (with the pinned appearance model) for each video."""
+    from walkout_tracking.predict import load_tracking_model
 
-    loader = getattr(walkout_tracking, "load_tracker", None)
-    if loader is None:
-        raise RefsError(
-            "walkout_tracking has no load_tracker(weights, device=...) yet: the tracking pin cannot be used"
-        )
-    return lambda: loader(weights, device=device)
+    model = load_tracking_model(str(weights), device=device)
+    return model.make_tracker

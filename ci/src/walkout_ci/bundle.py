@@ -41,7 +41,7 @@ from walkout_ci.pins import (
     verified_artifact,
     write_pin,
 )
-from walkout_ci.store import Store, atomic_write_json, check_experiment_id
+from walkout_ci.store import DIR_MODE, Store, atomic_write_json, check_experiment_id
 
 LOGGER = logging.getLogger("walkout_ci.bundle")
 SESSION_ZIP = "clearml_session.zip"
@@ -106,6 +106,7 @@ def export_experiment(
         else:
             record["clearml_session"] = None
         atomic_write_json(staging / "experiment.json", record)
+        os.chmod(staging, DIR_MODE)  # mkdtemp makes it private; an export is committed and shared
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)

@@ -57,7 +57,7 @@ def register(subparsers: Any) -> None:
         default=[],
         type=Path,
         metavar="PATH",
-        help="model_ref.yaml files or folders to search for them (default: the current folder)",
+        help="model_ref.yaml files or folders to search for them (default: the git repository root)",
     )
     _add_search(push)
     push.set_defaults(handler=_push)
@@ -146,11 +146,22 @@ def _import(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     from walkout_ci.bundle import push_experiment
 
-    result = push_experiment(args.experiment_id, search=args.search, pins=args.pins or [Path.cwd()])
+    result = push_experiment(args.experiment_id, search=args.search, pins=args.pins or [_repo_root_or_cwd()])
     print(f"pushed {result.old_id} as {result.new_id}")
     for path in result.repinned:
         print(f"re-pinned {path}")
     return 0
+
+
+def _repo_root_or_cwd() -> Path:
+    """The git repository around the current folder (where pins live), else the current folder."""
+    from walkout_ci import gitrepo
+    from walkout_ci.errors import GateError
+
+    try:
+        return gitrepo.repo_root(Path.cwd())
+    except GateError:
+        return Path.cwd()
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ Design decisions for clearml 2.1.12 (each has a test in ci/tests/test_experiment
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as _dt
 import json
@@ -256,11 +257,16 @@ class Experiment:
         )
         self.record["tracker_lost"] = {"at": utc_now(), "reason": self._lost}
         self._write_record()
+        # ClearML's at-exit handlers (the task's and its metrics reporter's) would flush to the dead
+        # server forever and the process would never exit: disarm both (private clearml 2.1.12 names).
         with contextlib.suppress(Exception):
             from clearml import Task
 
-            # ClearML's at-exit handler would flush to the dead server forever; unregister it.
             Task._Task__register_at_exit(None)
+        with contextlib.suppress(Exception):
+            reporter = getattr(self._task, "_Task__reporter", None)
+            if reporter is not None:
+                atexit.unregister(reporter._handle_program_exit)
 
     def _logger(self) -> Any:
         return self._task.get_logger() if self._task is not None else None
@@ -463,6 +469,30 @@ def _task_init(project: str, name: str, task_type: str) -> Any:
     )
 
 
+def _task_init_with_deadline(project: str, name: str, task_type: str, timeout_s: float) -> Any:
+    """`Task.init` against a server, raising TimeoutError after `timeout_s`.
+
+    clearml 2.1.12 retries connection errors and 5xx answers forever inside API calls, so a server
+    that answers the liveness probe but not the API would otherwise block here for good.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["task"] = _task_init(project, name, task_type)
+        except Exception as error:
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, name="walkout-ci-task-init", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise TimeoutError(f"Task.init did not return within {timeout_s:.0f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["task"]
+
+
 def start(
     project: str,
     name: str,
@@ -472,6 +502,7 @@ def start(
     offline: bool | None = None,
     task_type: str = "training",
     probe_timeout_s: float = 3.0,
+    init_timeout_s: float = 60.0,
 ) -> Experiment:
     """Start a tracked experiment; never raises because of the tracker.
 
@@ -507,7 +538,10 @@ def start(
         from clearml import Task
 
         Task.set_offline(server is None)
-        task = _task_init(project, name, task_type)
+        if server is None:
+            task = _task_init(project, name, task_type)
+        else:
+            task = _task_init_with_deadline(project, name, task_type, init_timeout_s)
         mode = "online" if server is not None else "offline"
     except Exception as error:
         if server is not None:
@@ -533,13 +567,7 @@ def start(
                 error,
             )
     experiment_id = str(task.id) if task is not None else f"local-{uuid.uuid4().hex}"
-    if task is not None and params:
-        connected = None
-        with contextlib.suppress(Exception):
-            connected = task.connect(params, name="General")
-        if isinstance(connected, dict):
-            params = dict(connected)
-    return Experiment(
+    exp = Experiment(
         experiment_id=experiment_id,
         project=project,
         name=name,
@@ -549,6 +577,14 @@ def start(
         task=task,
         server=server,
     )
+    if task is not None and params:
+        # Under clearml-agent, connect() returns the server's (cloned, overridden) values.
+        connected = exp._safe("connect", lambda: task.connect(params, name="General"))
+        if isinstance(connected, dict):
+            exp.params = dict(connected)
+            exp.record["params"] = exp.params
+            exp._write_record()
+    return exp
 
 
 def load_record(experiment_id: str, store: Store | None = None) -> dict[str, Any]:

@@ -35,6 +35,8 @@ DEFAULT_HOME = "~/.walkout"
 # Environment variable remembering the user's own ClearML config file once we point
 # CLEARML_CONFIG_FILE at the generated one (so a second configure() does not include itself).
 USER_CLEARML_CONFIG_ENV_VAR = "WALKOUT_CLEARML_USER_CONFIG"
+FILE_MODE = 0o644
+DIR_MODE = 0o755
 
 
 def walkout_home(environ: dict[str, str] | None = None) -> Path:
@@ -129,6 +131,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates 0600; records and pins are ordinary shared files.
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -155,6 +159,7 @@ def atomic_copy(source: str | Path, destination: str | Path) -> Path:
     os.close(fd)
     try:
         shutil.copyfile(source, tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, destination)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -174,11 +174,12 @@ class VideoWriter:
         for record in detection:
             self.annotations.append(by_id.get(record["id"], record))
         for person in truth["persons"]:
-            if not person["iscrowd"]:
-                x, y, w, h = person["bbox"]
-                # Same 0-based pixels as the COCO files (not MOTChallenge's 1-based MATLAB convention), so
-                # boxes from a detector trained on the COCO export compare with gt.txt directly.
-                self.gt_lines.append(f"{index},{person['track_id']},{x},{y},{w},{h},1,1,1")
+            x, y, w, h = person["bbox"]
+            # Same 0-based pixels as the COCO files (not MOTChallenge's 1-based MATLAB convention), so
+            # boxes from a detector trained on the COCO export compare with gt.txt directly. Mostly
+            # hidden persons (COCO crowd) get MOTChallenge's "not considered" flag 0 in column 7.
+            considered = 0 if person["iscrowd"] else 1
+            self.gt_lines.append(f"{index},{person['track_id']},{x},{y},{w},{h},{considered},1,1")
 
     def close(self, events: list[dict], receipts: dict, layout_text: str) -> None:
         """Finish the video file and write the per-video JSON/INI/TXT files."""

@@ -21,7 +21,7 @@ from walkout_sim.config import CameraConfig
 from walkout_sim.layout import Layout, Sku
 from walkout_sim.simulate import FrameState, PersonState
 
-CANVAS_HALF = 46
+CANVAS_HALF = 42  # shoulder 9.5 + reach 20 + half a product 8 + blur: 40 px from the centre
 OCCLUDER = 255
 SUPERSAMPLE = 4
 SHIFT = 3  # fractional bits for sub-pixel cv2 drawing
@@ -238,13 +238,14 @@ class Renderer:
         drift = 1 + self.camera.drift_amplitude * math.sin(
             2 * math.pi * index / self.drift_period + self.drift_phase
         )
-        out = cv2.multiply(frame.astype(np.float32), self.light, scale=drift)
+        out = cv2.multiply(frame, self.light, scale=drift, dtype=cv2.CV_32F)
         if self.noise_bank:
             noise = self.noise_bank[int(self.rng.integers(len(self.noise_bank)))]
             dy, dx = self.rng.integers(0, 16, 2)
-            out += noise[dy : dy + self.height, dx : dx + self.width]
-        np.clip(out, 0, 255, out=out)
-        return out.astype(np.uint8)
+            cv2.add(out, noise[dy : dy + self.height, dx : dx + self.width], dst=out)
+        # Negative values to 0 first: convertScaleAbs would mirror them; it rounds and saturates at 255.
+        cv2.threshold(out, 0, 0, cv2.THRESH_TOZERO, dst=out)
+        return cv2.convertScaleAbs(out)
 
     # ---- shoppers -------------------------------------------------------------------------------
 
@@ -345,11 +346,10 @@ class Renderer:
             if x1 > x0 and y1 > y0:
                 crop = canvas[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
                 roi = frame[y0:y1, x0:x1]
-                # Premultiplied "over": roi * (255 - alpha) / 255 + colour, in integer arithmetic.
-                alpha = crop[..., 3:4].astype(np.uint16)
-                blended = (roi * (255 - alpha) + 127) // 255 + crop[..., :3]
-                np.minimum(blended, 255, out=blended)
-                roi[:] = blended
+                # Premultiplied "over": roi * (255 - alpha) / 255 + colour (cv2 rounds and saturates).
+                inverse = 255 - crop[..., 3]
+                kept = cv2.multiply(roi, cv2.merge((inverse, inverse, inverse)), scale=1 / 255)
+                cv2.add(kept, crop[..., :3], dst=roi)
                 owner[y0:y1, x0:x1][solid[y0 - oy : y1 - oy, x0 - ox : x1 - ox]] = person_owner
             for sku, (hx, hy, hw, hh) in held_rects:
                 product_owner = next_owner

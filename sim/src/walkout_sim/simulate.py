@@ -294,21 +294,30 @@ class Agent:
         arrives = distance <= self.speed
         step = delta if arrives else delta / distance * self.speed
         new = self.position + step
-        push = np.zeros(2)
-        direction = step / max(float(np.hypot(*step)), 1e-6)
-        side = np.array([-direction[1], direction[0]])
+        # Plain floats in this loop: it runs for every pair of shoppers every frame.
+        new_x, new_y = float(new[0]), float(new[1])
+        length = max(math.hypot(float(step[0]), float(step[1])), 1e-6)
+        direction_x, direction_y = float(step[0]) / length, float(step[1]) / length
+        side_x, side_y = -direction_y, direction_x
+        push_x = push_y = 0.0
+        reach_ahead = 2.5 * PERSONAL_SPACE
         for other in others:
             if other is self:
                 continue
-            away = new - other.position
-            gap = float(np.hypot(*away))
+            away_x, away_y = new_x - float(other.position[0]), new_y - float(other.position[1])
+            gap = math.hypot(away_x, away_y)
             if 1e-6 < gap < PERSONAL_SPACE:
-                push += away / gap * (PERSONAL_SPACE - gap) * 0.35
+                scale = (PERSONAL_SPACE - gap) * 0.35 / gap
+                push_x += away_x * scale
+                push_y += away_y * scale
             # Someone ahead within a body width of our line: sidestep early, as people do.
-            ahead = float(-away @ direction)
-            lateral = float(-away @ side)
-            if 0 < ahead < 2.5 * PERSONAL_SPACE and abs(lateral) < PERSONAL_SPACE:
-                push -= side * (1.0 if lateral >= 0 else -1.0) * 1.2 * (1 - ahead / (2.5 * PERSONAL_SPACE))
+            ahead = -(away_x * direction_x + away_y * direction_y)
+            lateral = -(away_x * side_x + away_y * side_y)
+            if 0 < ahead < reach_ahead and abs(lateral) < PERSONAL_SPACE:
+                sidestep = (1.0 if lateral >= 0 else -1.0) * 1.2 * (1 - ahead / reach_ahead)
+                push_x -= side_x * sidestep
+                push_y -= side_y * sidestep
+        push = np.array([push_x, push_y])
         norm = float(np.hypot(*push))
         if norm > self.speed:
             push *= self.speed / norm

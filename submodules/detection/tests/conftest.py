@@ -6,10 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synthetic import make_dataset  # noqa: E402
+from synthetic import make_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -18,6 +19,13 @@ def walkout_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     home = tmp_path_factory.mktemp("walkout_home")
     monkeypatch.setenv("WALKOUT_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> None:
+    """One intra-op thread: tiny tensors gain nothing from more, and on a shared, busy machine extra
+    spinning threads make every call wait for a free core."""
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -72,7 +72,7 @@ def test_pickled_objects_are_refused(tmp_path: Path) -> None:
 
 
 def test_incompatible_checkpoints(tmp_path: Path) -> None:
-    path, model = _saved(tmp_path)
+    path, _ = _saved(tmp_path)
     payload = torch.load(path, weights_only=True)
     torch.save({**payload, "format_version": 7}, path)
     with pytest.raises(CheckpointError, match="format_version 7; this package reads 1"):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import cv2
 import pytest
-from walkout_ci.report import read_report
-from walkout_sim.cli import main as sim_main
 
+from walkout_ci.report import read_report
 from walkout_detection.cli import main
+from walkout_sim.cli import main as sim_main
 
 TINY = [
     "--set", "model.width=8",

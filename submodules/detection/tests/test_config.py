@@ -45,7 +45,7 @@ def test_wrong_type_names_the_key() -> None:
 
 
 def test_device_must_be_known() -> None:
-    with pytest.raises(ConfigError, match="train.device"):
+    with pytest.raises(ConfigError, match=r"train\.device"):
         load_config({"train": {"device": "tpu"}})
 
 
@@ -53,7 +53,7 @@ def test_overrides_are_validated() -> None:
     config = apply_overrides(load_config(), ["train.epochs=2", "train.balanced_sampling=false"])
     assert config.train.epochs == 2
     assert config.train.balanced_sampling is False
-    with pytest.raises(ConfigError, match="section.key=value"):
+    with pytest.raises(ConfigError, match=r"section\.key=value"):
         apply_overrides(config, ["epochs=2"])
     with pytest.raises(ConfigError, match="did you mean 'epochs'"):
         apply_overrides(config, ["train.epochz=2"])

@@ -5,8 +5,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 from walkout_detection.data import (
     DetectionTrainingSet,

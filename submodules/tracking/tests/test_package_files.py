@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from walkout_ci.gate_config import load_gate_config
-
 from walkout_tracking.config import load_config
 from walkout_tracking.evaluate import report_metrics
 

@@ -100,20 +100,17 @@ def learning_rate_factor(iteration: int, *, warmup: int, total: int) -> float:
 def subset(
     dataset: KeypointDataset, persons: list[Person], max_persons: int
 ) -> tuple[KeypointDataset, list[Person]]:
-    """A dataset restricted to the frames of `persons` (whole frames, up to about `max_persons`).
+    """A dataset restricted to the frames of `persons` (whole frames, about `max_persons` persons).
 
-    Whole frames are kept because COCO AP counts every ground-truth person of an evaluated frame.
+    Whole frames are kept because COCO AP counts every ground-truth person of an evaluated frame;
+    frames are taken evenly spaced over the split so that every video is represented.
     """
-    image_ids: list[int] = []
     count_by_image: dict[int, int] = {}
     for person in persons:
         count_by_image[person.image_id] = count_by_image.get(person.image_id, 0) + 1
-    total = 0
-    for image_id in sorted(count_by_image):
-        if total >= max_persons:
-            break
-        image_ids.append(image_id)
-        total += count_by_image[image_id]
+    ordered = sorted(count_by_image)
+    step = max(1, math.ceil(sum(count_by_image.values()) / max_persons))
+    image_ids = ordered[::step]
     keep = set(image_ids)
     coco = dict(dataset.coco)
     coco["images"] = [image for image in dataset.coco["images"] if image["id"] in keep]

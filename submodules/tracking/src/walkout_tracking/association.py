@@ -26,21 +26,19 @@ def linear_assignment(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np
     if n_tracks == 0 or n_dets == 0:
         return np.empty((0, 2), dtype=np.int64), np.arange(n_tracks), np.arange(n_dets)
     feasible = cost <= max_cost
-    if feasible.sum(axis=1).max() <= 1 and feasible.sum(axis=0).max() <= 1:
-        # Unambiguous (each track and detection has at most one candidate): the Hungarian solver
-        # would return exactly these pairs, so skip it (the common case; SORT does the same).
-        rows, cols = np.nonzero(feasible)
-    else:
+    rows, cols = np.nonzero(feasible)
+    row_list, col_list = rows.tolist(), cols.tolist()
+    if len(set(row_list)) != len(row_list) or len(set(col_list)) != len(col_list):
+        # Some track or detection has several candidates: solve the assignment. Otherwise the
+        # candidate pairs are already the optimum (the common case; SORT skips the solver too).
         rows, cols = linear_sum_assignment(np.where(feasible, cost, INFEASIBLE))
         keep = feasible[rows, cols]
         rows, cols = rows[keep], cols[keep]
-    matches = np.stack([rows, cols], axis=1).astype(np.int64)
-    track_free = np.ones(n_tracks, dtype=bool)
-    track_free[rows] = False
-    det_free = np.ones(n_dets, dtype=bool)
-    det_free[cols] = False
-    unmatched_tracks = np.flatnonzero(track_free)
-    unmatched_dets = np.flatnonzero(det_free)
+        row_list, col_list = rows.tolist(), cols.tolist()
+    matches = np.array([row_list, col_list], dtype=np.int64).T.reshape(-1, 2)
+    matched_rows, matched_cols = set(row_list), set(col_list)
+    unmatched_tracks = np.array([i for i in range(n_tracks) if i not in matched_rows], dtype=np.int64)
+    unmatched_dets = np.array([j for j in range(n_dets) if j not in matched_cols], dtype=np.int64)
     return matches, unmatched_tracks, unmatched_dets
 
 

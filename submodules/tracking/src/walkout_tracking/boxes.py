@@ -23,14 +23,14 @@ def iou_batch(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     b = np.asarray(boxes_b, dtype=np.float64)
     if a.size == 0 or b.size == 0:
         return np.zeros((len(a), len(b)), dtype=np.float64)
-    a = a.reshape(-1, a.shape[-1])
-    b = b.reshape(-1, b.shape[-1])
-    inter_w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    inter_h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.maximum(inter_w, 0.0) * np.maximum(inter_h, 0.0)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
+    a = a.reshape(-1, a.shape[-1])[:, :4]
+    b = b.reshape(-1, b.shape[-1])[:, :4]
+    overlap = np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2])
+    np.maximum(overlap, 0.0, out=overlap)
+    inter = overlap[..., 0] * overlap[..., 1]
+    sizes_a = a[:, 2:] - a[:, :2]
+    sizes_b = b[:, 2:] - b[:, :2]
+    union = (sizes_a[:, 0] * sizes_a[:, 1])[:, None] + (sizes_b[:, 0] * sizes_b[:, 1])[None, :] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = np.where(union > 0, inter / union, 0.0)
     return iou

@@ -8,6 +8,8 @@ reference tracker.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from filterpy.kalman import KalmanFilter
 
@@ -51,6 +53,8 @@ def predict_box(kf: KalmanFilter) -> np.ndarray:
     guard): a box that shrinks to nothing is a filter artefact, not a person walking away.
     """
     if kf.x[6, 0] + kf.x[2, 0] <= 0:
+        # Copy first: the batched functions share state arrays between x and x_prior/x_post.
+        kf.x = kf.x.copy()
         kf.x[6, 0] = 0.0
     kf.predict()
     return z_to_bbox(kf.x)
@@ -85,14 +89,10 @@ def predict_boxes(filters: list[KalmanFilter]) -> np.ndarray:
     states[shrinking, 6, 0] = 0.0
     states = transition @ states
     covariances = transition @ covariances @ transition.T + noise
-    # One batched copy for the priors; each filter gets non-overlapping views.
-    prior_states = states.copy()
-    prior_covariances = covariances.copy()
+    # As in update_boxes: the prior shares the (never modified in place) state arrays.
     for index, kf in enumerate(filters):
-        kf.x = states[index]
-        kf.P = covariances[index]
-        kf.x_prior = prior_states[index]
-        kf.P_prior = prior_covariances[index]
+        kf.x = kf.x_prior = states[index]
+        kf.P = kf.P_prior = covariances[index]
     return z_to_boxes(states[:, :4, 0])
 
 
@@ -101,25 +101,27 @@ def z_to_boxes(measurements: np.ndarray) -> np.ndarray:
 
     Rows with a non-positive area or aspect become zero-size boxes at their centre.
     """
-    centres = measurements[:, :2]
-    area = measurements[:, 2]
-    product = area * measurements[:, 3]
-    valid = (area > 0) & (product > 0)
-    width = np.sqrt(np.where(valid, product, 0.0))
-    height = np.divide(area, width, out=np.zeros_like(width), where=valid)
-    half = np.stack([width, height], axis=1) / 2.0
-    return np.concatenate([centres - half, centres + half], axis=1)
+    # A plain loop: trackers hold a handful of boxes, where a dozen numpy calls cost more than the math.
+    rows = []
+    for u, v, area, aspect in np.asarray(measurements)[:, :4].tolist():
+        product = area * aspect
+        if area > 0 and product > 0:
+            width = math.sqrt(product)
+            height = area / width
+        else:
+            width = height = 0.0
+        rows.append((u - 0.5 * width, v - 0.5 * height, u + 0.5 * width, v + 0.5 * height))
+    return np.array(rows, dtype=np.float64).reshape(-1, 4)
 
 
 def boxes_to_z(boxes: np.ndarray) -> np.ndarray:
     """Vectorised `bbox_to_z`: boxes float array [N, >=4] x1 y1 x2 y2 -> measurements [N, 4, 1]."""
-    boxes = np.asarray(boxes, dtype=np.float64)
-    width = boxes[:, 2] - boxes[:, 0]
-    height = boxes[:, 3] - boxes[:, 1]
-    z = np.stack(
-        [boxes[:, 0] + width / 2.0, boxes[:, 1] + height / 2.0, width * height, width / height], axis=1
-    )
-    return z[:, :, None]
+    rows = []
+    for x1, y1, x2, y2 in np.asarray(boxes, dtype=np.float64)[:, :4].tolist():
+        width = x2 - x1
+        height = y2 - y1
+        rows.append((x1 + width / 2.0, y1 + height / 2.0, width * height, width / height))
+    return np.array(rows, dtype=np.float64).reshape(-1, 4, 1)
 
 
 def update_boxes(filters: list[KalmanFilter], boxes: np.ndarray) -> np.ndarray:
@@ -146,9 +148,8 @@ def update_boxes(filters: list[KalmanFilter], boxes: np.ndarray) -> np.ndarray:
     states = states + gain @ residual
     i_kh = identity - gain @ measurement
     covariances = i_kh @ covariances @ i_kh.transpose(0, 2, 1) + gain @ noise @ gain.transpose(0, 2, 1)
-    post_states = states.copy()
-    post_covariances = covariances.copy()
-    measurements = z.copy()
+    # filterpy keeps separate copies in x_post/P_post; nothing here or in filterpy writes these arrays
+    # in place (every step builds new ones), so sharing the view is equivalent and cheaper.
     for index, kf in enumerate(filters):
         kf._log_likelihood = None
         kf._likelihood = None
@@ -159,7 +160,7 @@ def update_boxes(filters: list[KalmanFilter], boxes: np.ndarray) -> np.ndarray:
         kf.K = gain[index]
         kf.x = states[index]
         kf.P = covariances[index]
-        kf.z = measurements[index]
-        kf.x_post = post_states[index]
-        kf.P_post = post_covariances[index]
+        kf.z = z[index]
+        kf.x_post = kf.x
+        kf.P_post = kf.P
     return z_to_boxes(states[:, :4, 0])

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from walkout_detection.data import ImageRecord, load_coco
+from walkout_detection.train import (
+    learning_rate_factor,
+    limit_images,
+    make_sampler,
+    run_progress,
+    split_holdout,
+)
+
+
+def _record(index: int, labels: list[int]) -> ImageRecord:
+    return ImageRecord(
+        image_id=index,
+        sample_id=str(index),
+        path=Path("x.png"),
+        width=1,
+        height=1,
+        boxes=np.zeros((len(labels), 4), np.float32),
+        labels=np.array(labels, dtype=np.int64),
+    )
+
+
+def test_balanced_sampler_draws_the_rare_class_far_more_often_than_the_plain_one() -> None:
+    # 1 image of 100 holds the rare class 1.
+    records = [_record(i, [0]) for i in range(99)] + [_record(99, [0, 1])]
+    draws = 4000
+    balanced = make_sampler(
+        records, num_classes=2, balanced=True, samples=draws, generator=torch.Generator().manual_seed(0)
+    )
+    plain = make_sampler(
+        records, num_classes=2, balanced=False, samples=draws, generator=torch.Generator().manual_seed(0)
+    )
+    rare_balanced = Counter(list(balanced))[99] / draws
+    rare_plain = Counter(list(plain))[99] / draws
+    # weights: rare image 1/1, each common image 1/100 -> the rare image is ~1/(1 + 0.99) of the draws
+    assert rare_balanced == pytest.approx(1 / 1.99, abs=0.03)
+    assert rare_plain == pytest.approx(0.01, abs=0.006)
+
+
+def test_learning_rate_warms_up_then_anneals() -> None:
+    assert learning_rate_factor(0, warmup=10, progress=0.0) == pytest.approx(0.1)
+    assert learning_rate_factor(10, warmup=10, progress=0.0) == pytest.approx(1.0)
+    assert learning_rate_factor(50, warmup=10, progress=0.5) == pytest.approx(0.525)
+    assert learning_rate_factor(99, warmup=10, progress=1.0) == pytest.approx(0.05)
+
+
+def test_progress_follows_the_time_budget_when_it_runs_out_first() -> None:
+    assert run_progress(10, total=100, elapsed_s=5.0, time_limit_s=0.0) == pytest.approx(0.1)
+    assert run_progress(10, total=100, elapsed_s=50.0, time_limit_s=100.0) == pytest.approx(0.5)
+
+
+def test_holdout_and_limit_keep_coco_and_records_in_step(small_dataset: Path) -> None:
+    dataset = load_coco(small_dataset)
+    training, validation = split_holdout(dataset, 0.1)
+    assert len(training) + len(validation) == len(dataset) and len(validation) >= 1
+    ids = {record.image_id for record in validation.images}
+    assert {image["id"] for image in validation.coco["images"]} == ids
+    assert all(annotation["image_id"] in ids for annotation in validation.coco["annotations"])
+    limited = limit_images(dataset, 5)
+    assert len(limited) == 5 and len(limited.coco["images"]) == 5
