@@ -188,6 +188,7 @@ def test_paired_test_passes_identical_models_and_lists_fixed_samples():
     assert result.verdict == PASS, result.summary()
     assert result.newly_fixed == {"person": ["s001"]} and result.newly_broken == {}
     assert result.paired["passed"] and result.paired["n"] == 4
+    assert any("only 4 samples" in note for note in result.notes)
 
 
 def test_paired_test_without_per_sample_scores_is_an_error():
@@ -312,6 +313,7 @@ def test_baseline_is_the_pin_at_the_merge_base_not_the_branch(repo, tmp_path):
     assert verdict["baseline"]["experiment_id"] == "local-baseline"
     assert code == 1 and "per_class.max_drop[sku]" in verdict["summary"]
     assert any("edits gate.yaml" in note for note in verdict["notes"])
+    assert any("evaluation code differs" in note for note in verdict["notes"])
 
 
 @pytest.mark.parametrize("behaviour", [{"exit_code": 1}, {"invalid": True}])
@@ -498,6 +500,8 @@ def test_default_candidate_is_the_pin_proposed_by_the_change(repo, tmp_path):
     verdict = json.loads((out / "verdict.json").read_text())
     assert verdict["baseline"]["experiment_id"] == "local-baseline"
     assert verdict["candidate"]["experiment_id"] == "local-better"
+    # Re-pinning (model_ref.yaml + experiments/) is not a change of the evaluation code.
+    assert not any("evaluation code differs" in note for note in verdict["notes"])
     assert verdict["newly_fixed"] == {} and verdict["metrics"][0]["delta"] > 0
 
 

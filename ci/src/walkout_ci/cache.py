@@ -36,7 +36,7 @@ RUN_FILENAME = "run.json"
 
 @dataclass(frozen=True)
 class CacheKey:
-    """What an evaluation's result depends on. All hashes are hex sha256 (tree hash: git's sha1)."""
+    """What an evaluation's result depends on (hex digests; see gate_runner for the code hash)."""
 
     component: str
     weights_sha256: str

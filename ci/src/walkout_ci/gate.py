@@ -32,6 +32,8 @@ _MAX_LISTED_SAMPLES = 50
 # Float slack for threshold comparisons: 0.9 - 0.89 is 0.01000000000000001, and a drop of exactly the
 # tolerance must pass, as the rule says.
 _SLACK = 1e-9
+# Below this many paired samples the report warns that the bootstrap says little.
+_FEW_SAMPLES = 10
 
 
 @dataclass
@@ -401,6 +403,11 @@ def _check_paired(config: GateConfig, baseline: dict, candidate: dict, result: G
         )
     result.rules.append(RuleResult("paired[score]", status, message, None, None, test.mean_difference))
     result.paired = {**asdict(test), "passed": test.passed}
+    if test.n < _FEW_SAMPLES:
+        result.notes.append(
+            f"the paired test has only {test.n} samples: a bootstrap interval on so few is weak evidence "
+            "(evaluate on more samples for a meaningful paired test)"
+        )
 
     if not rule.per_class:
         return

@@ -7,8 +7,8 @@
 2. The baseline is that pin's model, evaluated with the merge-base's code; the candidate is the model
    reference given on the command line (default: the pin at HEAD), evaluated with HEAD's code (and
    HEAD's gate.yaml `evaluate` section, since its evaluation code may have changed).
-3. Each evaluation is looked up in the content-addressed cache (weights sha256, git tree hash of the
-   evaluation code at that commit, dataset hash, rules hash) and run only on a miss.
+3. Each evaluation is looked up in the content-addressed cache (weights sha256, hash of the evaluation
+   code committed at that commit, dataset hash, rules hash) and run only on a miss.
 4. Sealed data is decrypted for the evaluations only (walkout_ci.blind) and removed afterwards; a
    candidate with an experiment id is checked for training-data leakage into it.
 5. Rules -> verdict (walkout_ci.gate), then report.md / report.html / junit.xml / verdict.json.
@@ -211,6 +211,7 @@ def _run(request: GateRequest, stage: Callable[[str], None]) -> GateResult:
             notes.append("no blind-set leakage check: the candidate has no experiment id")
         executor = request.executor or _default_executor()
         runs = {}
+        code_hashes: dict[str, str] = {}
         sides = (("baseline", config, base, baseline), ("candidate", candidate_config, head, candidate))
         bar = tqdm(
             sides, desc="gate evaluations", unit="model", disable=not request.progress, file=sys.stderr
@@ -221,7 +222,7 @@ def _run(request: GateRequest, stage: Callable[[str], None]) -> GateResult:
             key = CacheKey(
                 component=config.component,
                 weights_sha256=model.sha256,
-                code_tree_hash=_code_hash(root, commit, relative, cfg.evaluate.code_paths),
+                code_tree_hash=_code_hash(root, commit, relative, cfg),
                 dataset_hash=data_hash,
                 rules_hash=config.rules_hash(),
             )
@@ -243,6 +244,12 @@ def _run(request: GateRequest, stage: Callable[[str], None]) -> GateResult:
                 check_weights_sha256=config.model.kind == "pin",
             )
             runs[label] = _evaluate_cached(evaluation, key, request.cache, executor)
+            code_hashes[label] = key.code_tree_hash
+        if code_hashes["baseline"] != code_hashes["candidate"]:
+            notes.append(
+                "the evaluation code differs between the merge-base and HEAD: each model was evaluated with "
+                "its own commit's code, so deltas include the effect of code changes"
+            )
 
     stage("compare")
     result = compare_reports(
@@ -344,15 +351,23 @@ def _candidate_model(
     return _Model(sha256=sha256_of_file(weights), ref=ref, experiment_id=_experiment_id_of(ref), path=weights)
 
 
-def _code_hash(root: Path, commit: str, relative: str, code_paths: tuple[str, ...]) -> str:
-    """The evaluation code's identity: git tree hashes of `code_paths` (relative to the component)."""
-    if code_paths == (".",):
-        return gitrepo.tree_hash(root, commit, relative)
-    lines = [
-        f"{path}:{gitrepo.tree_hash(root, commit, gitrepo.join_inside(relative, path))}"
-        for path in code_paths
-    ]
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+def _code_hash(root: Path, commit: str, relative: str, config: GateConfig) -> str:
+    """The evaluation code's identity at `commit`: sha256 of the git blob ids of every file under
+    `evaluate.code_paths`, except the model pin and the bundled experiments/ exports (a pull request
+    that only re-pins keeps the code hash, so its baseline and candidate share code and cache)."""
+    excluded_file = gitrepo.join_inside(relative, config.model.path)
+    excluded_folder = gitrepo.join_inside(relative, "experiments") + "/"
+    lines = []
+    for path in config.evaluate.code_paths:
+        entries = gitrepo.tree_files(root, commit, gitrepo.join_inside(relative, path))
+        lines += [
+            f"{name} {blob}"
+            for name, blob in entries
+            if name != excluded_file and not name.startswith(excluded_folder)
+        ]
+    if not lines:
+        raise GateError(f"no evaluation code under {config.evaluate.code_paths} at commit {commit[:12]}")
+    return hashlib.sha256("\n".join(sorted(set(lines))).encode()).hexdigest()
 
 
 def _experiment_id_of(ref: str) -> str | None:

@@ -90,13 +90,18 @@ def join_inside(base: str, relative: str) -> str:
     return "" if joined == "." else joined
 
 
-def tree_hash(repo: str | os.PathLike, commit: str, relative_path: str) -> str:
-    """git's content hash of a folder at a commit: equal exactly when every file under it is equal."""
-    spec = f"{commit}:{relative_path}" if relative_path else f"{commit}^{{tree}}"
-    value = git(repo, "rev-parse", "--verify", "--quiet", spec, check=False)
-    if not value:
-        raise GateError(f"{relative_path or 'the repository root'} does not exist at commit {commit[:12]}")
-    return value
+def tree_files(repo: str | os.PathLike, commit: str, relative_path: str) -> list[tuple[str, str]]:
+    """(repository-relative path, git blob id) of every file under a folder at a commit."""
+    listing = git(repo, "ls-tree", "-r", "-z", "--full-tree", commit, "--", relative_path or ".")
+    files = []
+    for entry in listing.split("\0"):
+        if not entry:
+            continue
+        meta, name = entry.split("\t", 1)
+        _mode, kind, blob = meta.split()
+        if kind == "blob":
+            files.append((name, blob))
+    return files
 
 
 def is_dirty(repo: str | os.PathLike, relative_path: str) -> bool:

@@ -82,6 +82,8 @@ def _install_sigterm_handler():
     """Turn SIGTERM into SystemExit(143) while the CLI runs; returns the previous handler (or None)."""
 
     def terminate(signum, frame):
+        # A second SIGTERM gets the default action, in case this exception is swallowed somewhere.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         raise SystemExit(128 + signum)
 
     try:

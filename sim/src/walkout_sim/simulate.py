@@ -27,6 +27,8 @@ DEFAULT_SPEED = 2.6
 MAX_TURN = math.radians(40)  # per frame
 MIN_GAP = 18.0  # centres closer than this mean overlapping bodies: walkers are pushed apart
 STALL_FRAMES = 30  # a walker that has not moved for this long takes a detour
+MAX_QUEUE_FRAMES = 100  # after this long waiting for a free stand point, go anyway
+ARRIVAL_SLACK = 10.0  # a walker kept this close to its goal by others counts as arrived
 MAX_FRAMES = 6000
 LEFT, RIGHT = 0, 1
 
@@ -122,10 +124,11 @@ class Agent:
         else:
             self.position = np.array(script.start, dtype=float)
             self.heading = math.radians(script.heading_deg)
+        self.queued = 0  # frames spent waiting for a free stand point
         self.velocity = np.zeros(2)
         self.walking = False  # moved along a path this frame (only walkers are pushed apart)
         self.stalled = 0
-        self.last_walk_position = self.position.copy()
+        self.last_remaining = math.inf  # distance to the next waypoint at the previous frame
         self.phase = float(rng.uniform(0, 2 * math.pi))
         self.hands: list[tuple[str, str] | None] = [None, None]  # (sku, slot it came from)
         self.actions = list(script.actions)
@@ -167,18 +170,25 @@ class Agent:
             points.append(np.array(self.task["stand"]))
         return points
 
-    def _choose_stand(self, slot: Slot, others: list[Agent]) -> tuple[Point, float]:
+    def _choose_stand(self, slot: Slot, others: list[Agent]) -> tuple[Point, float, bool]:
+        """A stand point for ``slot`` (shifted along the shelf if someone is there), its heading, and
+        whether it is free (at least PERSONAL_SPACE from everyone else's position and stand point).
+        When none is free, the least crowded candidate is returned with free = False.
+        """
         claimed = [p for other in others if other is not self for p in other.claimed_points()]
-        best = None
+        best, best_clearance = None, -1.0
         for offset in (0.0, -7.0, 7.0, -12.0, 12.0):
             point, heading = stand_point(self.layout, slot, offset)
             if self.navigator.blocked(point):
                 continue
-            if all(math.dist(point, c) >= PERSONAL_SPACE for c in claimed):
-                return point, heading
-            if best is None:
-                best = (point, heading)
-        return best if best is not None else stand_point(self.layout, slot, 0.0)
+            clearance = min((math.dist(point, c) for c in claimed), default=math.inf)
+            if clearance >= PERSONAL_SPACE:
+                return point, heading, True
+            if clearance > best_clearance:
+                best, best_clearance = (point, heading), clearance
+        if best is None:
+            best = stand_point(self.layout, slot, 0.0)
+        return best[0], best[1], False
 
     def _find_slot_for_sku(self, sku: str, tops: list[str | None]) -> Slot | None:
         candidates = [slot for i, slot in enumerate(self.layout.slots) if tops[i] == sku]
@@ -227,7 +237,13 @@ class Agent:
             hand = held[-1]
             slot_id = action.slot if action.slot is not None else self.hands[hand][1]
             slot = self.layout.slot_by_id(slot_id)
-        stand, heading = self._choose_stand(slot, others)
+        stand, heading, free = self._choose_stand(slot, others)
+        if not free and self.queued < MAX_QUEUE_FRAMES:
+            # Someone is standing where this shopper needs to stand: wait where we are, try again.
+            self.queued += 1
+            self.actions.insert(0, action)
+            return
+        self.queued = 0
         self.path = self.navigator.path(tuple(self.position), stand)
         dwell = int(self.rng.integers(self.dwell_frames[0], self.dwell_frames[1] + 1))
         self.task = {
@@ -280,17 +296,31 @@ class Agent:
     def _walk(self, others: list[Agent]) -> bool:
         """Move along the path; True once the last waypoint is reached."""
         self.walking = True
+        # Progress towards the next waypoint over the last frame, after others pushed back (see _separate);
+        # jostling sideways in place is not progress.
+        if self.path:
+            remaining = math.dist(tuple(self.position), self.path[0])
+            self.stalled = self.stalled + 1 if self.last_remaining - remaining < 0.3 else 0
+            self.last_remaining = remaining
         # Cut corners once the next waypoint is in sight: smoother paths, and two shoppers heading
         # for the same shelf corner from opposite sides do not block each other there.
         while len(self.path) > 1 and self.navigator.visible(tuple(self.position), self.path[1]):
             self.path.pop(0)
         if not self.path:
             return True
-        if self.stalled > STALL_FRAMES:
-            self._detour()
         target = np.array(self.path[0])
         delta = target - self.position
         distance = float(np.hypot(*delta))
+        if len(self.path) == 1 and distance < ARRIVAL_SLACK and self.stalled > 5:
+            # Held off the last few pixels by someone next to the goal: close enough, stop here.
+            self.path.pop()
+            self.stalled = 0
+            return True
+        if self.stalled > STALL_FRAMES:
+            self._detour(others)
+            target = np.array(self.path[0])
+            delta = target - self.position
+            distance = float(np.hypot(*delta))
         arrives = distance <= self.speed
         step = delta if arrives else delta / distance * self.speed
         new = self.position + step
@@ -327,18 +357,21 @@ class Agent:
             self.path.pop(0)
         self.velocity = new - self.position
         self.position = new
-        # Net progress is judged after others pushed back (see _separate), at the next call.
-        progress = float(np.hypot(*(self.position - self.last_walk_position)))
-        self.stalled = self.stalled + 1 if progress < 0.5 else 0
-        self.last_walk_position = self.position.copy()
         if float(np.hypot(*self.velocity)) > 0.3:
             self._turn_towards(math.atan2(self.velocity[1], self.velocity[0]))
         self.phase += float(np.hypot(*self.velocity)) * 0.35
         return not self.path
 
-    def _detour(self) -> None:
-        """Stuck behind someone for a while: step aside to a free nearby point, then carry on."""
+    def _detour(self, others: list[Agent]) -> None:
+        """Stuck behind someone for a while: step aside to a free nearby point, then carry on.
+
+        A shopper heading for a slot also picks its stand point again (someone may stand there now).
+        """
         self.stalled = 0
+        if self.task is not None and self.task.get("stand") is not None and self.task.get("phase") == "walk":
+            stand, heading, _ = self._choose_stand(self.task["slot"], others)
+            self.task["stand"], self.task["face"] = stand, heading
+            self.path = self.navigator.path(tuple(self.position), stand)
         for _ in range(20):
             offset = self.rng.uniform(-30, 30, 2)
             point = (float(self.position[0] + offset[0]), float(self.position[1] + offset[1]))

@@ -54,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         detector = load_detector(args.model, device="cpu")
     else:
         config = load_config()
-        model = CenterNet.from_config(config.model, num_classes=9)
+        model = CenterNet.from_config(config.model, num_classes=15)
         detector = Detector(
             model=model,
-            class_names=[f"c{i}" for i in range(9)],
+            class_names=[f"class_{i}" for i in range(15)],
             settings=config.evaluate,
             device=torch.device("cpu"),
         )

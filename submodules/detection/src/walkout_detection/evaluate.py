@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from walkout_detection.config import EvaluateConfig
 from walkout_detection.data import CocoDataset, ImageRecord, dataset_hash
 from walkout_detection.drawing import (
     FALSE_POSITIVE_COLOUR,
@@ -412,6 +413,7 @@ def build_report(
     experiment_id: str | None,
     dataset: CocoDataset,
     dataset_id: str,
+    settings: EvaluateConfig,
 ) -> dict[str, Any]:
     """The report-contract dict (schema_version 1) for one evaluation."""
     return {
@@ -426,6 +428,14 @@ def build_report(
         "per_sample": result.per_sample,
         "failures": result.failures,
         "timings": result.timings,
+        # How per_sample / failures were computed, so a reader can interpret them.
+        "extra": {
+            "per_sample_score": "F1 at IoU >= match_iou of detections scoring >= score_threshold",
+            "per_sample_classes": "per-class recall in the image (classes present in its ground truth)",
+            "score_threshold": settings.score_threshold,
+            "match_iou": settings.match_iou,
+            "class_names": dataset.class_names,
+        },
     }
 
 
@@ -464,6 +474,7 @@ def evaluate_to_report(
         experiment_id=detector.experiment_id,
         dataset=dataset,
         dataset_id=str(data),
+        settings=detector.settings,
     )
     write_evaluation_report(report_dir, report)
     return report

@@ -7,8 +7,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from walkout_detection.atomic import atomic_write_text
 from walkout_detection.checkpoint import Checkpoint, load_checkpoint
 from walkout_detection.config import EvaluateConfig
 from walkout_detection.drawing import class_colour, draw_box
@@ -156,14 +155,6 @@ def read_video_frames(path: Path) -> Iterator[np.ndarray]:
         capture.release()
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.replace(temporary, path)
-
-
 def predict_files(
     detector: Detector,
     inputs: list[str | Path],
@@ -232,5 +223,5 @@ def predict_files(
         "score_threshold": threshold,
         "results": results,
     }
-    _atomic_write_text(output, json.dumps(payload, indent=1))
+    atomic_write_text(output, json.dumps(payload, indent=1))
     return payload

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from ignite.handlers import ProgressBar
 from ignite.handlers.tensorboard_logger import OutputHandler, TensorboardLogger
 from tqdm import tqdm
 
+from walkout_detection.atomic import atomic_write_text
 from walkout_detection.checkpoint import save_checkpoint
 from walkout_detection.config import DetectionConfig, load_config
 from walkout_detection.data import (
@@ -175,13 +174,6 @@ def make_train_step(
     return step
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.replace(temporary, path)
-
-
 def train(
     *,
     config: DetectionConfig,
@@ -247,7 +239,7 @@ def _train_tracked(
     device = select_device(settings.device)
     use_amp = settings.amp and device.type == "cuda"
     output_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(output_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    atomic_write_text(output_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
     class_names = train_dataset.class_names
     num_classes = len(class_names)
@@ -389,7 +381,7 @@ def _train_tracked(
         "train_images": len(train_dataset),
         "val_images": len(val_dataset),
     }
-    _atomic_write_text(output_dir / "metrics.json", json.dumps(summary, indent=1))
+    atomic_write_text(output_dir / "metrics.json", json.dumps(summary, indent=1))
     exp.log_metrics({f"val_{key}": value for key, value in best.items()} | {"train_seconds": train_seconds})
     exp.upload_weights(best_path, name="weights")
     return TrainResult(

@@ -50,7 +50,7 @@ class ModelConfig:
     input_width: int = 64
     heatmap_stride: int = 2
     width: int = 24
-    deconv_channels: int = 48
+    deconv_channels: int = 32
     box_margin: float = 1.25
     flip_test: bool = True
     decode_blur: float = 1.0
