@@ -80,7 +80,8 @@ def main() -> int:
     )
     manifest = json.loads((store / "train" / "manifest.json").read_text())
     print(
-        f"  train: {len(manifest['content_hashes'])} frames, files listed in {store / 'train' / 'manifest.json'}"
+        f"  train: {len(manifest['content_hashes'])} frames; every file and its hash: "
+        f"{store / 'train' / 'manifest.json'}"
     )
     run("walkout-ci", "blind", "seal", str(store / "blind"), "--out", str(store / "blind.sealed"))
     run(

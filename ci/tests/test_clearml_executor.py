@@ -300,33 +300,63 @@ def test_push_imports_a_bundle_into_the_server_and_repins(tmp_path: Path, standi
     (new_id,) = standin.tasks
     assert f"pushed {offline_id} as {new_id}" in push.stdout
     assert pins.read_pin(pkg / "model_ref.yaml").experiment_id == new_id
+    # The bundle moved to the new id: a fresh clone without the server still resolves the new pin.
+    assert not (pkg / "experiments" / offline_id).exists()
+    assert (pkg / "experiments" / new_id / "experiment.json").is_file()
+    fresh = Store.open(tmp_path / "clone_store")
+    assert pins.resolve_model_ref(pkg / "model_ref.yaml", store=fresh, use_server=False).read_bytes() == (
+        b"weights-bytes"
+    )
     assert sorted(standin.scalars(new_id)) == [("loss", "train", i, 1.0 / (i + 1)) for i in range(3)]
     assert standin.tasks[new_id]["status"] == "completed"
     assert any(name.endswith("artifacts/weights/w.pt") for name in standin.files)
 
 
-def test_online_experiment_logs_each_scalar_once_and_uploads_weights(tmp_path: Path, standin) -> None:
-    code = (
-        "import sys; from walkout_ci import experiment\n"
-        "exp = experiment.start('walkout/test', 'online', {'lr': 0.1})\n"
-        "exp.log_scalar('loss', 'train', 0.5, 0); open(sys.argv[1], 'wb').write(b'w')\n"
-        "exp.upload_weights(sys.argv[1]); exp.close(); print(exp.mode, exp.id)\n"
-        # Resolving in a fresh store must download the artifact from the server and verify it.
-        "from walkout_ci import pins; from walkout_ci.store import Store\n"
-        "print(pins.resolve_model_ref(exp.id, store=Store.open(sys.argv[2])))\n"
-    )
+ONLINE_SCRIPT = r"""
+import json, sys
+from pathlib import Path
+from walkout_ci import blind, experiment, pins
+from walkout_ci.errors import BlindSetError
+from walkout_ci.store import Store
+work = Path(sys.argv[1])
+(work / "train").mkdir(parents=True)
+manifest = {"blind": False, "content_hashes": ["a" * 64, "b" * 64]}
+(work / "train" / "manifest.json").write_text(json.dumps(manifest))
+exp = experiment.start("walkout/test", "online", {"lr": 0.1})
+exp.log_scalar("loss", "train", 0.5, 0)
+exp.set_training_data(work / "train")
+(work / "w.pt").write_bytes(b"w")
+exp.upload_weights(work / "w.pt")
+exp.close()
+# A fresh store: the weights and the training hashes must come from the server.
+weights = pins.resolve_model_ref(exp.id, store=Store.open(work / "fresh_store"))
+ok = blind.check_leakage(exp.id, {"content_hashes": ["c" * 64]}, store=Store.open(work / "fresh2"))
+try:
+    blind.check_leakage(exp.id, {"content_hashes": ["b" * 64]}, store=Store.open(work / "fresh3"))
+    leak = None
+except BlindSetError as error:
+    leak = str(error)
+print(json.dumps({"mode": exp.mode, "id": exp.id, "weights": str(weights), "ok": ok.training_hashes,
+                  "leak": leak}))
+"""
+
+
+def test_online_experiment_round_trip_through_the_server(tmp_path: Path, standin) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "w.pt"), str(tmp_path / "fresh_store")],
+        [sys.executable, "-c", ONLINE_SCRIPT, str(tmp_path)],
         env=client_env(standin, tmp_path / "h"),
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    mode, task_id, resolved = result.stdout.split()[-3:]
-    assert mode == "online" and task_id in standin.tasks
-    assert Path(resolved).is_relative_to(tmp_path / "fresh_store") and Path(resolved).read_bytes() == b"w"
-    assert standin.scalars(task_id) == [("loss", "train", 0, 0.5)]
+    info = json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])
+    task_id = info["id"]
+    assert info["mode"] == "online" and task_id in standin.tasks
+    weights = Path(info["weights"])
+    assert weights.is_relative_to(tmp_path / "fresh_store") and weights.read_bytes() == b"w"
+    assert info["ok"] == 2 and "1 frame(s)" in info["leak"]
+    assert standin.scalars(task_id) == [("loss", "train", 0, 0.5)]  # once: no TensorBoard double
     assert standin.tasks[task_id]["hyperparams"]["General"]["lr"]["value"] == "0.1"
 
 

@@ -68,6 +68,9 @@ else:
 torch.save(model.state_dict(), out / "model.pt")   # must NOT be captured implicitly
 if exp:
     exp.log_image("debug", "frame", (torch.rand(16, 16, 3) * 255).to(torch.uint8).numpy(), 0)
+    from walkout_ci.testing import TINY_PNG_HEX
+    (out / "debug.png").write_bytes(bytes.fromhex(TINY_PNG_HEX))
+    exp.log_image("debug", "file", out / "debug.png", 0)
     if len(sys.argv) > 4:
         exp.set_training_data(sys.argv[4])
     exp.upload_weights(out / "model.pt")
@@ -163,7 +166,8 @@ def test_offline_session_holds_scalars_once_image_and_weights(offline_run: dict)
     assert sorted((e["metric"], e["variant"], e["iter"]) for e in scalars) == [
         ("loss", "train", i) for i in range(5)
     ]
-    assert any(e.get("type") == "training_debug_image" for e in events)
+    images = sorted(e["variant"] for e in events if e.get("type") == "training_debug_image")
+    assert images == ["file", "frame"]  # an array (BGR -> RGB) and an image file
     task = json.loads(members["task.json"])
     assert sorted(a["key"] for a in task["execution"]["artifacts"]) == ["training_data", "weights"]
     # torch was imported before Task.init, yet torch.save registered no implicit output model.
@@ -195,12 +199,11 @@ def test_weights_are_pinned_and_resolved_in_a_new_process(offline_run: dict) -> 
     assert result.stdout.strip() == "['bias', 'weight']"
 
 
-def test_process_exits_promptly(offline_run: dict) -> None:
+def test_clearml_reads_the_no_exit_wait_setting(offline_run: dict) -> None:
     # ClearML's default reporting subprocess makes an offline process wait 7-11 s at exit (measured
-    # 9.1 s vs 2.3 s for a minimal script). The setting must be what ClearML actually read, and the
-    # exit lag stays well under that wait even on a loaded machine.
+    # 9.1 s vs 2.3 s for a minimal script). The setting must be what ClearML actually read; the exit
+    # lag itself is compared with a run without tracker in the dead-server test below.
     assert offline_run["info"]["report_use_subprocess"] is False
-    assert offline_run["exit_lag"] < 6.0, offline_run["exit_lag"]
 
 
 def dead_port() -> int:
@@ -210,7 +213,9 @@ def dead_port() -> int:
 
 
 def test_dead_server_falls_back_offline_within_seconds(tmp_path: Path) -> None:
-    baseline, _, _ = run_train(tmp_path, clean_env(tmp_path / "a"), "no_tracker", "none", "no-tb")
+    baseline, baseline_exit_lag, _ = run_train(
+        tmp_path, clean_env(tmp_path / "a"), "no_tracker", "none", "no-tb"
+    )
     env = clean_env(
         tmp_path / "b",
         CLEARML_API_HOST=f"http://127.0.0.1:{dead_port()}",
@@ -218,7 +223,7 @@ def test_dead_server_falls_back_offline_within_seconds(tmp_path: Path) -> None:
         CLEARML_API_SECRET_KEY="secret",
     )
     start = time.time()
-    info, _, stderr = run_train(tmp_path, env, "dead", "tracker", "no-tb")
+    info, exit_lag, stderr = run_train(tmp_path, env, "dead", "tracker", "no-tb")
     dead_total = time.time() - start
     assert info["mode"] == "offline"
     assert "unreachable" in stderr
@@ -226,6 +231,8 @@ def test_dead_server_falls_back_offline_within_seconds(tmp_path: Path) -> None:
     # The training part (start .. close) costs a few seconds over the run without a tracker (~1 s on an
     # idle machine; the bound leaves room for a loaded one), not ClearML's hours of retries.
     assert info["train_s"] - baseline["train_s"] < 10.0, (info["train_s"], baseline["train_s"], dead_total)
+    # No ClearML wait at exit either (its default reporting subprocess adds 7-11 s).
+    assert exit_lag - baseline_exit_lag < 4.0, (exit_lag, baseline_exit_lag)
     store = Store.open(tmp_path / "b" / "walkout")
     assert pins.resolve_model_ref(info["id"], store=store, use_server=False).is_file()
 

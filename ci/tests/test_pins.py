@@ -277,3 +277,17 @@ def test_cli_pin_resolve_export(
     )
     assert cli.main(["experiment", "list"]) == 0
     assert experiment_id in capsys.readouterr().out
+
+
+def test_an_online_experiment_exports_without_a_session_and_cannot_be_pushed(
+    store: Store, tmp_path: Path
+) -> None:
+    experiment_id = make_experiment(store, tmp_path, experiment_id="abc123", session=False)
+    target = bundle.export_experiment(experiment_id, tmp_path / "exports", store=store)
+    assert read_json(target / "experiment.json")["clearml_session"] is None
+    assert not (target / "clearml_session.zip").exists()
+    location = pins.locate_experiment(
+        experiment_id, search=[tmp_path / "exports"], store=Store.open(tmp_path / "e"), use_server=False
+    )
+    with pytest.raises(ExperimentError, match="no ClearML offline session"):
+        bundle.rebuild_session_folder(location, tmp_path / "rebuilt")

@@ -28,10 +28,19 @@ def val_split(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def crowd_scenario(tmp_path_factory):
-    """The crowd_of_six scenario rendered in full (6 shoppers, picks and put-backs)."""
-    out = tmp_path_factory.mktemp("sim") / "crowd"
-    summary = walkout_sim.render_scenario(
-        "crowd_of_six", out, config=GeneratorConfig(output=OutputConfig(png_compression=0, image_stride=10))
-    )
-    return out, summary
+def shipped_renders(tmp_path_factory):
+    """Every shipped scenario rendered once (few COCO images): {name: (export root, VideoSummary)}."""
+    from walkout_sim.scenario import shipped_scenarios
+
+    config = GeneratorConfig(output=OutputConfig(image_stride=50, png_compression=0))
+    root = tmp_path_factory.mktemp("scenarios")
+    return {
+        name: (root / name, walkout_sim.render_scenario(name, root / name, config=config))
+        for name in shipped_scenarios()
+    }
+
+
+@pytest.fixture(scope="session")
+def crowd_scenario(shipped_renders):
+    """The crowd_of_six scenario (6 shoppers, picks and put-backs): (export root, VideoSummary)."""
+    return shipped_renders["crowd_of_six"]

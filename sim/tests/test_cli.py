@@ -102,7 +102,12 @@ def test_scenario_list_and_render(tmp_path, capsys):
     assert main(["scenario", "--list"]) == 0
     names = capsys.readouterr().out.split()
     assert "single_pick" in names
-    assert main(["scenario", "single_pick", "--out", str(tmp_path / "one"), "--quiet"]) == 0
+    fast = tmp_path / "fast.yaml"
+    fast.write_text("output: {image_stride: 50, png_compression: 0}\n")
+    assert (
+        main(["scenario", "single_pick", "--out", str(tmp_path / "one"), "--quiet", "--config", str(fast)])
+        == 0
+    )
     assert json.loads((tmp_path / "one" / "manifest.json").read_text())["split"] == "scenario"
 
 
@@ -138,7 +143,11 @@ def test_scenario_whose_events_differ_from_the_script_exits_1(tmp_path, capsys):
     ]
     path = tmp_path / "race.yaml"
     path.write_text(yaml.safe_dump({"name": "race", "frames": 200, "shoppers": shoppers}))
-    assert main(["scenario", str(path), "--out", str(tmp_path / "race"), "--quiet", "--config", "clean"]) == 1
+    fast = tmp_path / "fast.yaml"
+    fast.write_text("output: {image_stride: 50, png_compression: 0}\n")
+    assert (
+        main(["scenario", str(path), "--out", str(tmp_path / "race"), "--quiet", "--config", str(fast)]) == 1
+    )
     assert "events differ from the script" in capsys.readouterr().err
     events = json.loads((tmp_path / "race" / "videos" / "race" / "events.json").read_text())
     assert [e["slot"] for e in events] == ["W-01"] * 3

@@ -8,14 +8,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-import walkout_sim
-from walkout_sim.config import GeneratorConfig, OutputConfig, ShopperConfig
+from walkout_sim.config import ShopperConfig
 from walkout_sim.layout import load_layout
 from walkout_sim.scenario import load_scenario, sample_scenario, shipped_scenarios
 from walkout_sim.simulate import SimulationResult, simulate
-
-# Skip most PNG writing here: these tests are about events, and rendering every frame is still done.
-FAST = GeneratorConfig(output=OutputConfig(image_stride=50, png_compression=0))
 
 
 def test_at_least_eight_scenarios_ship():
@@ -32,9 +28,9 @@ def test_at_least_eight_scenarios_ship():
 
 
 @pytest.mark.parametrize("name", shipped_scenarios())
-def test_shipped_scenario_renders_and_matches_its_script(name, tmp_path):
-    summary = walkout_sim.render_scenario(name, tmp_path / name, config=FAST)
-    video = tmp_path / name / "videos" / name
+def test_shipped_scenario_renders_and_matches_its_script(name, shipped_renders):
+    root, summary = shipped_renders[name]
+    video = root / "videos" / name
     events = json.loads((video / "events.json").read_text())
     assert events == summary.events
     got = [(e["type"], e["shopper_id"], e["sku"], e["slot"]) for e in events]
@@ -61,9 +57,9 @@ def test_two_at_one_shelf_reaches_within_one_second(tmp_path):
     assert len(frames) == 2 and abs(frames[0] - frames[1]) <= 10 and shelves == {"A"}
 
 
-def test_put_back_elsewhere_leaves_the_item_in_the_other_slot(tmp_path):
-    summary = walkout_sim.render_scenario("put_back_other_slot", tmp_path / "s", config=FAST)
-    truth = json.loads((tmp_path / "s" / "videos" / "put_back_other_slot" / "annotations.json").read_text())
+def test_put_back_elsewhere_leaves_the_item_in_the_other_slot(shipped_renders):
+    root, summary = shipped_renders["put_back_other_slot"]
+    truth = json.loads((root / "videos" / "put_back_other_slot" / "annotations.json").read_text())
     last = max(image["id"] for image in truth["images"])
     on_slot = [a for a in truth["annotations"] if a["image_id"] == last and a.get("slot") == "B2-07"]
     assert [a["category_id"] for a in on_slot] == [2]  # a cola (category 2) now sits on a tea slot
@@ -95,9 +91,9 @@ def test_random_videos_have_one_to_six_shoppers_at_once(train_split):
     assert max(counts) <= 6 and min(counts) >= 1
 
 
-def test_walking_under_the_sign_hides_keypoints_briefly(tmp_path):
-    walkout_sim.render_scenario("occluded_under_sign", tmp_path / "o", config=FAST)
-    truth = json.loads((tmp_path / "o" / "videos" / "occluded_under_sign" / "annotations.json").read_text())
+def test_walking_under_the_sign_hides_keypoints_briefly(shipped_renders):
+    root, _ = shipped_renders["occluded_under_sign"]
+    truth = json.loads((root / "videos" / "occluded_under_sign" / "annotations.json").read_text())
     persons = [a for a in truth["annotations"] if a["category_id"] == 1]
     hidden_frames = {a["image_id"] for a in persons if 1 in a["keypoints"][2::3]}
     assert 1 <= len(hidden_frames) <= 30  # briefly: a few frames, not the whole video

@@ -26,11 +26,12 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from walkout_ci import clearml_config
+from walkout_ci.deadline import DeadlineExceeded, call_with_deadline
 from walkout_ci.errors import ExperimentError, PinError
 from walkout_ci.pins import (
     PIN_FILE_NAME,
@@ -182,6 +183,7 @@ class PushResult:
     old_id: str
     new_id: str
     repinned: list[Path]
+    exports: list[Path] = field(default_factory=list)
 
 
 def find_pins(roots: Iterable[str | Path]) -> list[Path]:
@@ -238,7 +240,7 @@ def push_experiment(
     pin_files = find_pins(pins)
     with tempfile.TemporaryDirectory(prefix="walkout-push-") as tmp:
         folder = rebuild_session_folder(location, Path(tmp) / "session")
-        new_id = _import_session(folder, server)
+        new_id = _import_session(folder, server, timeout_s)
     record: dict[str, Any] = json.loads(json.dumps(location.record))
     record.update(
         id=new_id,
@@ -258,15 +260,33 @@ def push_experiment(
         raise ExperimentError(
             f"pushed {experiment_id} as {new_id}, but re-pinning failed: {error}"
         ) from error
-    return PushResult(old_id=experiment_id, new_id=new_id, repinned=repinned)
+    # A re-pinned package must still resolve on a fresh clone without the server: its bundled export
+    # moves to the new id (the old one is dropped: nothing in this tree points at it any more).
+    exports = []
+    for pin_path in repinned:
+        experiments_dir = Path(pin_path).parent / "experiments"
+        if (experiments_dir / experiment_id).is_dir():
+            exports.append(export_experiment(new_id, experiments_dir, store=store))
+            shutil.rmtree(experiments_dir / experiment_id)
+    return PushResult(old_id=experiment_id, new_id=new_id, repinned=repinned, exports=exports)
 
 
-def _import_session(folder: Path, server: clearml_config.ServerSettings) -> str:
-    try:
+def _import_session(folder: Path, server: clearml_config.ServerSettings, timeout_s: float) -> str:
+    """`Task.import_offline_session` with a deadline (clearml retries connection errors forever)."""
+
+    def run() -> Any:
         from clearml import Task
 
         Task.set_offline(False)
-        new_id = Task.import_offline_session(str(folder))
+        return Task.import_offline_session(str(folder))
+
+    try:
+        new_id = call_with_deadline(run, timeout_s, "ClearML import_offline_session")
+    except DeadlineExceeded as error:
+        raise ExperimentError(
+            f"{error} (server {server.api_host}); the server may hold a partial task: check it, "
+            "then push again"
+        ) from error
     except Exception as error:
         raise ExperimentError(
             f"ClearML import of the offline session into {server.api_host} failed: {type(error).__name__}: "

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from walkout_ci import clearml_config
+from walkout_ci.deadline import call_with_deadline
 from walkout_ci.errors import ConfigError, ExperimentError
 from walkout_ci.experiment import PARAMS_OVERRIDE_ENV_VAR, git_commit
 from walkout_ci.pins import OFFLINE_ID_PREFIXES, locate_experiment
@@ -58,7 +59,12 @@ class CloneResult:
 
 
 def clone_online(
-    experiment_id: str, overrides: dict[str, Any], *, queue: str | None, name: str | None
+    experiment_id: str,
+    overrides: dict[str, Any],
+    *,
+    queue: str | None,
+    name: str | None,
+    timeout_s: float = 120.0,
 ) -> CloneResult:
     """Clone a server task, set "General/<key>" overrides, optionally enqueue it."""
     store = Store.open()
@@ -68,18 +74,23 @@ def clone_online(
     problem = clearml_config.probe_server(server)
     if problem is not None:
         raise ExperimentError(f"ClearML server {server.api_host} is unreachable: {problem}")
-    try:
+
+    def run() -> Any:
         from clearml import Task
 
         Task.set_offline(False)
         source = Task.get_task(task_id=experiment_id)
         if source is None or source.id != experiment_id:
             raise ExperimentError(f"experiment {experiment_id} is not on the server {server.api_host}")
-        clone = Task.clone(source_task=source, name=name or f"{source.name} (clone)")
+        cloned = Task.clone(source_task=source, name=name or f"{source.name} (clone)")
         if overrides:
-            clone.set_parameters({f"General/{key}": value for key, value in overrides.items()})
+            cloned.set_parameters({f"General/{key}": value for key, value in overrides.items()})
         if queue:
-            Task.enqueue(clone, queue_name=queue)
+            Task.enqueue(cloned, queue_name=queue)
+        return cloned
+
+    try:
+        clone = call_with_deadline(run, timeout_s, "ClearML clone")
     except ExperimentError:
         raise
     except Exception as error:

@@ -150,6 +150,8 @@ def _push(args: argparse.Namespace) -> int:
     print(f"pushed {result.old_id} as {result.new_id}")
     for path in result.repinned:
         print(f"re-pinned {path}")
+    for path in result.exports:
+        print(f"re-exported {path} (commit it with the pin)")
     return 0
 
 

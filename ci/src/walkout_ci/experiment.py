@@ -27,7 +27,11 @@ recorded in the local store (`walkout_ci.store`), which is what pins and exports
  "code": {"commit": sha | null, "argv": [...], "cwd": str}}
 ```
 
-Design decisions for clearml 2.1.12 (each has a test in ci/tests/test_experiment.py):
+Design decisions for clearml 2.1.12 (tests in ci/tests/test_experiment.py, test_clearml_executor.py):
+- No config: ClearML would raise MissingConfigError; we go offline explicitly. A configured server
+  is probed first (3 s) and `Task.init` gets a deadline: unreachable or sick servers mean offline.
+- clearml retries connection errors forever inside every API call, so online calls run with a
+  deadline (see `Experiment._safe`): a server dying mid-run cannot hang or crash training.
 - ClearML framework auto-capture is disabled: `torch.save` would be hooked only when torch was
   imported before `Task.init`, and TensorBoard capture duplicates every scalar that Ignite's
   TensorboardLogger also reports. Weights are stored explicitly with `upload_weights`.
@@ -48,7 +52,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from walkout_ci import clearml_config
+from walkout_ci.deadline import DeadlineExceeded, call_with_deadline
 from walkout_ci.errors import BlindSetError, ExperimentError
 from walkout_ci.store import (
     Store,
@@ -117,18 +121,8 @@ def git_commit(cwd: Path) -> str | None:
     return commit if result.returncode == 0 and commit else None
 
 
-def to_rgb_image(image: np.ndarray | str | Path) -> np.ndarray:
-    """Load/convert an image for ClearML: BGR uint8 [H, W, 3] (OpenCV order) or a path -> RGB.
-
-    Grayscale [H, W] arrays pass through unchanged.
-    """
-    if isinstance(image, str | Path):
-        import cv2
-
-        loaded = cv2.imread(str(image), cv2.IMREAD_COLOR)
-        if loaded is None:
-            raise ExperimentError(f"cannot read image file {image}")
-        image = loaded
+def to_rgb_image(image: np.ndarray) -> np.ndarray:
+    """Convert an OpenCV-order image for ClearML: BGR uint8 [H, W, 3] -> RGB; gray [H, W] unchanged."""
     array = np.asarray(image)
     if array.dtype != np.uint8:
         raise ExperimentError(f"image must be uint8, got {array.dtype}")
@@ -214,18 +208,11 @@ class Experiment:
                 self._lose_tracker(kind, f"the server stopped answering ({problem})")
                 return None
         timeout_s = self._transfer_timeout_s if transfer else self._call_timeout_s
-        outcome: dict[str, Any] = {}
-
-        def run() -> None:
-            outcome["value"] = self._report_failure(kind, call)
-
-        worker = threading.Thread(target=run, name=f"walkout-ci-{kind}", daemon=True)
-        worker.start()
-        worker.join(timeout_s)
-        if worker.is_alive():
+        try:
+            return call_with_deadline(lambda: self._report_failure(kind, call), timeout_s, f"ClearML {kind}")
+        except DeadlineExceeded:
             self._lose_tracker(kind, f"no answer within {timeout_s:.0f} s")
             return None
-        return outcome.get("value")
 
     def _report_failure(self, kind: str, call: Any) -> Any:
         try:
@@ -300,12 +287,17 @@ class Experiment:
         """Report a debug image: BGR uint8 [H, W, 3] (OpenCV order), gray [H, W], or an image path."""
         if self._task is None:
             return
-        self._safe(
-            "log_image",
-            lambda: self._logger().report_image(
-                title, series, iteration=int(iteration), image=to_rgb_image(image)
-            ),
-        )
+
+        def report() -> None:
+            # ClearML uploads image files as they are (PNG/JPEG); arrays are converted to RGB. A bad
+            # debug image is reported like a tracker error: it must not stop training.
+            if isinstance(image, str | Path):
+                content = {"local_path": str(image)}
+            else:
+                content = {"image": to_rgb_image(image)}
+            self._logger().report_image(title, series, iteration=int(iteration), **content)
+
+        self._safe("log_image", report)
 
     def log_params(self, params: dict[str, Any]) -> None:
         """Add parameters after `start` (merged into the record; connected to ClearML)."""
@@ -470,27 +462,12 @@ def _task_init(project: str, name: str, task_type: str) -> Any:
 
 
 def _task_init_with_deadline(project: str, name: str, task_type: str, timeout_s: float) -> Any:
-    """`Task.init` against a server, raising TimeoutError after `timeout_s`.
+    """`Task.init` against a server, raising DeadlineExceeded after `timeout_s`.
 
     clearml 2.1.12 retries connection errors and 5xx answers forever inside API calls, so a server
     that answers the liveness probe but not the API would otherwise block here for good.
     """
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["task"] = _task_init(project, name, task_type)
-        except Exception as error:
-            outcome["error"] = error
-
-    worker = threading.Thread(target=run, name="walkout-ci-task-init", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        raise TimeoutError(f"Task.init did not return within {timeout_s:.0f} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["task"]
+    return call_with_deadline(lambda: _task_init(project, name, task_type), timeout_s, "Task.init")
 
 
 def start(

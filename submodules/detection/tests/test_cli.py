@@ -160,3 +160,28 @@ def test_training_rejects_bad_config(
     code = main(["train", "--data", str(sim_data), "--output", str(tmp_path), "--set", "train.epoch=3"])
     assert code == 2
     assert "did you mean 'epochs'" in capsys.readouterr().err
+
+
+def test_gate_yaml_drives_walkout_ci_on_our_reports(trained: Path, sim_data: Path, tmp_path: Path) -> None:
+    """gate.yaml is valid for walkout-ci and every rule is computable from what evaluate writes: a
+    report compared with itself passes the metric, drop and paired rules; the barely trained model
+    fails only the per-class floor (exit 1)."""
+    from walkout_ci.cli import main as ci_main
+    from walkout_ci.gate_config import load_gate_config
+
+    package = Path(__file__).resolve().parents[1]
+    assert load_gate_config(package / "gate.yaml").component == "detection"
+    report_dir = tmp_path / "report"
+    model = str(trained / "best.pt")
+    assert main(["evaluate", "--model", model, "--data", str(sim_data), "--report-dir", str(report_dir)]) == 0
+    out = tmp_path / "gate"
+    code = ci_main(
+        ["gate", "--component-dir", str(package), "--baseline-report", str(report_dir),
+         "--candidate-report", str(report_dir), "--out", str(out)]
+    )  # fmt: skip
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert code == 1 and verdict["verdict"] == "FAIL"
+    failing = {rule["name"].split("[")[0] for rule in verdict["rules"] if rule["status"] != "PASS"}
+    assert failing == {"per_class.floor"}
+    names = {rule["name"].split("[")[0] for rule in verdict["rules"]}
+    assert {"comparable", "metric", "per_class.max_drop"} <= names

@@ -46,11 +46,11 @@ def main(argv: list[str] | None = None) -> int:
             if detection["class"] != args.person_class:
                 continue
             x1, y1, x2, y2 = detection["bbox"]
-            lines[source].append(
-                f"{result['frame']},-1,{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{detection['score']:.4f},-1,-1,-1"
-            )
+            box = f"{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f}"
+            lines[source].append(f"{result['frame']},-1,{box},{detection['score']:.4f},-1,-1,-1")
+    covered = {Path(result["source"]).resolve() for result in payload.get("results", [])}
     for source, sequence in sequences.items():
-        if source not in lines and not any(Path(r["source"]).resolve() == source for r in payload["results"]):
+        if source not in covered:
             continue
         target = args.out / sequence.name
         (target / "det").mkdir(parents=True, exist_ok=True)

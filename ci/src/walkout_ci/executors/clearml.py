@@ -27,12 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from walkout_ci import clearml_config
+from walkout_ci.deadline import DeadlineExceeded, call_with_deadline
 from walkout_ci.errors import EvaluationError
 from walkout_ci.executors import EvaluationRequest, EvaluationRun
 from walkout_ci.remote_eval import REPORT_ARTIFACT
 from walkout_ci.store import Store
 
 TERMINAL_STATUSES = ("completed", "failed", "stopped", "published", "closed")
+# Longest a single ClearML API call may take before the server counts as gone (clearml itself would
+# retry a connection error forever).
+API_GRACE_S = 60.0
 REMOTE_MODULE = "walkout_ci.remote_eval"
 
 
@@ -131,14 +135,30 @@ def create_task(request: EvaluationRequest, options: ClearMLExecutorOptions) -> 
     return task
 
 
+def _status(task: Any, deadline: float, timeout_s: float) -> str:
+    """One status poll, itself bounded by the overall deadline (clearml would retry forever)."""
+    remaining = max(deadline - time.monotonic(), 0.0) + API_GRACE_S
+    try:
+        return str(call_with_deadline(task.get_status, remaining, "ClearML get_status"))
+    except DeadlineExceeded as error:
+        raise EvaluationError(
+            f"the ClearML server stopped answering while waiting for task {task.id} ({error}); "
+            f"the evaluation is an ERROR after {timeout_s:.0f} s"
+        ) from error
+
+
 def wait_for_task(task: Any, *, timeout_s: float, poll_s: float) -> str:
     """Poll until the task reaches a terminal status; EvaluationError (after stopping it) on timeout."""
     deadline = time.monotonic() + timeout_s
-    status = str(task.get_status())
+    status = _status(task, deadline, timeout_s)
     while status not in TERMINAL_STATUSES:
         if time.monotonic() >= deadline:
             try:
-                task.mark_stopped(force=True, status_message="walkout-ci: evaluation timed out")
+                call_with_deadline(
+                    lambda: task.mark_stopped(force=True, status_message="walkout-ci: evaluation timed out"),
+                    API_GRACE_S,
+                    "ClearML mark_stopped",
+                )
             except Exception as error:
                 # The timeout is the error to report; failing to stop is secondary but worth saying.
                 raise EvaluationError(
@@ -150,7 +170,7 @@ def wait_for_task(task: Any, *, timeout_s: float, poll_s: float) -> str:
                 "is a clearml-agent serving the queue? The task was stopped."
             )
         time.sleep(poll_s)
-        status = str(task.get_status())
+        status = _status(task, deadline, timeout_s)
     return status
 
 
@@ -199,8 +219,13 @@ def run_clearml_evaluation(
         from clearml import Task
 
         Task.set_offline(False)
-        task = create_task(request, options)
-        Task.enqueue(task, queue_name=options.queue)
+
+        def launch() -> Any:
+            created = create_task(request, options)
+            Task.enqueue(created, queue_name=options.queue)
+            return created
+
+        task = call_with_deadline(launch, API_GRACE_S * 2, "ClearML Task.create + enqueue")
     except EvaluationError:
         raise
     except Exception as error:
@@ -213,7 +238,7 @@ def run_clearml_evaluation(
     if status != "completed":
         # The status is known to be bad; a missing reason only makes the message shorter.
         with contextlib.suppress(Exception):
-            task.reload()
+            call_with_deadline(task.reload, API_GRACE_S, "ClearML reload")
         reason = getattr(task.data, "status_reason", None) or getattr(task.data, "status_message", None)
         raise EvaluationError(
             f"ClearML evaluation task {task.id} ended with status {status!r}"
@@ -222,7 +247,10 @@ def run_clearml_evaluation(
     report_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{report_dir.name}.", suffix=".tmp", dir=report_dir.parent))
     try:
-        fetch_report_folder(task, staging)
+        try:
+            call_with_deadline(lambda: fetch_report_folder(task, staging), timeout_s, "report download")
+        except DeadlineExceeded as error:
+            raise EvaluationError(f"ClearML task {task.id}: {error}") from error
         report = _checked_report(request, staging)
         if report_dir.exists():
             report_dir.rmdir()
