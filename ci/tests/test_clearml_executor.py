@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ from walkout_ci.gate_config import load_gate_config
 from walkout_ci.report import dataset_hash
 from walkout_ci.store import sha256_file
 
-repo, data, report_dir, model_ref, queue, wait = sys.argv[1:7]
+repo, data, report_dir, model_ref, queue, wait, api_timeout = sys.argv[1:8]
 repo = Path(repo)
 component = repo / "comp"
 commit = __import__("subprocess").run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
@@ -62,8 +63,9 @@ request = EvaluationRequest(
     weights_sha256=sha256_file(model), data_dir=Path(data), dataset_hash=dataset_hash(data),
     report_dir=Path(report_dir), track=False)
 try:
-    run = run_clearml_evaluation(request, ClearMLExecutorOptions(queue=queue, poll_s=0.2,
-                                                                 wait_timeout_s=float(wait)))
+    options = ClearMLExecutorOptions(queue=queue, poll_s=0.2, wait_timeout_s=float(wait),
+                                     api_timeout_s=float(api_timeout))
+    run = run_clearml_evaluation(request, options)
 except WalkoutCIError as error:
     print(json.dumps({"error": str(error), "type": type(error).__name__}))
     sys.exit(error.exit_code)
@@ -155,12 +157,21 @@ def fake_repo(tmp_path: Path) -> dict:
 
 
 def run_executor(
-    tmp_path: Path, standin, fake_repo: dict, model_ref: str, queue: str = "default", wait_s: float = 60.0
+    tmp_path: Path,
+    standin,
+    fake_repo: dict,
+    model_ref: str,
+    queue: str = "default",
+    wait_s: float = 60.0,
+    api_timeout_s: float = 60.0,
 ) -> tuple[int, dict]:
     script = tmp_path / "executor.py"
     script.write_text(EXECUTOR_SCRIPT)
     report_dir = tmp_path / "reports" / model_ref.replace("/", "_")
-    args = [str(fake_repo["repo"]), str(fake_repo["data"]), str(report_dir), model_ref, queue, str(wait_s)]
+    args = [
+        str(fake_repo["repo"]), str(fake_repo["data"]), str(report_dir), model_ref, queue, str(wait_s),
+        str(api_timeout_s),
+    ]  # fmt: skip
     result = subprocess.run(
         [sys.executable, str(script), *args],
         env=client_env(standin, tmp_path / "client"),
@@ -207,6 +218,17 @@ def test_clearml_executor_reports_a_failed_task_as_an_error(tmp_path: Path, stan
     assert code == 2
     assert result["type"] == "EvaluationError"
     assert "status 'failed' (exit code 3)" in result["error"]
+
+
+def test_clearml_executor_errors_when_the_server_dies_during_the_wait(
+    tmp_path: Path, standin, fake_repo: dict
+) -> None:
+    standin.agent = lambda task_id: standin.server.shutdown() or standin.server.server_close()
+    start = time.monotonic()
+    code, result = run_executor(tmp_path, standin, fake_repo, "comp/model_ref.yaml", api_timeout_s=2.0)
+    assert code == 2
+    assert "stopped answering" in result["error"], result
+    assert time.monotonic() - start < 60.0  # not the 60 s wait limit, let alone forever
 
 
 def test_remote_eval_runs_the_gate_command_and_fails_closed(tmp_path: Path, fake_repo: dict) -> None:

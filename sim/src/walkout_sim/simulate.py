@@ -495,45 +495,60 @@ class Agent:
 
     # ---- pose -----------------------------------------------------------------------------------
 
+    def _reaching_arm(self, shoulder: np.ndarray, rest_wrist: np.ndarray, out: float) -> tuple:
+        """Elbow and wrist of the reaching arm: the wrist eases from rest towards the slot (clamped to
+        the arm's reach), the elbow follows by 2-link inverse kinematics, bending outward."""
+        goal = self.reach_target - shoulder
+        distance = float(np.hypot(*goal))
+        if distance > REACH:
+            goal = goal / distance * REACH
+        target = shoulder + goal
+        t = self.reach_progress
+        t = t * t * (3 - 2 * t)  # ease in/out
+        wrist = rest_wrist + (target - rest_wrist) * t
+        elbow = _two_link_elbow(shoulder, wrist, _left_of(self.heading) * out)
+        return (float(elbow[0]), float(elbow[1])), (float(wrist[0]), float(wrist[1]))
+
     def pose(self) -> PersonState:
-        """Keypoints from position, heading, walking phase, reach and carried items."""
-        centre = self.position
-        forward = _unit(self.heading)
-        left = _left_of(self.heading)
-        shoulders = [centre + left * SHOULDER_HALF, centre - left * SHOULDER_HALF]
-        head = centre + forward * 1.5
-        moving = float(np.hypot(*self.velocity)) > 0.3
+        """Keypoints from position, heading, walking phase, reach and carried items.
+
+        Rest poses are written in body coordinates (forward, left) and mapped to the image with plain
+        floats (this runs for every shopper every frame); only a reaching arm needs the 2-link solver.
+        """
+        centre_x, centre_y = float(self.position[0]), float(self.position[1])
+        forward_x, forward_y = math.cos(self.heading), math.sin(self.heading)
+        left_x, left_y = forward_y, -forward_x  # see _left_of
+
+        def to_image(ahead: float, leftwards: float) -> tuple[float, float]:
+            return (
+                centre_x + ahead * forward_x + leftwards * left_x,
+                centre_y + ahead * forward_y + leftwards * left_y,
+            )
+
+        moving = math.hypot(float(self.velocity[0]), float(self.velocity[1])) > 0.3
         swing = 2.5 * math.sin(self.phase) if moving else 0.0
-        elbows, wrists = [], []
+        head = to_image(1.5, 0.0)
+        shoulders, elbows, wrists = [], [], []
         for hand in (LEFT, RIGHT):
-            outward = left if hand == LEFT else -left
-            shoulder = shoulders[hand]
-            sign = 1 if hand == LEFT else -1
-            if self.hands[hand] is not None:
-                rest_elbow = shoulder + outward * 2.0 + forward * 4.0
-                rest_wrist = rest_elbow + forward * 7.0 - outward * 3.5
-            else:
-                rest_elbow = shoulder + outward * 2.5 + forward * (1.5 + sign * swing * 0.4)
-                rest_wrist = rest_elbow + forward * (5.0 + sign * swing) + outward * 0.5
+            out = 1.0 if hand == LEFT else -1.0  # the outward side of this arm, in units of "left"
+            shoulder = to_image(0.0, out * SHOULDER_HALF)
+            if self.hands[hand] is not None:  # carrying: forearm held in front of the body
+                elbow = to_image(4.0, out * (SHOULDER_HALF + 2.0))
+                wrist = to_image(11.0, out * (SHOULDER_HALF - 1.5))
+            else:  # relaxed, swinging with the walk
+                elbow = to_image(1.5 + out * swing * 0.4, out * (SHOULDER_HALF + 2.5))
+                wrist = to_image(6.5 + out * swing * 1.4, out * (SHOULDER_HALF + 3.0))
             if hand == self.reach_hand and self.reach_target is not None and self.reach_progress > 0:
-                goal = self.reach_target - shoulder
-                distance = float(np.hypot(*goal))
-                if distance > REACH:
-                    goal = goal / distance * REACH
-                target = shoulder + goal
-                t = self.reach_progress
-                t = t * t * (3 - 2 * t)  # ease in/out
-                wrist = rest_wrist + (target - rest_wrist) * t
-                elbow = _two_link_elbow(shoulder, wrist, outward)
-            else:
-                elbow, wrist = rest_elbow, rest_wrist
+                elbow, wrist = self._reaching_arm(np.array(shoulder), np.array(wrist), out)
+            shoulders.append(shoulder)
             elbows.append(elbow)
             wrists.append(wrist)
         keypoints = np.array([head, shoulders[0], shoulders[1], elbows[0], elbows[1], wrists[0], wrists[1]])
+        centre = (centre_x, centre_y)
         held = [(hand, item[0]) for hand, item in enumerate(self.hands) if item is not None]
         return PersonState(
             self.script.id,
-            (float(centre[0]), float(centre[1])),
+            centre,
             self.heading,
             keypoints,
             (float(self.velocity[0]), float(self.velocity[1])),

@@ -3,11 +3,14 @@
 # the class-balanced sampler and once with the plain one, both evaluated on a blind split of the
 # default store, then gated one against the other with `walkout-ci gate` on the two reports.
 #
-#   WALKOUT_BLIND_SEED=<secret> submodules/detection/scripts/run_lesson.sh [OUT_DIR]
+#   WALKOUT_BLIND_SEED=<secret> submodules/detection/scripts/run_lesson.sh [OUT_DIR [TRAIN ARGS...]]
+#
+# Extra arguments go to both `walkout-detection train` runs (e.g. `--set train.num_threads=1`).
 #
 # Exit status: that of the gate (1 = the plain-sampler candidate is refused).
 set -uo pipefail
 OUT=${1:-out/detection/lesson}
+shift || true
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 export PATH="$PWD/.venv/bin:$PATH"
 : "${WALKOUT_BLIND_SEED:?set WALKOUT_BLIND_SEED to the secret blind seed}"
@@ -19,7 +22,7 @@ walkout-sim generate --split blind --videos 4 --frames 150 --image-stride 10 --o
 for sampler in balanced plain; do
   balanced=true; [ "$sampler" = plain ] && balanced=false
   walkout-detection train --config "$HERE/configs/lesson.yaml" --set "train.balanced_sampling=$balanced" \
-    --data "$OUT/train" --val-data "$OUT/val" --output "$OUT/$sampler" --name "lesson_$sampler" --no-progress
+    --data "$OUT/train" --val-data "$OUT/val" --output "$OUT/$sampler" --name "lesson_$sampler" --no-progress "$@"
   walkout-detection evaluate --model "$OUT/$sampler/best.pt" --data "$OUT/blind" --report-dir "$OUT/report_$sampler" --no-progress
 done
 set +e

@@ -181,3 +181,30 @@ def test_predict_on_real_mot_detections_without_frames(tmp_path, tud_det_path):
     )
     table = read_mot_file(tmp_path / "p" / "TUD-Campus.txt")
     assert table.num_frames == 71 and len(set(table.ids.tolist())) > 5
+
+
+def test_evaluation_that_cannot_run_fails_closed(tmp_path, capsys):
+    """An appearance model on a sequence without frames is an error (exit 2), never a report."""
+    from walkout_tracking.config import load_config
+    from walkout_tracking.model import build_model, save_checkpoint
+
+    config = load_config({"model": {"channels": [4], "embedding_dim": 4}})
+    checkpoint = save_checkpoint(tmp_path / "m.pt", build_model(config.model), config, {})
+    sequence = tmp_path / "data" / "seq"
+    (sequence / "gt").mkdir(parents=True)
+    (sequence / "gt" / "gt.txt").write_text("1,1,10,10,20,40,1,1,1\n2,1,12,10,20,40,1,1,1\n")
+    report_dir = tmp_path / "report"
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(checkpoint),
+            "--data",
+            str(tmp_path / "data"),
+            "--report-dir",
+            str(report_dir),
+        ]
+    )
+    assert code == 2
+    assert "has no frames" in capsys.readouterr().err
+    assert not (report_dir / "report.json").exists()

@@ -47,7 +47,8 @@ class ClearMLExecutorOptions:
     queue: the clearml-agent queue; repo_url: the repository the agent clones (default: the `origin`
     remote of request.repo_root); template_task_id: clone this task instead of `Task.create`;
     wait_timeout_s: longest wait for queueing + evaluation (default: evaluate.timeout_s + 600);
-    poll_s: status polling interval.
+    poll_s: status polling interval; api_timeout_s: longest a single ClearML call may block (the
+    server counts as gone after it).
     """
 
     queue: str = "default"
@@ -57,12 +58,13 @@ class ClearMLExecutorOptions:
     remote_data: str | None = None
     wait_timeout_s: float | None = None
     poll_s: float = 5.0
+    api_timeout_s: float = API_GRACE_S
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ClearMLExecutorOptions:
         """Options from `WALKOUT_CLEARML_*` variables (what `walkout-ci gate --executor clearml` uses):
 
-        QUEUE, REPO_URL, TEMPLATE_TASK, REMOTE_MODEL, REMOTE_DATA, WAIT_TIMEOUT_S, POLL_S.
+        QUEUE, REPO_URL, TEMPLATE_TASK, REMOTE_MODEL, REMOTE_DATA, WAIT_TIMEOUT_S, POLL_S, API_TIMEOUT_S.
         """
         env = os.environ if environ is None else environ
 
@@ -83,6 +85,7 @@ class ClearMLExecutorOptions:
             remote_data=env.get("WALKOUT_CLEARML_REMOTE_DATA") or None,
             wait_timeout_s=number("WAIT_TIMEOUT_S", None),
             poll_s=number("POLL_S", 5.0) or 5.0,
+            api_timeout_s=number("API_TIMEOUT_S", API_GRACE_S) or API_GRACE_S,
         )
 
 
@@ -135,28 +138,27 @@ def create_task(request: EvaluationRequest, options: ClearMLExecutorOptions) -> 
     return task
 
 
-def _status(task: Any, deadline: float, timeout_s: float) -> str:
-    """One status poll, itself bounded by the overall deadline (clearml would retry forever)."""
-    remaining = max(deadline - time.monotonic(), 0.0) + API_GRACE_S
+def _status(task: Any, api_timeout_s: float) -> str:
+    """One status poll, bounded by `api_timeout_s` (clearml would retry a dead server forever)."""
     try:
-        return str(call_with_deadline(task.get_status, remaining, "ClearML get_status"))
+        return str(call_with_deadline(task.get_status, api_timeout_s, "ClearML get_status"))
     except DeadlineExceeded as error:
         raise EvaluationError(
-            f"the ClearML server stopped answering while waiting for task {task.id} ({error}); "
-            f"the evaluation is an ERROR after {timeout_s:.0f} s"
+            f"the ClearML server stopped answering while waiting for task {task.id} ({error}): "
+            "the evaluation is an ERROR"
         ) from error
 
 
-def wait_for_task(task: Any, *, timeout_s: float, poll_s: float) -> str:
+def wait_for_task(task: Any, *, timeout_s: float, poll_s: float, api_timeout_s: float = API_GRACE_S) -> str:
     """Poll until the task reaches a terminal status; EvaluationError (after stopping it) on timeout."""
     deadline = time.monotonic() + timeout_s
-    status = _status(task, deadline, timeout_s)
+    status = _status(task, api_timeout_s)
     while status not in TERMINAL_STATUSES:
         if time.monotonic() >= deadline:
             try:
                 call_with_deadline(
                     lambda: task.mark_stopped(force=True, status_message="walkout-ci: evaluation timed out"),
-                    API_GRACE_S,
+                    api_timeout_s,
                     "ClearML mark_stopped",
                 )
             except Exception as error:
@@ -170,7 +172,7 @@ def wait_for_task(task: Any, *, timeout_s: float, poll_s: float) -> str:
                 "is a clearml-agent serving the queue? The task was stopped."
             )
         time.sleep(poll_s)
-        status = _status(task, deadline, timeout_s)
+        status = _status(task, api_timeout_s)
     return status
 
 
@@ -225,7 +227,7 @@ def run_clearml_evaluation(
             Task.enqueue(created, queue_name=options.queue)
             return created
 
-        task = call_with_deadline(launch, API_GRACE_S * 2, "ClearML Task.create + enqueue")
+        task = call_with_deadline(launch, options.api_timeout_s * 2, "ClearML Task.create + enqueue")
     except EvaluationError:
         raise
     except Exception as error:
@@ -234,11 +236,13 @@ def run_clearml_evaluation(
             f"(queue {options.queue!r}): {type(error).__name__}: {error}"
         ) from error
     timeout_s = options.wait_timeout_s or float(request.evaluate.timeout_s) + 600.0
-    status = wait_for_task(task, timeout_s=timeout_s, poll_s=options.poll_s)
+    status = wait_for_task(
+        task, timeout_s=timeout_s, poll_s=options.poll_s, api_timeout_s=options.api_timeout_s
+    )
     if status != "completed":
         # The status is known to be bad; a missing reason only makes the message shorter.
         with contextlib.suppress(Exception):
-            call_with_deadline(task.reload, API_GRACE_S, "ClearML reload")
+            call_with_deadline(task.reload, options.api_timeout_s, "ClearML reload")
         reason = getattr(task.data, "status_reason", None) or getattr(task.data, "status_message", None)
         raise EvaluationError(
             f"ClearML evaluation task {task.id} ended with status {status!r}"

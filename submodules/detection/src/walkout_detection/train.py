@@ -350,11 +350,11 @@ def _train_tracked(
         frame = _read_bgr(val_dataset.images[0].path)
         found = detector.detect([frame], min_score=config.evaluate.score_threshold)[0]
         exp.log_image("validation", "detections", draw_detections(frame, found, class_names), epoch)
-        if progress:
-            tqdm.write(
-                f"epoch {epoch}: val AP50 {metrics['AP50']:.3f} AP {metrics['AP']:.3f} "
-                f"min class AP50 {min_class_ap50:.3f} ({elapsed:.0f} s)"
-            )
+        # One line per epoch even without progress bars: a long run must show it is alive.
+        tqdm.write(
+            f"epoch {epoch}: val AP50 {metrics['AP50']:.3f} AP {metrics['AP']:.3f} "
+            f"min class AP50 {min_class_ap50:.3f} ({elapsed:.0f} s)"
+        )
 
     def stop_on_time_limit(engine: Engine) -> None:
         if settings.time_limit_s and time.perf_counter() - began > settings.time_limit_s:
