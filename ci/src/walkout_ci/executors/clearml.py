@@ -138,23 +138,37 @@ def create_task(request: EvaluationRequest, options: ClearMLExecutorOptions) -> 
     return task
 
 
-def _status(task: Any, api_timeout_s: float) -> str:
-    """One status poll, bounded by `api_timeout_s` (clearml would retry a dead server forever)."""
+def _status(task: Any, api_timeout_s: float) -> str | None:
+    """One status poll, bounded by `api_timeout_s`; None when ClearML could not tell (it returns None
+    for a server that refuses connections, and would retry some failures forever)."""
     try:
-        return str(call_with_deadline(task.get_status, api_timeout_s, "ClearML get_status"))
-    except DeadlineExceeded as error:
-        raise EvaluationError(
-            f"the ClearML server stopped answering while waiting for task {task.id} ({error}): "
-            "the evaluation is an ERROR"
-        ) from error
+        status = call_with_deadline(task.get_status, api_timeout_s, "ClearML get_status")
+    except DeadlineExceeded:
+        return None
+    return str(status) if status else None
 
 
 def wait_for_task(task: Any, *, timeout_s: float, poll_s: float, api_timeout_s: float = API_GRACE_S) -> str:
-    """Poll until the task reaches a terminal status; EvaluationError (after stopping it) on timeout."""
+    """Poll until the task reaches a terminal status; EvaluationError (after stopping it) on timeout,
+    or when the server gives no status for longer than `api_timeout_s`."""
     deadline = time.monotonic() + timeout_s
-    status = _status(task, api_timeout_s)
-    while status not in TERMINAL_STATUSES:
-        if time.monotonic() >= deadline:
+    status: str | None = None
+    unknown_since: float | None = None
+    while True:
+        polled = _status(task, api_timeout_s)
+        now = time.monotonic()
+        if polled is None:
+            unknown_since = unknown_since if unknown_since is not None else now
+            if now - unknown_since > api_timeout_s:
+                raise EvaluationError(
+                    f"the ClearML server stopped answering while waiting for task {task.id} (no status for "
+                    f"{now - unknown_since:.0f} s, last known {status!r}): the evaluation is an ERROR"
+                )
+        else:
+            status, unknown_since = polled, None
+            if status in TERMINAL_STATUSES:
+                return status
+        if now >= deadline:
             try:
                 call_with_deadline(
                     lambda: task.mark_stopped(force=True, status_message="walkout-ci: evaluation timed out"),
@@ -172,8 +186,6 @@ def wait_for_task(task: Any, *, timeout_s: float, poll_s: float, api_timeout_s: 
                 "is a clearml-agent serving the queue? The task was stopped."
             )
         time.sleep(poll_s)
-        status = _status(task, api_timeout_s)
-    return status
 
 
 def fetch_report_folder(task: Any, destination: Path) -> Path:
