@@ -358,8 +358,10 @@ try:
     leak = None
 except BlindSetError as error:
     leak = str(error)
+from walkout_ci import bundle
+exported = bundle.export_experiment(exp.id, work / "exports", store=Store.open(work / "fresh4"))
 print(json.dumps({"mode": exp.mode, "id": exp.id, "weights": str(weights), "ok": ok.training_hashes,
-                  "leak": leak}))
+                  "leak": leak, "exported": str(exported)}))
 """
 
 
@@ -378,6 +380,12 @@ def test_online_experiment_round_trip_through_the_server(tmp_path: Path, standin
     weights = Path(info["weights"])
     assert weights.is_relative_to(tmp_path / "fresh_store") and weights.read_bytes() == b"w"
     assert info["ok"] == 2 and "1 frame(s)" in info["leak"]
+    # Exporting a server-only experiment downloads it first; the bundle resolves without the server.
+    offline_store = Store.open(tmp_path / "offline_clone")
+    resolved = pins.resolve_model_ref(
+        task_id, search=[tmp_path / "exports"], store=offline_store, use_server=False
+    )
+    assert Path(info["exported"]) == tmp_path / "exports" / task_id and resolved.read_bytes() == b"w"
     assert standin.scalars(task_id) == [("loss", "train", 0, 0.5)]  # once: no TensorBoard double
     assert standin.tasks[task_id]["hyperparams"]["General"]["lr"]["value"] == "0.1"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,17 @@ from walkout.video import iterate_frames, resolve_video
 
 PERSON_CLASS = "person"
 STAGES = ("decode", "detection", "tracking", "pose", "engine")
+
+# Engine thresholds for model outputs (the defaults suit the simulator's ground truth): the pose
+# model's wrist confidences are lower than ground-truth visibility, its wrists stop a little short of
+# where the real ones go, and held products are detected with lower scores than shelf stock.
+MODEL_ENGINE_CONFIG = EngineConfig(
+    min_keypoint_visibility=0.05,
+    item_visibility=0.2,
+    reach_radius_px=9.0,
+    near_slot_px=16.0,
+    min_product_score=0.3,
+)
 
 
 def repository_root(refs_path: Path) -> Path:
@@ -105,7 +116,7 @@ class System:
     detector: Any
     pose_model: Any
     tracker_factory: Any  # () -> a fresh tracker with update(dets [N, 5], frame=...) -> [M, 5]
-    engine_config: EngineConfig = field(default_factory=EngineConfig)
+    engine_config: EngineConfig = MODEL_ENGINE_CONFIG
     person_min_score: float = 0.3
     detection_min_score: float = 0.2  # decoded detections below this never reach tracking or the engine
 
@@ -259,7 +270,7 @@ def load_system(
         detector=detector,
         pose_model=pose_model,
         tracker_factory=tracker_factory,
-        engine_config=engine_config or EngineConfig(),
+        engine_config=engine_config or MODEL_ENGINE_CONFIG,
     )
 
 

@@ -43,7 +43,7 @@ class QCTask:
     video_dir: Path
     report_dir: Path
     refs_path: Path | None  # None: oracle mode
-    engine_config: EngineConfig
+    engine_config: EngineConfig | None  # None: the mode's default (ground-truth or model thresholds)
     device: str = "cpu"
 
 
@@ -297,7 +297,7 @@ def run_qc(
         from walkout.pipeline import verify_refs
 
         verify_refs(refs)
-    config = engine_config or EngineConfig()
+    config = engine_config
     tasks = [
         QCTask(video_dir=d, report_dir=report_dir, refs_path=refs, engine_config=config, device=device)
         for d in video_dirs

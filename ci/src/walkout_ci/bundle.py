@@ -80,12 +80,19 @@ def export_experiment(
     *,
     store: Store | None = None,
     search: Sequence[str | Path] = (),
+    use_server: bool | None = None,
 ) -> Path:
     """Export an experiment to `<to_dir>/<experiment_id>/` atomically; returns that folder.
 
-    Every artifact is verified against its recorded sha256 before it is copied.
+    The experiment comes from the store (or `search` exports); a server experiment missing from the
+    store is downloaded first (its "weights" artifact). Every artifact is verified against its
+    recorded sha256 before it is copied.
     """
-    location = locate_experiment(experiment_id, search=search, store=store, use_server=False)
+    store = store or Store.open()
+    if use_server is False or store.has_experiment(experiment_id):
+        location = locate_experiment(experiment_id, search=search, store=store, use_server=False)
+    else:
+        location = locate_experiment(experiment_id, search=search, store=store, use_server=use_server)
     to_dir = Path(to_dir)
     to_dir.mkdir(parents=True, exist_ok=True)
     target = to_dir / experiment_id

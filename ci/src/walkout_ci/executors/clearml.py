@@ -145,7 +145,9 @@ def _status(task: Any, api_timeout_s: float) -> str | None:
         status = call_with_deadline(task.get_status, api_timeout_s, "ClearML get_status")
     except DeadlineExceeded:
         return None
-    return str(status) if status else None
+    # clearml's get_status() gives str(None) == "None" when the server cannot be reached.
+    text = str(status) if status is not None else ""
+    return None if text in ("", "None", "unknown") else text
 
 
 def wait_for_task(task: Any, *, timeout_s: float, poll_s: float, api_timeout_s: float = API_GRACE_S) -> str:

@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import random
-import resource
 import tempfile
 import time
 from dataclasses import dataclass
@@ -124,12 +123,6 @@ def subset(
         image_paths={key: value for key, value in dataset.image_paths.items() if key in keep},
     )
     return restricted, kept_persons
-
-
-def _children_cpu_seconds() -> float:
-    """CPU seconds used by this process's terminated children (the DataLoader workers)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -345,8 +338,6 @@ def _run(
         tensorboard.close()
     train_seconds = time.perf_counter() - started
     train_cpu_seconds = time.process_time() - cpu_started
-    del loader  # joins the data workers, so that their CPU time is counted below
-    worker_cpu_seconds = _children_cpu_seconds()
     best = out_dir / "best.pt"
     exp.upload_weights(best, name="weights")
     exp.log_metrics(
@@ -362,7 +353,6 @@ def _run(
         "best_val_metrics": state["best_metrics"],
         "train_seconds": train_seconds,
         "train_cpu_seconds": train_cpu_seconds,
-        "data_worker_cpu_seconds": worker_cpu_seconds,
         "load_average_1min_at_end": os.getloadavg()[0],
         "train_persons": len(train_persons),
         "val_persons": len(val_persons),
