@@ -195,3 +195,29 @@ def test_predict_box_outside_the_frame_exits_2(trained, tiny_val_split, tmp_path
     )
     assert code == 2
     assert "outside" in capsys.readouterr().err
+
+
+def test_predict_with_detector_boxes_uses_only_confident_person_detections(trained, tiny_val_split, tmp_path):
+    run, _ = trained
+    coco = json.loads((tiny_val_split / "coco" / "keypoints.json").read_text())
+    detections = [
+        {"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.9}
+        for a in coco["annotations"]
+    ]
+    detections.append(
+        {"image_id": 1, "category_id": 1, "bbox": [1, 1, 20, 20], "score": 0.1}
+    )  # below threshold
+    detections.append({"image_id": 1, "category_id": 2, "bbox": [1, 1, 20, 20], "score": 0.9})  # a product
+    path = tmp_path / "detections.json"
+    path.write_text(json.dumps(detections))
+    out = tmp_path / "results.json"
+    code = main(
+        [
+            *("predict", "--model", str(run / "best.pt"), "--data", str(tiny_val_split)),
+            *("--detections", str(path), "--out", str(out)),
+        ]
+    )
+    assert code == 0
+    results = json.loads(out.read_text())
+    assert len(results) == len(coco["annotations"])
+    assert all(len(result["keypoint_confidences"]) == 7 for result in results)
