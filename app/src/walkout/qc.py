@@ -9,6 +9,7 @@ therefore never sees a partial report that could pass.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import subprocess
 import time
@@ -311,7 +312,9 @@ def run_qc(
             outcomes.append(process_video(task))
             bar.update(1)
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        # spawn, not fork: a forked child inherits locks held by the parent's torch and ClearML threads
+        # and can deadlock on them; spawned workers start clean.
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             for outcome in pool.map(process_video, tasks):
                 outcomes.append(outcome)
                 bar.update(1)
