@@ -23,8 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "out" / "demo"
 BIN = Path(sys.executable).parent
-# Demo-only secrets: in CI they come from the CI system's secret store, never from the repository.
-DEMO_SECRETS = {"WALKOUT_BLIND_SEED": "20261125", "WALKOUT_BLIND_KEY": "walkout-demo-key-not-a-real-secret"}
+# Demo-only secrets: in CI they come from the CI system's secret store, never from the repository
+# (a real key comes from `walkout-ci blind keygen`; this one is 32 readable bytes, base64).
+DEMO_SECRETS = {
+    "WALKOUT_BLIND_SEED": "20261125",
+    "WALKOUT_BLIND_KEY": "d2Fsa291dC1kZW1vLWtleS1ub3QtYS1zZWNyZXQhISE=",
+}
 
 
 def step(title: str) -> None:
@@ -102,6 +106,8 @@ def main() -> int:
         str(OUT / "candidate"),
         "--set",
         "train.epochs=1",
+        "--set",
+        "train.time_limit_s=45",
         "--name",
         "demo-candidate",
         "--no-progress",

@@ -69,6 +69,7 @@ class EngineConfig:
     stock_radius_px: float = 5.0  # a product this close to a slot's center is the slot's top item
     after_window: int = 5  # readable frames after a reach that tell what the hand took or left
     after_min_sightings: int = 2  # an item seen in this many of them is in the hand
+    shelf_view_frames: int = 10  # how far around a reach the slot's own top item is looked at
     slot_prior_votes: float = 1.5  # extra votes for the SKU the slot is believed to show on top
     free_window: int = 7  # readable frames that confirm a change of holdings away from any reach
     free_min_sightings: int = 5  # ... the same holdings seen this often are confirmed
@@ -92,6 +93,7 @@ class EngineConfig:
             "after_window": self.after_window >= 1,
             "after_min_sightings": 1 <= self.after_min_sightings <= self.after_window,
             "slot_prior_votes": self.slot_prior_votes >= 0.0,
+            "shelf_view_frames": self.shelf_view_frames >= 1,
             "free_window": self.free_window >= 1,
             "free_min_sightings": 1 <= self.free_min_sightings <= self.free_window,
             "max_lost_frames": self.max_lost_frames >= 0,
@@ -242,6 +244,8 @@ class Engine:
         self._slots = {s.key: s for s in layout.slots}
         # what each slot is believed to hold, bottom to top (planogram stock, then picks and put-backs)
         self._stacks = {s.key: [s.sku] * s.capacity for s in layout.slots}
+        # slot -> recent (frame, SKU) sightings of the item on top of it
+        self._slot_seen: dict[tuple[str, str], list[tuple[int, str]]] = {}
         # hand changes away from the shelves, waiting for a partner: (frame, shopper, kind, sku, point)
         self._free_changes: list[tuple[int, int, str, str, tuple[Point, ...]]] = []
 
@@ -401,6 +405,9 @@ class Engine:
             center = box_center(product.box)
             slot = self.layout.slot_at(*center)
             if slot is not None and _distance(center, slot.center) <= config.stock_radius_px:
+                seen = self._slot_seen.setdefault(slot.key, [])
+                seen.append((self._frame, product.sku))
+                del seen[:-12]
                 continue
             for shopper_id, hands in wrists.items():
                 for hand_index, wrist in enumerate(hands):
@@ -418,6 +425,20 @@ class Engine:
             used_hands.add((shopper_id, hand_index))
             held.setdefault(shopper_id, Counter())[products[index].sku] += 1
         return held
+
+    def _shelf_top_before(self, slot: Slot, frame: int, sku: str) -> str | None:
+        """What the camera saw on top of the slot in the `shelf_view_frames` before `frame`.
+
+        `sku` when it was seen there at all; else the most seen SKU when the slot was seen at least
+        twice; else None (no evidence either way: the slot was hidden by arms and bodies).
+        """
+        since = frame - self.config.shelf_view_frames
+        recent = [seen for f, seen in self._slot_seen.get(slot.key, []) if since <= f < frame]
+        if sku in recent:
+            return sku
+        if len(recent) >= 2:
+            return Counter(recent).most_common(1)[0][0]
+        return None
 
     def _stack_top(self, slot: Slot) -> str | None:
         """The SKU a slot is believed to show on top (None when believed empty)."""
@@ -517,6 +538,12 @@ class Engine:
                 prior_votes=self.config.slot_prior_votes,
                 min_sightings=min(self.config.after_min_sightings, len(visit.after)),
             )
+            # Losing an item needs it gone from every reading: a held product the detector misses in
+            # most frames is far more common than a put-back that leaves it in view.
+            seen = Counter(sku for reading in visit.after for sku in reading)
+            for sku, units in visit.before.items():
+                if after[sku] < units and seen[sku] > 0:
+                    after[sku] = units
         else:
             after = Counter(visit.before)
             if final:
@@ -529,9 +556,13 @@ class Engine:
         confidence = self._agreement(visit.after, after)
         if confidence < 0.5:
             notes.append(f"the hands were read as {[_key(r) for r in visit.after]} after the reach")
-        for sku, reach in self._match_reaches(reaches, sorted(lost.elements()), pick=False):
+        # Picks first: each goes to the reach into a slot showing its SKU; put-backs take the reaches left.
+        picks = self._match_reaches(reaches, sorted(gained.elements()), pick=True)
+        used = [reach for _, reach in picks]
+        remaining = [reach for reach in reaches if reach not in used] or reaches
+        for sku, reach in self._match_reaches(remaining, sorted(lost.elements()), pick=False):
             self._put_back(shopper, reach.peak_frame, self._slots[reach.slot], sku, confidence, notes)
-        for sku, reach in self._match_reaches(reaches, sorted(gained.elements()), pick=True):
+        for sku, reach in picks:
             self._pick(shopper, reach.peak_frame, self._slots[reach.slot], sku, confidence, notes)
 
     @staticmethod
@@ -572,6 +603,15 @@ class Engine:
         notes: list[str],
     ) -> None:
         notes = list(notes)
+        top = self._shelf_top_before(slot, frame, sku) if slot is not None else None
+        if slot is not None and top is not None and top != sku:
+            # The shelf cannot have given this: the slot showed another SKU on top. A misread hand
+            # must not become a charge (a false charge is the worst error a store can make).
+            notes.append(
+                f"{sku} read in the hand after a reach into {slot.name}, which shows {top}: not charged"
+            )
+            self._emit(shopper, "rejected_pick", frame, sku, slot, min(confidence, 0.3), notes)
+            return
         if slot is not None and slot.sku != sku and confidence < 1.0:
             notes.append(f"{sku} taken from slot {slot.name} whose planogram holds {slot.sku}")
         shopper.cart[sku] += 1
@@ -589,6 +629,16 @@ class Engine:
         notes: list[str],
     ) -> None:
         notes = list(notes)
+        if slot is not None:
+            window = self.config.shelf_view_frames
+            after = [seen for f, seen in self._slot_seen.get(slot.key, []) if frame < f <= frame + window]
+            if len(after) >= 2 and sku not in after:
+                # The slot, in view after the reach, shows something else on top: the item did not go there.
+                notes.append(
+                    f"{sku} left the hand in {slot.name}, but the slot shows {after[-1]}: still charged"
+                )
+                self._emit(shopper, "rejected_put_back", frame, sku, slot, min(confidence, 0.3), notes)
+                return
         if shopper.cart[sku] > 0:
             shopper.cart[sku] -= 1
         else:
