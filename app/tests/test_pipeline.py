@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from walkout.engine import EngineConfig
 from walkout.errors import VideoError
 from walkout.groundtruth import load_video_ground_truth
 from walkout.pipeline import STAGES, System
