@@ -76,8 +76,12 @@ def perfect_system(rendered_scenarios, monkeypatch):
     truth = load_video_ground_truth(video)
     detector = TruthDetector(truth)
     monkeypatch.setattr("walkout_pose.estimate", TruthPose(truth, detector))
+    # Ground-truth stand-ins: the engine gets the thresholds for ground-truth keypoint visibility.
     system = System(
-        detector=detector, pose_model=object(), tracker_factory=lambda: IdentityTracker(truth, detector)
+        detector=detector,
+        pose_model=object(),
+        tracker_factory=lambda: IdentityTracker(truth, detector),
+        engine_config=EngineConfig(),
     )
     return system, video, truth
 
@@ -86,7 +90,7 @@ def test_perfect_components_give_the_true_receipts(perfect_system, tmp_path):
     system, video, truth = perfect_system
     preview = tmp_path / "preview.avi"
     result = system.run_video(video, preview=preview)
-    assert result.receipts == truth.receipts
+    assert result.receipts == truth.receipts, result.events
     assert result.frames == truth.frame_count
     assert set(result.stage_seconds) == set(STAGES)
     capture = cv2.VideoCapture(str(preview))
