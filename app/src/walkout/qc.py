@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-import subprocess
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
@@ -29,6 +28,7 @@ from walkout.groundtruth import VideoGroundTruth, find_videos, load_video_ground
 from walkout.oracle import run_oracle
 from walkout.results import VideoResult, write_json_atomic
 from walkout.video import iterate_frames, read_frames
+from walkout_ci.gitrepo import code_commit
 
 COMPONENT = "app"
 ORACLE_REF = "oracle"
@@ -150,22 +150,6 @@ def dataset_hash(videos_root: Path, video_dirs: list[Path]) -> str:
             if path.is_file():
                 digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
-
-
-def code_commit(start: Path) -> str | None:
-    """The git commit of the working tree holding `start` (None outside git or before the first commit)."""
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(start), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and commit else None
 
 
 def _model_fields(refs_path: Path | None) -> tuple[dict, str | None, dict]:

@@ -26,7 +26,8 @@ import yaml
 from walkout_ci import clearml_config
 from walkout_ci.deadline import call_with_deadline
 from walkout_ci.errors import ConfigError, ExperimentError
-from walkout_ci.experiment import PARAMS_OVERRIDE_ENV_VAR, git_commit
+from walkout_ci.experiment import PARAMS_OVERRIDE_ENV_VAR
+from walkout_ci.gitrepo import code_commit
 from walkout_ci.pins import OFFLINE_ID_PREFIXES, locate_experiment
 from walkout_ci.store import Store
 
@@ -121,7 +122,7 @@ def clone_local(
             f"experiment {experiment_id} ran in {workdir}, which does not exist here; pass --cwd"
         )
     recorded = code.get("commit")
-    current = git_commit(workdir)
+    current = code_commit(workdir)
     if recorded and current and recorded != current:
         LOGGER.warning(
             "experiment %s ran at commit %s; %s is now at %s: the rerun uses the current code",

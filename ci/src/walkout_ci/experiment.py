@@ -50,7 +50,6 @@ import datetime as _dt
 import json
 import logging
 import os
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -61,6 +60,7 @@ import numpy as np
 from walkout_ci import clearml_config
 from walkout_ci.deadline import DeadlineExceeded, call_with_deadline
 from walkout_ci.errors import BlindSetError, ExperimentError
+from walkout_ci.gitrepo import code_commit
 from walkout_ci.store import (
     Store,
     atomic_copy,
@@ -108,17 +108,6 @@ def _params_from_env(params: dict[str, Any], environ: dict[str, str]) -> dict[st
         LOGGER.warning("ignoring %s=%r: %s", PARAMS_OVERRIDE_ENV_VAR, raw, error)
         return params
     return apply_overrides(params, overrides)
-
-
-def git_commit(cwd: Path) -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and commit else None
 
 
 def to_rgb_image(image: np.ndarray) -> np.ndarray:
@@ -182,7 +171,7 @@ class Experiment:
             "training_data": [],
             "server": {"api_host": server.api_host, "web_url": web_url} if online else None,
             "clearml_session": None,
-            "code": {"commit": git_commit(cwd), "argv": list(sys.argv), "cwd": str(cwd)},
+            "code": {"commit": code_commit(cwd), "argv": list(sys.argv), "cwd": str(cwd)},
         }
         self._write_record()
 

@@ -28,6 +28,32 @@ def git(repo: str | os.PathLike, *args: str, check: bool = True) -> str:
     return completed.stdout.rstrip("\n")
 
 
+EVALUATED_COMMIT_ENV_VAR = "WALKOUT_EVAL_COMMIT"
+
+
+def code_commit(directory: str | os.PathLike) -> str | None:
+    """The commit of the code in `directory`, for a report's `code_commit` or an experiment's record.
+
+    The commit the walkout-ci executor checked out (`$WALKOUT_EVAL_COMMIT`) wins; otherwise HEAD of the
+    git checkout holding `directory`. None outside git or before the first commit: never raises,
+    because a missing commit must not stop an evaluation or a training run.
+    """
+    if os.environ.get(EVALUATED_COMMIT_ENV_VAR):
+        return os.environ[EVALUATED_COMMIT_ENV_VAR]
+    try:
+        completed = subprocess.run(
+            ["git", "-C", os.fspath(directory), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = completed.stdout.strip()
+    return commit if completed.returncode == 0 and commit else None
+
+
 def repo_root(path: str | os.PathLike) -> Path:
     """The top folder of the git work tree containing `path`."""
     path = Path(path)

@@ -11,7 +11,6 @@ import contextlib
 import copy
 import hashlib
 import io
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from walkout_ci.gitrepo import code_commit
 from walkout_detection.config import EvaluateConfig
 from walkout_detection.data import CocoDataset, ImageRecord, dataset_hash
 from walkout_detection.drawing import (
@@ -388,21 +388,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def code_commit(directory: Path) -> str | None:
-    """The git commit of `directory`, or None outside a repository / before the first commit."""
-    try:
-        completed = subprocess.run(
-            ["git", "-C", str(directory), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return completed.stdout.strip() if completed.returncode == 0 else None
 
 
 def build_report(

@@ -15,7 +15,6 @@ What goes into the report:
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 import time
 from collections import defaultdict
@@ -28,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from walkout_ci.errors import ReportError
+from walkout_ci.gitrepo import code_commit
 from walkout_ci.report import write_report
 from walkout_pose.config import KEYPOINT_NAMES, EvaluateConfig
 from walkout_pose.data import KeypointDataset, Person, load_keypoints_dataset, read_image
@@ -236,23 +236,6 @@ def dataset_identity(dataset: KeypointDataset) -> dict[str, str]:
     manifest = dataset.root / "manifest.json"
     hashed = manifest if manifest.is_file() else dataset.annotation_path
     return {"id": str(dataset.root), "hash": file_sha256(hashed)}
-
-
-def code_commit(directory: Path) -> str | None:
-    """The git commit of the evaluation code, or None outside a git checkout."""
-    try:
-        completed = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=directory,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = completed.stdout.strip()
-    return commit if completed.returncode == 0 and commit else None
 
 
 def evaluate_model(

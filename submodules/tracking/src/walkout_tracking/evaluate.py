@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from walkout_ci.gitrepo import code_commit
 from walkout_ci.report import write_report
 from walkout_tracking.data import Sequence, find_sequences, iter_frames, read_ground_truth
 from walkout_tracking.drawing import switch_strip
@@ -45,23 +45,6 @@ def dataset_hash(data_dir: Path, sequences: list[Sequence]) -> str:
             if path is not None:
                 digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-def code_commit() -> str | None:
-    """The git commit of this code, or None outside a git checkout."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and commit else None
 
 
 def _frames_for(sequence: Sequence, wanted: set[int]) -> dict[int, np.ndarray]:
@@ -216,7 +199,7 @@ def evaluate(
         "schema_version": 1,
         "component": COMPONENT,
         "experiment_id": model.experiment_id,
-        "code_commit": code_commit(),
+        "code_commit": code_commit(Path(__file__).parent),
         "model": {"ref": model.ref, "weights_sha256": model.weights_sha256},
         "dataset": {"id": str(data_dir), "hash": dataset_hash(data_dir, sequences)},
         "metrics": metrics,
