@@ -7,13 +7,14 @@ unknown keys are errors that suggest the closest valid key, out-of-range values 
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from walkout_ci import config_checks
 from walkout_detection.errors import ConfigError
 
 
@@ -123,45 +124,10 @@ class DetectionConfig:
 _SECTIONS = {"model": ModelConfig, "train": TrainConfig, "evaluate": EvaluateConfig}
 
 
-def _check_range(key: str, value: Any, low: float, high: float) -> None:
-    if not low <= value <= high:
-        raise ConfigError(f"{key} must be between {low} and {high}; got {value!r}")
-
-
-def _unknown_key_error(key: str, valid: list[str], where: str) -> ConfigError:
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(sorted(valid))}"
-    return ConfigError(f"unknown config key {where}{key!r}{hint}")
-
-
-def _coerce(key: str, value: Any, expected: type) -> Any:
-    """Check a value against the field's type; ints are accepted where floats are expected."""
-    if expected is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false; got {value!r}")
-        return value
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise ConfigError(f"{key} must be of type {expected.__name__}; got {value!r}")
-    return value
-
-
-def _build_section(name: str, cls: type, values: Any) -> Any:
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"config section {name!r} must be a mapping; got {type(values).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    types = {"int": int, "float": float, "bool": bool, "str": str}
-    kwargs = {}
-    for key, value in values.items():
-        if key not in fields:
-            raise _unknown_key_error(key, list(fields), f"{name}.")
-        kwargs[key] = _coerce(f"{name}.{key}", value, types[fields[key].type])
-    section = cls(**kwargs)
-    section.validate()
-    return section
+# The shared rules, raising this package's ConfigError.
+_check_range = functools.partial(config_checks.check_range, error=ConfigError)
+_build_section = functools.partial(config_checks.build_section, error=ConfigError)
+_unknown_key_error = functools.partial(config_checks.unknown_key_error, error=ConfigError)
 
 
 def load_config(source: str | Path | dict[str, Any] | None = None) -> DetectionConfig:
