@@ -17,7 +17,7 @@ def test_presets_load_and_differ_from_the_default():
 
 
 def test_unknown_preset_lists_the_presets():
-    with pytest.raises(ConfigError, match=r"presets: \['clean', 'hard'"):
+    with pytest.raises(ConfigError, match=r"presets: \['busy', 'clean', 'hard'"):
         load_config("nonesuch")
 
 

@@ -80,6 +80,8 @@ class EngineConfig:
     exit_confirm_frames: int = 5  # frames gone from the exit before the receipt is issued
     handover_window_frames: int = 6  # a loss and a gain this close in time can be a hand-over
     handover_distance_px: float = 20.0  # and the two hands this close
+    handover_min_frames: int = 10  # both shoppers seen at least this often (a fresh track is no partner)
+    duplicate_overlap: float = 0.5  # a new track this much inside a present shopper's box is a duplicate
 
     def __post_init__(self) -> None:
         checks = {
@@ -103,6 +105,8 @@ class EngineConfig:
             "exit_confirm_frames": self.exit_confirm_frames >= 1,
             "handover_window_frames": self.handover_window_frames >= 0,
             "handover_distance_px": self.handover_distance_px >= 0.0,
+            "handover_min_frames": self.handover_min_frames >= 0,
+            "duplicate_overlap": 0.0 < self.duplicate_overlap <= 1.0,
         }
         for key, ok in checks.items():
             if not ok:
@@ -187,6 +191,8 @@ class _Shopper:
     cart: Counter = field(default_factory=Counter)
     review_reasons: list[str] = field(default_factory=list)
     left: bool = False
+    frames_seen: int = 0
+    velocity: Point = (0.0, 0.0)  # of the box center, pixels per frame (smoothed)
 
 
 def _key(items: Counter) -> tuple[str, ...]:
@@ -275,7 +281,7 @@ class Engine:
             if shopper.left:
                 continue
             self._resolve_open_visit(shopper)
-            if shopper.last_frame < self._frame and self._in_exit(shopper.last_box):
+            if self._left_before_the_end(shopper):
                 self._issue_receipt(shopper)
 
     def carts(self) -> dict[int, dict[str, int]]:
@@ -313,11 +319,21 @@ class Engine:
         for shopper_obs in sorted(new_tracks, key=lambda s: s.track_id):
             shopper_id = self._relink(shopper_obs, set(present))
             if shopper_id is None:
+                if self._duplicates_a_present_shopper(shopper_obs, present):
+                    continue  # looked at again next frame: it may yet continue a shopper who is lost
                 shopper_id = self._new_shopper(shopper_obs)
             self._track_to_shopper[shopper_obs.track_id] = shopper_id
             present[shopper_id] = shopper_obs
         for shopper_id, shopper_obs in present.items():
             shopper = self._shoppers[shopper_id]
+            if shopper.frames_seen:
+                old, new = box_center(shopper.last_box), box_center(shopper_obs.box)
+                step = max(observation.frame - shopper.last_frame, 1)
+                shopper.velocity = (
+                    0.5 * shopper.velocity[0] + 0.5 * (new[0] - old[0]) / step,
+                    0.5 * shopper.velocity[1] + 0.5 * (new[1] - old[1]) / step,
+                )
+            shopper.frames_seen += 1
             shopper.last_box = shopper_obs.box
             shopper.last_frame = observation.frame
             self.trajectories.setdefault(shopper_id, {})[observation.frame] = [
@@ -339,6 +355,26 @@ class Engine:
                 f"shopper appeared at frame {self._frame} away from the entrance (a lost track?)"
             )
         return shopper_id
+
+    def _duplicates_a_present_shopper(
+        self, shopper_obs: ShopperObservation, present: dict[int, ShopperObservation]
+    ) -> bool:
+        """A new track away from the entrance lying mostly inside a present shopper's box.
+
+        Shoppers come in through the entrance (or are already in the store when the video starts); a
+        track born elsewhere on top of someone is the tracker splitting one person in two, and giving
+        it a cart would let it take that person's items.
+        """
+        if self._frame <= 1 or self.layout.in_entrance(*box_center(shopper_obs.box), margin=30.0):
+            return False
+        box = shopper_obs.box
+        area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
+        for other in present.values():
+            width = min(box[2], other.box[2]) - max(box[0], other.box[0])
+            height = min(box[3], other.box[3]) - max(box[1], other.box[1])
+            if width > 0 and height > 0 and width * height / area >= self.config.duplicate_overlap:
+                return True
+        return False
 
     def _relink(self, shopper_obs: ShopperObservation, taken: set[int]) -> int | None:
         """A lost shopper that this new track plausibly continues (nearest last position), or None."""
@@ -362,6 +398,28 @@ class Engine:
             if self._in_exit(shopper.last_box) and gone >= self.config.exit_confirm_frames:
                 self._resolve_open_visit(shopper)
                 self._issue_receipt(shopper)
+
+    def _left_before_the_end(self, shopper: _Shopper) -> bool:
+        """At the end of the video: had a shopper last seen at the exit walked out already?
+
+        Gone for `exit_confirm_frames`, yes. Gone for less: only if, at the speed they were walking
+        towards the exit's border, their box would have passed it by now; a tracker loses the last
+        slivers of a body leaving the image early, and a shopper still in the doorway when the video
+        ends has not walked out (charging them would be a receipt too many).
+        """
+        gone = self._frame - shopper.last_frame
+        if gone <= 0 or not self._in_exit(shopper.last_box):
+            return False
+        if gone >= self.config.exit_confirm_frames or self.layout.exit_side is None:
+            return True
+        box, (vx, vy), border = shopper.last_box, shopper.velocity, self.config.exit_border_px
+        distance, speed = {
+            "left": (box[2] - border, -vx),
+            "right": (self.layout.width - border - box[0], vx),
+            "top": (box[3] - border, -vy),
+            "bottom": (self.layout.height - border - box[1], vy),
+        }[self.layout.exit_side]
+        return gone >= max(distance, 0.0) / max(speed, 0.5)
 
     def _in_exit(self, box: tuple[float, float, float, float]) -> bool:
         return self.layout.leaves_through_exit(
@@ -409,13 +467,16 @@ class Engine:
                 seen.append((self._frame, product.sku))
                 del seen[:-12]
                 continue
-            for shopper_id, hands in wrists.items():
-                for hand_index, wrist in enumerate(hands):
-                    if wrist is None:
-                        continue
-                    distance = _distance(center, wrist[0])
-                    if distance <= config.hand_radius_px:
-                        pairs.append((distance, -product.score, index, shopper_id, hand_index))
+            candidates = [
+                (_distance(center, wrist[0]), -product.score, index, shopper_id, hand_index)
+                for shopper_id, hands in wrists.items()
+                for hand_index, wrist in enumerate(hands)
+                if wrist is not None and _distance(center, wrist[0]) <= config.hand_radius_px
+            ]
+            # Within reach of several shoppers, an item stays with the one known to hold that SKU:
+            # when two shoppers' hands meet at a shelf, the nearest wrist in one frame must not take it.
+            owners = {c[3] for c in candidates if product.sku in self._holding(c[3])}
+            pairs += [c for c in candidates if not owners or c[3] in owners]
         held: dict[int, Counter] = {}
         used_products, used_hands = set(), set()
         for _, _, index, shopper_id, hand_index in sorted(pairs):
@@ -425,6 +486,11 @@ class Engine:
             used_hands.add((shopper_id, hand_index))
             held.setdefault(shopper_id, Counter())[products[index].sku] += 1
         return held
+
+    def _holding(self, shopper_id: int) -> Counter:
+        """What a shopper is known to hold: confirmed holdings, or those before the visit under way."""
+        shopper = self._shoppers[shopper_id]
+        return shopper.visit.before if shopper.visit is not None else shopper.confirmed
 
     def _shelf_top_before(self, slot: Slot, frame: int, sku: str) -> str | None:
         """What the camera saw on top of the slot in the `shelf_view_frames` before `frame`.
@@ -751,6 +817,9 @@ class Engine:
         for index, (_, other_id, other_kind, other_sku, other_trail) in enumerate(self._free_changes):
             if other_id == shopper.shopper_id or other_kind != wanted or other_sku != sku:
                 continue
+            partner_seen = self._shoppers[other_id].frames_seen
+            if min(shopper.frames_seen, partner_seen) < self.config.handover_min_frames:
+                continue  # a track just born beside someone is more likely a split of them than a partner
             closest = min((_distance(a, b) for a in trail for b in other_trail), default=float("inf"))
             if closest <= self.config.handover_distance_px:
                 del self._free_changes[index]

@@ -39,6 +39,7 @@ MODEL_ENGINE_CONFIG = EngineConfig(
     item_visibility=0.2,
     reach_radius_px=9.0,
     near_slot_px=16.0,
+    exit_border_px=6.0,
     min_product_score=0.3,
 )
 

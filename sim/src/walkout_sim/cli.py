@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--config",
         default=None,
-        help="generator config YAML (camera, shoppers, ...) or a preset: hard, clean",
+        help="generator config YAML (camera, shoppers, ...) or a preset: hard, clean, busy",
     )
     generate.add_argument(
         "--image-stride",
@@ -47,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     scenario = commands.add_parser("scenario", help="render one scenario (a shipped name or a YAML file)")
     scenario.add_argument("scenario", nargs="?", help="shipped scenario name or path to a scenario YAML")
     scenario.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
-    scenario.add_argument("--config", default=None, help="generator config YAML or a preset: hard, clean")
+    scenario.add_argument(
+        "--config", default=None, help="generator config YAML or a preset: hard, clean, busy"
+    )
     scenario.add_argument("--out", type=Path, help="output folder")
     scenario.add_argument("--force", action="store_true")
     scenario.add_argument("--quiet", action="store_true")

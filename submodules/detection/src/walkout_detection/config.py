@@ -48,6 +48,8 @@ class TrainConfig:
         is spent, and the learning-rate schedule anneals by then.
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda".
     amp: mixed precision, used only on CUDA.
+    num_workers: DataLoader worker processes preparing batches (0 = in the training process); on a
+        GPU the per-image target encoding is the bottleneck without them.
     """
 
     epochs: int = 30
@@ -62,6 +64,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     num_threads: int = 0
+    num_workers: int = 0
     time_limit_s: float = 0.0
     max_val_images: int = 60
     size_loss_weight: float = 0.3
@@ -76,6 +79,7 @@ class TrainConfig:
         _check_range("train.samples_per_epoch", self.samples_per_epoch, 0, 10_000_000)
         _check_range("train.flip_probability", self.flip_probability, 0.0, 1.0)
         _check_range("train.num_threads", self.num_threads, 0, 1024)
+        _check_range("train.num_workers", self.num_workers, 0, 64)
         _check_range("train.time_limit_s", self.time_limit_s, 0.0, 1e7)
         _check_range("train.max_val_images", self.max_val_images, 1, 10_000_000)
         _check_range("train.size_loss_weight", self.size_loss_weight, 0.0, 100.0)

@@ -222,6 +222,12 @@ def train(
     return result
 
 
+def _reseed_worker(worker_id: int) -> None:
+    """Give each DataLoader worker its own flip sequence (workers start with copies of one generator)."""
+    info = torch.utils.data.get_worker_info()
+    info.dataset.rng = np.random.default_rng([int(info.seed) % 2**32, worker_id])
+
+
 def _train_tracked(
     *,
     config: DetectionConfig,
@@ -257,7 +263,15 @@ def _train_tracked(
         generator=generator,
     )
     loader = torch.utils.data.DataLoader(
-        training_set, batch_size=settings.batch_size, sampler=sampler, collate_fn=collate, drop_last=False
+        training_set,
+        batch_size=settings.batch_size,
+        sampler=sampler,
+        collate_fn=collate,
+        drop_last=False,
+        num_workers=settings.num_workers,
+        persistent_workers=settings.num_workers > 0,
+        worker_init_fn=_reseed_worker,
+        pin_memory=device.type == "cuda",
     )
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
