@@ -82,6 +82,7 @@ class EngineConfig:
     handover_distance_px: float = 20.0  # and the two hands this close
     handover_min_frames: int = 10  # both shoppers seen at least this often (a fresh track is no partner)
     duplicate_overlap: float = 0.5  # a new track this much inside a present shopper's box is a duplicate
+    regrab_window_frames: int = 60  # an item "put back" that is back in the same hand this soon never left
 
     def __post_init__(self) -> None:
         checks = {
@@ -107,6 +108,7 @@ class EngineConfig:
             "handover_distance_px": self.handover_distance_px >= 0.0,
             "handover_min_frames": self.handover_min_frames >= 0,
             "duplicate_overlap": 0.0 < self.duplicate_overlap <= 1.0,
+            "regrab_window_frames": self.regrab_window_frames >= 0,
         }
         for key, ok in checks.items():
             if not ok:
@@ -254,6 +256,9 @@ class Engine:
         self._slot_seen: dict[tuple[str, str], list[tuple[int, str]]] = {}
         # hand changes away from the shelves, waiting for a partner: (frame, shopper, kind, sku, point)
         self._free_changes: list[tuple[int, int, str, str, tuple[Point, ...]]] = []
+        # booked put-backs that may yet be undone:
+        # (frame decided, event, slot it was stacked on, whether the cart lost it)
+        self._put_backs: list[tuple[int, Event, Slot | None, bool]] = []
 
     # ----------------------------------------------------------------------------------------------
     # public API
@@ -322,6 +327,11 @@ class Engine:
                 if self._duplicates_a_present_shopper(shopper_obs, present):
                     continue  # looked at again next frame: it may yet continue a shopper who is lost
                 shopper_id = self._new_shopper(shopper_obs)
+            else:
+                # The shopper continues under the new id; the old id, if the tracker revives it
+                # (on someone else), must not bring them back.
+                for track_id in [t for t, s in self._track_to_shopper.items() if s == shopper_id]:
+                    del self._track_to_shopper[track_id]
             self._track_to_shopper[shopper_obs.track_id] = shopper_id
             present[shopper_id] = shopper_obs
         for shopper_id, shopper_obs in present.items():
@@ -671,6 +681,8 @@ class Engine:
         notes = list(notes)
         top = self._shelf_top_before(slot, frame, sku) if slot is not None else None
         if slot is not None and top is not None and top != sku:
+            if self._undo_recent_put_back(shopper, sku, frame):
+                return
             # The shelf cannot have given this: the slot showed another SKU on top. A misread hand
             # must not become a charge (a false charge is the worst error a store can make).
             notes.append(
@@ -705,7 +717,8 @@ class Engine:
                 )
                 self._emit(shopper, "rejected_put_back", frame, sku, slot, min(confidence, 0.3), notes)
                 return
-        if shopper.cart[sku] > 0:
+        from_cart = shopper.cart[sku] > 0
+        if from_cart:
             shopper.cart[sku] -= 1
         else:
             notes.append(f"put back {sku} that is not in the cart")
@@ -713,6 +726,29 @@ class Engine:
         if slot is not None:
             self._stacks[slot.key].append(sku)
         self._emit(shopper, "put_back", frame, sku, slot, confidence, notes)
+        self._put_backs.append((self._frame, self.events[-1], slot, from_cart))
+
+    def _undo_recent_put_back(self, shopper: _Shopper, sku: str, frame: int) -> bool:
+        """`sku` is back in the shopper's hand, but no slot they reached showed it: if they "put it back"
+        moments ago, the detector lost the held item for a while and it never left the hand. Undo
+        that put-back (the cart is charged again, the slot's stack forgets it); True when undone.
+        """
+        horizon = self._frame - self.config.regrab_window_frames
+        for index in range(len(self._put_backs) - 1, -1, -1):
+            decided, event, slot, from_cart = self._put_backs[index]
+            if event.shopper_id != shopper.shopper_id or event.sku != sku or decided < horizon:
+                continue
+            del self._put_backs[index]
+            event.type = "rejected_put_back"
+            note = f"{sku} was back in the hand at frame {frame}: it never left"
+            event.review = None if event.review is None and event.confidence >= 0.5 else note
+            if from_cart:
+                shopper.cart[sku] += 1
+            if slot is not None and sku in self._stacks[slot.key]:
+                stack = self._stacks[slot.key]
+                del stack[len(stack) - 1 - stack[::-1].index(sku)]
+            return True
+        return False
 
     def _emit(
         self,
@@ -750,6 +786,10 @@ class Engine:
         anything else (an item flickering out of view) changes no cart.
         """
         lost, gained = old - new, new - old
+        for sku in sorted(gained.elements()):
+            if self._undo_recent_put_back(shopper, sku, self._frame):
+                gained[sku] -= 1  # back in the hand it never left
+        gained = +gained
         horizon = self._frame - self.config.free_window - 2
         shopper.near_slots = {key: near for key, near in shopper.near_slots.items() if near[2] >= horizon}
         if shopper.near_slots:
