@@ -83,6 +83,7 @@ class EngineConfig:
     handover_min_frames: int = 10  # both shoppers seen at least this often (a fresh track is no partner)
     duplicate_overlap: float = 0.5  # a new track this much inside a present shopper's box is a duplicate
     regrab_window_frames: int = 60  # an item "put back" that is back in the same hand this soon never left
+    relink_blame_frames: int = 15  # an item appearing in a hand this soon after a re-link was a missed pick
 
     def __post_init__(self) -> None:
         checks = {
@@ -109,6 +110,7 @@ class EngineConfig:
             "handover_min_frames": self.handover_min_frames >= 0,
             "duplicate_overlap": 0.0 < self.duplicate_overlap <= 1.0,
             "regrab_window_frames": self.regrab_window_frames >= 0,
+            "relink_blame_frames": self.relink_blame_frames >= 0,
         }
         for key, ok in checks.items():
             if not ok:
@@ -194,6 +196,8 @@ class _Shopper:
     review_reasons: list[str] = field(default_factory=list)
     left: bool = False
     frames_seen: int = 0
+    kept: Counter = field(default_factory=Counter)  # SKUs seen leaving the hand but kept in the cart
+    relinked_frame: int = -(10**9)  # when a new track last continued this shopper
     velocity: Point = (0.0, 0.0)  # of the box center, pixels per frame (smoothed)
 
 
@@ -277,6 +281,7 @@ class Engine:
             self._update_shopper(
                 self._shoppers[shopper_id], wrists[shopper_id], held.get(shopper_id, Counter())
             )
+        self._settle_unpartnered_gains()
         self._check_exits(set(present))
         return self.events[before:]
 
@@ -328,6 +333,7 @@ class Engine:
                     continue  # looked at again next frame: it may yet continue a shopper who is lost
                 shopper_id = self._new_shopper(shopper_obs)
             else:
+                self._shoppers[shopper_id].relinked_frame = observation.frame
                 # The shopper continues under the new id; the old id, if the tracker revives it
                 # (on someone else), must not bring them back.
                 for track_id in [t for t, s in self._track_to_shopper.items() if s == shopper_id]:
@@ -678,11 +684,21 @@ class Engine:
         confidence: float,
         notes: list[str],
     ) -> None:
+        if shopper.kept[sku] > 0:
+            shopper.kept[sku] -= 1  # the item whose put-back was not believed is back in view
+            return
         notes = list(notes)
         top = self._shelf_top_before(slot, frame, sku) if slot is not None else None
         if slot is not None and top is not None and top != sku:
             if self._undo_recent_put_back(shopper, sku, frame):
                 return
+            neighbour = self._neighbour_showing(shopper, sku, frame, exclude=slot)
+            if neighbour is not None:
+                # The deepest reach went into the wrong slot (pose wrists stop short and drift), but
+                # the hand was also at a slot that shows this SKU: the product came from there.
+                notes.append(f"reach booked at {slot.name}, which shows {top}; {sku} is on {neighbour.name}")
+                slot, confidence, top = neighbour, min(confidence, 0.6), sku
+        if slot is not None and top is not None and top != sku:
             # The shelf cannot have given this: the slot showed another SKU on top. A misread hand
             # must not become a charge (a false charge is the worst error a store can make).
             notes.append(
@@ -716,6 +732,7 @@ class Engine:
                     f"{sku} left the hand in {slot.name}, but the slot shows {after[-1]}: still charged"
                 )
                 self._emit(shopper, "rejected_put_back", frame, sku, slot, min(confidence, 0.3), notes)
+                shopper.kept[sku] += 1
                 return
         from_cart = shopper.cart[sku] > 0
         if from_cart:
@@ -727,6 +744,20 @@ class Engine:
             self._stacks[slot.key].append(sku)
         self._emit(shopper, "put_back", frame, sku, slot, confidence, notes)
         self._put_backs.append((self._frame, self.events[-1], slot, from_cart))
+
+    def _neighbour_showing(self, shopper: _Shopper, sku: str, frame: int, *, exclude: Slot) -> Slot | None:
+        """A slot the shopper's wrist came near around `frame` whose top item is `sku` (closest first)."""
+        window = 2 * self.config.shelf_view_frames
+        candidates = sorted(
+            (distance, key)
+            for key, (_, distance, last_near) in shopper.near_slots.items()
+            if key != exclude.key and last_near >= frame - window
+        )
+        for _, key in candidates:
+            slot = self._slots[key]
+            if self._stack_top(slot) == sku and self._shelf_top_before(slot, frame, sku) in (sku, None):
+                return slot
+        return None
 
     def _undo_recent_put_back(self, shopper: _Shopper, sku: str, frame: int) -> bool:
         """`sku` is back in the shopper's hand, but no slot they reached showed it: if they "put it back"
@@ -787,7 +818,10 @@ class Engine:
         """
         lost, gained = old - new, new - old
         for sku in sorted(gained.elements()):
-            if self._undo_recent_put_back(shopper, sku, self._frame):
+            if shopper.kept[sku] > 0:
+                shopper.kept[sku] -= 1  # the item whose put-back was not believed is back in view
+                gained[sku] -= 1
+            elif self._undo_recent_put_back(shopper, sku, self._frame):
                 gained[sku] -= 1  # back in the hand it never left
         gained = +gained
         horizon = self._frame - self.config.free_window - 2
@@ -824,6 +858,30 @@ class Engine:
                         to_shopper_id=taker.shopper_id,
                     )
                 )
+
+    def _settle_unpartnered_gains(self) -> None:
+        """An item that showed up in a shopper's hands away from the shelves right after the shopper's
+        track was re-linked, with no one handing it over, is charged (flagged) when the shopper now
+        holds more of that SKU than their cart has: the tracker swapped two shoppers standing
+        together, and the pick went with the other identity. Elsewhere such an item changes no cart
+        (a shopper may walk in with their own bottle; a detector may see a product in a hand).
+        """
+        window = self.config.handover_window_frames
+        waiting = []
+        for change in self._free_changes:
+            frame, shopper_id, kind, sku, _ = change
+            if self._frame - frame <= window:
+                waiting.append(change)
+                continue
+            shopper = self._shoppers[shopper_id]
+            if kind != "gain" or shopper.left or shopper.confirmed[sku] <= shopper.cart[sku]:
+                continue
+            if not 0 <= frame - shopper.relinked_frame <= self.config.relink_blame_frames:
+                continue
+            notes = [f"{sku} appeared in the hand away from the shelves at frame {frame}: pick not seen"]
+            shopper.cart[sku] += 1
+            self._emit(shopper, "pick", frame, sku, None, 0.5, notes)
+        self._free_changes = waiting
 
     def _shallow_reach(self, shopper: _Shopper, sku: str, *, pick: bool) -> None:
         """Book a pick / put-back of a reach that stopped short of the slot center, at its deepest point.
