@@ -151,3 +151,60 @@ def test_a_shopper_striding_out_as_the_video_ends_gets_a_receipt(scene, layout):
     frames = _walk_out(scene, frames_to_border=3)
     engine = _feed(frames[:-3], _exit_layout(layout))
     assert engine.receipts_json() == {"1": {"bread": 1}}
+
+
+def _move_wrist(frame: FrameObservation, track_id: int, to: tuple[float, float]) -> FrameObservation:
+    """The pose model draws a wrist at `to`; the item held there is drawn with it."""
+    shoppers, products = [], list(frame.products)
+    for s in frame.shoppers:
+        if s.track_id == track_id:
+            old = (float(s.keypoints[6, 0]), float(s.keypoints[6, 1]))
+            products = [
+                dataclasses.replace(p, box=_shift_box(p.box, to[0] - old[0], to[1] - old[1]))
+                if abs(box_center(p.box)[0] - old[0]) < 0.5 and abs(box_center(p.box)[1] - old[1]) < 0.5
+                else p
+                for p in products
+            ]
+            points = s.keypoints.copy()
+            points[6, :2] = to
+            s = dataclasses.replace(s, keypoints=points)
+        shoppers.append(s)
+    return FrameObservation(frame=frame.frame, shoppers=tuple(shoppers), products=tuple(products))
+
+
+def test_a_pick_booked_at_a_slot_showing_another_sku_moves_to_the_slot_the_hand_visited(scene, layout):
+    # Pose drift: on the way in the wrist comes within 10 px of A2 (bread), at its deepest it is
+    # drawn 6 px from A1 (apple); the bread in the hand cannot have come from A1.
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A2")), 10).reach("A2", take=True)
+    shopper.walk(scene.EXIT, 15)
+    drawn = {12: (95.0, 50.0), 13: (95.0, 44.0), 14: (95.0, 40.0), 15: (61.0, 30.0), 16: (95.0, 40.0)}
+    frames = [_move_wrist(f, 1, drawn[f.frame]) if f.frame in drawn else f for f in scene.frames()]
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == {"1": {"bread": 1}}
+    [pick] = [e for e in engine.events if e.type == "pick"]
+    assert pick.slot == "A2" and pick.review and "A1" in pick.review
+
+
+def test_a_pick_lost_in_a_track_swap_is_charged_to_the_relinked_shopper(scene, layout):
+    taker, neighbour = scene.actor(3), scene.actor(2)
+    taker.walk(scene.ENTRANCE, 1).walk((55.0, 55.0), 10).reach("A1", take=True).wait(12).walk(scene.EXIT, 15)
+    neighbour.walk((30.0, 210.0), 1).walk((75.0, 55.0), 10).wait(18).walk(scene.EXIT, 15)
+    swapped = []
+    for frame in scene.frames():
+        if frame.frame >= 16:
+            # the tracker moves id 3 onto the neighbour and drops id 2; the taker vanishes for two
+            # frames and comes back as id 4, which re-links to the neighbour's lost shopper
+            shoppers = []
+            for s in frame.shoppers:
+                if s.track_id == 2:
+                    shoppers.append(dataclasses.replace(s, track_id=3))
+                elif frame.frame >= 18:
+                    shoppers.append(dataclasses.replace(s, track_id=4))
+            frame = _with_shoppers(frame, shoppers)
+        swapped.append(frame)
+    engine = _feed(swapped, layout)
+    # engine shopper 2 walked out on the taker's body: the apple is charged to them, flagged
+    assert engine.receipts_json() == {"2": {"apple": 1}, "3": {}}
+    [pick] = [e for e in engine.events if e.type == "pick"]
+    assert pick.shopper_id == 2 and pick.review and "pick not seen" in pick.review
