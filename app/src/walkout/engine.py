@@ -840,10 +840,16 @@ class Engine:
                 partner = self._handover_partner(shopper, kind, sku, trail)
                 if partner is None:
                     self._free_changes.append((self._frame, shopper.shopper_id, kind, sku, trail))
+                    if kind == "loss" and shopper.cart[sku] > shopper.kept[sku]:
+                        # out of view away from the shelves: still in the cart, and when it shows
+                        # up in the hand again it is this item, not a new pick
+                        shopper.kept[sku] += 1
                     continue
                 giver, taker = (shopper, partner) if kind == "loss" else (partner, shopper)
                 if giver.cart[sku] <= 0:
                     continue  # the giver never paid for it: a detection flicker, not a hand-over
+                if kind == "gain" and giver.kept[sku] > 0:
+                    giver.kept[sku] -= 1  # the item the giver lost from view went to the taker
                 giver.cart[sku] -= 1
                 taker.cart[sku] += 1
                 self.events.append(
