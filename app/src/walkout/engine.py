@@ -28,6 +28,13 @@ How it decides:
   the slot center); a loss paired with
   a gain of the same SKU by another shopper whose hands came close is a hand-over (the item moves
   between carts); anything else (an item flickering out of view) changes no cart.
+- Model errors: trackers split, swap and revive ids, detectors lose held items for a moment, pose
+  wrists stop short of the slot. The engine absorbs each (app/README.md lists the rules): duplicate
+  tracks get no cart, a re-linked shopper drops old ids, an item near several hands stays with its
+  holder, an item back in the hand soon after its "put-back" never left (the put-back event is
+  revised to rejected_put_back), an item still in the cart reappearing is not a new pick, a pick the
+  booked slot cannot have given moves to a nearby slot showing the SKU, and a receipt at the video's
+  end needs the shopper to have crossed the exit border at their walking speed.
 - Review: what the engine cannot decide cleanly is still decided (best guess) but flagged with a
   reason; a receipt with a flagged event is flagged too (the review rate is a QC metric).
 """
@@ -685,7 +692,7 @@ class Engine:
         notes: list[str],
     ) -> None:
         if shopper.kept[sku] > 0:
-            shopper.kept[sku] -= 1  # the item whose put-back was not believed is back in view
+            shopper.kept[sku] -= 1  # an item still in the cart that had left the hand is back in view
             return
         notes = list(notes)
         top = self._shelf_top_before(slot, frame, sku) if slot is not None else None
@@ -819,7 +826,7 @@ class Engine:
         lost, gained = old - new, new - old
         for sku in sorted(gained.elements()):
             if shopper.kept[sku] > 0:
-                shopper.kept[sku] -= 1  # the item whose put-back was not believed is back in view
+                shopper.kept[sku] -= 1  # an item still in the cart that had left the hand is back
                 gained[sku] -= 1
             elif self._undo_recent_put_back(shopper, sku, self._frame):
                 gained[sku] -= 1  # back in the hand it never left
