@@ -227,3 +227,22 @@ def test_an_item_out_of_view_away_from_the_shelves_is_not_charged_again_when_it_
     engine = _feed(frames, layout)
     assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}}
     assert [e.type for e in engine.events].count("pick") == 1
+
+
+def test_an_item_seen_in_the_hand_only_after_the_reach_is_charged_at_that_reach(scene, layout):
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    shopper.walk((160.0, 120.0), 8).wait(10).walk(scene.EXIT, 15)
+    frames = []
+    for frame in scene.frames():
+        if 15 <= frame.frame <= 26:  # the taken apple is missed until the shopper is away from the shelf
+            frame = FrameObservation(
+                frame=frame.frame,
+                shoppers=frame.shoppers,
+                products=tuple(p for p in frame.products if box_center(p.box)[1] < 45),
+            )
+        frames.append(frame)
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}}
+    [pick] = [e for e in engine.events if e.type == "pick"]
+    assert pick.slot == "A1" and pick.frame <= 17 and "after the reach" in pick.review

@@ -33,8 +33,9 @@ How it decides:
   tracks get no cart, a re-linked shopper drops old ids, an item near several hands stays with its
   holder, an item back in the hand soon after its "put-back" never left (the put-back event is
   revised to rejected_put_back), an item still in the cart reappearing is not a new pick, a pick the
-  booked slot cannot have given moves to a nearby slot showing the SKU, and a receipt at the video's
-  end needs the shopper to have crossed the exit border at their walking speed.
+  booked slot cannot have given moves to a nearby slot showing the SKU, an item first confirmed in
+  the hand soon after a reach into its slot is that reach's pick, and a receipt at the video's end
+  needs the shopper to have crossed the exit border at their walking speed.
 - Review: what the engine cannot decide cleanly is still decided (best guess) but flagged with a
   reason; a receipt with a flagged event is flagged too (the review rate is a QC metric).
 """
@@ -91,6 +92,7 @@ class EngineConfig:
     duplicate_overlap: float = 0.5  # a new track this much inside a present shopper's box is a duplicate
     regrab_window_frames: int = 60  # an item "put back" that is back in the same hand this soon never left
     relink_blame_frames: int = 15  # an item appearing in a hand this soon after a re-link was a missed pick
+    late_pick_frames: int = 40  # an item first confirmed in hand this soon after a reach into its slot
 
     def __post_init__(self) -> None:
         checks = {
@@ -118,6 +120,7 @@ class EngineConfig:
             "duplicate_overlap": 0.0 < self.duplicate_overlap <= 1.0,
             "regrab_window_frames": self.regrab_window_frames >= 0,
             "relink_blame_frames": self.relink_blame_frames >= 0,
+            "late_pick_frames": self.late_pick_frames >= 0,
         }
         for key, ok in checks.items():
             if not ok:
@@ -205,6 +208,8 @@ class _Shopper:
     frames_seen: int = 0
     kept: Counter = field(default_factory=Counter)  # SKUs seen leaving the hand but kept in the cart
     relinked_frame: int = -(10**9)  # when a new track last continued this shopper
+    # reaches of resolved visits: (frame the visit was resolved, reach), newest last
+    past_reaches: list[tuple[int, _Reach]] = field(default_factory=list)
     velocity: Point = (0.0, 0.0)  # of the box center, pixels per frame (smoothed)
 
 
@@ -613,6 +618,9 @@ class Engine:
         shopper.visit = None
         # deepest reaches first: a wrist brushing a slot on the way is less likely where things happened
         reaches = sorted(visit.reaches.values(), key=lambda r: (r.peak_distance, r.peak_frame))
+        horizon = self._frame - self.config.late_pick_frames
+        shopper.past_reaches = [p for p in shopper.past_reaches if p[0] >= horizon]
+        shopper.past_reaches += [(self._frame, reach) for reach in reaches]
         notes = []
         if visit.after:
             prior = Counter(visit.before)
@@ -839,6 +847,10 @@ class Engine:
             for sku in sorted(gained.elements()):
                 self._shallow_reach(shopper, sku, pick=True)
             return
+        for sku in sorted(gained.elements()):
+            if self._late_pick(shopper, sku):
+                gained[sku] -= 1
+        gained = +gained
         window = self.config.handover_window_frames
         self._free_changes = [c for c in self._free_changes if self._frame - c[0] <= window]
         trail = tuple(shopper.trail)
@@ -871,6 +883,24 @@ class Engine:
                         to_shopper_id=taker.shopper_id,
                     )
                 )
+
+    def _late_pick(self, shopper: _Shopper, sku: str) -> bool:
+        """An item first confirmed in the hand away from the shelves, shortly after a reach into a slot
+        showing that SKU, is that reach's pick: the hand was read empty after it (the held item missed
+        while the wrist kept brushing the shelf), and seen full only later. Booked (flagged) at the
+        reach; True when booked.
+        """
+        horizon = self._frame - self.config.late_pick_frames
+        for resolved, reach in reversed(shopper.past_reaches):
+            slot = self._slots[reach.slot]
+            if resolved >= horizon and self._stack_top(slot) == sku:
+                shopper.past_reaches.remove((resolved, reach))
+                notes = [
+                    f"{sku} seen in the hand only {self._frame - reach.peak_frame} frames after the reach"
+                ]
+                self._pick(shopper, reach.peak_frame, slot, sku, 0.6, notes)
+                return True
+        return False
 
     def _settle_unpartnered_gains(self) -> None:
         """An item that showed up in a shopper's hands away from the shelves right after the shopper's
