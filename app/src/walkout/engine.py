@@ -210,7 +210,9 @@ class _Shopper:
     relinked_frame: int = -(10**9)  # when a new track last continued this shopper
     # reaches of resolved visits: (frame the visit was resolved, reach), newest last
     past_reaches: list[tuple[int, _Reach]] = field(default_factory=list)
-    velocity: Point = (0.0, 0.0)  # of the box center, pixels per frame (smoothed)
+    # of the box edges x1 y1 x2 y2, pixels per frame (smoothed): at the image border the box is
+    # clipped, and only its trailing edge still moves at the shopper's speed
+    edge_velocity: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
 
 def _key(items: Counter) -> tuple[str, ...]:
@@ -355,11 +357,10 @@ class Engine:
         for shopper_id, shopper_obs in present.items():
             shopper = self._shoppers[shopper_id]
             if shopper.frames_seen:
-                old, new = box_center(shopper.last_box), box_center(shopper_obs.box)
                 step = max(observation.frame - shopper.last_frame, 1)
-                shopper.velocity = (
-                    0.5 * shopper.velocity[0] + 0.5 * (new[0] - old[0]) / step,
-                    0.5 * shopper.velocity[1] + 0.5 * (new[1] - old[1]) / step,
+                shopper.edge_velocity = tuple(
+                    0.5 * v + 0.5 * (b - a) / step
+                    for v, a, b in zip(shopper.edge_velocity, shopper.last_box, shopper_obs.box, strict=True)
                 )
             shopper.frames_seen += 1
             shopper.last_box = shopper_obs.box
@@ -440,12 +441,12 @@ class Engine:
             return False
         if gone >= self.config.exit_confirm_frames or self.layout.exit_side is None:
             return True
-        box, (vx, vy), border = shopper.last_box, shopper.velocity, self.config.exit_border_px
-        distance, speed = {
-            "left": (box[2] - border, -vx),
-            "right": (self.layout.width - border - box[0], vx),
-            "top": (box[3] - border, -vy),
-            "bottom": (self.layout.height - border - box[1], vy),
+        box, velocity, border = shopper.last_box, shopper.edge_velocity, self.config.exit_border_px
+        distance, speed = {  # the trailing edge: the last part of the body to leave
+            "left": (box[2] - border, -velocity[2]),
+            "right": (self.layout.width - border - box[0], velocity[0]),
+            "top": (box[3] - border, -velocity[3]),
+            "bottom": (self.layout.height - border - box[1], velocity[1]),
         }[self.layout.exit_side]
         return gone >= max(distance, 0.0) / max(speed, 0.5)
 
