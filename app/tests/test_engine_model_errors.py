@@ -36,6 +36,17 @@ def _renumber(frames, old: int, new: int, after: int):
     return result
 
 
+def _miss_held_items(frames, first: int, last: int):
+    """The detector misses every product away from the shelf (below y = 45) in frames first..last."""
+    result = []
+    for frame in frames:
+        if first <= frame.frame <= last:
+            products = tuple(p for p in frame.products if box_center(p.box)[1] < 45)
+            frame = FrameObservation(frame=frame.frame, shoppers=frame.shoppers, products=products)
+        result.append(frame)
+    return result
+
+
 def _feed(frames, layout) -> Engine:
     engine = Engine(layout=layout)
     for frame in frames:
@@ -111,16 +122,8 @@ def test_an_item_the_detector_lost_for_a_moment_is_not_put_back(scene, layout):
     shopper = scene.actor(1)
     shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
     shopper.wait(24).walk(near(scene.slot_center("A3")), 8).reach("A3", hand="left").walk(scene.EXIT, 15)
-    frames = scene.frames()
     # frames 20-31, while the shopper stands at A1: the held apple is not detected
-    lost = []
-    for frame in frames:
-        if 20 <= frame.frame <= 31:
-            held = [p for p in frame.products if p.sku == "apple" and box_center(p.box)[1] > 45]
-            products = tuple(p for p in frame.products if p not in held)
-            frame = FrameObservation(frame=frame.frame, shoppers=frame.shoppers, products=products)
-        lost.append(frame)
-    engine = _feed(lost, layout)
+    engine = _feed(_miss_held_items(scene.frames(), 20, 31), layout)
     assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}}
     types = [e.type for e in engine.events]
     assert types.count("pick") == 1 and "put_back" not in types
@@ -215,16 +218,8 @@ def test_an_item_out_of_view_away_from_the_shelves_is_not_charged_again_when_it_
     shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
     shopper.walk((160.0, 120.0), 8).wait(16).walk(near(scene.slot_center("A1")), 8).reach("A1", hand="left")
     shopper.walk(scene.EXIT, 15)
-    frames = []
-    for frame in scene.frames():
-        if 26 <= frame.frame <= 53:  # from the middle of the store back to the shelf: apple not detected
-            frame = FrameObservation(
-                frame=frame.frame,
-                shoppers=frame.shoppers,
-                products=tuple(p for p in frame.products if box_center(p.box)[1] < 45),
-            )
-        frames.append(frame)
-    engine = _feed(frames, layout)
+    # from the middle of the store back to the shelf the apple is not detected
+    engine = _feed(_miss_held_items(scene.frames(), 26, 53), layout)
     assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}}
     assert [e.type for e in engine.events].count("pick") == 1
 
@@ -233,16 +228,8 @@ def test_an_item_seen_in_the_hand_only_after_the_reach_is_charged_at_that_reach(
     shopper = scene.actor(1)
     shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
     shopper.walk((160.0, 120.0), 8).wait(10).walk(scene.EXIT, 15)
-    frames = []
-    for frame in scene.frames():
-        if 15 <= frame.frame <= 26:  # the taken apple is missed until the shopper is away from the shelf
-            frame = FrameObservation(
-                frame=frame.frame,
-                shoppers=frame.shoppers,
-                products=tuple(p for p in frame.products if box_center(p.box)[1] < 45),
-            )
-        frames.append(frame)
-    engine = _feed(frames, layout)
+    # the taken apple is missed until the shopper is away from the shelf
+    engine = _feed(_miss_held_items(scene.frames(), 15, 26), layout)
     assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}}
     [pick] = [e for e in engine.events if e.type == "pick"]
     assert pick.slot == "A1" and pick.frame <= 17 and "after the reach" in pick.review
