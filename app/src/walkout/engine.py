@@ -700,8 +700,7 @@ class Engine:
         confidence: float,
         notes: list[str],
     ) -> None:
-        if shopper.kept[sku] > 0:
-            shopper.kept[sku] -= 1  # an item still in the cart that had left the hand is back in view
+        if self._back_in_view(shopper, sku):
             return
         notes = list(notes)
         top = self._shelf_top_before(slot, frame, sku) if slot is not None else None
@@ -760,6 +759,14 @@ class Engine:
             self._stacks[slot.key].append(sku)
         self._emit(shopper, "put_back", frame, sku, slot, confidence, notes)
         self._put_backs.append((self._frame, self.events[-1], slot, from_cart))
+
+    @staticmethod
+    def _back_in_view(shopper: _Shopper, sku: str) -> bool:
+        """`sku` shows up in the hand again while the cart still holds it (`kept`): not a new pick."""
+        if shopper.kept[sku] <= 0:
+            return False
+        shopper.kept[sku] -= 1
+        return True
 
     def _neighbour_showing(self, shopper: _Shopper, sku: str, frame: int, *, exclude: Slot) -> Slot | None:
         """A slot the shopper's wrist came near around `frame` whose top item is `sku` (closest first)."""
@@ -834,8 +841,7 @@ class Engine:
         """
         lost, gained = old - new, new - old
         for sku in sorted(gained.elements()):
-            if shopper.kept[sku] > 0:
-                shopper.kept[sku] -= 1  # an item still in the cart that had left the hand is back
+            if self._back_in_view(shopper, sku):
                 gained[sku] -= 1
             elif self._undo_recent_put_back(shopper, sku, self._frame):
                 gained[sku] -= 1  # back in the hand it never left
