@@ -537,8 +537,9 @@ def test_server_dying_mid_run_neither_crashes_nor_hangs_training(tmp_path: Path,
     assert process.returncode == 0, stderr
     elapsed, experiment_id = stdout.split("AFTER_DEATH_S")[1].split()[:2]
     # clearml 2.1.12 retries a connection error forever inside every API call (and in its at-exit
-    # flush): without the deadline + liveness probe this run never finishes.
-    assert float(elapsed) < 15.0
+    # flush): without the deadline + liveness probe this run never finishes (communicate's 120-s
+    # timeout fails the test). The bound is loose because CI machines can be heavily loaded.
+    assert float(elapsed) < 60.0
     store = Store.open(tmp_path / "h" / "walkout")
     assert pins.resolve_model_ref(experiment_id, store=store, use_server=False).read_bytes() == b"w"
     record = json.loads(store.record_path(experiment_id).read_text())
@@ -563,4 +564,7 @@ def test_sick_server_that_answers_ping_but_not_the_api_falls_back_offline(tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     info = json.loads((tmp_path / "out.json").read_text())
     assert info["mode"] == "offline"
-    assert info["s"] < 30.0
+    # The 3-s deadline, not luck, ended the wait: without it Task.init retries until the 120-s
+    # subprocess timeout above fails the test. Wall time is not asserted: on a loaded CI machine
+    # the imports and the offline Task.init alone have taken over 30 s.
+    assert "Task.init did not return within 3 s" in result.stderr, result.stderr[-3000:]

@@ -292,7 +292,9 @@ def test_silent_server_times_out_and_falls_back(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout.strip().splitlines()[-1])
     assert info["mode"] == "offline"
-    assert info["s"] < 10.0
+    # The probe's timeout ended the wait (without it the 60-s subprocess timeout fails the test);
+    # wall time is not asserted because a loaded CI machine makes it meaningless.
+    assert "unreachable" in result.stderr, result.stderr[-3000:]
 
 
 class BrokenTask:
