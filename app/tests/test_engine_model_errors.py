@@ -233,3 +233,36 @@ def test_an_item_seen_in_the_hand_only_after_the_reach_is_charged_at_that_reach(
     assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}}
     [pick] = [e for e in engine.events if e.type == "pick"]
     assert pick.slot == "A1" and pick.frame <= 17 and "after the reach" in pick.review
+
+
+def test_a_track_born_beside_a_shopper_as_they_are_lost_continues_that_shopper(scene, layout):
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    shopper.walk((160.0, 120.0), 8).wait(6).walk(scene.EXIT, 15)
+    frames = scene.frames()
+    [pick] = scene.events
+    turn = pick["frame"] + 3
+    # The shopper turns away from the shelf: the tracker starts track 7 on the body while track 1
+    # coasts two more frames on a box that drifted off it (too little overlap to be a duplicate).
+    frames = _renumber(frames, 1, 7, after=turn - 1)
+    before = next(f for f in frames if f.frame == turn - 1).shoppers[0]
+    ghost = dataclasses.replace(before, box=_shift_box(before.box, -14.0, -14.0))
+    frames = [_with_shoppers(f, [*f.shoppers, ghost]) if turn <= f.frame <= turn + 1 else f for f in frames]
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == {"1": {"apple": 1}}
+    assert engine.shopper_of_track(7) == 1
+
+
+def test_a_lost_track_id_revived_across_the_store_is_not_its_old_shopper(scene, layout):
+    leaver, stayer = scene.actor(1), scene.actor(2)
+    leaver.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    leaver.walk(scene.EXIT, 15)
+    stayer.walk((30.0, 210.0), 1).walk(near(scene.slot_center("A3")), 10).reach("A3", take=True)
+    stayer.walk((100.0, 110.0), 8).wait(40).walk(scene.EXIT, 15)
+    frames = scene.frames()
+    leaver_last = max(f.frame for f in frames if any(s.track_id == 1 for s in f.shoppers))
+    # Two frames after the leaver's track ends at the exit, the tracker re-identifies id 1 on the
+    # other shopper, across the store, and drops id 2.
+    frames = _renumber(frames, 2, 1, after=leaver_last + 1)
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}, "2": {"cheese": 1}}

@@ -83,6 +83,7 @@ class EngineConfig:
     free_min_sightings: int = 5  # ... the same holdings seen this often are confirmed
     max_lost_frames: int = 30  # how long a vanished track may come back as the same shopper
     relink_distance_px: float = 60.0  # how far from its last box a lost shopper may reappear
+    max_walk_px_per_frame: float = 4.0  # a track moving faster than this (beyond the above) is someone else
     exit_margin_px: float = 10.0  # the exit zone grown by this much
     exit_border_px: float = 3.0  # a box this close to the image border the exit opens to is leaving
     exit_confirm_frames: int = 5  # frames gone from the exit before the receipt is issued
@@ -93,6 +94,7 @@ class EngineConfig:
     regrab_window_frames: int = 60  # an item "put back" that is back in the same hand this soon never left
     relink_blame_frames: int = 15  # an item appearing in a hand this soon after a re-link was a missed pick
     late_pick_frames: int = 40  # an item first confirmed in hand this soon after a reach into its slot
+    takeover_frames: int = 3  # a track born this close to a nearby shopper's loss continues that shopper
 
     def __post_init__(self) -> None:
         checks = {
@@ -111,6 +113,7 @@ class EngineConfig:
             "free_min_sightings": 1 <= self.free_min_sightings <= self.free_window,
             "max_lost_frames": self.max_lost_frames >= 0,
             "relink_distance_px": self.relink_distance_px >= 0.0,
+            "max_walk_px_per_frame": self.max_walk_px_per_frame >= 0.0,
             "exit_margin_px": self.exit_margin_px >= 0.0,
             "exit_border_px": self.exit_border_px >= 0.0,
             "exit_confirm_frames": self.exit_confirm_frames >= 1,
@@ -121,6 +124,7 @@ class EngineConfig:
             "regrab_window_frames": self.regrab_window_frames >= 0,
             "relink_blame_frames": self.relink_blame_frames >= 0,
             "late_pick_frames": self.late_pick_frames >= 0,
+            "takeover_frames": self.takeover_frames >= 0,
         }
         for key, ok in checks.items():
             if not ok:
@@ -213,6 +217,9 @@ class _Shopper:
     # of the box edges x1 y1 x2 y2, pixels per frame (smoothed): at the image border the box is
     # clipped, and only its trailing edge still moves at the shopper's speed
     edge_velocity: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    first_frame: int = 0
+    first_box: tuple[float, float, float, float] | None = None
+    born_inside: bool = False  # first seen away from the entrance after the video's first frame
 
 
 def _key(items: Counter) -> tuple[str, ...]:
@@ -288,6 +295,7 @@ class Engine:
         self._frame = observation.frame
         before = len(self.events)
         present = self._update_identities(observation)
+        self._take_over_young_tracks(present)
         wrists = {shopper_id: self._wrists(obs) for shopper_id, obs in present.items()}
         products = [p for p in observation.products if p.score >= self.config.min_product_score]
         held = self._assign_products(wrists, products)
@@ -336,6 +344,11 @@ class Engine:
         new_tracks = []
         for shopper_obs in observation.shoppers:
             shopper_id = self._track_to_shopper.get(shopper_obs.track_id)
+            if shopper_id is not None and self._jumped(self._shoppers[shopper_id], shopper_obs):
+                # The tracker re-identified a lost track on someone across the store: that
+                # someone is not this shopper (who may well have walked out meanwhile).
+                del self._track_to_shopper[shopper_obs.track_id]
+                shopper_id = None
             if shopper_id is not None and not self._shoppers[shopper_id].left and shopper_id not in present:
                 present[shopper_id] = shopper_obs
             else:
@@ -370,17 +383,28 @@ class Engine:
             ]
         return present
 
+    def _jumped(self, shopper: _Shopper, shopper_obs: ShopperObservation) -> bool:
+        """Whether a track's box moved further since the shopper's last frame than a person walks."""
+        gap = max(self._frame - shopper.last_frame, 1)
+        reach = self.config.relink_distance_px + self.config.max_walk_px_per_frame * (gap - 1)
+        return _distance(box_center(shopper.last_box), box_center(shopper_obs.box)) > reach
+
     def _new_shopper(self, shopper_obs: ShopperObservation) -> int:
         # Keep the tracker's id when it is free (in oracle mode these are the simulator's ids).
         shopper_id = shopper_obs.track_id
         if shopper_id in self._shoppers:
             shopper_id = max(self._shoppers) + 1
-        self._shoppers[shopper_id] = _Shopper(
-            shopper_id=shopper_id, last_box=shopper_obs.box, last_frame=self._frame
+        shopper = self._shoppers[shopper_id] = _Shopper(
+            shopper_id=shopper_id,
+            last_box=shopper_obs.box,
+            last_frame=self._frame,
+            first_frame=self._frame,
+            first_box=shopper_obs.box,
         )
         center = box_center(shopper_obs.box)
         if self._frame > 1 and not self.layout.in_entrance(*center, margin=30.0):
-            self._shoppers[shopper_id].review_reasons.append(
+            shopper.born_inside = True
+            shopper.review_reasons.append(
                 f"shopper appeared at frame {self._frame} away from the entrance (a lost track?)"
             )
         return shopper_id
@@ -418,6 +442,54 @@ class Engine:
             if distance <= self.config.relink_distance_px and distance < best_distance:
                 best, best_distance = shopper.shopper_id, distance
         return best
+
+    def _take_over_young_tracks(self, present: dict[int, ShopperObservation]) -> None:
+        """A shopper lost inside the store just as a track was born beside them: the new track is them.
+
+        When a shopper stops at a shelf and then turns away, their box changes shape faster than the
+        tracker's motion model follows: it starts a new track on the moving body while the old one
+        coasts a frame or two on the empty spot. The new track is born while the old shopper is still
+        present, so `_relink` (which continues shoppers already lost) cannot see it; without this the
+        old shopper's cart never reaches the exit and the new one leaves with nothing. Only tracks
+        born away from the entrance qualify (real shoppers come in through it), and only while the
+        newcomer has decided nothing yet.
+        """
+        window = self.config.takeover_frames
+        for lost in list(self._shoppers.values()):
+            if lost.shopper_id not in self._shoppers:
+                continue  # merged away this frame
+            if lost.left or lost.shopper_id in present or self._frame - lost.last_frame != 1:
+                continue
+            if self._in_exit(lost.last_box):
+                continue
+            lost_center = box_center(lost.last_box)
+            best, best_distance = None, float("inf")
+            for shopper_id in present:
+                young = self._shoppers[shopper_id]
+                if not young.born_inside or young.first_box is None:
+                    continue
+                if not lost.last_frame - window <= young.first_frame <= lost.last_frame:
+                    continue
+                if young.cart or any(e.shopper_id == shopper_id for e in self.events[-50:]):
+                    continue
+                distance = _distance(lost_center, box_center(young.first_box))
+                if distance <= self.config.relink_distance_px and distance < best_distance:
+                    best, best_distance = young, distance
+            if best is not None:
+                self._merge_into(lost, best, present)
+
+    def _merge_into(self, kept: _Shopper, young: _Shopper, present: dict[int, ShopperObservation]) -> None:
+        """`young`'s tracks become `kept`'s; `young` (who has decided nothing) ceases to exist."""
+        for track_id in [t for t, s in self._track_to_shopper.items() if s == kept.shopper_id]:
+            del self._track_to_shopper[track_id]  # a revived old track must not bring them back twice
+        for track_id in [t for t, s in self._track_to_shopper.items() if s == young.shopper_id]:
+            self._track_to_shopper[track_id] = kept.shopper_id
+        present[kept.shopper_id] = present.pop(young.shopper_id)
+        self.trajectories.setdefault(kept.shopper_id, {}).update(self.trajectories.pop(young.shopper_id, {}))
+        self._free_changes = [c for c in self._free_changes if c[1] != young.shopper_id]
+        kept.last_box, kept.last_frame = young.last_box, young.last_frame
+        kept.relinked_frame = self._frame
+        del self._shoppers[young.shopper_id]
 
     def _check_exits(self, present: set[int]) -> None:
         for shopper in self._shoppers.values():
