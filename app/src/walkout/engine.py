@@ -30,12 +30,13 @@ How it decides:
   between carts); anything else (an item flickering out of view) changes no cart.
 - Model errors: trackers split, swap and revive ids, detectors lose held items for a moment, pose
   wrists stop short of the slot. The engine absorbs each (app/README.md lists the rules): duplicate
-  tracks get no cart, a re-linked shopper drops old ids, an item near several hands stays with its
-  holder, an item back in the hand soon after its "put-back" never left (the put-back event is
-  revised to rejected_put_back), an item still in the cart reappearing is not a new pick, a pick the
-  booked slot cannot have given moves to a nearby slot showing the SKU, an item first confirmed in
-  the hand soon after a reach into its slot is that reach's pick, and a receipt at the video's end
-  needs the shopper to have crossed the exit border at their walking speed.
+  tracks get no cart, a re-linked shopper drops old ids, a track born beside a shopper just as they
+  are lost continues them, a track that jumps across the store is someone new, an item near several
+  hands stays with its holder, an item back in the hand soon after its "put-back" never left (the
+  put-back event is revised to rejected_put_back), an item still in the cart reappearing is not a
+  new pick, a pick the booked slot cannot have given moves to a nearby slot showing the SKU, an item
+  first confirmed in the hand soon after a reach into its slot is that reach's pick, and a receipt
+  at the video's end needs the shopper to have crossed the exit border at their walking speed.
 - Review: what the engine cannot decide cleanly is still decided (best guess) but flagged with a
   reason; a receipt with a flagged event is flagged too (the review rate is a QC metric).
 """
