@@ -88,6 +88,11 @@ class EngineConfig:
     exit_margin_px: float = 10.0  # the exit zone grown by this much
     exit_border_px: float = 3.0  # a box this close to the image border the exit opens to is leaving
     exit_confirm_frames: int = 5  # frames gone from the exit before the receipt is issued
+    # At the video's end: how much of a body is still in view when the tracker loses it at the exit
+    # border, and the slowest a shopper walks out (pixels per frame). The simulator stops annotating
+    # a person under 5% visible; leaving through a corner, the last box is still ~8 px wide.
+    lost_sliver_px: float = 10.0
+    min_exit_speed_px: float = 0.5
     handover_window_frames: int = 6  # a loss and a gain this close in time can be a hand-over
     handover_distance_px: float = 20.0  # and the two hands this close
     handover_min_frames: int = 10  # both shoppers seen at least this often (a fresh track is no partner)
@@ -118,6 +123,8 @@ class EngineConfig:
             "exit_margin_px": self.exit_margin_px >= 0.0,
             "exit_border_px": self.exit_border_px >= 0.0,
             "exit_confirm_frames": self.exit_confirm_frames >= 1,
+            "lost_sliver_px": self.lost_sliver_px >= 0.0,
+            "min_exit_speed_px": self.min_exit_speed_px > 0.0,
             "handover_window_frames": self.handover_window_frames >= 0,
             "handover_distance_px": self.handover_distance_px >= 0.0,
             "handover_min_frames": self.handover_min_frames >= 0,
@@ -514,14 +521,14 @@ class Engine:
             return False
         if gone >= self.config.exit_confirm_frames or self.layout.exit_side is None:
             return True
-        box, velocity, border = shopper.last_box, shopper.edge_velocity, self.config.exit_border_px
+        box, velocity, border = shopper.last_box, shopper.edge_velocity, self.config.lost_sliver_px
         distance, speed = {  # the trailing edge: the last part of the body to leave
             "left": (box[2] - border, -velocity[2]),
             "right": (self.layout.width - border - box[0], velocity[0]),
             "top": (box[3] - border, -velocity[3]),
             "bottom": (self.layout.height - border - box[1], velocity[1]),
         }[self.layout.exit_side]
-        return gone >= max(distance, 0.0) / max(speed, 0.5)
+        return gone >= max(distance, 0.0) / max(speed, self.config.min_exit_speed_px)
 
     def _in_exit(self, box: tuple[float, float, float, float]) -> bool:
         return self.layout.leaves_through_exit(
