@@ -285,3 +285,26 @@ def test_a_lost_track_id_revived_across_the_store_is_not_its_old_shopper(scene, 
     frames = _renumber(frames, 2, 1, after=leaver_last + 1)
     engine = _feed(frames, layout)
     assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}, "2": {"cheese": 1}}
+
+
+def test_a_put_back_seen_before_it_happened_is_booked_once_the_slot_shows_the_item(scene, layout):
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True).wait(10)
+    shopper.walk(near(scene.slot_center("A3")), 6).reach("A3").wait(4).reach("A3", give=True)
+    shopper.walk(scene.EXIT, 15)
+    frames = scene.frames()
+    [_, put_back] = scene.events
+    first_reach = put_back["frame"] - 10  # the middle of the reach before the one that gives
+    a1 = scene.slot_center("A1")
+    # The detector loses the held apple from the first reach into A3 until it lies in the slot: the
+    # engine reads the first reach as the put-back, while A3 still shows cheese on top.
+    lost = []
+    for frame in frames:
+        if first_reach - 1 <= frame.frame <= put_back["frame"]:
+            kept = tuple(p for p in frame.products if p.sku != "apple" or box_center(p.box) == a1)
+            frame = FrameObservation(frame=frame.frame, shoppers=frame.shoppers, products=kept)
+        lost.append(frame)
+    engine = _feed(lost, layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {}}
+    [booked] = [e for e in engine.events if e.type == "put_back"]
+    assert booked.slot == "A3" and "only" in booked.review

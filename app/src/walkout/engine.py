@@ -292,6 +292,8 @@ class Engine:
         # booked put-backs that may yet be undone:
         # (frame decided, event, slot it was stacked on, whether the cart lost it)
         self._put_backs: list[tuple[int, Event, Slot | None, bool]] = []
+        # put-backs rejected because the slot showed something else, waiting to be seen late
+        self._rejected_put_backs: list[tuple[Event, Slot]] = []
 
     # ----------------------------------------------------------------------------------------------
     # public API
@@ -312,6 +314,7 @@ class Engine:
                 self._shoppers[shopper_id], wrists[shopper_id], held.get(shopper_id, Counter())
             )
         self._settle_unpartnered_gains()
+        self._confirm_late_put_backs()
         self._check_exits(set(present))
         return self.events[before:]
 
@@ -828,6 +831,7 @@ class Engine:
                 )
                 self._emit(shopper, "rejected_put_back", frame, sku, slot, min(confidence, 0.3), notes)
                 shopper.kept[sku] += 1
+                self._rejected_put_backs.append((self.events[-1], slot))
                 return
         from_cart = shopper.cart[sku] > 0
         if from_cart:
@@ -839,6 +843,41 @@ class Engine:
             self._stacks[slot.key].append(sku)
         self._emit(shopper, "put_back", frame, sku, slot, confidence, notes)
         self._put_backs.append((self._frame, self.events[-1], slot, from_cart))
+
+    def _confirm_late_put_backs(self) -> None:
+        """A put-back rejected because its slot showed another SKU on top is booked after all when, within
+        `late_pick_frames`, the slot steadily shows the item on top and the shopper no longer holds it.
+
+        The detector can lose a held item near a shelf before the hand puts it down: the loss is read as
+        the put-back, the slot (correctly) does not show the item yet, and the real put-back a moment
+        later changes nothing the engine still watches.
+        """
+        pending = []
+        for event, slot in self._rejected_put_backs:
+            if self._frame - event.frame > self.config.late_pick_frames:
+                continue
+            shopper = self._shoppers.get(event.shopper_id)
+            if shopper is None or shopper.left or event.type != "rejected_put_back":
+                continue
+            sightings = [sku for frame, sku in self._slot_seen.get(slot.key, []) if frame > event.frame]
+            showing = len(sightings) >= 3 and all(sku == event.sku for sku in sightings[-3:])
+            someone_else = any(
+                e.type == "put_back" and e.slot == slot.name and e.sku == event.sku and e.frame > event.frame
+                for e in self.events[-50:]
+            )
+            if not showing or someone_else or shopper.kept[event.sku] <= 0 or shopper.confirmed[event.sku]:
+                pending.append((event, slot))
+                continue
+            event.type = "put_back"
+            delay = self._frame - event.frame
+            event.review = f"{event.sku} showed on top of {slot.name} only {delay} frames later"
+            shopper.kept[event.sku] -= 1
+            from_cart = shopper.cart[event.sku] > 0
+            if from_cart:
+                shopper.cart[event.sku] -= 1
+            self._stacks[slot.key].append(event.sku)
+            self._put_backs.append((self._frame, event, slot, from_cart))
+        self._rejected_put_backs = pending
 
     @staticmethod
     def _back_in_view(shopper: _Shopper, sku: str) -> bool:
