@@ -6,6 +6,7 @@ import pytest
 
 from walkout.engine import Engine, EngineConfig
 from walkout.errors import ConfigError
+from walkout.observations import FrameObservation
 
 
 def run(scene, layout, config=None):
@@ -187,3 +188,32 @@ def test_frames_must_increase(scene, layout):
 def test_bad_engine_config_names_the_key(key, value):
     with pytest.raises(ConfigError, match=key):
         EngineConfig(**{key: value})
+
+
+def test_putting_back_one_of_two_items_of_a_sku_charges_the_other(scene, layout):
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10)
+    shopper.reach("A1", take=True).reach("A1", take=True, hand="left").wait(6)
+    shopper.walk(near(scene.slot_center("A3")), 6).reach("A3", give=True)
+    shopper.walk(near(scene.slot_center("A2")), 3).reach("A2").walk(scene.EXIT, 15)
+    frames = scene.frames()
+    given = scene.events[-1]["frame"]
+    # The other apple, in view right after the put-back, is hidden (under the arm) from 5 frames on:
+    # only the put-back's own readings can tell that one of the two apples left the hand; its loss
+    # from view at the next shelf is no put-back (that slot shows bread).
+    hidden = []
+    for frame in frames:
+        if frame.frame >= given + 5:
+            products = tuple(p for p in frame.products if p.box[1] >= 20.0 and p.box[3] <= 44.0)
+            frame = FrameObservation(frame=frame.frame, shoppers=frame.shoppers, products=products)
+        hidden.append(frame)
+    engine = Engine(layout=layout)
+    for frame in hidden:
+        engine.step(frame)
+    engine.finish()
+    assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}}
+    assert [(e.type, e.sku, e.slot) for e in engine.events][:3] == [
+        ("pick", "apple", "A1"),
+        ("pick", "apple", "A1"),
+        ("put_back", "apple", "A3"),
+    ]

@@ -720,11 +720,12 @@ class Engine:
                 min_sightings=min(self.config.after_min_sightings, len(visit.after)),
             )
             # Losing an item needs it gone from every reading: a held product the detector misses in
-            # most frames is far more common than a put-back that leaves it in view.
-            seen = Counter(sku for reading in visit.after for sku in reading)
+            # most frames is far more common than a put-back that leaves it in view. (With two of a
+            # SKU in hand, putting one back leaves the other in view: count units, not SKUs.)
             for sku, units in visit.before.items():
-                if after[sku] < units and seen[sku] > 0:
-                    after[sku] = units
+                most_seen = max(reading[sku] for reading in visit.after)
+                if after[sku] < units and most_seen > after[sku]:
+                    after[sku] = min(units, most_seen)
         else:
             after = Counter(visit.before)
             if final:
@@ -859,25 +860,34 @@ class Engine:
             shopper = self._shoppers.get(event.shopper_id)
             if shopper is None or shopper.left or event.type != "rejected_put_back":
                 continue
-            sightings = [sku for frame, sku in self._slot_seen.get(slot.key, []) if frame > event.frame]
-            showing = len(sightings) >= 3 and all(sku == event.sku for sku in sightings[-3:])
-            someone_else = any(
-                e.type == "put_back" and e.slot == slot.name and e.sku == event.sku and e.frame > event.frame
-                for e in self.events[-50:]
-            )
-            if not showing or someone_else or shopper.kept[event.sku] <= 0 or shopper.confirmed[event.sku]:
+            if shopper.kept[event.sku] <= 0 or shopper.confirmed[event.sku]:
                 pending.append((event, slot))
                 continue
+            if not self._shows_late(slot, event):
+                pending.append((event, slot))
+                continue
+            target = slot
             event.type = "put_back"
             delay = self._frame - event.frame
-            event.review = f"{event.sku} showed on top of {slot.name} only {delay} frames later"
+            event.review = f"{event.sku} showed on top of {target.name} only {delay} frames later"
             shopper.kept[event.sku] -= 1
             from_cart = shopper.cart[event.sku] > 0
             if from_cart:
                 shopper.cart[event.sku] -= 1
-            self._stacks[slot.key].append(event.sku)
-            self._put_backs.append((self._frame, event, slot, from_cart))
+            self._stacks[target.key].append(event.sku)
+            self._put_backs.append((self._frame, event, target, from_cart))
         self._rejected_put_backs = pending
+
+    def _shows_late(self, slot: Slot, event: Event) -> bool:
+        """Whether `slot` has steadily shown the event's SKU on top since the event, with no one else's
+        put-back of that SKU there to explain it."""
+        sightings = [sku for frame, sku in self._slot_seen.get(slot.key, []) if frame > event.frame]
+        if len(sightings) < 3 or any(sku != event.sku for sku in sightings[-3:]):
+            return False
+        return not any(
+            e.type == "put_back" and e.slot == slot.name and e.sku == event.sku and e.frame > event.frame
+            for e in self.events[-50:]
+        )
 
     @staticmethod
     def _back_in_view(shopper: _Shopper, sku: str) -> bool:
