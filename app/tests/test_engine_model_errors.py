@@ -308,3 +308,20 @@ def test_a_put_back_seen_before_it_happened_is_booked_once_the_slot_shows_the_it
     assert engine.receipts_json() == scene.receipts() == {"1": {}}
     [booked] = [e for e in engine.events if e.type == "put_back"]
     assert booked.slot == "A3" and "only" in booked.review
+
+
+def test_a_track_restarted_at_the_entrance_on_a_body_in_full_view_continues_that_shopper(scene, layout):
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    shopper.walk((50.0, 185.0), 10).wait(6).walk(scene.EXIT, 20)
+    frames = scene.frames()
+    # Back by the entrance, the shopper turns: track 7 starts on the body (wholly in view, not
+    # walking in from outside the image) while track 1 coasts two frames on a drifted box.
+    [pick] = scene.events
+    turn = pick["frame"] + 14  # standing by the entrance (the walk there ends 12 frames after the pick)
+    frames = _renumber(frames, 1, 7, after=turn - 1)
+    before = next(f for f in frames if f.frame == turn - 1).shoppers[0]
+    ghost = dataclasses.replace(before, box=_shift_box(before.box, 14.0, -14.0))
+    frames = [_with_shoppers(f, [*f.shoppers, ghost]) if turn <= f.frame <= turn + 1 else f for f in frames]
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == {"1": {"apple": 1}}

@@ -413,12 +413,25 @@ class Engine:
             first_box=shopper_obs.box,
         )
         center = box_center(shopper_obs.box)
-        if self._frame > 1 and not self.layout.in_entrance(*center, margin=30.0):
-            shopper.born_inside = True
+        # Shoppers walk in through the entrance from outside the image: a track born anywhere else,
+        # or at the entrance on a body already wholly in view, is the tracker restarting someone.
+        at_entrance = self.layout.in_entrance(*center, margin=30.0)
+        shopper.born_inside = self._frame > 1 and not (at_entrance and self._touches_border(shopper_obs.box))
+        if self._frame > 1 and not at_entrance:
             shopper.review_reasons.append(
                 f"shopper appeared at frame {self._frame} away from the entrance (a lost track?)"
             )
         return shopper_id
+
+    def _touches_border(self, box: tuple[float, float, float, float]) -> bool:
+        """Whether a box reaches the image border (within `exit_border_px`)."""
+        margin = self.config.exit_border_px
+        return (
+            box[0] <= margin
+            or box[1] <= margin
+            or box[2] >= self.layout.width - margin
+            or box[3] >= self.layout.height - margin
+        )
 
     def _duplicates_a_present_shopper(
         self, shopper_obs: ShopperObservation, present: dict[int, ShopperObservation]
