@@ -227,7 +227,7 @@ class _Shopper:
     edge_velocity: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     first_frame: int = 0
     first_box: tuple[float, float, float, float] | None = None
-    born_inside: bool = False  # first seen away from the entrance after the video's first frame
+    born_inside: bool = False  # after the first frame, and not walking in from outside the image
 
 
 def _key(items: Counter) -> tuple[str, ...]:
@@ -475,8 +475,8 @@ class Engine:
         coasts a frame or two on the empty spot. The new track is born while the old shopper is still
         present, so `_relink` (which continues shoppers already lost) cannot see it; without this the
         old shopper's cart never reaches the exit and the new one leaves with nothing. Only tracks
-        born away from the entrance qualify (real shoppers come in through it), and only while the
-        newcomer has decided nothing yet.
+        that did not walk in from outside the image at the entrance qualify (`born_inside`), and only
+        while the newcomer has decided nothing yet.
         """
         window = self.config.takeover_frames
         for lost in list(self._shoppers.values()):
@@ -873,22 +873,19 @@ class Engine:
             shopper = self._shoppers.get(event.shopper_id)
             if shopper is None or shopper.left or event.type != "rejected_put_back":
                 continue
-            if shopper.kept[event.sku] <= 0 or shopper.confirmed[event.sku]:
+            still_held = shopper.kept[event.sku] <= 0 or shopper.confirmed[event.sku]
+            if still_held or not self._shows_late(slot, event):
                 pending.append((event, slot))
                 continue
-            if not self._shows_late(slot, event):
-                pending.append((event, slot))
-                continue
-            target = slot
             event.type = "put_back"
             delay = self._frame - event.frame
-            event.review = f"{event.sku} showed on top of {target.name} only {delay} frames later"
+            event.review = f"{event.sku} showed on top of {slot.name} only {delay} frames later"
             shopper.kept[event.sku] -= 1
             from_cart = shopper.cart[event.sku] > 0
             if from_cart:
                 shopper.cart[event.sku] -= 1
-            self._stacks[target.key].append(event.sku)
-            self._put_backs.append((self._frame, event, target, from_cart))
+            self._stacks[slot.key].append(event.sku)
+            self._put_backs.append((self._frame, event, slot, from_cart))
         self._rejected_put_backs = pending
 
     def _shows_late(self, slot: Slot, event: Event) -> bool:
