@@ -36,6 +36,15 @@ def _renumber(frames, old: int, new: int, after: int):
     return result
 
 
+def _restart_track(frames, old: int, new: int, turn: int, *, drift: tuple[float, float]):
+    """From frame `turn` on, the body is track `new`; track `old` coasts two more frames on its last
+    box moved by `drift` (a Kalman box that slid off the body as it turned)."""
+    frames = _renumber(frames, old, new, after=turn - 1)
+    before = next(s for f in frames if f.frame == turn - 1 for s in f.shoppers if s.track_id == old)
+    ghost = dataclasses.replace(before, box=_shift_box(before.box, *drift))
+    return [_with_shoppers(f, [*f.shoppers, ghost]) if turn <= f.frame <= turn + 1 else f for f in frames]
+
+
 def _miss_held_items(frames, first: int, last: int):
     """The detector misses every product away from the shelf (below y = 45) in frames first..last."""
     result = []
@@ -263,10 +272,7 @@ def test_a_track_born_beside_a_shopper_as_they_are_lost_continues_that_shopper(s
     turn = pick["frame"] + 3
     # The shopper turns away from the shelf: the tracker starts track 7 on the body while track 1
     # coasts two more frames on a box that drifted off it (too little overlap to be a duplicate).
-    frames = _renumber(frames, 1, 7, after=turn - 1)
-    before = next(f for f in frames if f.frame == turn - 1).shoppers[0]
-    ghost = dataclasses.replace(before, box=_shift_box(before.box, -14.0, -14.0))
-    frames = [_with_shoppers(f, [*f.shoppers, ghost]) if turn <= f.frame <= turn + 1 else f for f in frames]
+    frames = _restart_track(frames, 1, 7, turn, drift=(-14.0, -14.0))
     engine = _feed(frames, layout)
     assert engine.receipts_json() == {"1": {"apple": 1}}
     assert engine.shopper_of_track(7) == 1
@@ -319,9 +325,6 @@ def test_a_track_restarted_at_the_entrance_on_a_body_in_full_view_continues_that
     # walking in from outside the image) while track 1 coasts two frames on a drifted box.
     [pick] = scene.events
     turn = pick["frame"] + 14  # standing by the entrance (the walk there ends 12 frames after the pick)
-    frames = _renumber(frames, 1, 7, after=turn - 1)
-    before = next(f for f in frames if f.frame == turn - 1).shoppers[0]
-    ghost = dataclasses.replace(before, box=_shift_box(before.box, 14.0, -14.0))
-    frames = [_with_shoppers(f, [*f.shoppers, ghost]) if turn <= f.frame <= turn + 1 else f for f in frames]
+    frames = _restart_track(frames, 1, 7, turn, drift=(14.0, -14.0))
     engine = _feed(frames, layout)
     assert engine.receipts_json() == {"1": {"apple": 1}}
