@@ -44,14 +44,55 @@ def test_missing_folder_names_the_expected_file(tmp_path):
 def test_annotation_without_keypoints_is_a_clear_error(tiny_split, tmp_path):
     split = copy_split(tiny_split, tmp_path)
     edit_annotations(split, lambda coco: coco["annotations"][2].pop("keypoints"))
-    with pytest.raises(DataError, match="annotation id 3 has no 'keypoints'"):
+    with pytest.raises(DataError, match=r"annotation id 3 \(annotations\[2\]\) has no 'keypoints'"):
         load_keypoints_dataset(split)
 
 
 def test_wrong_number_of_keypoints_is_a_clear_error(tiny_split, tmp_path):
     split = copy_split(tiny_split, tmp_path)
     edit_annotations(split, lambda coco: coco["annotations"][0].update(keypoints=[1, 2, 2] * 5))
-    with pytest.raises(DataError, match="expected 21"):
+    with pytest.raises(
+        DataError, match=r"annotation id 1 .*field 'keypoints' holds 15 values; expected a list of 21"
+    ):
+        load_keypoints_dataset(split)
+
+
+def test_duplicate_image_id_is_named(tiny_split, tmp_path):
+    split = copy_split(tiny_split, tmp_path)
+    edit_annotations(split, lambda coco: coco["images"][3].update(id=coco["images"][1]["id"]))
+    with pytest.raises(
+        DataError, match=r"keypoints\.json: images\[3\] \(id 2\) field 'id': duplicate image id"
+    ):
+        load_keypoints_dataset(split)
+
+
+def test_duplicate_annotation_id_is_named(tiny_split, tmp_path):
+    split = copy_split(tiny_split, tmp_path)
+    edit_annotations(split, lambda coco: coco["annotations"][4].update(id=1))
+    with pytest.raises(
+        DataError, match=r"annotation id 1 \(annotations\[4\]\) field 'id': duplicate annotation id"
+    ):
+        load_keypoints_dataset(split)
+
+
+@pytest.mark.parametrize(
+    "bbox",
+    [[float("nan"), 10, 20, 30], [10, 10, -20, 30], [-5, 10, 20, 30], [10, 10, 20]],
+    ids=["nan", "negative-width", "negative-x", "three-numbers"],
+)
+def test_nan_negative_or_short_boxes_are_named(tiny_split, tmp_path, bbox):
+    split = copy_split(tiny_split, tmp_path)
+    edit_annotations(split, lambda coco: coco["annotations"][2].update(bbox=bbox))
+    with pytest.raises(
+        DataError, match=r"keypoints\.json: annotation id 3 \(annotations\[2\]\) field 'bbox'"
+    ):
+        load_keypoints_dataset(split)
+
+
+def test_nan_keypoint_value_is_named(tiny_split, tmp_path):
+    split = copy_split(tiny_split, tmp_path)
+    edit_annotations(split, lambda coco: coco["annotations"][0]["keypoints"].__setitem__(4, float("nan")))
+    with pytest.raises(DataError, match=r"field 'keypoints\[4\]' is nan"):
         load_keypoints_dataset(split)
 
 

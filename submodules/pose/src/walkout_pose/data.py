@@ -113,31 +113,46 @@ def _person_category(coco: dict, annotation_path: Path) -> int:
     return category["id"]
 
 
-def _parse_person(annotation: Any, annotation_path: Path, image: dict, image_path: Path) -> Person:
-    annotation_id = annotation.get("id")
-    where = f"{annotation_path}: annotation id {annotation_id}"
-    keypoints = annotation.get("keypoints")
-    if keypoints is None:
+def _numbers(value: Any, length: int) -> np.ndarray | None:
+    """`value` as float64 [length] if it is a list of `length` numbers (bools are not numbers), else None."""
+    if not isinstance(value, list) or len(value) != length:
+        return None
+    if not all(isinstance(item, int | float) and not isinstance(item, bool) for item in value):
+        return None
+    return np.asarray(value, dtype=np.float64)
+
+
+def _parse_person(annotation: dict, where: str, image: dict, image_path: Path) -> Person:
+    """One validated person annotation; `where` names the file and the record for error messages."""
+    size = 3 * len(KEYPOINT_NAMES)
+    if "keypoints" not in annotation:
         raise DataError(
             f"{where} has no 'keypoints'; every person annotation needs {len(KEYPOINT_NAMES)} x 3 "
             "values (x, y, visibility; visibility 0 for unlabelled keypoints)"
         )
-    values = np.asarray(keypoints, dtype=np.float64)
-    if values.shape != (3 * len(KEYPOINT_NAMES),) or not np.isfinite(values).all():
+    values = _numbers(annotation["keypoints"], size)
+    if values is None:
+        raw = annotation["keypoints"]
+        found = f"{len(raw)} values" if isinstance(raw, list) else f"a {type(raw).__name__}"
         raise DataError(
-            f"{where} has {values.size} finite-or-not keypoint values; expected {3 * len(KEYPOINT_NAMES)} "
-            "finite numbers (x, y, visibility per keypoint)"
+            f"{where} field 'keypoints' holds {found}; expected a list of {size} numbers "
+            f"(x, y, visibility for each of {', '.join(KEYPOINT_NAMES)})"
+        )
+    if not np.isfinite(values).all():
+        index = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise DataError(
+            f"{where} field 'keypoints[{index}]' is {values[index]}; every keypoint value must be finite"
         )
     keypoints_array = values.reshape(len(KEYPOINT_NAMES), 3)
     if not np.isin(keypoints_array[:, 2], (0, 1, 2)).all():
         raise DataError(
-            f"{where}: keypoint visibilities must be 0, 1 or 2; got {keypoints_array[:, 2].tolist()}"
+            f"{where} field 'keypoints': visibilities must be 0, 1 or 2; got {keypoints_array[:, 2].tolist()}"
         )
-    bbox = np.asarray(annotation.get("bbox", []), dtype=np.float64)
-    if bbox.shape != (4,) or not np.isfinite(bbox).all() or bbox[2] <= 0 or bbox[3] <= 0:
+    bbox = _numbers(annotation.get("bbox"), 4)
+    if bbox is None or not np.isfinite(bbox).all() or (bbox < 0).any() or bbox[2] <= 0 or bbox[3] <= 0:
         raise DataError(
-            f"{where} has bbox {annotation.get('bbox')!r}; expected [x, y, width, height] "
-            "with width, height > 0"
+            f"{where} field 'bbox' is {annotation.get('bbox')!r}; expected [x, y, width, height] of finite "
+            "numbers in 0-based frame pixels with x, y >= 0 and width, height > 0"
         )
     x, y, width, height = bbox
     frame_width, frame_height = image.get("width"), image.get("height")
@@ -147,26 +162,38 @@ def _parse_person(annotation: Any, annotation_path: Path, image: dict, image_pat
         and (x >= frame_width or y >= frame_height or x + width <= 0 or y + height <= 0)
     ):
         raise DataError(
-            f"{where} has bbox {bbox.tolist()} entirely outside its {frame_width}x{frame_height} frame; "
-            "fix or drop the annotation"
+            f"{where} field 'bbox' {bbox.tolist()} lies entirely outside its {frame_width}x{frame_height} "
+            "frame; fix or drop the annotation"
         )
-    area = float(annotation.get("area", width * height))
+    area = annotation.get("area", float(width * height))
+    if isinstance(area, bool) or not isinstance(area, int | float) or not np.isfinite(area) or area <= 0:
+        raise DataError(f"{where} field 'area' is {area!r}; expected a finite number > 0 (OKS divides by it)")
     return Person(
-        annotation_id=int(annotation_id),
+        annotation_id=int(annotation["id"]),
         image_id=int(annotation["image_id"]),
         image_path=image_path,
         box_xyxy=np.array([x, y, x + width, y + height]),
         keypoints=keypoints_array,
-        area=area,
+        area=float(area),
     )
+
+
+def _check_id(record: Any, field: str, where: str) -> int:
+    """The integer `field` of a COCO record; DataError naming `where` when it is missing or not an int."""
+    value = record.get(field) if isinstance(record, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DataError(f"{where} field {field!r} is {value!r}; expected an integer id")
+    return value
 
 
 def load_keypoints_dataset(data: str | os.PathLike) -> KeypointDataset:
     """Read and validate a COCO keypoints file and locate its images.
 
-    Raises DataError naming the file, the annotation and the fix for: a missing file, bad JSON, no
-    keypoints category, keypoint names other than KEYPOINT_NAMES, an annotation without keypoints,
-    a malformed or out-of-frame box, a missing image.
+    Raises DataError naming the file, the record (`images[i]` / `annotations[i]` with its id) and the
+    field for: a missing file, bad JSON, no keypoints category, keypoint names other than
+    KEYPOINT_NAMES, duplicate image or annotation ids, an annotation without keypoints or with a
+    keypoint list of the wrong length or non-finite values, a NaN / negative / empty or out-of-frame
+    box, a non-positive area, a missing image.
     """
     annotation_path = find_annotation_file(data)
     try:
@@ -180,24 +207,44 @@ def load_keypoints_dataset(data: str | os.PathLike) -> KeypointDataset:
     ):
         raise DataError(f"{annotation_path}: a COCO file needs 'images' and 'annotations' lists")
     category_id = _person_category(coco, annotation_path)
-    images = {}
-    image_paths = {}
-    for image in coco["images"]:
-        if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
-            raise DataError(f"{annotation_path}: every image needs 'id' and 'file_name'; got {image!r}")
-        images[image["id"]] = image
-        image_paths[image["id"]] = _resolve_image(annotation_path, image["file_name"])
+    images: dict[int, dict] = {}
+    image_index: dict[int, int] = {}
+    image_paths: dict[int, Path] = {}
+    for index, image in enumerate(coco["images"]):
+        where = f"{annotation_path}: images[{index}]"
+        image_id = _check_id(image, "id", where)
+        if not isinstance(image.get("file_name"), str) or not image["file_name"]:
+            raise DataError(
+                f"{where} (id {image_id}) field 'file_name' is missing; expected the image file name"
+            )
+        if image_id in images:
+            raise DataError(
+                f"{where} (id {image_id}) field 'id': duplicate image id "
+                f"(also images[{image_index[image_id]}]); image ids must be unique"
+            )
+        image_index[image_id] = index
+        images[image_id] = image
+        image_paths[image_id] = _resolve_image(annotation_path, image["file_name"])
     persons = []
-    for annotation in coco["annotations"]:
-        if not isinstance(annotation, dict) or annotation.get("category_id") != category_id:
+    seen: dict[int, int] = {}
+    for index, annotation in enumerate(coco["annotations"]):
+        where = f"{annotation_path}: annotations[{index}]"
+        annotation_id = _check_id(annotation, "id", where)
+        where = f"{annotation_path}: annotation id {annotation_id} (annotations[{index}])"
+        if annotation_id in seen:
+            raise DataError(
+                f"{where} field 'id': duplicate annotation id (also annotations[{seen[annotation_id]}]); "
+                "annotation ids must be unique"
+            )
+        seen[annotation_id] = index
+        if annotation.get("category_id") != category_id:
             continue
         image = images.get(annotation.get("image_id"))
         if image is None:
             raise DataError(
-                f"{annotation_path}: annotation id {annotation.get('id')} refers to unknown image_id "
-                f"{annotation.get('image_id')!r}"
+                f"{where} field 'image_id' refers to unknown image {annotation.get('image_id')!r}"
             )
-        persons.append(_parse_person(annotation, annotation_path, image, image_paths[image["id"]]))
+        persons.append(_parse_person(annotation, where, image, image_paths[image["id"]]))
     return KeypointDataset(
         annotation_path=annotation_path,
         root=split_root(annotation_path),
