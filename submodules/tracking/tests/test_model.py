@@ -51,5 +51,21 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
 def test_checkpoint_with_pickled_objects_is_refused(tmp_path):
     path = tmp_path / "pickled.pt"
     torch.save({"format_version": 1, "component": "tracking", "config": TrackingConfig()}, path)
-    with pytest.raises(CheckpointError, match="weights_only"):
+    with pytest.raises(
+        CheckpointError, match=r"plain-data checkpoint .*type walkout_tracking\.config\.TrackingConfig"
+    ):
         load_checkpoint(path)
+
+
+def test_load_errors_never_repeat_torchs_advice_to_drop_the_restricted_loader(tmp_path):
+    """torch's message suggests `weights_only=False` (arbitrary code execution); ours must not."""
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"format_version": 1, "component": "tracking", "config": TrackingConfig()}, pickled)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    for path in (pickled, corrupt):
+        with pytest.raises(CheckpointError) as error:
+            load_checkpoint(path)
+        message = str(error.value)
+        assert path.name in message
+        assert "weights_only" not in message and "False" not in message

@@ -13,6 +13,7 @@ Building a model never loads weights; `load_checkpoint` does, and names the file
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -91,13 +92,38 @@ def save_checkpoint(
     return path
 
 
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+_UNPICKLER_REASON = re.compile(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n|$)")
+
+
+def describe_load_error(error: Exception) -> str:
+    """A one-line reason why torch.load(weights_only=True) failed, without torch's own advice.
+
+    torch's message suggests loading with the restricted unpickler turned off, which would run
+    arbitrary code from the file: never something to tell a user of a possibly untrusted checkpoint.
+    """
+    text = str(error)
+    found = _UNSUPPORTED_GLOBAL.search(text)
+    if found:
+        return f"it holds a Python object of type {found.group(1)}"
+    found = _UNPICKLER_REASON.search(text)
+    if found and found.group(1).strip():
+        reason = found.group(1).strip()
+    else:
+        reason = text.strip().splitlines()[0] if text.strip() else ""
+    if not reason or "weights_only" in reason or "Weights only" in reason:
+        return f"not a torch checkpoint or corrupt ({type(error).__name__})"
+    return f"not a torch checkpoint or corrupt ({type(error).__name__}: {reason})"
+
+
 def load_checkpoint(
     path: str | Path, *, device: str = "cpu"
 ) -> tuple[EmbeddingNet, TrackingConfig, dict[str, Any]]:
     """Load a tracking checkpoint: (model in eval mode on `device`, its config, the raw payload).
 
     Raises CheckpointError naming the file when it is missing, not a torch checkpoint, not plain data
-    (weights_only), for another component or format version, or does not fit the network it describes.
+    (it is always read with torch's restricted loader), for another component or format version, or
+    does not fit the network it describes.
     """
     path = Path(path)
     if not path.is_file():
@@ -106,8 +132,9 @@ def load_checkpoint(
         payload = torch.load(path, weights_only=True, map_location=device)
     except Exception as error:
         raise CheckpointError(
-            f"checkpoint {path} cannot be loaded as a plain-data torch checkpoint "
-            f"(weights_only=True): {error}"
+            f"checkpoint {path} cannot be loaded as a plain-data checkpoint (tensors, numbers, strings, "
+            f"lists and dicts only): {describe_load_error(error)}; write checkpoints with "
+            "walkout-tracking train (model.save_checkpoint)"
         ) from error
     if not isinstance(payload, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(payload).__name__}, expected a dict")
