@@ -102,10 +102,12 @@ def find_sequences(root: str | Path) -> list[Sequence]:
 
 
 def read_ground_truth(sequence: Sequence) -> MotTable:
-    """The sequence's gt.txt with only the rows flagged to be considered (confidence >= 1)."""
+    """The sequence's gt.txt with only the rows flagged to be considered (confidence >= 1).
+
+    Frames past seqinfo.ini's seqLength (when the sequence has one) are DataErrors."""
     if sequence.gt_path is None:
         raise DataError(f"sequence {sequence.directory} has no gt/gt.txt")
-    return read_mot_file(sequence.gt_path, min_confidence=1)
+    return read_mot_file(sequence.gt_path, min_confidence=1, num_frames=sequence.num_frames)
 
 
 def iter_frames(sequence: Sequence) -> Iterator[np.ndarray]:

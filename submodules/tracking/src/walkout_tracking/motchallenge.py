@@ -59,13 +59,18 @@ def _parse_number(text: str, path: Path, line_number: int, column: str) -> float
     return value
 
 
-def read_mot_file(path: str | Path, *, min_confidence: float | None = None) -> MotTable:
+def read_mot_file(
+    path: str | Path, *, min_confidence: float | None = None, num_frames: int | None = None
+) -> MotTable:
     """Parse a MOTChallenge det/gt/results file strictly.
 
     Rows with confidence < min_confidence are dropped (use 1 for gt.txt, as py-motmetrics'
-    `mot15-2D` loader with min_confidence=1 does). Blank lines are ignored.
-    Raises DataError naming the file and line for a missing file, fewer than 7 columns, a non-number,
-    a frame < 1 or non-integer frame/id, or a negative width/height.
+    `mot15-2D` loader with min_confidence=1 does). Blank lines are ignored. `num_frames` is the
+    sequence length (seqinfo.ini's seqLength) when known: rows past it are errors.
+    Raises DataError naming the file, line and column for a missing file, fewer than 7 columns, a
+    non-number or NaN/inf, a frame < 1, > num_frames or non-integer, a non-integer id, a negative
+    width/height, or two rows with the same (frame, id) (det.txt's id -1 is exempt: detections have
+    no identity). All rows are checked, also those min_confidence drops.
     """
     path = Path(path)
     try:
@@ -76,6 +81,7 @@ def read_mot_file(path: str | Path, *, min_confidence: float | None = None) -> M
         raise DataError(f"MOTChallenge file {path} cannot be read as text: {error}") from error
     rows: list[tuple[int, int, float, float, float, float, float]] = []
     names = ("frame", "id", "x", "y", "w", "h", "confidence")
+    first_line_of: dict[tuple[int, int], int] = {}
     for line_number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -88,14 +94,29 @@ def read_mot_file(path: str | Path, *, min_confidence: float | None = None) -> M
         values = [_parse_number(parts[i], path, line_number, names[i]) for i in range(7)]
         frame, track_id, x, y, w, h, confidence = values
         if frame != int(frame) or frame < 1:
-            raise DataError(f"{path}:{line_number}: frame must be an integer >= 1, got {parts[0].strip()!r}")
+            raise DataError(
+                f"{path}:{line_number}: column frame must be an integer >= 1, got {parts[0].strip()!r}"
+            )
+        if num_frames is not None and frame > num_frames:
+            raise DataError(
+                f"{path}:{line_number}: column frame is {int(frame)}, past the sequence's last frame "
+                f"{num_frames} (seqinfo.ini seqLength); frames are 1..{num_frames}"
+            )
         if track_id != int(track_id):
-            raise DataError(f"{path}:{line_number}: id must be an integer, got {parts[1].strip()!r}")
+            raise DataError(f"{path}:{line_number}: column id must be an integer, got {parts[1].strip()!r}")
         if w < 0 or h < 0:
             raise DataError(
-                f"{path}:{line_number}: negative box size (w={w:g}, h={h:g}); columns 5-6 are width and "
-                "height, not x2/y2"
+                f"{path}:{line_number}: column {'w' if w < 0 else 'h'}: negative box size "
+                f"(w={w:g}, h={h:g}); columns 5-6 are width and height (>= 0), not x2/y2"
             )
+        key = (int(frame), int(track_id))
+        if key[1] != -1:
+            if key in first_line_of:
+                raise DataError(
+                    f"{path}:{line_number}: duplicate (frame, id) = {key}, already on line "
+                    f"{first_line_of[key]}; each id appears at most once per frame"
+                )
+            first_line_of[key] = line_number
         if min_confidence is not None and confidence < min_confidence:
             continue
         rows.append((int(frame), int(track_id), x, y, w, h, confidence))
