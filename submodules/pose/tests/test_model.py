@@ -69,5 +69,21 @@ def test_loading_never_unpickles_arbitrary_objects(tmp_path):
     path = tmp_path / "evil.pt"
     # Any class outside torch's weights_only allow-list stands in for a malicious payload.
     torch.save({"component": "pose", "object": fractions.Fraction(1, 3)}, path)
-    with pytest.raises(CheckpointError, match="corrupt or not a torch checkpoint"):
+    with pytest.raises(CheckpointError, match=r"holds a Python object \(fractions\.Fraction\)") as caught:
         load_checkpoint(path)
+    assert_no_unsafe_advice(str(caught.value))
+
+
+def assert_no_unsafe_advice(message: str) -> None:
+    """torch's advice (turn weights-only loading off, allow-list the class) must never reach a user."""
+    for advice in ("weights_only", "add_safe_globals", "safe_globals", "trusted source"):
+        assert advice not in message, message
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", b"\x80\x02}q\x00.garbage"], ids=["text", "pickle"])
+def test_unreadable_bytes_are_corrupt_without_torchs_advice(tmp_path, content):
+    path = tmp_path / "junk.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=r"junk\.pt is corrupt or not a torch checkpoint") as caught:
+        read_checkpoint(path)
+    assert_no_unsafe_advice(str(caught.value))

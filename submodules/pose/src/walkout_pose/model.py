@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import pickle
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -169,6 +171,29 @@ def save_checkpoint(
     return path
 
 
+def describe_load_failure(path: str | os.PathLike, error: BaseException) -> str:
+    """A CheckpointError message for a `torch.load(weights_only=True)` failure.
+
+    torch's own message advises re-running with weights-only loading switched off or allow-listing the
+    offending class: both execute code from the file, so neither is quoted. What is kept is the one
+    fact that helps: the class that is not plain weights, or that the bytes are no checkpoint at all.
+    """
+    text = str(error)
+    unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if unsupported:
+        return (
+            f"checkpoint {path} holds a Python object ({unsupported.group(1)}), not only tensors and plain "
+            "values; walkout-pose reads weights-only checkpoints as written by `walkout-pose train`: "
+            "re-export the model with walkout_pose.model.save_checkpoint or retrain"
+        )
+    if isinstance(error, pickle.UnpicklingError) or "weights_only" in text:
+        reason = "unreadable pickle data"
+    else:
+        first_line = text.strip().splitlines()[0] if text.strip() else ""
+        reason = f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
+    return f"checkpoint {path} is corrupt or not a torch checkpoint ({reason}); re-export it or retrain"
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load and check a checkpoint dict (format, component, keys) without building the model.
 
@@ -183,10 +208,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as error:  # torch raises many types for a damaged file (pickle, zip, runtime)
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or not a torch checkpoint ({type(error).__name__}: {error}); "
-            "re-export it or retrain"
-        ) from error
+        raise CheckpointError(describe_load_failure(path, error)) from error
     if not isinstance(payload, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(payload).__name__}, expected a dict")
     if payload.get("component") != COMPONENT:
