@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 import yaml
 
@@ -138,49 +143,30 @@ def test_a_failed_forced_run_keeps_the_previous_output(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train"]
 
 
-def test_sigterm_during_generate_leaves_nothing(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
+def test_sigterm_during_generate_exits_143_and_leaves_nothing(tmp_path):
     out = tmp_path / "train"
+    command = ["generate", "--split", "train", "--videos", "3", "--frames", "400", "--out", str(out)]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "walkout_sim.cli",
-            "generate",
-            "--split",
-            "train",
-            "--videos",
-            "3",
-            "--frames",
-            "400",
-            "--out",
-            str(out),
-            "--quiet",
-        ],
-        stderr=subprocess.PIPE,
+        [sys.executable, "-m", "walkout_sim.cli", *command, "--quiet"], stderr=subprocess.PIPE
     )
-    # Wait until the temp folder exists, i.e. the run is writing, then terminate it.
-    deadline = time.monotonic() + 60
-    while not any(tmp_path.glob(".train.tmp-*")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGTERM)
     try:
-        code = process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        # A signal landing inside a finalizer is swallowed by Python; a second SIGTERM (as CI runners
-        # send) then gets the default action, and the target must still not exist.
-        os.kill(process.pid, signal.SIGTERM)
-        code = process.wait(timeout=30)
-    assert not out.exists(), process.stderr.read().decode()
-    if code == 128 + signal.SIGTERM:  # the clean path: the temp folder was removed too
-        assert list(tmp_path.iterdir()) == []
-    else:
-        assert code == -signal.SIGTERM
+        # Wait until the run demonstrably writes frames (a PNG in its temp folder): the handler is
+        # installed and the temp folder exists, so the test checks the clean-up, not a lucky race.
+        deadline = time.monotonic() + 120
+        while not any(tmp_path.glob(".train.tmp-*/coco/images/*.png")):
+            assert process.poll() is None, "generate ended before it was signalled"
+            assert time.monotonic() < deadline, "generate wrote no frame within 120 s"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)  # once: the handler alone must stop the run
+        code = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    err = process.stderr.read().decode()
+    assert code == 128 + signal.SIGTERM, err
+    assert list(tmp_path.iterdir()) == [], err  # neither the output nor a temp folder
+    assert err.strip() == "walkout-sim generate: stopped by SIGTERM; the partial output was removed"
 
 
 def test_slot_outside_its_shelf_is_rejected(tmp_path):

@@ -1,16 +1,17 @@
 """Command-line entry point ``walkout-sim`` (a thin argparse wrapper around the API).
 
-Exit codes: 0 ok, 1 a check failed (scenario events differ from the script), 2 bad input.
+Exit codes: 0 ok, 1 a check failed (scenario events differ from the script), 2 bad input,
+143 / 130 stopped by SIGTERM / SIGINT (the temp output folder is removed first).
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
 from walkout_sim.errors import SimError
+from walkout_sim.signals import Interrupted, interruptible
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,34 +65,21 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (see module doc)."""
     args = _parser().parse_args(argv)
-    # A killed run (SIGTERM, e.g. a CI timeout) unwinds like Ctrl-C, so the temp output is removed.
-    previous = _install_sigterm_handler()
+    # A stopped run (SIGTERM from a CI timeout, Ctrl-C) unwinds as Interrupted, so the temp output
+    # folder is removed; one line on stderr and the shell's 128 + signal number (143, 130).
     try:
-        if args.command == "generate":
-            return _generate(args)
-        if args.command == "scenario":
-            return _scenario(args)
-        return _show(args)
+        with interruptible():
+            if args.command == "generate":
+                return _generate(args)
+            if args.command == "scenario":
+                return _scenario(args)
+            return _show(args)
     except SimError as error:
         sys.stderr.write(f"walkout-sim: error: {error}\n")
         return 2
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _install_sigterm_handler():
-    """Turn SIGTERM into SystemExit(143) while the CLI runs; returns the previous handler (or None)."""
-
-    def terminate(signum, frame):
-        # A second SIGTERM gets the default action, in case this exception is swallowed somewhere.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise SystemExit(128 + signum)
-
-    try:
-        return signal.signal(signal.SIGTERM, terminate)
-    except ValueError:  # not the main thread (e.g. called from a worker thread in a test)
-        return None
+    except Interrupted as stop:
+        sys.stderr.write(f"walkout-sim {args.command}: {stop}\n")
+        return stop.exit_code
 
 
 def _generate(args: argparse.Namespace) -> int:

@@ -10,7 +10,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from walkout_sim.errors import OutputExistsError, SimError
 from walkout_sim.layout import Layout
+from walkout_sim.signals import raise_if_interrupted
 
 FORMAT_VERSION = 1
 KEYPOINT_NAMES = [
@@ -34,22 +37,102 @@ KEYPOINT_NAMES = [
 SKELETON = [[1, 2], [1, 3], [2, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
 
 
+# Temp folders are named ".<out name>.tmp-<pid>" and hold this file ({"pid", "host", "start"}) while
+# the run lives; a run killed with SIGKILL leaves both, and the next run in the same parent folder
+# removes them (:func:`sweep_stale_temp_dirs`). The file never reaches the finished output.
+PID_FILE = ".walkout-sim-run.json"
+_TEMP_PATTERN = re.compile(r"^\..+\.tmp-\d+$")
+
+
+def _process_start(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks since boot) of a process from /proc; None if unavailable."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the parenthesised command name: state is field 3, starttime field 22 (proc(5)).
+    fields = text[text.rindex(")") + 2 :].split()
+    return (fields[0], fields[19]) if len(fields) > 19 else None
+
+
+def _run_record() -> dict:
+    """The pid file content of this process: pid, host name and (on Linux) its start time."""
+    started = _process_start(os.getpid())
+    return {"pid": os.getpid(), "host": socket.gethostname(), "start": started[1] if started else None}
+
+
+def _owner_is_gone(record: object) -> bool:
+    """True only when the run that wrote ``record`` is certainly dead (never for a foreign host)."""
+    if not isinstance(record, dict) or not isinstance(record.get("pid"), int) or record["pid"] <= 0:
+        return False  # not a file we wrote: leave the folder alone
+    if record.get("host") != socket.gethostname():
+        return False  # another machine sharing this folder: its pids mean nothing here
+    pid = record["pid"]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, owned by someone else
+    started = _process_start(pid)
+    if started is None:
+        return False  # no /proc (not Linux), or it exited a moment ago: the next run sweeps it
+    state, start = started
+    # A zombie is a finished run its parent has not reaped yet; another start time means the pid was
+    # reused by an unrelated process after the run died.
+    return state == "Z" or (record.get("start") is not None and record["start"] != start)
+
+
+def sweep_stale_temp_dirs(parent: Path) -> list[Path]:
+    """Remove the temp folders in ``parent`` left by walkout-sim runs that died (e.g. SIGKILL).
+
+    Only folders named like ours (".<name>.tmp-<pid>") that hold our pid file naming a dead process
+    of this host are removed; anything else, including live runs, is kept. Returns the removed paths.
+    """
+    removed = []
+    try:
+        candidates = sorted(parent.iterdir())
+    except OSError:
+        return removed
+    for folder in candidates:
+        if not _TEMP_PATTERN.match(folder.name) or not folder.is_dir() or folder.is_symlink():
+            continue
+        try:
+            record = json.loads((folder / PID_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # no (complete) pid file: a live run that is just starting, or not ours
+        if _owner_is_gone(record):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output_dir(out_dir: Path, force: bool) -> Iterator[Path]:
     """Yield a fresh temp folder beside ``out_dir``; it becomes ``out_dir`` on success, is removed on failure.
 
     Raises OutputExistsError if ``out_dir`` exists and ``force`` is False (checked before any work).
+    First sweeps the stale temp folders of dead runs in the same parent folder. The temp folder holds
+    :data:`PID_FILE` while the run lives (removed before the rename). An interrupt received while the
+    run went on (see :mod:`walkout_sim.signals`) is raised before the rename, so a stopped run never
+    commits its output.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not force:
         raise OutputExistsError(f"{out_dir} already exists; pass --force (force=True) to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temp_dirs(out_dir.parent)
     temp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     if temp.exists():
         shutil.rmtree(temp)
-    temp.mkdir()
     try:
+        temp.mkdir()
+        pid_file = temp / PID_FILE
+        pid_file.with_name(PID_FILE + ".part").write_text(json.dumps(_run_record()))
+        pid_file.with_name(PID_FILE + ".part").rename(pid_file)
         yield temp
+        raise_if_interrupted()
+        pid_file.unlink()
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
@@ -306,7 +389,7 @@ def write_manifest(root: Path, split: str, generator: dict, content_hashes: list
     files = {
         path.relative_to(root).as_posix(): sha256_file(path)
         for path in sorted(root.rglob("*"))
-        if path.is_file() and path.name != "manifest.json"
+        if path.is_file() and path.name not in ("manifest.json", PID_FILE)
     }
     manifest = {
         "format_version": FORMAT_VERSION,

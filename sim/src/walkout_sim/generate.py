@@ -22,6 +22,7 @@ from walkout_sim.export import CocoWriter, VideoWriter, atomic_output_dir, frame
 from walkout_sim.layout import Layout, default_layout_path, layout_to_yaml, load_layout, shuffle_planogram
 from walkout_sim.scenario import ExpectedEvent, Scenario, load_scenario, sample_scenario
 from walkout_sim.schema import to_plain
+from walkout_sim.signals import raise_if_interrupted
 from walkout_sim.simulate import SimulationResult, simulate
 
 SPLIT_KEYS = {"train": 1, "val": 2, "blind": 3, "scenario": 4}
@@ -94,6 +95,8 @@ def _render_video(
         max_concurrent=config.shoppers.max_concurrent,
         result=result,
     ):
+        # A signal whose exception a finalizer swallowed still stops the run here (see signals.py).
+        raise_if_interrupted()
         image, truth = renderer.render(state)
         hashes.append(frame_hash(image))
         writer.add(state.index, image, truth)

@@ -113,52 +113,57 @@ def show(source: Path, out: Path, frames: int = 12) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     temp = out.with_name(f".{out.name}.tmp{out.suffix}")
-    if out.suffix.lower() == ".png":
-        picks = np.linspace(0, len(images) - 1, min(frames, len(images))).round().astype(int)
-        tiles = []
-        for index in picks:
-            tile = annotate(images[index], by_frame.get(index + 1, []), names)
-            cv2.putText(
-                tile,
-                f"{video_dir.name} frame {index + 1}",
-                (4, 12),
-                cv2.FONT_HERSHEY_SIMPLEX,
-                0.4,
-                (0, 0, 0),
-                2,
-                cv2.LINE_AA,
+    # A failed or stopped (SIGTERM / Ctrl-C) preview leaves no temp file behind.
+    try:
+        if out.suffix.lower() == ".png":
+            picks = np.linspace(0, len(images) - 1, min(frames, len(images))).round().astype(int)
+            tiles = []
+            for index in picks:
+                tile = annotate(images[index], by_frame.get(index + 1, []), names)
+                cv2.putText(
+                    tile,
+                    f"{video_dir.name} frame {index + 1}",
+                    (4, 12),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4,
+                    (0, 0, 0),
+                    2,
+                    cv2.LINE_AA,
+                )
+                cv2.putText(
+                    tile,
+                    f"{video_dir.name} frame {index + 1}",
+                    (4, 12),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4,
+                    (255, 255, 255),
+                    1,
+                    cv2.LINE_AA,
+                )
+                tiles.append(tile)
+            columns = min(4, len(tiles))
+            rows = math.ceil(len(tiles) / columns)
+            blank = np.zeros_like(tiles[0])
+            tiles += [blank] * (rows * columns - len(tiles))
+            sheet = np.vstack([np.hstack(tiles[r * columns : (r + 1) * columns]) for r in range(rows)])
+            if not cv2.imwrite(str(temp), sheet):
+                raise SimError(f"could not write {out}")
+        elif out.suffix.lower() == ".avi":
+            first = annotate(images[0], by_frame.get(1, []), names)
+            writer = cv2.VideoWriter(
+                str(temp),
+                cv2.CAP_OPENCV_MJPEG,
+                cv2.VideoWriter_fourcc(*"MJPG"),
+                10,
+                (first.shape[1], first.shape[0]),
             )
-            cv2.putText(
-                tile,
-                f"{video_dir.name} frame {index + 1}",
-                (4, 12),
-                cv2.FONT_HERSHEY_SIMPLEX,
-                0.4,
-                (255, 255, 255),
-                1,
-                cv2.LINE_AA,
-            )
-            tiles.append(tile)
-        columns = min(4, len(tiles))
-        rows = math.ceil(len(tiles) / columns)
-        blank = np.zeros_like(tiles[0])
-        tiles += [blank] * (rows * columns - len(tiles))
-        sheet = np.vstack([np.hstack(tiles[r * columns : (r + 1) * columns]) for r in range(rows)])
-        if not cv2.imwrite(str(temp), sheet):
-            raise SimError(f"could not write {out}")
-    elif out.suffix.lower() == ".avi":
-        first = annotate(images[0], by_frame.get(1, []), names)
-        writer = cv2.VideoWriter(
-            str(temp),
-            cv2.CAP_OPENCV_MJPEG,
-            cv2.VideoWriter_fourcc(*"MJPG"),
-            10,
-            (first.shape[1], first.shape[0]),
-        )
-        for index, image in enumerate(images):
-            writer.write(annotate(image, by_frame.get(index + 1, []), names))
-        writer.release()
-    else:
-        raise SimError(f"{out}: use a .png (contact sheet) or .avi (annotated video) output name")
-    temp.replace(out)
+            for index, image in enumerate(images):
+                writer.write(annotate(image, by_frame.get(index + 1, []), names))
+            writer.release()
+        else:
+            raise SimError(f"{out}: use a .png (contact sheet) or .avi (annotated video) output name")
+        temp.replace(out)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
     return out
