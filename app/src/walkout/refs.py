@@ -11,6 +11,11 @@ Schema (schema_version 1)::
         weights_sha256: <64 hex> | null
         blind_metrics: {AP50: 0.97}   # the component's blind-set metrics at pin time
 
+Every `path` stays inside the repository (the folder holding the lock file): relative, no `..`, and no
+symbolic link on the way that leads out. Blind metrics are finite numbers. `write_refs` checks the
+document with the same loader `load_refs` uses before it writes, so `walkout lock` never writes a
+file it would then refuse to read.
+
 A null experiment id or hash means "not pinned yet": the pipeline refuses to run with it. The
 submodule's own pin (`<path>/model_ref.yaml`, written by `walkout-ci pin`) is the source of truth;
 `check_against_pins` reports every disagreement, `refs_from_pins` rebuilds the lock from the pins.
@@ -18,13 +23,14 @@ submodule's own pin (`<path>/model_ref.yaml`, written by `walkout-ci pin`) is th
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import yaml
@@ -93,8 +99,14 @@ class ModelRefs:
         return digest.hexdigest()
 
 
-def parse_refs(data: Any, *, source: str | os.PathLike = "model_refs.yaml") -> ModelRefs:
-    """Validate a decoded lock file; raise RefsError naming the bad field and what is allowed."""
+def parse_refs(
+    data: Any, *, source: str | os.PathLike = "model_refs.yaml", root: str | os.PathLike | None = None
+) -> ModelRefs:
+    """Validate a decoded lock file; raise RefsError naming the bad field and what is allowed.
+
+    Paths are always checked as written (relative, no `..`); with `root` (the repository folder) they
+    are also resolved there, so a symbolic link leading out of the repository is refused too.
+    """
     where = str(source)
     if not isinstance(data, Mapping):
         raise RefsError(f"{where}: expected a mapping with schema_version and components")
@@ -112,6 +124,8 @@ def parse_refs(data: Any, *, source: str | os.PathLike = "model_refs.yaml") -> M
         if name not in components:
             raise RefsError(f"{where}: components.{name} is missing (every component needs an entry)")
         parsed[name] = _parse_entry(name, components[name], where=f"{where}: components.{name}")
+        if root is not None:
+            component_dir(root, name, parsed[name].path, source=where)
     return ModelRefs(components=parsed, source=Path(source))
 
 
@@ -122,6 +136,7 @@ def _parse_entry(name: str, entry: Any, *, where: str) -> ComponentRef:
     path = entry.get("path")
     if not isinstance(path, str) or not path:
         raise RefsError(f"{where}.path: expected the submodule directory, e.g. 'submodules/{name}'")
+    _check_path_text(name, path, where=where)
     for key in ("commit", "experiment_id", "weights_sha256"):
         value = entry.get(key)
         if value is not None and (not isinstance(value, str) or not value):
@@ -136,6 +151,12 @@ def _parse_entry(name: str, entry: Any, *, where: str) -> ComponentRef:
         raise RefsError(
             f"{where}.blind_metrics: expected a mapping of metric name -> number, got {metrics!r}"
         )
+    for key, value in metrics.items():
+        if not math.isfinite(value):
+            raise RefsError(
+                f"{where}.blind_metrics.{key}: expected a finite number, got {value!r} "
+                "(a NaN/inf blind metric is a failed evaluation; re-pin with a valid report)"
+            )
     return ComponentRef(
         name=name,
         path=path,
@@ -146,18 +167,75 @@ def _parse_entry(name: str, entry: Any, *, where: str) -> ComponentRef:
     )
 
 
+def _check_path_text(name: str, path: str, *, where: str) -> None:
+    """Refuse a component path that, as written, is absolute or climbs out with `..` (RefsError)."""
+    posix = PurePosixPath(path.replace("\\", "/"))
+    if posix.is_absolute() or PureWindowsPath(path).anchor:
+        problem = "is absolute"
+    elif path.startswith("~"):
+        problem = "starts with '~' (home folders are not expanded)"
+    elif "\0" in path:
+        problem = "contains a NUL byte"
+    elif ".." in posix.parts:
+        problem = "climbs out with '..'"
+    else:
+        return
+    raise RefsError(
+        f"{where}.path: {path!r} {problem}; a component path must be a folder inside the repository, "
+        f"relative to it, e.g. 'submodules/{name}'"
+    )
+
+
+def component_dir(
+    root: str | os.PathLike, name: str, path: str, *, source: str | os.PathLike = "model_refs.yaml"
+) -> Path:
+    """The component folder `root / path`, checked to stay inside the repository folder `root`.
+
+    Symbolic links are followed (the folder need not exist); a path that is absolute, climbs out with
+    `..` or leads out through a link raises RefsError naming `components.<name>.path`.
+    """
+    where = f"{source}: components.{name}"
+    _check_path_text(name, path, where=where)
+    repository = Path(root).resolve()
+    target = (repository / path).resolve()
+    if not target.is_relative_to(repository):
+        raise RefsError(
+            f"{where}.path: {path!r} leads outside the repository {repository} (it resolves to {target} "
+            "through a symbolic link); a component path must be a folder inside the repository"
+        )
+    return target
+
+
+def _pin_path(root: Path, name: str, path: str, *, source: str | os.PathLike) -> Path:
+    """`<component dir>/model_ref.yaml`, refused (RefsError) when a link takes it out of the repository."""
+    pin_path = component_dir(root, name, path, source=source) / PIN_FILENAME
+    repository = Path(root).resolve()
+    if not pin_path.resolve().is_relative_to(repository):
+        raise RefsError(
+            f"{source}: components.{name}.path: {pin_path} is a symbolic link leading outside the "
+            f"repository {repository}; the component's pin must be a file inside the repository"
+        )
+    return pin_path
+
+
+def _parse_text(text: str, *, source: Path) -> ModelRefs:
+    """The one loader of a lock file's text (read by `load_refs`, checked by `write_refs` before writing)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise RefsError(f"{source} is not valid YAML: {error}") from error
+    # Component paths are relative to the folder holding the lock file (= pipeline.repository_root).
+    return parse_refs(data, source=source, root=source.resolve().parent)
+
+
 def load_refs(path: str | os.PathLike) -> ModelRefs:
-    """Read and validate `model_refs.yaml`."""
+    """Read and validate `model_refs.yaml` (including that every component path stays in the repository)."""
     path = Path(path)
     if not path.is_file():
         raise RefsError(
             f"model refs file {path} does not exist; pass --refs model_refs.yaml (repository root)"
         )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise RefsError(f"{path} is not valid YAML: {error}") from error
-    return parse_refs(data, source=path)
+    return _parse_text(path.read_text(encoding="utf-8"), source=path)
 
 
 def dump_refs(refs: ModelRefs) -> str:
@@ -177,12 +255,21 @@ def dump_refs(refs: ModelRefs) -> str:
 
 
 def write_refs(path: str | os.PathLike, refs: ModelRefs) -> Path:
-    """Write the lock file atomically (temp file in the same folder, then rename)."""
+    """Write the lock file atomically (temp file in the same folder, then rename).
+
+    The text is first read back with the loader of `load_refs`; a document it would refuse raises
+    RefsError ("refusing to write ...") and nothing is written.
+    """
     path = Path(path)
+    text = dump_refs(refs)
+    try:
+        _parse_text(text, source=path)
+    except RefsError as error:
+        raise RefsError(f"refusing to write {path}: the new lock file would be invalid: {error}") from error
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(dump_refs(refs))
+            stream.write(text)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -229,9 +316,11 @@ def check_against_pins(refs: ModelRefs, repo_root: str | os.PathLike) -> list[st
     """
     repo_root = Path(repo_root)
     problems = []
+    source = refs.source or "model_refs.yaml"
     for name in COMPONENTS:
         entry = refs.components[name]
-        pin_path = repo_root / entry.path / PIN_FILENAME
+        # An escaping path is a broken lock file (RefsError, exit 2), never reported as "stale".
+        pin_path = _pin_path(repo_root, name, entry.path, source=source)
         if not pin_path.is_file():
             if entry.pinned:
                 problems.append(
@@ -259,14 +348,23 @@ def refs_from_pins(repo_root: str | os.PathLike, previous: ModelRefs | None = No
     """A lock file built from the submodule pins (components without a pin stay unpinned)."""
     repo_root = Path(repo_root)
     components = {}
+    source = (previous.source if previous else None) or "model_refs.yaml"
     for name in COMPONENTS:
         path = previous.components[name].path if previous else f"submodules/{name}"
-        pin_path = repo_root / path / PIN_FILENAME
+        pin_path = _pin_path(repo_root, name, path, source=source)
         if not pin_path.is_file():
             components[name] = ComponentRef(name=name, path=path)
             continue
         pin = read_pin(pin_path)
         metrics = pin.get("blind_metrics") or {}
+        if not isinstance(metrics, Mapping):
+            raise RefsError(f"{pin_path}: blind_metrics: expected a mapping of metric name -> number")
+        for key, value in metrics.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise RefsError(
+                    f"{pin_path}: blind_metrics.{key} is {value!r}; blind metrics must be finite numbers "
+                    "(re-pin with `walkout-ci pin` from a valid blind report)"
+                )
         components[name] = ComponentRef(
             name=name,
             path=path,
