@@ -104,7 +104,9 @@ def test_unknown_category_is_an_error(small_dataset: Path, tmp_path: Path) -> No
     root = _copy(small_dataset, tmp_path)
     _edit_json(root, lambda coco: coco["annotations"][2].update(category_id=42))
     with pytest.raises(
-        DataError, match=r"annotation 3 has unknown category_id 42; known categories: \[1, 2, 3\]"
+        DataError,
+        match=r"annotation 3 has unknown category_id 42 \(field 'category_id'\); "
+        r"known categories: \[1, 2, 3\]",
     ):
         load_coco(root)
 
@@ -114,6 +116,74 @@ def test_unknown_image_id_is_an_error(small_dataset: Path, tmp_path: Path) -> No
     _edit_json(root, lambda coco: coco["annotations"][0].update(image_id=999))
     with pytest.raises(DataError, match="unknown image_id 999"):
         load_coco(root)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        # duplicate image id: the second image takes the first one's id
+        (
+            lambda coco: coco["images"][1].update(id=coco["images"][0]["id"]),
+            r"image id 1 appears twice \(field 'id' of images\[1\]\)",
+        ),
+        (
+            lambda coco: coco["images"][1].update(file_name=coco["images"][0]["file_name"]),
+            r"image 2: field 'file_name' 'synthetic_000001.png' is also the file of image 1",
+        ),
+        (lambda coco: coco["images"][0].update(id=True), r"images\[0\]: field 'id' must be an integer"),
+        (lambda coco: coco["images"][0].update(width=-5), r"image 1: field 'width' must be a non-negative"),
+        (
+            lambda coco: coco["annotations"][1].update(id=coco["annotations"][0]["id"]),
+            r"annotation id 1 appears twice \(field 'id' of annotations\[1\]\)",
+        ),
+        (lambda coco: coco["annotations"][0].pop("id"), r"annotations\[0\]: field 'id' must be an integer"),
+        (
+            lambda coco: coco["annotations"][0].update(image_id=999),
+            r"annotation 1: field 'image_id' names unknown image_id 999",
+        ),
+        (
+            lambda coco: coco["annotations"][0].update(bbox=[1, 2, float("nan"), 4]),
+            r"annotation 1 needs bbox \[x, y, w, h\] of finite numbers \(field 'bbox'\)",
+        ),
+        (
+            lambda coco: coco["annotations"][0].update(bbox=[1, 2, 3, float("inf")]),
+            r"annotation 1 needs bbox .* of finite numbers",
+        ),
+        (
+            lambda coco: coco["annotations"][0].update(bbox=[1, 2, -3, 4]),
+            r"annotation 1: field 'bbox' has a negative width or height \[-3, 4\]",
+        ),
+        (
+            lambda coco: coco["annotations"][0].update(bbox=[1, 2, True, 4]),
+            r"annotation 1 needs bbox \[x, y, w, h\] of finite numbers",
+        ),
+        (
+            lambda coco: coco["categories"][1].update(id=1),
+            r"category id 1 appears twice \(field 'id' of categories\[1\]\)",
+        ),
+        (
+            lambda coco: coco["categories"][1].update(name="person"),
+            r"category name 'person' appears twice",
+        ),
+    ],
+)
+def test_malformed_records_name_the_file_record_and_field(
+    small_dataset: Path, tmp_path: Path, edit, message: str
+) -> None:
+    root = _copy(small_dataset, tmp_path)
+    _edit_json(root, edit)
+    path = root / "coco" / "detection.json"
+    with pytest.raises(DataError, match=rf"{path}: .*{message}"):
+        load_coco(root)
+
+
+def test_zero_size_boxes_are_allowed_but_not_learned(small_dataset: Path, tmp_path: Path) -> None:
+    root = _copy(small_dataset, tmp_path)
+    _edit_json(root, lambda coco: coco["annotations"][0].update(bbox=[1, 2, 0, 4]))
+    image_id = json.loads((root / "coco" / "detection.json").read_text())["annotations"][0]["image_id"]
+    before = next(r for r in load_coco(small_dataset).images if r.image_id == image_id)
+    after = next(r for r in load_coco(root).images if r.image_id == image_id)
+    assert len(after.labels) == len(before.labels) - 1
 
 
 def test_encode_targets_peaks_and_regression() -> None:

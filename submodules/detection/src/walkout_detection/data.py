@@ -107,6 +107,119 @@ def _resolve_image(json_path: Path, file_name: str) -> Path | None:
     return None
 
 
+def _is_integer(value: Any) -> bool:
+    """A JSON integer (bool is an int subclass in Python but not a COCO id)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _validated_images(images: list[Any], json_path: Path) -> dict[int, dict[str, Any]]:
+    """The image records of a COCO JSON keyed by id.
+
+    Each needs an integer `id` and a non-empty string `file_name`, both unique; `width` / `height`, when
+    present, are non-negative integers. Raises DataError naming the file, the image and the field.
+    """
+    by_id: dict[int, dict[str, Any]] = {}
+    file_names: dict[str, int] = {}
+    for position, image in enumerate(images):
+        _require(isinstance(image, dict), json_path, f"images[{position}] is not an object; got {image!r}")
+        image_id = image.get("id")
+        _require(
+            _is_integer(image_id),
+            json_path,
+            f"images[{position}]: field 'id' must be an integer; got {image_id!r}",
+        )
+        _require(
+            image_id not in by_id,
+            json_path,
+            f"image id {image_id} appears twice (field 'id' of images[{position}]); image ids must be unique",
+        )
+        file_name = image.get("file_name")
+        _require(
+            isinstance(file_name, str) and bool(file_name),
+            json_path,
+            f"image {image_id}: field 'file_name' must be a non-empty string; got {file_name!r}",
+        )
+        _require(
+            file_name not in file_names,
+            json_path,
+            f"image {image_id}: field 'file_name' {file_name!r} is also the file of image "
+            f"{file_names.get(file_name)}; each image needs its own file",
+        )
+        file_names[file_name] = image_id
+        for key in ("width", "height"):
+            if key in image:
+                value = image[key]
+                _require(
+                    _is_integer(value) and value >= 0,
+                    json_path,
+                    f"image {image_id}: field {key!r} must be a non-negative integer; got {value!r}",
+                )
+        by_id[image_id] = image
+    return by_id
+
+
+def _check_annotation(
+    annotation: Any,
+    position: int,
+    json_path: Path,
+    images: dict[int, dict[str, Any]],
+    names_by_id: dict[int, str],
+    seen: set[int],
+) -> None:
+    """Validate one COCO annotation for `load_coco`; `seen` collects the annotation ids so far.
+
+    Required: a unique integer `id`, an `image_id` of a known image, a `category_id` of a known
+    category, and `bbox` = [x, y, w, h] of finite numbers with w, h >= 0. Raises DataError naming the
+    file, the annotation id and the field.
+    """
+    _require(
+        isinstance(annotation, dict),
+        json_path,
+        f"annotations[{position}] is not an object; got {annotation!r}",
+    )
+    annotation_id = annotation.get("id")
+    _require(
+        _is_integer(annotation_id),
+        json_path,
+        f"annotations[{position}]: field 'id' must be an integer; got {annotation_id!r}",
+    )
+    _require(
+        annotation_id not in seen,
+        json_path,
+        f"annotation id {annotation_id} appears twice (field 'id' of annotations[{position}]); "
+        "annotation ids must be unique",
+    )
+    seen.add(annotation_id)
+    image_id = annotation.get("image_id")
+    _require(
+        _is_integer(image_id) and image_id in images,
+        json_path,
+        f"annotation {annotation_id}: field 'image_id' names unknown image_id {image_id!r}",
+    )
+    category_id = annotation.get("category_id")
+    if not _is_integer(category_id) or category_id not in names_by_id:
+        raise DataError(
+            f"COCO JSON {json_path}: annotation {annotation_id} has unknown category_id {category_id!r} "
+            f"(field 'category_id'); known categories: {sorted(names_by_id)}"
+        )
+    bbox = annotation.get("bbox")
+    _require(
+        isinstance(bbox, list) and len(bbox) == 4 and all(_is_finite_number(v) for v in bbox),
+        json_path,
+        f"annotation {annotation_id} needs bbox [x, y, w, h] of finite numbers (field 'bbox'); got {bbox!r}",
+    )
+    _require(
+        bbox[2] >= 0 and bbox[3] >= 0,
+        json_path,
+        f"annotation {annotation_id}: field 'bbox' has a negative width or height {bbox[2:]!r}; "
+        "w and h must be >= 0",
+    )
+
+
 def load_coco(
     data: str | Path, *, class_names: list[str] | None = None, check_images: bool = True
 ) -> CocoDataset:
@@ -114,8 +227,10 @@ def load_coco(
 
     class_names: the model's classes; when given, dataset categories are matched to them by name and a
     category the model does not know is an error. When None, classes are the dataset's categories
-    sorted by id. Raises DataError for a missing file, malformed JSON, an annotation whose image or
-    category does not exist, or (check_images) a missing image file.
+    sorted by id. Raises DataError (naming the file, the image / annotation id and the field) for a
+    missing file, malformed JSON, duplicate image or annotation ids, an annotation whose image or
+    category does not exist, a bbox with NaN/inf or a negative width/height, or (check_images) a
+    missing image file.
     """
     json_path = find_coco_json(data)
     try:
@@ -126,16 +241,28 @@ def load_coco(
     for key in ("images", "annotations", "categories"):
         _require(isinstance(coco.get(key), list), json_path, f"missing list {key!r}")
 
-    categories = coco["categories"]
-    for category in categories:
+    names_by_id: dict[int, str] = {}
+    for position, category in enumerate(coco["categories"]):
         _require(
-            isinstance(category, dict) and isinstance(category.get("id"), int) and "name" in category,
+            isinstance(category, dict) and _is_integer(category.get("id")) and "name" in category,
             json_path,
-            f"every category needs an integer 'id' and a 'name'; got {category!r}",
+            f"categories[{position}]: every category needs an integer 'id' and a 'name'; got {category!r}",
         )
-    categories = sorted(categories, key=lambda category: category["id"])
-    names_by_id = {category["id"]: str(category["name"]) for category in categories}
-    _require(len(names_by_id) == len(categories), json_path, "category ids are not unique")
+        category_id, name = category["id"], str(category["name"])
+        _require(
+            category_id not in names_by_id,
+            json_path,
+            f"category id {category_id} appears twice (field 'id' of categories[{position}]); "
+            "category ids are not unique",
+        )
+        _require(
+            name not in names_by_id.values(),
+            json_path,
+            f"category name {name!r} appears twice (field 'name' of categories[{position}]); "
+            "classes are matched by name, so names must be unique",
+        )
+        names_by_id[category_id] = name
+    names_by_id = dict(sorted(names_by_id.items()))
     if class_names is None:
         class_names = [names_by_id[category_id] for category_id in names_by_id]
         category_ids = list(names_by_id)
@@ -153,47 +280,19 @@ def load_coco(
         category_id: index for index, category_id in enumerate(category_ids) if category_id >= 0
     }
 
-    images: dict[int, dict[str, Any]] = {}
-    for image in coco["images"]:
-        _require(
-            isinstance(image, dict)
-            and isinstance(image.get("id"), int)
-            and isinstance(image.get("file_name"), str),
-            json_path,
-            f"every image needs an integer 'id' and a 'file_name'; got {image!r}",
-        )
-        _require(image["id"] not in images, json_path, f"image id {image['id']} appears twice")
-        images[image["id"]] = image
-
+    images = _validated_images(coco["images"], json_path)
     boxes: dict[int, list[list[float]]] = {image_id: [] for image_id in images}
     labels: dict[int, list[int]] = {image_id: [] for image_id in images}
-    for annotation in coco["annotations"]:
-        _require(isinstance(annotation, dict), json_path, f"annotation {annotation!r} is not an object")
-        annotation_id = annotation.get("id")
-        image_id = annotation.get("image_id")
-        category_id = annotation.get("category_id")
-        bbox = annotation.get("bbox")
-        if image_id not in images:
-            raise DataError(
-                f"malformed COCO JSON {json_path}: annotation {annotation_id} "
-                f"names unknown image_id {image_id}"
-            )
-        if category_id not in names_by_id:
-            raise DataError(
-                f"COCO JSON {json_path}: annotation {annotation_id} has unknown category_id {category_id!r}; "
-                f"known categories: {sorted(names_by_id)}"
-            )
-        _require(
-            isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox),
-            json_path,
-            f"annotation {annotation_id} needs bbox [x, y, w, h] of numbers; got {bbox!r}",
-        )
-        x, y, w, h = (float(value) for value in bbox)
+    seen_annotations: set[int] = set()
+    for position, annotation in enumerate(coco["annotations"]):
+        _check_annotation(annotation, position, json_path, images, names_by_id, seen_annotations)
+        x, y, w, h = (float(value) for value in annotation["bbox"])
         # Crowd regions and degenerate boxes cannot be learned as centres; COCOeval still sees them.
         if annotation.get("iscrowd", 0) or w <= 0 or h <= 0:
             continue
+        image_id = annotation["image_id"]
         boxes[image_id].append([x, y, x + w, y + h])
-        labels[image_id].append(index_by_category[category_id])
+        labels[image_id].append(index_by_category[annotation["category_id"]])
 
     records = []
     missing = []
