@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from walkout_detection.checkpoint import load_checkpoint, save_checkpoint
+from walkout_detection.checkpoint import load_checkpoint, load_error_reason, save_checkpoint
 from walkout_detection.config import load_config
 from walkout_detection.errors import CheckpointError
 from walkout_detection.model import CenterNet
@@ -67,8 +67,25 @@ class _Payload:
 def test_pickled_objects_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.pt"
     torch.save({"format_version": 1, "component": "detection", "object": _Payload()}, path)
-    with pytest.raises(CheckpointError, match="is corrupt or not a walkout-detection checkpoint"):
+    with pytest.raises(CheckpointError, match="is corrupt or not a walkout-detection checkpoint") as caught:
         load_checkpoint(path)
+    message = str(caught.value)
+    assert "outside the safe allow-list" in message and "_Payload" in message
+    # torch's own message advises turning the safety check off: it must never reach the user.
+    assert "weights_only" not in message and "trusted source" not in message
+
+
+def test_load_errors_never_pass_on_the_advice_to_disable_the_safe_loader(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(garbage)
+    assert "weights_only" not in str(caught.value)
+    advice = RuntimeError("Re-running `torch.load` with `weights_only` set to `False` will likely succeed")
+    assert "weights_only" not in load_error_reason(advice)
+    assert load_error_reason(RuntimeError("PytorchStreamReader failed\nmore")) == (
+        "torch.load failed: PytorchStreamReader failed"
+    )
 
 
 def test_incompatible_checkpoints(tmp_path: Path) -> None:

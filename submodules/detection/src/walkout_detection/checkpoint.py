@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -68,6 +69,28 @@ def save_checkpoint(
     return path
 
 
+def load_error_reason(error: BaseException) -> str:
+    """Why torch.load(weights_only=True) refused a file, in one line of our own words.
+
+    torch's message advises retrying with the safety check off, which would run whatever code the file
+    carries; that advice is never passed on. A refused class is named (it is outside the safe
+    allow-list of tensors and plain types); other failures keep torch's first line unless it is the advice.
+    """
+    text = str(error)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if refused:
+        return (
+            f"it contains objects outside the safe allow-list (tensors, numbers, strings, lists, dicts): "
+            f"{refused.group(1)}; a walkout-detection checkpoint holds none"
+        )
+    if isinstance(error, pickle.UnpicklingError):
+        return "its content cannot be read as tensors and plain types (truncated, damaged or another format)"
+    first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not first_line or "weights_only" in first_line:
+        return f"torch.load failed ({type(error).__name__})"
+    return f"torch.load failed: {first_line}"
+
+
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Load a checkpoint with torch.load(weights_only=True) and build its network.
 
@@ -79,9 +102,16 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         payload = torch.load(path, weights_only=True, map_location=map_location)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
+    except (
+        RuntimeError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        EOFError,
+        ValueError,
+        OSError,
+    ) as error:
         raise CheckpointError(
-            f"checkpoint {path} is corrupt or not a walkout-detection checkpoint (torch.load failed: {error})"
+            f"checkpoint {path} is corrupt or not a walkout-detection checkpoint: {load_error_reason(error)}"
         ) from error
     if not isinstance(payload, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(payload).__name__}, expected a dict")
