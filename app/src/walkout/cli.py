@@ -1,16 +1,21 @@
-"""Command-line entry point `walkout`: run, qc, lock.
+"""Command-line entry point `walkout`: run, qc, lock, and the gate's gate-inputs, gate-predict, gate-score.
 
 Exit codes: 0 ok; 1 a check failed (`lock --check` found a disagreement); 2 bad input or could not
-evaluate (missing/corrupt video, bad refs, any QC video error).
+evaluate (missing/corrupt video, bad refs, bad predictions, any QC video error); 128 + the signal
+number when stopped by SIGINT/SIGTERM (temp folders and worker processes are cleaned up first).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from walkout.errors import WalkoutError
+from walkout_ci.signals import Interrupted, interruptible
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +45,45 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--report-dir", required=True, help="folder for report.json, images/ and videos/")
     qc.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
     qc.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+
+    inputs = commands.add_parser(
+        "gate-inputs",
+        help="gate stage 1 (trusted): copy what prediction may see of a split (no ground truth)",
+    )
+    inputs.add_argument("--data", required=True, help="a simulator split folder (or its videos/ folder)")
+    inputs.add_argument("--out", required=True, help="the inputs folder to write (absent or empty)")
+
+    predict = commands.add_parser(
+        "gate-predict",
+        help="gate stage 2 (untrusted): run the system on an inputs folder -> predictions.json",
+    )
+    predict_mode = predict.add_mutually_exclusive_group(required=True)
+    predict_mode.add_argument("--model", help="the lock file model_refs.yaml naming the models to run")
+    predict_mode.add_argument(
+        "--oracle", action="store_true", help="ground truth instead of models (tests only; needs --data)"
+    )
+    predict.add_argument("--inputs", required=True, help="a folder written by `walkout gate-inputs`")
+    predict.add_argument("--out", required=True, help="folder for predictions.json (created if missing)")
+    predict.add_argument("--data", help="oracle mode only: the split whose ground truth the oracle replays")
+    predict.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
+    predict.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+
+    score = commands.add_parser(
+        "gate-score", help="gate stage 3 (trusted): check and score predictions.json; writes the report"
+    )
+    score.add_argument("--data", required=True, help="the simulator split (with its ground truth)")
+    score.add_argument(
+        "--predictions", required=True, help="the folder holding predictions.json (or the file)"
+    )
+    score.add_argument("--report-dir", required=True, help="folder for report.json, images/ and videos/")
+    score.add_argument("--model-ref", required=True, help="report model.ref: what was evaluated")
+    score.add_argument(
+        "--weights-sha256",
+        required=True,
+        help="report model.weights_sha256 (the gate's sha256 of the lock file)",
+    )
+    score.add_argument("--experiment-id", default="", help="report experiment_id ('' = null)")
+    score.add_argument("--code-commit", default="", help="report code_commit ('' = null)")
 
     lock = commands.add_parser("lock", help="rebuild model_refs.yaml from the submodule pins, or --check it")
     lock.add_argument("--refs", default="model_refs.yaml", help="the lock file (default ./model_refs.yaml)")
@@ -87,9 +131,64 @@ def qc_command(args: argparse.Namespace) -> int:
         device=args.device,
     )
     if outcome.errors:
-        print(f"QC verdict: ERROR ({len(outcome.errors)} video(s) could not be evaluated)", file=sys.stderr)
-        for video, error in sorted(outcome.errors.items()):
-            print(f"  {video}: {error}", file=sys.stderr)
+        _print_errors("QC verdict: ERROR", outcome.errors)
+        return 2
+    for name, value in outcome.metrics.items():
+        print(f"{name}: {value:.4f}")
+    print(f"report: {outcome.report_path}")
+    return 0
+
+
+def _print_errors(verdict: str, errors: dict[str, str]) -> None:
+    print(f"{verdict} ({len(errors)} video(s) could not be evaluated)", file=sys.stderr)
+    for video, error in sorted(errors.items()):
+        print(f"  {video}: {error}", file=sys.stderr)
+
+
+def gate_inputs_command(args: argparse.Namespace) -> int:
+    """`walkout gate-inputs`."""
+    from walkout.gate_inputs import prepare_inputs
+
+    path = prepare_inputs(args.data, args.out)
+    print(f"inputs: {path}")
+    return 0
+
+
+def gate_predict_command(args: argparse.Namespace) -> int:
+    """`walkout gate-predict`."""
+    from walkout.predict import run_predict
+
+    run = run_predict(
+        args.inputs,
+        args.out,
+        refs_path=None if args.oracle else args.model,
+        data=args.data,
+        jobs=args.jobs,
+        device=args.device,
+    )
+    if run.errors:
+        _print_errors("predict: ERROR", run.errors)
+        return 2
+    print(f"predictions: {run.predictions_path}")
+    return 0
+
+
+def gate_score_command(args: argparse.Namespace) -> int:
+    """`walkout gate-score`."""
+    from walkout.qc import ReportIdentity, score_predictions
+    from walkout_ci.report import dataset_hash
+
+    if not _SHA256.fullmatch(args.weights_sha256):
+        raise WalkoutError(f"--weights-sha256 must be 64 lowercase hex digits, got {args.weights_sha256!r}")
+    identity = ReportIdentity(
+        model={"ref": args.model_ref, "weights_sha256": args.weights_sha256},
+        experiment_id=args.experiment_id or None,
+        code_commit=args.code_commit or None,
+        dataset={"id": str(args.data), "hash": dataset_hash(args.data)},
+    )
+    outcome = score_predictions(args.data, args.predictions, report_dir=args.report_dir, identity=identity)
+    if outcome.errors:
+        _print_errors("QC verdict: ERROR", outcome.errors)
         return 2
     for name, value in outcome.metrics.items():
         print(f"{name}: {value:.4f}")
@@ -116,26 +215,41 @@ def lock_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (errors are printed, never raised)."""
+    """Run the CLI; returns the exit code (errors are printed, never raised).
+
+    SIGINT/SIGTERM unwind as `Interrupted` (walkout_ci.signals): temp folders are removed and worker
+    processes stopped on the way out, then one line is printed and 128 + the signal number returned.
+    """
     args = build_parser().parse_args(argv)
-    handlers = {"run": run_command, "qc": qc_command, "lock": lock_command}
-    try:
-        return handlers[args.command](args)
-    except WalkoutError as error:
-        print(f"walkout {args.command}: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except Exception as error:
-        # Component packages raise their own error types (CheckpointError, WalkoutCIError...): a bad
-        # input there is still "could not run", exit 2, with the message, never a traceback-free pass.
-        if type(error).__module__.split(".")[0] in {
-            "walkout_ci",
-            "walkout_detection",
-            "walkout_pose",
-            "walkout_tracking",
-        }:
+    handlers = {
+        "run": run_command,
+        "qc": qc_command,
+        "gate-inputs": gate_inputs_command,
+        "gate-predict": gate_predict_command,
+        "gate-score": gate_score_command,
+        "lock": lock_command,
+    }
+    with interruptible():
+        try:
+            return handlers[args.command](args)
+        except Interrupted as stop:
+            print(f"walkout {args.command}: {stop}", file=sys.stderr)
+            return stop.exit_code
+        except WalkoutError as error:
             print(f"walkout {args.command}: error: {error}", file=sys.stderr)
-            return 2
-        raise
+            return error.exit_code
+        except Exception as error:
+            # Component packages raise their own error types (CheckpointError, WalkoutCIError...): a bad
+            # input there is still "could not run", exit 2, with the message, never a traceback-free pass.
+            if type(error).__module__.split(".")[0] in {
+                "walkout_ci",
+                "walkout_detection",
+                "walkout_pose",
+                "walkout_tracking",
+            }:
+                print(f"walkout {args.command}: error: {error}", file=sys.stderr)
+                return 2
+            raise
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from walkout.errors import QCError
 from walkout.groundtruth import VideoGroundTruth
 from walkout.metrics import (
     EventCounts,
@@ -120,6 +121,7 @@ def summarize(scores: list[VideoScore]) -> tuple[dict[str, float], dict[str, dic
     Rates per 100 shoppers use the number of ground-truth shoppers who left; review_rate is the
     fraction of issued receipts flagged for human review; frames_per_s is total frames over the total
     wall-clock seconds spent processing them (per process, so it is the speed of one pipeline).
+    Raises QCError when no receipt at all was judged (the metrics would be 0/0).
     """
     items = ItemCounts()
     events = EventCounts()
@@ -138,9 +140,17 @@ def summarize(scores: list[VideoScore]) -> tuple[dict[str, float], dict[str, dic
         flagged += score.receipts_flagged
         frames += score.frames
         seconds += score.seconds
+    if receipts == 0:
+        # Every rate below would be 0/0: reporting 1.0 ("perfect") for a split on which nothing could
+        # be judged would let any model pass the gate.
+        raise QCError(
+            f"no receipt to judge over {len(scores)} video(s): no ground-truth shopper left the store "
+            "and no predicted receipt charged anything, so receipt accuracy, item and per-100-shopper "
+            "metrics are undefined; use videos in which shoppers walk out"
+        )
     per_hundred = 100.0 / shoppers if shoppers else 0.0
     metrics = {
-        "receipt_exact_match": exact / receipts if receipts else 1.0,
+        "receipt_exact_match": exact / receipts,
         "item_precision": items.precision,
         "item_recall": items.recall,
         "item_f1": items.f1,

@@ -37,6 +37,7 @@ class VideoGroundTruth:
     derived_receipts: ids of shoppers who walked out of view before the video ended but are missing
     from receipts.json (the simulator writes a receipt only once a shopper reaches a point outside
     the image, which some never do); their receipt is their cart from events.json.
+    skus: every SKU of the store (annotations.json categories except person, plus the layout's slots).
     """
 
     name: str
@@ -49,6 +50,7 @@ class VideoGroundTruth:
     fps: float
     frame_count: int
     derived_receipts: tuple[str, ...] = ()
+    skus: frozenset[str] = frozenset()  # the store's SKUs: annotation categories + layout slots
 
 
 def find_videos(root: str | os.PathLike) -> list[Path]:
@@ -118,12 +120,60 @@ def _xywh_to_box(bbox: list[float]) -> tuple[float, float, float, float]:
     return (x, y, x + w, y + h)
 
 
-def read_events(video_dir: Path) -> list[dict]:
-    """The simulator's events.json: a list of pick / put_back events."""
-    events = _read_json(video_dir / "events.json")
+EVENT_TYPES = ("pick", "put_back")
+_EVENT_TEXT_FIELDS = ("sku", "shelf", "slot")
+
+
+def _is_int(value: object) -> bool:
+    """A JSON integer (bool is an int subclass in Python, but `true` is not a frame number)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_events(events: object, *, source: str, known_skus: frozenset[str] | None = None) -> list[dict]:
+    """Check the simulator's events list; return it unchanged.
+
+    Every record is a mapping with `type` in EVENT_TYPES, integer `frame` >= 1 (frames count from 1),
+    integer `shopper_id`, string `sku` (one of `known_skus` when given), `shelf` and `slot`; no two
+    records are identical (a duplicated pick would charge the shopper twice in the rebuilt receipts and
+    count as two ground-truth events). GroundTruthError names the file, the record and the field.
+    """
     if not isinstance(events, list):
-        raise GroundTruthError(f"{video_dir / 'events.json'}: expected a list of events")
+        raise GroundTruthError(f"{source}: expected a list of events, got {type(events).__name__}")
+    seen: dict[tuple, int] = {}
+    for index, event in enumerate(events):
+        where = f"{source}: events[{index}]"
+        if not isinstance(event, dict):
+            raise GroundTruthError(f"{where}: expected a mapping, got {type(event).__name__}")
+        if "type" not in event:
+            raise GroundTruthError(f"{where}.type: missing (allowed: {', '.join(EVENT_TYPES)})")
+        if event["type"] not in EVENT_TYPES:
+            raise GroundTruthError(
+                f"{where}.type: unknown event type {event['type']!r} (allowed: {', '.join(EVENT_TYPES)})"
+            )
+        for key in ("frame", "shopper_id"):
+            if not _is_int(event.get(key)):
+                raise GroundTruthError(f"{where}.{key}: must be an integer, got {event.get(key)!r}")
+        if event["frame"] < 1:
+            raise GroundTruthError(f"{where}.frame: must be >= 1 (frames count from 1), got {event['frame']}")
+        for key in _EVENT_TEXT_FIELDS:
+            if not isinstance(event.get(key), str):
+                raise GroundTruthError(f"{where}.{key}: must be a string, got {event.get(key)!r}")
+        if known_skus is not None and event["sku"] not in known_skus:
+            raise GroundTruthError(
+                f"{where}.sku: unknown SKU {event['sku']!r} (not in the layout or the annotation "
+                f"categories; known: {', '.join(sorted(known_skus))})"
+            )
+        identity = tuple(sorted((key, repr(value)) for key, value in event.items()))
+        if identity in seen:
+            raise GroundTruthError(f"{where}: duplicate of events[{seen[identity]}] ({event})")
+        seen[identity] = index
     return events
+
+
+def read_events(video_dir: Path, *, known_skus: frozenset[str] | None = None) -> list[dict]:
+    """The simulator's events.json: a validated list of pick / put_back events (`validate_events`)."""
+    path = video_dir / "events.json"
+    return validate_events(_read_json(path), source=str(path), known_skus=known_skus)
 
 
 def read_receipts(video_dir: Path) -> dict[str, dict[str, int]]:
@@ -174,7 +224,8 @@ def load_video_ground_truth(video_dir: str | os.PathLike) -> VideoGroundTruth:
         for frame in sorted(persons)
     )
     frame_count = length if length is not None else len(frames)
-    events = read_events(video_dir)
+    skus = frozenset(n for n in names.values() if n != "person") | {slot.sku for slot in layout.slots}
+    events = read_events(video_dir, known_skus=skus)
     receipts = read_receipts(video_dir)
     derived = []
     for track_id, boxes in sorted(track_boxes.items()):
@@ -192,6 +243,7 @@ def load_video_ground_truth(video_dir: str | os.PathLike) -> VideoGroundTruth:
         fps=fps,
         frame_count=frame_count,
         derived_receipts=tuple(derived),
+        skus=skus,
     )
 
 

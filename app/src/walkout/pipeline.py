@@ -182,13 +182,22 @@ class System:
         layout_path: str | os.PathLike | None = None,
         preview: str | os.PathLike | None = None,
         progress: bool = False,
+        fps: float | None = None,
+        expected_frames: int | None = None,
     ) -> VideoResult:
-        """Process a whole video; the layout is the video folder's layout.yaml unless given."""
+        """Process a whole video; the layout is the video folder's layout.yaml unless given.
+
+        fps / expected_frames: the camera's frame rate and the video's frame count; None: from the
+        seqinfo.ini beside the video (10 fps and the container's count without one). The video must
+        have the layout's frame size and this fps (VideoError otherwise).
+        """
         from walkout.groundtruth import read_seqinfo
         from walkout.layout import load_layout
 
         video_path = resolve_video(video)
-        fps, length = read_seqinfo(video_path.parent)
+        seqinfo_fps, length = read_seqinfo(video_path.parent)
+        fps = seqinfo_fps if fps is None else fps
+        length = length if expected_frames is None else expected_frames
         layout = load_layout(
             layout_path if layout_path is not None else video_path.parent / "layout.yaml", fps=fps
         )
@@ -202,7 +211,7 @@ class System:
         bar = tqdm(total=length, desc=video_path.parent.name, unit="frame", disable=not progress)
         try:
             decode_start = time.perf_counter()
-            for frame_number, image in iterate_frames(video_path):
+            for frame_number, image in iterate_frames(video_path, layout=layout, expected_frames=length):
                 timings["decode"] += time.perf_counter() - decode_start
                 observation = self.observe(frame_number, image, tracker, timings)
                 engine_start = time.perf_counter()

@@ -1,33 +1,37 @@
-"""System QC: run the whole system on every video of a (blind) split and write the report contract.
+"""System QC: score the system's predictions on a split against its ground truth; the report contract.
 
-Each video is processed in its own task, in parallel across processes. A video that cannot be read
-or scored is an error of that video, and any error makes the whole QC an ERROR: no report.json is
-written (a stale one is removed first), `errors.json` lists what failed, and the CLI exits 2. The gate
-therefore never sees a partial report that could pass.
+QC is two stages with a file between them (ARCHITECTURE.md, issue 11): `walkout.predict` runs the
+system on the split's inputs and writes predictions.json; `score_predictions` (trusted: it holds the
+ground truth) checks that file strictly, scores every video, draws contact sheets of the wrong
+receipts from the split's videos and writes report.json. `run_qc` (`walkout qc`) is exactly
+gate-inputs + predict + score in a temporary folder.
+
+A video that cannot be predicted or scored is an error of that video, and any error makes the whole
+QC an ERROR: no report.json is written (a stale one is removed first), `errors.json` lists what failed,
+and the CLI exits 2. The gate therefore never sees a partial report that could pass.
 """
 
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
+import tempfile
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
-from tqdm import tqdm
 
 from walkout.drawing import contact_sheet, draw_observation
 from walkout.engine import EngineConfig
-from walkout.errors import QCError, VideoError, WalkoutError
+from walkout.errors import QCError, WalkoutError
 from walkout.evaluate import VideoScore, WrongReceipt, score_video, summarize
+from walkout.gate_inputs import prepare_inputs
 from walkout.groundtruth import VideoGroundTruth, find_videos, load_video_ground_truth
-from walkout.oracle import run_oracle
+from walkout.predictions import VideoExpectation, read_predictions
 from walkout.results import VideoResult, write_json_atomic
-from walkout.video import iterate_frames, read_frames
+from walkout.video import read_frames
 from walkout_ci.gitrepo import code_commit
 
 COMPONENT = "app"
@@ -37,20 +41,9 @@ SHEET_FRAMES_AROUND = 6  # frames before and after a wrong event shown on its co
 SHEET_MAX_TILES = 12
 
 
-@dataclass(frozen=True)
-class QCTask:
-    """One video to process (picklable)."""
-
-    video_dir: Path
-    report_dir: Path
-    refs_path: Path | None  # None: oracle mode
-    engine_config: EngineConfig | None  # None: the mode's default (ground-truth or model thresholds)
-    device: str = "cpu"
-
-
 @dataclass
 class VideoOutcome:
-    """What a worker sends back for one video: its score and result, or the error that stopped it."""
+    """How one video was scored: its score and result, or the error that stopped it."""
 
     video: str
     score: VideoScore | None = None
@@ -98,35 +91,17 @@ def _sheet_for(
     return relative
 
 
-def process_video(task: QCTask) -> VideoOutcome:
-    """Run oracle or models on one video, score it, draw contact sheets; never raises (errors returned)."""
-    name = task.video_dir.name
+def score_one(result: VideoResult, truth: VideoGroundTruth, report_dir: Path) -> VideoOutcome:
+    """Score one video's checked predictions, draw its contact sheets, write videos/<name>.json."""
+    name = truth.name
     try:
-        # One thread per process: QC parallelism is across processes, and 2 cores are shared.
-        cv2.setNumThreads(1)
-        truth = load_video_ground_truth(task.video_dir)
-        if task.refs_path is None:
-            # The oracle reads no pixels, but a video QC cannot vouch for must still fail QC.
-            decoded = sum(1 for _ in iterate_frames(task.video_dir))
-            if decoded != truth.frame_count:
-                raise VideoError(
-                    f"{task.video_dir}: decoded {decoded} frames, ground truth has {truth.frame_count}"
-                )
-            result = run_oracle(task.video_dir, config=task.engine_config, truth=truth)
-        else:
-            from walkout.pipeline import load_system
-
-            system = load_system(
-                task.refs_path, device=task.device, engine_config=task.engine_config, threads=1
-            )
-            result = system.run_video(task.video_dir)
         score = score_video(result, truth)
         sheets = {}
         for wrong in score.wrong:
-            path = _sheet_for(truth, wrong, task.report_dir, result)
+            path = _sheet_for(truth, wrong, report_dir, result)
             if path is not None:
                 sheets[wrong.shopper] = path
-        write_json_atomic(task.report_dir / "videos" / f"{name}.json", result.output_json())
+        write_json_atomic(report_dir / "videos" / f"{name}.json", result.output_json())
         return VideoOutcome(
             video=name, score=score, result=result, sheets=sheets, derived_receipts=truth.derived_receipts
         )
@@ -135,6 +110,18 @@ def process_video(task: QCTask) -> VideoOutcome:
     except Exception as error:  # any crash is an error of this video, reported, never a pass
         detail = traceback.format_exception_only(type(error), error)[-1].strip()
         return VideoOutcome(video=name, error=f"unexpected {detail}")
+
+
+def _load_truths(video_dirs: list[Path]) -> tuple[dict[str, VideoGroundTruth], dict[str, str]]:
+    """Ground truth of every video folder: ({name: truth}, {name: error} for those that cannot be read)."""
+    truths: dict[str, VideoGroundTruth] = {}
+    errors: dict[str, str] = {}
+    for video_dir in video_dirs:
+        try:
+            truths[video_dir.name] = load_video_ground_truth(video_dir)
+        except WalkoutError as error:
+            errors[video_dir.name] = f"{type(error).__name__}: {error}"
+    return truths, errors
 
 
 def dataset_hash(videos_root: Path, video_dirs: list[Path]) -> str:
@@ -172,13 +159,14 @@ def _model_fields(refs_path: Path | None) -> tuple[dict, str | None, dict]:
 def build_report(
     outcomes: list[VideoOutcome],
     *,
-    videos_root: Path,
-    video_dirs: list[Path],
-    refs_path: Path | None,
+    identity: ReportIdentity,
     total_seconds: float,
     jobs: int,
 ) -> dict:
-    """The report contract (schema_version 1) from complete, error-free outcomes."""
+    """The report contract (schema_version 1) from complete, error-free outcomes.
+
+    Raises QCError when nothing could be judged (see `walkout.evaluate.summarize`).
+    """
     scores = [o.score for o in outcomes if o.score is not None]
     metrics, per_class = summarize(scores)
     failures = []
@@ -208,7 +196,7 @@ def build_report(
     }
     for stage, seconds in sorted(stage_totals.items()):
         timings[f"{stage}_ms_per_frame"] = 1000.0 * seconds / frames if frames else 0.0
-    model, experiment_id, extra = _model_fields(refs_path)
+    extra = dict(identity.extra)
     extra.update(
         {
             "jobs": jobs,
@@ -234,10 +222,10 @@ def build_report(
     return {
         "schema_version": 1,
         "component": COMPONENT,
-        "experiment_id": experiment_id,
-        "code_commit": code_commit(Path(__file__).parent),
-        "model": model,
-        "dataset": {"id": str(videos_root), "hash": dataset_hash(videos_root, video_dirs)},
+        "experiment_id": identity.experiment_id,
+        "code_commit": identity.code_commit,
+        "model": dict(identity.model),
+        "dataset": dict(identity.dataset),
         "metrics": metrics,
         "per_class": per_class,
         "per_sample": [o.score.sample() for o in outcomes if o.score is not None],
@@ -247,6 +235,19 @@ def build_report(
     }
 
 
+@dataclass(frozen=True)
+class ReportIdentity:
+    """What the report says was evaluated: `model` {ref, weights_sha256}, experiment id, code commit,
+    `dataset` {id, hash}, and `extra` (mode, components...). Given by the caller, never derived from
+    the predictions (the gate passes the lock file's sha256; `walkout qc` reads the lock file)."""
+
+    model: dict
+    experiment_id: str | None
+    code_commit: str | None
+    dataset: dict
+    extra: dict = field(default_factory=dict)
+
+
 @dataclass
 class QCOutcome:
     """The end of a QC run: the report path (complete run) or the per-video errors (ERROR verdict)."""
@@ -254,6 +255,70 @@ class QCOutcome:
     report_path: Path | None
     errors: dict[str, str]
     metrics: dict[str, float]
+
+
+def _clear_report_dir(report_dir: Path) -> None:
+    """Create the report folder and remove a report or error list of an earlier run.
+
+    A report from an earlier run must not survive a run that ends in ERROR.
+    """
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "report.json").unlink(missing_ok=True)
+    (report_dir / "errors.json").unlink(missing_ok=True)
+
+
+def _error_outcome(report_dir: Path, errors: dict[str, str]) -> QCOutcome:
+    write_json_atomic(report_dir / "errors.json", {"verdict": "ERROR", "errors": errors})
+    return QCOutcome(report_path=None, errors=errors, metrics={})
+
+
+def score_predictions(
+    data: str | os.PathLike,
+    predictions: str | os.PathLike,
+    *,
+    report_dir: str | os.PathLike,
+    identity: ReportIdentity,
+    predict_seconds: float | None = None,
+) -> QCOutcome:
+    """Score a predictions file (or the folder holding it) against the split `data`; write the report.
+
+    The predictions are checked strictly first (`walkout.predictions.read_predictions`: any problem
+    raises PredictionsError, exit 2). Videos whose ground truth cannot be read or whose scoring fails
+    make the run an ERROR (errors.json, no report). `timings.total_s` is the predictor's wall time
+    (`predict_seconds`, else the file's `wall_seconds`) plus the scoring time.
+    """
+    from walkout_ci.report import write_report
+
+    start = time.perf_counter()
+    report_dir = Path(report_dir)
+    video_dirs = find_videos(data)
+    _clear_report_dir(report_dir)
+    truths, errors = _load_truths(video_dirs)
+    if errors:
+        return _error_outcome(report_dir, errors)
+    expected = {
+        name: VideoExpectation(
+            frames=truth.frame_count,
+            skus=truth.skus,
+            slots=frozenset(slot.key for slot in truth.layout.slots),
+        )
+        for name, truth in truths.items()
+    }
+    checked = read_predictions(predictions, expected)
+    outcomes = [score_one(checked.results[d.name], truths[d.name], report_dir) for d in video_dirs]
+    errors = {o.video: o.error for o in outcomes if o.error is not None}
+    if errors:
+        return _error_outcome(report_dir, errors)
+    wall = checked.wall_seconds if predict_seconds is None else predict_seconds
+    extra = {**identity.extra, "mode": identity.extra.get("mode", checked.mode)}
+    report = build_report(
+        outcomes,
+        identity=replace(identity, extra=extra),
+        total_seconds=wall + time.perf_counter() - start,
+        jobs=checked.jobs,
+    )
+    path = write_report(report_dir, report)
+    return QCOutcome(report_path=path, errors={}, metrics=report["metrics"])
 
 
 def run_qc(
@@ -266,55 +331,45 @@ def run_qc(
     device: str = "cpu",
     progress: bool = True,
 ) -> QCOutcome:
-    """Process every video under `videos` (oracle mode when `refs_path` is None) and write the report."""
-    from walkout_ci.report import write_report
+    """`walkout qc`: gate-inputs, predict (oracle mode when `refs_path` is None) and score, in a temp folder.
+
+    The same code as the gate's three stages, so `walkout qc` and the gate report the same numbers.
+    """
+    from walkout.predict import run_predict
 
     videos_root = Path(videos)
     report_dir = Path(report_dir)
     video_dirs = find_videos(videos_root)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    # A report from an earlier run must not survive a run that ends in ERROR.
-    (report_dir / "report.json").unlink(missing_ok=True)
-    (report_dir / "errors.json").unlink(missing_ok=True)
+    _clear_report_dir(report_dir)
     refs = Path(refs_path) if refs_path is not None else None
-    if refs is not None:
-        # Fail fast, before forking workers, on refs that cannot work (bad file, unpinned, hash mismatch).
-        from walkout.pipeline import verify_refs
-
-        verify_refs(refs)
-    config = engine_config
-    tasks = [
-        QCTask(video_dir=d, report_dir=report_dir, refs_path=refs, engine_config=config, device=device)
-        for d in video_dirs
-    ]
-    start = time.perf_counter()
-    outcomes: list[VideoOutcome] = []
-    jobs = max(1, min(jobs, len(tasks)))
-    bar = tqdm(total=len(tasks), desc="qc", unit="video", disable=not progress)
-    if jobs == 1:
-        for task in tasks:
-            outcomes.append(process_video(task))
-            bar.update(1)
-    else:
-        # spawn, not fork: a forked child inherits locks held by the parent's torch and ClearML threads
-        # and can deadlock on them; spawned workers start clean.
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for outcome in pool.map(process_video, tasks):
-                outcomes.append(outcome)
-                bar.update(1)
-    bar.close()
-    total = time.perf_counter() - start
-    errors = {o.video: o.error for o in outcomes if o.error is not None}
-    if errors:
-        write_json_atomic(report_dir / "errors.json", {"verdict": "ERROR", "errors": errors})
-        return QCOutcome(report_path=None, errors=errors, metrics={})
-    report = build_report(
-        outcomes,
-        videos_root=videos_root,
-        video_dirs=video_dirs,
-        refs_path=refs,
-        total_seconds=total,
-        jobs=jobs,
-    )
-    path = write_report(report_dir, report)
-    return QCOutcome(report_path=path, errors={}, metrics=report["metrics"])
+    with tempfile.TemporaryDirectory(prefix="walkout-qc-") as temporary:
+        inputs = Path(temporary) / "inputs"
+        prepare_inputs(videos_root, inputs, link=True)
+        run = run_predict(
+            inputs,
+            Path(temporary) / "predictions",
+            refs_path=refs,
+            data=videos_root if refs is None else None,
+            jobs=jobs,
+            engine_config=engine_config,
+            device=device,
+            progress=progress,
+        )
+        if run.errors:
+            return _error_outcome(report_dir, run.errors)
+        assert run.predictions_path is not None
+        model, experiment_id, extra = _model_fields(refs)
+        identity = ReportIdentity(
+            model=model,
+            experiment_id=experiment_id,
+            code_commit=code_commit(Path(__file__).parent),
+            dataset={"id": str(videos_root), "hash": dataset_hash(videos_root, video_dirs)},
+            extra=extra,
+        )
+        return score_predictions(
+            videos_root,
+            run.predictions_path,
+            report_dir=report_dir,
+            identity=identity,
+            predict_seconds=run.wall_seconds,
+        )

@@ -11,6 +11,7 @@ import numpy as np
 
 from walkout.errors import VideoError
 from walkout.groundtruth import VIDEO_FILENAME, read_seqinfo
+from walkout.layout import StoreLayout
 
 
 def resolve_video(path: str | os.PathLike) -> Path:
@@ -36,14 +37,47 @@ def expected_frame_count(video_path: Path) -> int | None:
     return count if count > 0 else None
 
 
-def iterate_frames(path: str | os.PathLike) -> Iterator[tuple[int, np.ndarray]]:
+# Frame rates are stored as rationals in containers (AVI: a microsecond frame period): allow rounding.
+FPS_TOLERANCE = 0.01
+
+
+def check_video_format(capture: cv2.VideoCapture, video_path: Path, layout: StoreLayout) -> None:
+    """Refuse a video whose frame size or frame rate differs from its layout's.
+
+    The layout's slot rectangles and exit border are pixels of a `layout.width` x `layout.height`
+    image at `layout.fps`: on a video of another size every slot and hand would be misplaced, and at
+    another rate every time window (visits, exits, the event tolerance) would be wrong, silently.
+    Raises VideoError naming the video, what was found and what the layout expects.
+    """
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    fps = float(capture.get(cv2.CAP_PROP_FPS))
+    size_ok = (width, height) == (layout.width, layout.height)
+    fps_ok = abs(fps - layout.fps) <= FPS_TOLERANCE * max(layout.fps, 1.0)
+    if not (size_ok and fps_ok):
+        raise VideoError(
+            f"video {video_path} is {width}x{height} @ {fps:g} fps, but its layout expects "
+            f"{layout.width}x{layout.height} @ {layout.fps:g} fps (the store layout's floor size and the "
+            "camera's frame rate): re-export the video, or pass the layout it was recorded with"
+        )
+
+
+def iterate_frames(
+    path: str | os.PathLike,
+    *,
+    layout: StoreLayout | None = None,
+    expected_frames: int | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (frame number from 1, BGR uint8 image [H, W, 3]) for every frame of a video.
 
-    Raises VideoError when the file cannot be opened, has no frames, or ends before the frame count
-    its container (or seqinfo.ini) promises: a truncated video must not pass as a short one.
+    layout: when given, the video's frame size and fps must equal the layout's (`check_video_format`).
+    expected_frames: the frame count the video must reach; None: seqinfo.ini's seqLength beside the
+    video, else the container's count.
+    Raises VideoError when the file cannot be opened, has no frames, has the wrong size or fps, or ends
+    before the expected frame count: a truncated video must not pass as a short one.
     """
     video_path = resolve_video(path)
-    expected = expected_frame_count(video_path)
+    expected = expected_frames if expected_frames is not None else expected_frame_count(video_path)
     capture = cv2.VideoCapture(str(video_path))
     if not capture.isOpened():
         capture.release()
@@ -52,6 +86,8 @@ def iterate_frames(path: str | os.PathLike) -> Iterator[tuple[int, np.ndarray]]:
         )
     count = 0
     try:
+        if layout is not None:
+            check_video_format(capture, video_path, layout)
         while True:
             ok, image = capture.read()
             if not ok or image is None:
