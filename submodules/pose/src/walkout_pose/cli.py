@@ -5,8 +5,16 @@
     walkout-pose predict --model REF --image frame.png --box 10,20,60,140 [--box ...] --out keypoints.json
     walkout-pose predict --model REF --data DIR [--detections dets.json] --out results.json
 
+The model gate's three stages (walkout_pose.gate documents the formats; `evaluate` runs the same three):
+
+    walkout-pose gate-inputs --data DIR --out INPUTS                      # trusted: frames + boxes only
+    walkout-pose gate-predict --model WEIGHTS --inputs INPUTS --out PRED  # the PR's code: no labels
+    walkout-pose gate-score --data DIR --predictions PRED --report-dir DIR --model-ref REF \
+        --weights-sha256 HEX --experiment-id ID --code-commit SHA        # trusted: report.json
+
 REF is a ClearML experiment id, a model_ref.yaml or a checkpoint path. Exit codes: 0 ok, 2 bad input
-or could not evaluate (an evaluation that errors never passes).
+or could not evaluate (an evaluation that errors never passes), 128 + signal when stopped by SIGINT /
+SIGTERM (temp folders removed).
 """
 
 from __future__ import annotations
@@ -14,16 +22,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
+import re
 import sys
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from walkout_ci.signals import Interrupted, interruptible
+from walkout_ci.store import atomic_write_text
 from walkout_pose.config import KEYPOINT_NAMES, load_config
 from walkout_pose.errors import InputError, PoseError
+
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def _parse_box(text: str) -> list[float]:
@@ -76,16 +87,46 @@ def build_parser() -> argparse.ArgumentParser:
         "--draw", help="write the frame(s) with skeletons drawn: a PNG (--image) or a folder"
     )
     predict.add_argument("--device", default="cpu", help="cpu or cuda")
+
+    inputs = commands.add_parser(
+        "gate-inputs", help="gate stage 1 (trusted): copy frames and person boxes, never keypoints"
+    )
+    inputs.add_argument("--data", required=True, help="split to evaluate on (a walkout-sim export)")
+    inputs.add_argument("--out", required=True, help="empty or new folder for inputs.json and images/")
+
+    gate_predict = commands.add_parser(
+        "gate-predict", help="gate stage 2 (untrusted): predictions.json from a gate-inputs folder only"
+    )
+    gate_predict.add_argument("--model", required=True, help="verified checkpoint (or any model reference)")
+    gate_predict.add_argument("--inputs", required=True, help="folder written by gate-inputs")
+    gate_predict.add_argument("--out", required=True, help="folder for predictions.json (created if missing)")
+    gate_predict.add_argument("--batch-size", type=int, default=32, help="persons per forward pass")
+    gate_predict.add_argument("--device", default="cpu", help="cpu or cuda")
+    gate_predict.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    score = commands.add_parser(
+        "gate-score", help="gate stage 3 (trusted): validate predictions.json, score it, write report.json"
+    )
+    score.add_argument("--data", required=True, help="the split gate-inputs read (holds the ground truth)")
+    score.add_argument("--predictions", required=True, help="folder with predictions.json")
+    score.add_argument("--report-dir", required=True, help="folder for report.json and debug images")
+    score.add_argument("--model-ref", required=True, help="what was evaluated (report model.ref)")
+    score.add_argument(
+        "--weights-sha256",
+        required=True,
+        help="sha256 of the evaluated weights (report model.weights_sha256)",
+    )
+    score.add_argument("--experiment-id", default="", help="experiment id; empty for none")
+    score.add_argument("--code-commit", default="", help="commit of the predicting code; empty for none")
+    score.add_argument(
+        "--config", help="YAML whose `evaluate` section overrides the evaluation settings (sigmas...)"
+    )
     return parser
 
 
 def _write_json_atomic(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        json.dump(data, stream, indent=1)
-        stream.write("\n")
-    os.replace(temp_name, path)
+    """Write JSON (keys in the order given) through walkout_ci's temp-file-then-rename writer."""
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 def _experiment_id_of(ref: str, weights: Path) -> str | None:
@@ -149,6 +190,57 @@ def _evaluate(args: argparse.Namespace) -> int:
         report_dir=args.report_dir,
         config=evaluate_config,
         progress=not args.no_progress,
+    )
+    summary = {name: round(value, 4) for name, value in report["metrics"].items()}
+    print(json.dumps({"report": str(Path(args.report_dir) / "report.json"), "metrics": summary}, indent=2))
+    return 0
+
+
+def _gate_inputs(args: argparse.Namespace) -> int:
+    from walkout_pose.gate import write_inputs
+
+    path = write_inputs(args.data, args.out)
+    print(f"gate inputs -> {path}")
+    return 0
+
+
+def _gate_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from walkout_pose.gate import predict_inputs, read_inputs, write_predictions
+    from walkout_pose.predict import load_model
+
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1; got {args.batch_size}")
+    frames = read_inputs(args.inputs)  # before the model: bad inputs fail fast
+    model, _, _ = load_model(args.model, device=args.device)
+    with torch.inference_mode():
+        ids, keypoints, seconds = predict_inputs(
+            model, frames, batch_size=args.batch_size, progress=not args.no_progress
+        )
+    path = write_predictions(args.out, ids, keypoints)
+    rate = len(ids) / seconds if seconds > 0 else 0.0
+    print(f"{len(ids)} person(s) in {len(frames)} frame(s), {seconds:.1f} s ({rate:.0f}/s) -> {path}")
+    return 0
+
+
+def _gate_score(args: argparse.Namespace) -> int:
+    from walkout_pose.evaluate import score_predictions
+
+    if not SHA256_HEX.fullmatch(args.weights_sha256):
+        raise InputError(
+            f"--weights-sha256 is {args.weights_sha256!r}; expected 64 lowercase hex digits (the sha256 of "
+            "the evaluated weights file)"
+        )
+    report = score_predictions(
+        data=args.data,
+        predictions=args.predictions,
+        report_dir=args.report_dir,
+        model_ref=args.model_ref,
+        weights_sha256=args.weights_sha256,
+        experiment_id=args.experiment_id or None,
+        code_commit=args.code_commit or None,
+        config=load_config(args.config).evaluate,
     )
     summary = {name: round(value, 4) for name, value in report["metrics"].items()}
     print(json.dumps({"report": str(Path(args.report_dir) / "report.json"), "metrics": summary}, indent=2))
@@ -235,13 +327,20 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI in-process; returns the exit code (0 ok, 2 bad input / could not evaluate)."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"train": _train, "evaluate": _evaluate, "predict": _predict}
+HANDLERS = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "predict": _predict,
+    "gate-inputs": _gate_inputs,
+    "gate-predict": _gate_predict,
+    "gate-score": _gate_score,
+}
+
+
+def _run(args: argparse.Namespace) -> int:
+    """One command; errors become their exit code and one line on stderr."""
     try:
-        return handlers[args.command](args)
+        return HANDLERS[args.command](args)
     except PoseError as error:
         print(f"walkout-pose {args.command}: error: {error}", file=sys.stderr)
         return error.exit_code
@@ -255,6 +354,19 @@ def main(argv: list[str] | None = None) -> int:
         # A crash is "could not evaluate" (2), never 1: the gate would read 1 as a measured regression.
         logging.getLogger("walkout_pose.cli").exception("walkout-pose %s crashed", args.command)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI in-process; returns the exit code (0 ok, 2 bad input / could not evaluate,
+    128 + signal number when SIGINT / SIGTERM stopped it after its `finally` blocks cleaned up)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    with interruptible():
+        try:
+            return _run(args)
+        except Interrupted as stop:
+            print(f"walkout-pose {args.command}: {stop}", file=sys.stderr)
+            return stop.exit_code
 
 
 if __name__ == "__main__":

@@ -32,3 +32,7 @@ class CheckpointError(PoseError):
 
 class EvaluationError(PoseError):
     """An evaluation could not produce a trustworthy result (no ground truth, reference library failed)."""
+
+
+class PredictionsError(PoseError):
+    """A gate predictions file breaks the `walkout-pose-predictions` format (names file, record, field)."""

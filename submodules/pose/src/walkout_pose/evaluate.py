@@ -17,22 +17,28 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from walkout_ci.errors import ReportError
 from walkout_ci.gitrepo import code_commit
-from walkout_ci.report import write_report
+from walkout_ci.report import dataset_hash, sha256_of_file, write_report
 from walkout_pose.config import KEYPOINT_NAMES, EvaluateConfig
 from walkout_pose.data import KeypointDataset, Person, load_keypoints_dataset, read_image
 from walkout_pose.draw import failure_image
 from walkout_pose.errors import EvaluationError
+from walkout_pose.gate import (
+    group_by_frame,
+    predict_inputs,
+    read_inputs,
+    read_predictions,
+    write_inputs,
+    write_predictions,
+)
 from walkout_pose.metrics import (
     coco_ground_truth,
     coco_keypoint_ap,
@@ -40,8 +46,8 @@ from walkout_pose.metrics import (
     object_keypoint_similarity,
     pck_hits,
 )
-from walkout_pose.model import PoseNet, file_sha256
-from walkout_pose.predict import crop_persons, keypoints_from_crops
+from walkout_pose.model import PoseNet
+from walkout_pose.predict import predict_frames
 
 WRISTS = ("left_wrist", "right_wrist")
 # Keypoints below this confidence do not count towards a person's instance score (SimpleBaseline's rule).
@@ -51,42 +57,21 @@ SCORE_CONFIDENCE_FLOOR = 0.2
 def predict_persons(
     model: PoseNet, dataset: KeypointDataset, persons: list[Person], *, batch_size: int, progress: bool = True
 ) -> tuple[np.ndarray, float]:
-    """Keypoints for every person from its ground-truth box.
+    """Keypoints for every person from its ground-truth box (training's validation uses this).
 
     Returns (float32 [N, K, 3] x y confidence in frame pixels, in `persons` order; seconds spent).
-    Frames are read once; crops of several frames share a batch.
+    Frames are read once; crops of several frames share a batch (the same order and batches as the
+    gate's predict stage, walkout_pose.gate.group_by_frame).
     """
-    by_image: dict[int, list[int]] = defaultdict(list)
-    for index, person in enumerate(persons):
-        by_image[person.image_id].append(index)
-    result = np.zeros((len(persons), len(KEYPOINT_NAMES), 3), dtype=np.float32)
-    started = time.perf_counter()
-    pending_crops: list[np.ndarray] = []
-    pending_matrices: list[np.ndarray] = []
-    pending_indices: list[int] = []
-
-    def flush() -> None:
-        if pending_indices:
-            keypoints = keypoints_from_crops(
-                model, np.concatenate(pending_crops), np.concatenate(pending_matrices), batch_size=batch_size
-            )
-            result[pending_indices] = keypoints
-            pending_crops.clear()
-            pending_matrices.clear()
-            pending_indices.clear()
-
-    model.eval()
-    for image_id, indices in tqdm(by_image.items(), desc="pose evaluate", unit="frame", disable=not progress):
-        frame = read_image(dataset.image_paths[image_id])
-        boxes = np.stack([persons[index].box_xyxy for index in indices])
-        crops, matrices = crop_persons(frame, boxes, model.config)
-        pending_crops.append(crops)
-        pending_matrices.append(matrices)
-        pending_indices.extend(indices)
-        if len(pending_indices) >= batch_size:
-            flush()
-    flush()
-    return result, time.perf_counter() - started
+    groups = group_by_frame(persons)
+    frames = [
+        (dataset.image_paths[persons[indices[0]].image_id], np.stack([persons[i].box_xyxy for i in indices]))
+        for indices in groups
+    ]
+    keypoints, seconds = predict_frames(model, frames, batch_size=batch_size, progress=progress)
+    result = np.zeros_like(keypoints)
+    result[[index for indices in groups for index in indices]] = keypoints
+    return result, seconds
 
 
 def instance_score(keypoints: np.ndarray) -> float:
@@ -232,10 +217,82 @@ def failure_records(
 
 
 def dataset_identity(dataset: KeypointDataset) -> dict[str, str]:
-    """{"id": split folder, "hash": sha256 of its manifest.json (of the annotation file without one)}."""
-    manifest = dataset.root / "manifest.json"
-    hashed = manifest if manifest.is_file() else dataset.annotation_path
-    return {"id": str(dataset.root), "hash": file_sha256(hashed)}
+    """{"id": split folder, "hash": walkout_ci.report.dataset_hash (sha256 of manifest.json)}.
+
+    A plain COCO file without a manifest (a human's evaluate) is identified by the file's own sha256.
+    """
+    if (dataset.root / "manifest.json").is_file():
+        return {"id": str(dataset.root), "hash": dataset_hash(dataset.root)}
+    return {"id": str(dataset.root), "hash": sha256_of_file(dataset.annotation_path)}
+
+
+def score_predictions(
+    *,
+    data: str | os.PathLike,
+    predictions: str | os.PathLike,
+    report_dir: str | os.PathLike,
+    model_ref: str,
+    weights_sha256: str,
+    experiment_id: str | None,
+    code_commit: str | None,
+    config: EvaluateConfig,
+    started: float | None = None,
+    model_seconds: float | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Stage 3: score a predictions folder against a split's ground truth; write report_dir/report.json.
+
+    The only scoring path (`evaluate` ends here too). predictions: folder with predictions.json
+    (walkout_pose.gate format, read strictly). model_ref / weights_sha256 / experiment_id /
+    code_commit go into the report as given (the gate knows them; nothing is recomputed from a
+    model). started: time.perf_counter() when the whole evaluation began (default: now);
+    model_seconds: inference time, when known, for `timings.model_s` / `samples_per_s`.
+    Returns the report dict. Raises DataError (split), PredictionsError (predictions file),
+    EvaluationError (nothing to score, pycocotools failure, invalid report).
+    """
+    started = time.perf_counter() if started is None else started
+    report_dir = Path(report_dir)
+    dataset = load_keypoints_dataset(data)
+    persons = list(dataset.persons)
+    if not persons:
+        raise EvaluationError(f"{dataset.annotation_path} holds no person annotations: nothing to evaluate")
+    predicted = read_predictions(predictions, [person.sample_id for person in persons])
+    figures = compute_metrics(dataset, persons, predicted, config)
+    failures = failure_records(dataset, persons, predicted, figures, config, report_dir)
+    timings: dict[str, float] = {"total_s": time.perf_counter() - started}
+    if model_seconds is not None:
+        timings["model_s"] = model_seconds
+        timings["samples_per_s"] = len(persons) / model_seconds if model_seconds > 0 else 0.0
+    extra: dict[str, Any] = {
+        "persons": len(persons),
+        "labelled_keypoints": {
+            name: int((~np.isnan(figures["similarities"][:, index])).sum())
+            for index, name in enumerate(KEYPOINT_NAMES)
+        },
+        "oks_sigmas": dict(zip(KEYPOINT_NAMES, config.sigmas, strict=True)),
+        "pck_reference": "max(box width, box height) of the ground-truth box",
+    }
+    if device is not None:
+        extra["device"] = device
+    report = {
+        "schema_version": 1,
+        "component": "pose",
+        "experiment_id": experiment_id,
+        "code_commit": code_commit,
+        "model": {"ref": model_ref, "weights_sha256": weights_sha256},
+        "dataset": dataset_identity(dataset),
+        "metrics": figures["metrics"],
+        "per_class": figures["per_class"],
+        "per_sample": figures["per_sample"],
+        "failures": failures,
+        "timings": timings,
+        "extra": extra,
+    }
+    try:
+        write_report(report_dir, report)
+    except ReportError as error:
+        raise EvaluationError(f"the evaluation produced an invalid report: {error}") from error
+    return report
 
 
 def evaluate_model(
@@ -251,50 +308,29 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Evaluate `model` on a split and write report_dir/report.json; returns the report dict.
 
-    Raises DataError for unreadable data, EvaluationError when no trustworthy figure can be computed.
+    Exactly the gate's three stages in one process: inputs (frames + boxes) into a temp folder,
+    predict from those alone, score the written predictions file. The temp folder is removed on
+    return, error or interrupt. Raises DataError for unreadable data, EvaluationError when no
+    trustworthy figure can be computed.
     """
     started = time.perf_counter()
-    report_dir = Path(report_dir)
-    dataset = load_keypoints_dataset(data)
-    persons = list(dataset.persons)
-    if not persons:
-        raise EvaluationError(f"{dataset.annotation_path} holds no person annotations: nothing to evaluate")
-    with torch.inference_mode():
-        predictions, model_seconds = predict_persons(
-            model, dataset, persons, batch_size=config.batch_size, progress=progress
+    with tempfile.TemporaryDirectory(prefix="walkout-pose-evaluate-") as work:
+        inputs = write_inputs(data, Path(work) / "inputs").parent
+        with torch.inference_mode():
+            ids, keypoints, model_seconds = predict_inputs(
+                model, read_inputs(inputs), batch_size=config.batch_size, progress=progress
+            )
+        predictions = write_predictions(Path(work) / "predictions", ids, keypoints).parent
+        return score_predictions(
+            data=data,
+            predictions=predictions,
+            report_dir=report_dir,
+            model_ref=model_ref,
+            weights_sha256=sha256_of_file(weights_path),
+            experiment_id=experiment_id,
+            code_commit=code_commit(Path(__file__).parent),
+            config=config,
+            started=started,
+            model_seconds=model_seconds,
+            device=str(next(model.parameters()).device),
         )
-    figures = compute_metrics(dataset, persons, predictions, config)
-    failures = failure_records(dataset, persons, predictions, figures, config, report_dir)
-    total = time.perf_counter() - started
-    report = {
-        "schema_version": 1,
-        "component": "pose",
-        "experiment_id": experiment_id,
-        "code_commit": code_commit(Path(__file__).parent),
-        "model": {"ref": model_ref, "weights_sha256": file_sha256(weights_path)},
-        "dataset": dataset_identity(dataset),
-        "metrics": figures["metrics"],
-        "per_class": figures["per_class"],
-        "per_sample": figures["per_sample"],
-        "failures": failures,
-        "timings": {
-            "total_s": total,
-            "model_s": model_seconds,
-            "samples_per_s": len(persons) / model_seconds if model_seconds > 0 else 0.0,
-        },
-        "extra": {
-            "persons": len(persons),
-            "labelled_keypoints": {
-                name: int((~np.isnan(figures["similarities"][:, index])).sum())
-                for index, name in enumerate(KEYPOINT_NAMES)
-            },
-            "oks_sigmas": dict(zip(KEYPOINT_NAMES, config.sigmas, strict=True)),
-            "pck_reference": "max(box width, box height) of the ground-truth box",
-            "device": str(next(model.parameters()).device),
-        },
-    }
-    try:
-        write_report(report_dir, report)
-    except ReportError as error:
-        raise EvaluationError(f"the evaluation produced an invalid report: {error}") from error
-    return report

@@ -12,14 +12,17 @@ The API the app calls:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn import functional
+from tqdm import tqdm
 
 from walkout_pose.config import KEYPOINT_NAMES, ModelConfig, PoseConfig
+from walkout_pose.data import read_image
 from walkout_pose.errors import CheckpointError, InputError
 from walkout_pose.model import PoseNet, load_checkpoint
 from walkout_pose.transforms import (
@@ -197,6 +200,54 @@ def estimate(
     crops, matrices = crop_persons(frame_bgr, boxes, model.config)
     model.eval()
     return keypoints_from_crops(model, crops, matrices, batch_size=batch_size)
+
+
+def predict_frames(
+    model: PoseNet,
+    frames: Sequence[tuple[Path, np.ndarray]],
+    *,
+    batch_size: int,
+    progress: bool = False,
+) -> tuple[np.ndarray, float]:
+    """Keypoints for the person boxes of many frames; the one batched inference path of evaluation.
+
+    frames: (image path, boxes float [n, 4] x1 y1 x2 y2 in frame pixels) per frame; each image is read
+    once and crops of consecutive frames share a batch of `batch_size`.
+    Returns (float32 [N, K, 3] x, y in frame pixels and confidence, N = all boxes in `frames` order;
+    seconds spent). Raises DataError for an unreadable image, InputError for a bad box.
+    """
+    total = sum(len(boxes) for _, boxes in frames)
+    result = np.zeros((total, len(model.keypoint_names), 3), dtype=np.float32)
+    started = time.perf_counter()
+    pending_crops: list[np.ndarray] = []
+    pending_matrices: list[np.ndarray] = []
+    pending_start = 0
+    pending_count = 0
+
+    def flush() -> None:
+        nonlocal pending_start, pending_count
+        if pending_count:
+            result[pending_start : pending_start + pending_count] = keypoints_from_crops(
+                model, np.concatenate(pending_crops), np.concatenate(pending_matrices), batch_size=batch_size
+            )
+            pending_crops.clear()
+            pending_matrices.clear()
+            pending_start += pending_count
+            pending_count = 0
+
+    model.eval()
+    for path, boxes in tqdm(frames, desc="pose predict", unit="frame", disable=not progress):
+        if len(boxes) == 0:
+            continue
+        frame = read_image(path)
+        crops, matrices = crop_persons(frame, check_boxes(boxes, frame.shape), model.config)
+        pending_crops.append(crops)
+        pending_matrices.append(matrices)
+        pending_count += len(boxes)
+        if pending_count >= batch_size:
+            flush()
+    flush()
+    return result, time.perf_counter() - started
 
 
 def resolve_weights(ref: str | os.PathLike) -> Path:

@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from walkout_ci import experiment as tracking
 from walkout_ci.blind import refuse_blind
+from walkout_ci.store import atomic_write_text
 from walkout_pose.config import PoseConfig, load_config
 from walkout_pose.data import (
     KeypointDataset,
@@ -123,13 +123,6 @@ def subset(
         image_paths={key: value for key, value in dataset.image_paths.items() if key in keep},
     )
     return restricted, kept_persons
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(text)
-    os.replace(temp_name, path)
 
 
 def _record_training_data(experiment: Any, dataset: KeypointDataset) -> None:
@@ -331,7 +324,7 @@ def _run(
             )
             engine.terminate()
 
-    _write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     try:
         trainer.run(loader, max_epochs=train_config.epochs)
     finally:
@@ -360,7 +353,7 @@ def _run(
         "threads": torch.get_num_threads(),
         "history": state["history"],
     }
-    _write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return TrainResult(
         best_checkpoint=best,
         last_checkpoint=out_dir / "last.pt",
