@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 
 from walkout_ci import cli
-from walkout_ci.cache import CacheKey, EvaluationCache, run_info
+from walkout_ci.cache import CacheKey, EvaluationCache, files_digest, run_info
 from walkout_ci.errors import ReportError
-from walkout_ci.report import write_report
+from walkout_ci.report import read_report, write_report
 from walkout_ci.testing import fake_weights, make_fake_component_repo, make_fake_dataset, make_report
 
 KEY = CacheKey(
@@ -43,25 +44,85 @@ def test_store_then_lookup_round_trip(tmp_path):
     (tmp_path / "report" / "images").mkdir()
     (tmp_path / "report" / "images" / "a.png").write_bytes(b"png")
     assert cache.lookup(KEY) is None and cache.misses == 1
-    entry = cache.store(KEY, tmp_path / "report")
+    entry = cache.store(KEY, tmp_path / "report", {"experiment_id": "exp-1"})
     assert cache.lookup(KEY) == entry and cache.hits == 1
     assert (entry / "images" / "a.png").read_bytes() == b"png"
     assert json.loads((entry / "key.json").read_text())["weights_sha256"] == "a" * 64
-    assert run_info(entry) == {}
-    entry = cache.store(KEY, tmp_path / "report", {"experiment_id": "exp-1"})
+    assert (
+        json.loads((entry / "files.json").read_text())["files"]["images/a.png"]
+        == hashlib.sha256(b"png").hexdigest()
+    )
     assert run_info(entry) == {"experiment_id": "exp-1"}
     assert cache.lookup(replace(KEY, rules_hash="2" * 64)) is None
-    # Storing again replaces the entry (nothing half-written, no temporary folders left).
-    cache.store(KEY, tmp_path / "report")
-    assert sorted(p.name for p in entry.parent.iterdir()) == [entry.name]
+    # First writer wins: storing again keeps the existing entry (a reader may be copying it).
+    assert cache.store(KEY, tmp_path / "report", {"experiment_id": "exp-2"}) == entry
+    assert run_info(entry) == {"experiment_id": "exp-1"}
+    assert sorted(p.name for p in entry.parent.iterdir()) == [entry.name, f"{entry.name}.lock"]
 
 
-def test_a_corrupt_entry_is_a_miss_and_is_removed(tmp_path):
+def test_lookup_copy_gives_a_verified_private_copy(tmp_path):
     cache = EvaluationCache(tmp_path / "cache")
     write_report(tmp_path / "report", make_report(sample_scores={"a": {"person": 1.0}}))
-    entry = cache.store(KEY, tmp_path / "report")
+    entry = cache.store(KEY, tmp_path / "report", {"experiment_id": "exp-1"})
+    private = cache.lookup_copy(KEY, tmp_path / "mine")
+    assert private == tmp_path / "mine" and cache.hits == 1
+    assert read_report(private) == read_report(entry) and run_info(private) == {"experiment_id": "exp-1"}
+    # Changing the shared entry afterwards does not change what this reader verified.
     (entry / "report.json").write_text('{"schema_version": 1')
-    assert cache.lookup(KEY) is None and not entry.exists()
+    assert read_report(private)["component"] == "detection"
+    assert cache.lookup_copy(KEY, tmp_path / "again") is None and not (tmp_path / "again").exists()
+    assert cache.lookup_copy(replace(KEY, rules_hash="2" * 64), tmp_path / "other") is None
+
+
+@pytest.mark.parametrize("damage", ["edit", "extra", "missing", "symlink", "key"])
+def test_a_damaged_entry_is_a_miss_is_kept_and_a_new_store_replaces_it(tmp_path, damage):
+    cache = EvaluationCache(tmp_path / "cache")
+    write_report(tmp_path / "report", make_report(sample_scores={"a": {"person": 1.0}}))
+    (tmp_path / "report" / "log.txt").write_text("log")
+    entry = cache.store(KEY, tmp_path / "report")
+    if damage == "edit":
+        (entry / "log.txt").write_text("lie")
+    elif damage == "extra":
+        (entry / "planted.png").write_bytes(b"x")
+    elif damage == "missing":
+        (entry / "log.txt").unlink()
+    elif damage == "symlink":
+        (entry / "log.txt").unlink()
+        (entry / "log.txt").symlink_to("/etc/passwd")
+    else:
+        (entry / "key.json").write_text(json.dumps({**asdict(KEY), "rules_hash": "e" * 64}))
+    assert cache.lookup(KEY) is None and cache.lookup_copy(KEY, tmp_path / "copy") is None
+    assert entry.exists()  # not deleted under another reader's feet
+    assert cache.store(KEY, tmp_path / "report") == entry
+    assert cache.lookup_copy(KEY, tmp_path / "copy") is not None
+    assert (tmp_path / "copy" / "log.txt").read_text() == "log"
+    assert sorted(p.name for p in entry.parent.iterdir()) == [entry.name, f"{entry.name}.lock"]
+
+
+def test_with_a_secret_an_entry_forged_without_it_is_a_miss(tmp_path):
+    write_report(tmp_path / "report", make_report(sample_scores={"a": {"person": 1.0}}))
+    signed = EvaluationCache(tmp_path / "cache", secret=b"ci-secret")
+    entry = signed.store(KEY, tmp_path / "report")
+    assert signed.lookup_copy(KEY, tmp_path / "ok") is not None
+    assert EvaluationCache(tmp_path / "cache", secret=b"other").lookup(KEY) is None
+    # A forger rewrites the report and a consistent files.json, but cannot compute the HMAC.
+    forged = make_report(sample_scores={"a": {"person": 0.0}})
+    write_report(entry, forged)
+    listing = json.loads((entry / "files.json").read_text())
+    listing["files"] = files_digest(entry)
+    (entry / "files.json").write_text(json.dumps(listing))
+    assert EvaluationCache(tmp_path / "cache").lookup(KEY) == entry  # no secret: looks consistent
+    assert signed.lookup_copy(KEY, tmp_path / "forged") is None
+    (entry / "files.hmac").unlink()
+    assert signed.lookup(KEY) is None
+
+
+def test_a_report_with_a_symlink_is_not_stored(tmp_path):
+    write_report(tmp_path / "report", make_report(sample_scores={"a": {"person": 1.0}}))
+    (tmp_path / "report" / "passwd.png").symlink_to("/etc/passwd")
+    with pytest.raises(ReportError, match=r"passwd\.png"):
+        EvaluationCache(tmp_path / "cache").store(KEY, tmp_path / "report")
+    assert list((tmp_path / "cache").glob("*/*")) == []  # no entry, no staging folder left
 
 
 def test_an_invalid_report_is_never_stored(tmp_path):
