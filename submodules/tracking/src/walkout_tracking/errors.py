@@ -31,3 +31,7 @@ class CheckpointError(TrackingError):
 
 class EvaluationError(TrackingError):
     """An evaluation could not be completed (fails closed: never reported as a pass)."""
+
+
+class PredictionsError(TrackingError):
+    """A predictions.json (gate-predict's output, read by gate-score) breaks its documented format."""

@@ -106,14 +106,51 @@ def load_tracking_model(
     )
 
 
+def synthesis_seed(sequence_name: str) -> int:
+    """The seed of a sequence's synthesised detections (fixed per name, so runs are reproducible)."""
+    return DETECTION_SEED + int(hashlib.sha256(sequence_name.encode()).hexdigest()[:8], 16)
+
+
+def detection_source(sequence: Sequence) -> str:
+    """Where a sequence's detections come from: its det/det.txt path, or the synthesis seed."""
+    if sequence.det_path is not None:
+        return str(sequence.det_path)
+    return f"ground truth + noise (seed {synthesis_seed(sequence.name)})"
+
+
+def order_by_position(table: MotTable) -> MotTable:
+    """The rows sorted by (frame, x, y, w, h, confidence): an order that says nothing about identity.
+
+    Synthesised detections come out of gt.txt in (frame, track id) order, so the k-th box of every
+    frame would mostly be the same person; the tracker (and a gate-predict run by a pull request)
+    must see them in an order that carries no track ids.
+    """
+    x, y, w, h = table.boxes.T
+    order = np.lexsort((table.confidences, h, w, y, x, table.frames))
+    return MotTable(
+        frames=table.frames[order],
+        ids=table.ids[order],
+        boxes=table.boxes[order],
+        confidences=table.confidences[order],
+        source=table.source,
+    )
+
+
+def detection_table(sequence: Sequence) -> MotTable:
+    """The sequence's detections as a det.txt-like table (ids -1), in the order the tracker sees them.
+
+    det/det.txt as written (frames checked against seqinfo.ini's seqLength), else ground-truth boxes
+    with noise (`data.synthesize_detections`) in position order (see `order_by_position`).
+    """
+    if sequence.det_path is not None:
+        return read_mot_file(sequence.det_path, num_frames=sequence.num_frames)
+    table = synthesize_detections(read_ground_truth(sequence), seed=synthesis_seed(sequence.name))
+    return order_by_position(table)
+
+
 def sequence_detections(sequence: Sequence, num_frames: int) -> tuple[list[np.ndarray], str]:
     """Per-frame detections [N, 5] x1 y1 x2 y2 score for frames 1..num_frames and where they came from."""
-    if sequence.det_path is not None:
-        return detections_per_frame(read_mot_file(sequence.det_path), num_frames), str(sequence.det_path)
-    gt = read_ground_truth(sequence)
-    seed = DETECTION_SEED + int(hashlib.sha256(sequence.name.encode()).hexdigest()[:8], 16)
-    table = synthesize_detections(gt, seed=seed)
-    return detections_per_frame(table, num_frames), f"ground truth + noise (seed {seed})"
+    return detections_per_frame(detection_table(sequence), num_frames), detection_source(sequence)
 
 
 def sequence_length(sequence: Sequence) -> int:
@@ -167,3 +204,35 @@ def predict(
         table, _, _ = track_sequence(sequence, model)
         written.append(write_mot_results(Path(out_dir) / f"{sequence.name}.txt", table))
     return written
+
+
+def predict_inputs(
+    model: LoadedModel, inputs_dir: str | Path, out_dir: str | Path, *, show_progress: bool = True
+) -> Path:
+    """Track every sequence of a gate-inputs folder; write `<out_dir>/predictions.json` (the format in
+    `predictions.py`); returns its path. Reads nothing but the inputs folder (no ground truth)."""
+    from walkout_tracking.inputs import read_inputs
+    from walkout_tracking.predictions import write_predictions
+
+    tables: dict[str, MotTable] = {}
+    tracking_s = 0.0
+    entries = read_inputs(inputs_dir)
+    if model.embedder is not None and model.config.tracker.use_appearance:
+        for entry in entries:
+            if entry.video is None and entry.images is None:
+                raise DataError(
+                    f"sequence {entry.name} has no frames (the dataset has no video.avi or img1/ for it), "
+                    f"but model {model.ref} tracks with appearance and needs them; evaluate it with "
+                    "--model motion-only or give the sequence its video"
+                )
+    for entry in tqdm(entries, desc="sequences", disable=not show_progress):
+        table, _, seconds = track_sequence(entry.as_sequence(), model)
+        tables[entry.name] = table
+        tracking_s += seconds
+    return write_predictions(
+        out_dir,
+        tables,
+        appearance=model.embedder is not None and model.config.tracker.use_appearance,
+        tracker_config=model.config.to_dict()["tracker"],
+        tracking_s=tracking_s,
+    )
