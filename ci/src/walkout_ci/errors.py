@@ -40,3 +40,10 @@ class EvaluationError(WalkoutCIError):
 
 class BlindSetError(WalkoutCIError):
     """The sealed blind set was misused: no key, wrong key, training on it, or leakage."""
+
+
+class DataError(ReportError):
+    """A dataset folder does not match its manifest.json (changed, missing or unlisted files).
+
+    A ReportError, so callers of `report.dataset_hash` that handle ReportError handle it too.
+    """

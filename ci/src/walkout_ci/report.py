@@ -31,12 +31,13 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from walkout_ci.errors import ReportError
+from walkout_ci.errors import DataError, ReportError
 
 SCHEMA_VERSION = 1
 REPORT_FILENAME = "report.json"
@@ -371,3 +372,83 @@ def dataset_hash(data_dir: str | os.PathLike) -> str:
             f"{data_dir} has no manifest.json: pass a simulator export folder (ARCHITECTURE.md §1)"
         )
     return sha256_of_file(manifest)
+
+
+def _manifest_files(manifest_path: Path) -> dict[str, str]:
+    """The `files` map {relpath: sha256} of a manifest.json; DataError naming the field if malformed."""
+    try:
+        with open(manifest_path, encoding="utf-8") as stream:
+            manifest = json.load(stream, parse_constant=_reject_constant)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{manifest_path}: cannot read it as JSON ({error})") from error
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict):
+        raise DataError(
+            f"{manifest_path}: field 'files' must be an object {{relpath: sha256}} (a walkout-sim export "
+            "lists every file it wrote there); this folder cannot be verified"
+        )
+    for relpath, digest in files.items():
+        parts = Path(relpath).parts
+        if relpath.startswith("/") or not parts or ".." in parts or "\\" in relpath:
+            raise DataError(
+                f"{manifest_path}: files[{relpath!r}]: expected a relative path inside the folder"
+            )
+        if not isinstance(digest, str) or not _SHA256_PATTERN.match(digest):
+            raise DataError(f"{manifest_path}: files[{relpath!r}]: expected 64 lowercase hex, got {digest!r}")
+    return files
+
+
+def verify_dataset(data_dir: str | os.PathLike) -> str:
+    """Check a simulator export against its manifest.json; return its `dataset.hash`.
+
+    What is covered: every file listed in the manifest's `files` ({relpath: sha256}; walkout-sim lists
+    every file it writes: COCO JSON, PNG frames, videos, gt.txt, events, receipts, layouts) exists as
+    a regular file with that sha256, and every file under the folder except manifest.json is listed;
+    symlinks and special files are refused (they could point anywhere). Not covered: `content_hashes`
+    (the pixel hashes of the frames, used for the blind-leakage check) are not recomputed: the frame
+    files carrying those pixels are covered by `files`. Folders whose manifest has no `files` map
+    (e.g. merged training sets) cannot be verified and are refused.
+    The hash returned is `dataset_hash(data_dir)` (sha256 of manifest.json), so a verified folder is
+    identified by its manifest. Raises DataError naming the file and the expected / actual sha256.
+    """
+    root = Path(data_dir)
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file() or manifest_path.is_symlink():
+        raise DataError(f"{root} has no manifest.json: pass a simulator export folder (ARCHITECTURE.md §1)")
+    listed = _manifest_files(manifest_path)
+    problems: list[str] = []
+    present: set[str] = set()
+    special: set[str] = set()
+    for current, dirs, names in os.walk(root):
+        for name in sorted([*dirs, *names]):
+            path = Path(current) / name
+            relpath = path.relative_to(root).as_posix()
+            mode = path.lstat().st_mode
+            if stat.S_ISDIR(mode):
+                continue
+            if not stat.S_ISREG(mode):
+                special.add(relpath)
+                problems.append(f"{relpath} is a symlink or special file (only regular files are allowed)")
+            elif relpath != "manifest.json":
+                present.add(relpath)
+                if relpath not in listed:
+                    problems.append(f"{relpath} is not listed in manifest.json 'files' (remove it)")
+    for relpath, expected in sorted(listed.items()):
+        path = root / relpath
+        if relpath not in present:
+            if relpath not in special:
+                problems.append(f"{relpath} is listed in manifest.json (sha256 {expected}) but missing")
+            continue
+        actual = sha256_of_file(path)
+        if actual != expected:
+            problems.append(f"{relpath}: sha256 {actual}, but manifest.json lists {expected}")
+    if problems:
+        shown = "; ".join(problems[:_MAX_LISTED_PROBLEMS])
+        more = (
+            f" (+{len(problems) - _MAX_LISTED_PROBLEMS} more)" if len(problems) > _MAX_LISTED_PROBLEMS else ""
+        )
+        raise DataError(
+            f"dataset {root} does not match its manifest.json: {shown}{more}; it was changed after export "
+            "(re-export it or restore the originals)"
+        )
+    return dataset_hash(root)
