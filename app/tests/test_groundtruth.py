@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from walkout.errors import GroundTruthError, LayoutError
-from walkout.groundtruth import cart_from_events, find_videos, load_video_ground_truth
+from walkout.groundtruth import cart_from_events, find_videos, load_video_ground_truth, validate_events
 from walkout.layout import load_layout
 
 
@@ -70,3 +70,46 @@ def test_layout_errors_name_the_field(tmp_path):
         load_layout(path)
     with pytest.raises(LayoutError, match="does not exist"):
         load_layout(tmp_path / "missing.yaml")
+
+
+SKUS = frozenset({"cola", "tea"})
+GOOD_EVENT = {"type": "pick", "frame": 4, "shopper_id": 2, "sku": "cola", "shelf": "A", "slot": "A1"}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"type": None}, r"events\[1\]\.type: unknown event type None"),
+        ({"type": "steal"}, r"events\[1\]\.type: unknown event type 'steal'"),
+        ({"frame": "4"}, r"events\[1\]\.frame: must be an integer"),
+        ({"frame": 4.0}, r"events\[1\]\.frame: must be an integer"),
+        ({"frame": 0}, r"events\[1\]\.frame: must be >= 1"),
+        ({"shopper_id": True}, r"events\[1\]\.shopper_id: must be an integer"),
+        ({"sku": "caviar"}, r"events\[1\]\.sku: unknown SKU 'caviar'"),
+        ({"slot": None}, r"events\[1\]\.slot: must be a string"),
+    ],
+)
+def test_malformed_event_names_file_record_and_field(change, expected):
+    events = [GOOD_EVENT, {**GOOD_EVENT, "frame": 9, **change}]
+    with pytest.raises(GroundTruthError, match=r"v/events\.json: " + expected):
+        validate_events(events, source="v/events.json", known_skus=SKUS)
+
+
+def test_event_without_type_and_duplicate_events_are_refused():
+    missing = {k: v for k, v in GOOD_EVENT.items() if k != "type"}
+    with pytest.raises(GroundTruthError, match=r"events\[0\]\.type: missing"):
+        validate_events([missing], source="events.json", known_skus=SKUS)
+    with pytest.raises(GroundTruthError, match=r"events\[1\]: duplicate of events\[0\]"):
+        validate_events([GOOD_EVENT, dict(GOOD_EVENT)], source="events.json", known_skus=SKUS)
+    assert validate_events([GOOD_EVENT], source="events.json", known_skus=SKUS) == [GOOD_EVENT]
+
+
+def test_loading_a_video_checks_its_events_against_the_store(tmp_path, rendered_scenarios):
+    source = rendered_scenarios["single_pick"] / "videos" / "single_pick"
+    video = tmp_path / "single_pick"
+    shutil.copytree(source, video)
+    events = json.loads((video / "events.json").read_text())
+    events[0]["sku"] = "caviar"
+    (video / "events.json").write_text(json.dumps(events))
+    with pytest.raises(GroundTruthError, match=r"single_pick/events\.json: events\[0\]\.sku: unknown SKU"):
+        load_video_ground_truth(video)
