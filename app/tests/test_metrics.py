@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from walkout.errors import QCError
 from walkout.evaluate import VideoScore, summarize
 from walkout.metrics import (
     EventCounts,
@@ -110,3 +111,21 @@ def test_summary_rates_per_hundred_shoppers_and_review_rate():
     assert metrics["frames_per_s"] == pytest.approx(50.0)
     assert per_class["soap"]["precision"] == 0.0 and per_class["tea"]["f1"] == 1.0
     assert scores[0].sample() == {"id": "a", "score": 0.5, "classes": {"cola": 1.0, "soap": 0.0, "tea": 1.0}}
+
+
+def test_metrics_over_zero_judged_receipts_are_an_error_not_perfect():
+    # nobody left the store and nothing was charged: 0/0 must not read as receipt accuracy 1.0
+    empty = VideoScore(
+        video="v",
+        comparison=compare_receipts({}, {"unmatched:7": {}}),
+        events=EventCounts(),
+        receipts_issued=0,
+        receipts_flagged=0,
+        frames=30,
+        seconds=1.0,
+    )
+    assert empty.comparison.receipts == 0
+    with pytest.raises(QCError, match="no receipt to judge over 1 video"):
+        summarize([empty])
+    with pytest.raises(QCError, match="no receipt to judge over 0 video"):
+        summarize([])
