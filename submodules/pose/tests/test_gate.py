@@ -7,10 +7,13 @@ import copy
 import json
 import re
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+from walkout_ci.gate_config import load_gate_config
 from walkout_ci.report import dataset_hash, read_report, sha256_of_file
 from walkout_pose.cli import main
 from walkout_pose.config import EvaluateConfig, load_config
@@ -196,3 +199,26 @@ def test_gate_score_refuses_a_key_given_twice(staged, tiny_val_split, checkpoint
     (tmp_path / "p" / "predictions.json").write_text(text.replace('"format":', '"format": "x", "format":', 1))
     assert main(score_args(tiny_val_split, tmp_path / "p", tmp_path / "r", checkpoint)) == 2
     assert "duplicate key 'format'" in capsys.readouterr().err
+
+
+def test_gate_yaml_stages_run_through_this_cli(tiny_val_split, checkpoint, tmp_path):
+    """The three commands of gate.yaml, placeholders filled as the gate fills them, all succeed."""
+    stages = load_gate_config(Path(__file__).resolve().parents[1] / "gate.yaml").evaluate
+    values = {
+        "python": sys.executable,
+        "data": str(tiny_val_split),
+        "inputs": str(tmp_path / "inputs"),
+        "model": str(checkpoint),
+        "predictions": str(tmp_path / "predictions"),
+        "report_dir": str(tmp_path / "report"),
+        "model_ref": "model_ref.yaml",
+        "weights_sha256": sha256_of_file(checkpoint),
+        "experiment_id": "offline-0123",
+        "commit": "",
+    }
+    for command in (stages.prepare, stages.predict, stages.score):
+        argv = [part.format(**values) for part in command]
+        assert argv[:3] == [sys.executable, "-m", "walkout_pose.cli"]
+        assert main(argv[3:]) == 0, argv
+    report = read_report(tmp_path / "report")
+    assert report["experiment_id"] == "offline-0123" and report["code_commit"] is None
