@@ -23,14 +23,17 @@ import base64
 import binascii
 import contextlib
 import io
+import logging
 import os
 import shutil
+import stat
 import struct
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from walkout_ci.errors import BlindSetError, PinError
@@ -132,6 +135,12 @@ def seal(data_dir: str | Path, archive: str | Path, *, key: str | None = None) -
         raise BlindSetError(f"{data_dir} has no {MANIFEST_NAME}: only a simulator export can be sealed")
     if archive.absolute().is_relative_to(data_dir.absolute()):
         raise BlindSetError(f"the archive {archive} must be outside the folder being sealed ({data_dir})")
+    for path in sorted(data_dir.rglob("*")):
+        # open_sealed accepts only regular files and folders: refuse now, not at evaluation time.
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            raise BlindSetError(
+                f"{path} is a symlink or special file: a sealed blind set holds only regular files"
+            )
     archive.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="walkout-seal-") as scratch:
         plain = Path(scratch) / "blind.tar"
@@ -149,24 +158,154 @@ def seal(data_dir: str | Path, archive: str | Path, *, key: str | None = None) -
     return archive
 
 
+# Decrypted folders are `<temp dir>/walkout-blind-XXXX/` holding OWNER_FILE ("<pid> <start time>"), so
+# the next run can recognise and remove the folder of a run that was killed (SIGKILL, OOM, power).
+TEMP_PREFIX = "walkout-blind-"
+OWNER_FILE = "owner.pid"
+# A folder without an owner file is only removed when older than this: its creator may be between
+# mkdtemp and writing the file right now.
+UNOWNED_GRACE_S = 3600.0
+LOGGER = logging.getLogger("walkout_ci.blind")
+
+
+def _process_start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks (/proc/<pid>/stat field 22), None where unknown.
+
+    Recorded next to the pid so that a recycled pid is not mistaken for the original owner.
+    """
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    fields = text.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _owner_alive(owner: str) -> bool:
+    """Whether the "<pid> <start time>" written by `_write_owner` names a live process."""
+    parts = owner.split()
+    try:
+        pid = int(parts[0])
+    except (IndexError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    recorded = parts[1] if len(parts) > 1 else "-"
+    current = _process_start_time(pid)
+    return recorded == "-" or current is None or current == recorded
+
+
+def _write_owner(folder: Path) -> None:
+    pid = os.getpid()
+    (folder / OWNER_FILE).write_text(f"{pid} {_process_start_time(pid) or '-'}\n", encoding="ascii")
+
+
+def sweep_stale(temp_dir: str | Path | None = None, *, now: float | None = None) -> list[Path]:
+    """Remove decrypted blind-set folders left in `temp_dir` by runs that no longer exist.
+
+    A `walkout-blind-*` folder of the current user is removed when its owner.pid names a process
+    that is gone (pid not alive, or alive with another start time: a recycled pid), or when it has no
+    owner file and is older than UNOWNED_GRACE_S. Folders of live runs and of other users are left
+    alone. Returns the folders removed; never raises (a sweep must not stop an evaluation).
+    """
+    base = Path(temp_dir) if temp_dir is not None else Path(tempfile.gettempdir())
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        candidates = sorted(base.glob(f"{TEMP_PREFIX}*"))
+    except OSError:
+        return removed
+    for folder in candidates:
+        try:
+            info = folder.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            try:
+                owner = (folder / OWNER_FILE).read_text(encoding="ascii", errors="replace")
+            except FileNotFoundError:
+                if now - info.st_mtime < UNOWNED_GRACE_S:
+                    continue
+            else:
+                if _owner_alive(owner):
+                    continue
+            shutil.rmtree(folder)
+            removed.append(folder)
+            LOGGER.warning("removed the decrypted blind set %s left by a run that was killed", folder)
+        except OSError as error:
+            LOGGER.warning("could not sweep %s: %s", folder, error)
+    return removed
+
+
+_MEMBER_KINDS = {
+    tarfile.SYMTYPE: "a symlink",
+    tarfile.LNKTYPE: "a hardlink",
+    tarfile.CHRTYPE: "a character device",
+    tarfile.BLKTYPE: "a block device",
+    tarfile.FIFOTYPE: "a FIFO",
+}
+
+
+def check_members(members: Iterable[tarfile.TarInfo], name: str) -> None:
+    """Refuse an archive whose members could write outside the extraction folder or are not plain.
+
+    Allowed: regular files and folders named `blind` or `blind/...` with relative paths and no `..`.
+    Raises BlindSetError naming the archive and the first bad member (before anything is extracted).
+    """
+    for member in members:
+        path = member.name
+        parts = PurePosixPath(path).parts
+        if path.startswith(("/", "\\")) or (len(path) > 1 and path[1] == ":"):
+            problem = "has an absolute path"
+        elif ".." in parts or "\\" in path:
+            problem = "has '..' or a backslash in its path"
+        elif not parts or parts[0] != "blind":
+            problem = "is outside the archive's blind/ folder"
+        elif not (member.isreg() or member.isdir()):
+            problem = f"is {_MEMBER_KINDS.get(member.type, f'of tar type {member.type!r}')}"
+        else:
+            continue
+        raise BlindSetError(
+            f"{name}: member {path!r} {problem}; a sealed blind set holds only regular files and folders "
+            "under blind/ (re-seal it with `walkout-ci blind seal`)"
+        )
+
+
 @contextlib.contextmanager
-def open_sealed(archive: str | Path, *, key: str | None = None) -> Iterator[Path]:
+def open_sealed(
+    archive: str | Path, *, key: str | None = None, temp_dir: str | Path | None = None
+) -> Iterator[Path]:
     """Decrypt a sealed blind set into a private temp folder; yields the dataset root; removes it after.
 
-    BlindSetError without a key, with a wrong key, or for a damaged archive.
+    The folder (`<temp_dir>/walkout-blind-*`, 0700, default temp dir) is removed on every exit, also
+    on KeyboardInterrupt / `walkout_ci.signals.Interrupted`; folders left by killed runs are swept
+    first (`sweep_stale`). BlindSetError without a key, with a wrong key, for a damaged archive, or
+    for an archive with a member that is not a plain file or folder under blind/ (nothing extracted).
     """
     archive = Path(archive)
     raw_key = load_key(key)
     if not archive.is_file():
         raise BlindSetError(f"sealed blind set {archive} does not exist")
-    scratch = Path(tempfile.mkdtemp(prefix="walkout-blind-"))
-    os.chmod(scratch, 0o700)
+    sweep_stale(temp_dir)
+    scratch = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=temp_dir))
     try:
+        os.chmod(scratch, 0o700)
+        _write_owner(scratch)
         plain = scratch / "blind.tar"
         with open(archive, "rb") as source, open(plain, "wb") as target:
             _decrypt_stream(source, target, raw_key, str(archive))
-        with tarfile.open(plain) as tar:
-            tar.extractall(scratch / "data", filter="data")
+        try:
+            with tarfile.open(plain) as tar:
+                members = tar.getmembers()
+                check_members(members, str(archive))
+                tar.extractall(scratch / "data", members=members, filter="data")
+        except tarfile.TarError as error:
+            raise BlindSetError(f"{archive} decrypted, but is not a readable tar archive: {error}") from None
         plain.unlink()
         root = scratch / "data" / "blind"
         if not (root / MANIFEST_NAME).is_file():
