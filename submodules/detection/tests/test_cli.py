@@ -9,8 +9,11 @@ from pathlib import Path
 import cv2
 import pytest
 
-from walkout_ci.report import read_report
+from walkout_ci.report import read_report, sha256_of_file
 from walkout_detection.cli import main
+from walkout_detection.data import load_coco
+from walkout_detection.evaluate import evaluate_detections, run_detector
+from walkout_detection.predict import PIN_PATH, load_detector, resolve_weights
 from walkout_sim.cli import main as sim_main
 
 TINY = [
@@ -74,6 +77,44 @@ def test_evaluate_writes_the_report_contract(trained: Path, sim_data: Path, tmp_
     # an untrained-ish model fails somewhere: failures carry debug images that exist
     images = {failure["image"] for failure in report["failures"] if failure.get("image")}
     assert images and all((report_dir / image).is_file() for image in images)
+
+
+def test_gate_stages_give_exactly_what_evaluate_gives(sim_data: Path, tmp_path: Path) -> None:
+    """gate-inputs + gate-predict + gate-score through the CLI equal `evaluate`, and both equal the
+    detector run in memory on the dataset (the path `evaluate` took before it was split in stages).
+    The production model, so that the metrics are neither zero nor perfect."""
+    weights = resolve_weights(PIN_PATH)
+    model = str(weights)
+    assert main(["evaluate", "--model", model, "--data", str(sim_data), "--report-dir", str(tmp_path / "e"),
+                 "--device", "cpu", "--no-progress"]) == 0  # fmt: skip
+    inputs, predictions = tmp_path / "inputs", tmp_path / "predictions"
+    assert main(["gate-inputs", "--data", str(sim_data), "--out", str(inputs)]) == 0
+    assert main(["gate-predict", "--model", model, "--inputs", str(inputs), "--out", str(predictions),
+                 "--device", "cpu", "--no-progress"]) == 0  # fmt: skip
+    evaluated = read_report(tmp_path / "e" / "report.json")
+    code = main(
+        ["gate-score", "--data", str(sim_data), "--predictions", str(predictions), "--report-dir",
+         str(tmp_path / "g"), "--model-ref", model, "--weights-sha256", sha256_of_file(weights),
+         "--experiment-id", evaluated["experiment_id"], "--code-commit", evaluated["code_commit"] or ""]
+    )  # fmt: skip
+    assert code == 0
+    gated = read_report(tmp_path / "g" / "report.json")
+    for key in ("metrics", "per_class", "per_sample", "failures", "model", "dataset", "experiment_id"):
+        assert gated[key] == evaluated[key], key
+    assert 0.0 < gated["metrics"]["AP"] < 1.0
+
+    detector = load_detector(model, device="cpu")
+    dataset = load_coco(sim_data, class_names=detector.class_names)
+    detections, _ = run_detector(detector, dataset, progress=False)
+    direct = evaluate_detections(
+        dataset, detections, score_threshold=detector.settings.score_threshold, match_iou=0.5
+    )
+    assert direct.metrics == gated["metrics"]
+    assert direct.per_class == gated["per_class"]
+    assert direct.per_sample == gated["per_sample"]
+    assert [(f["sample_id"], f["class"], f["kind"]) for f in direct.failures] == [
+        (f["sample_id"], f["class"], f["kind"]) for f in gated["failures"]
+    ]
 
 
 def test_predict_images_and_video_with_previews(trained: Path, sim_data: Path, tmp_path: Path) -> None:

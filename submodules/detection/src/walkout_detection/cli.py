@@ -1,6 +1,8 @@
-"""`walkout-detection`: train, evaluate and predict from the command line.
+"""`walkout-detection`: train, evaluate and predict from the command line, and the gate's three
+evaluation stages (gate-inputs, gate-predict, gate-score; see gate.py).
 
-Exit codes: 0 ok, 1 failed check, 2 bad input / could not evaluate.
+Exit codes: 0 ok, 1 failed check, 2 bad input / could not evaluate, 128 + signal number when stopped
+by SIGINT / SIGTERM (after removing temp folders).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from walkout_ci.signals import Interrupted, interruptible
 from walkout_detection.errors import DetectionError
 
 
@@ -50,6 +53,34 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--preview", type=Path, help="folder for annotated images / videos")
     predict.add_argument("--score-threshold", type=float, help="minimum score (default: the model's)")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    inputs = commands.add_parser(
+        "gate-inputs", help="gate stage 1 (trusted): copy the images prediction needs, no annotations"
+    )
+    inputs.add_argument("--data", type=Path, required=True, help="dataset folder or COCO JSON")
+    inputs.add_argument("--out", type=Path, required=True, help="new or empty output folder")
+
+    gate_predict = commands.add_parser(
+        "gate-predict", help="gate stage 2 (untrusted): detect on an inputs folder, write predictions.json"
+    )
+    gate_predict.add_argument("--model", required=True, help="checkpoint (or experiment id / model_ref.yaml)")
+    gate_predict.add_argument("--inputs", type=Path, required=True, help="folder written by gate-inputs")
+    gate_predict.add_argument("--out", type=Path, required=True, help="folder for predictions.json")
+    gate_predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    gate_predict.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    score = commands.add_parser(
+        "gate-score", help="gate stage 3 (trusted): validate and score predictions, write report.json"
+    )
+    score.add_argument("--data", type=Path, required=True, help="dataset folder or COCO JSON (ground truth)")
+    score.add_argument(
+        "--predictions", type=Path, required=True, help="folder written by gate-predict (or the JSON file)"
+    )
+    score.add_argument("--report-dir", type=Path, required=True, help="folder for report.json and images")
+    score.add_argument("--model-ref", required=True, help="recorded as model.ref")
+    score.add_argument("--weights-sha256", required=True, help="recorded as model.weights_sha256")
+    score.add_argument("--experiment-id", default="", help='recorded as experiment_id ("": null)')
+    score.add_argument("--code-commit", default="", help='recorded as code_commit ("": null)')
     return parser
 
 
@@ -76,7 +107,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from walkout_detection.evaluate import evaluate_to_report
+    from walkout_detection.gate import evaluate_to_report
 
     report = evaluate_to_report(
         model_ref=args.model,
@@ -85,12 +116,53 @@ def run_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
     )
+    _print_summary(report, args.report_dir)
+    return 0
+
+
+def _print_summary(report: dict, report_dir: Path) -> None:
+    """One line: the main metrics, the worst class and where the report is."""
     metrics = report["metrics"]
     worst = min(report["per_class"].items(), key=lambda item: item[1]["AP50"], default=("-", {"AP50": 0.0}))
     print(
         f"AP {metrics['AP']:.3f} AP50 {metrics['AP50']:.3f} AP75 {metrics['AP75']:.3f}; "
-        f"worst class {worst[0]} AP50 {worst[1]['AP50']:.3f}; report {args.report_dir / 'report.json'}"
+        f"worst class {worst[0]} AP50 {worst[1]['AP50']:.3f}; report {report_dir / 'report.json'}"
     )
+
+
+def run_gate_inputs(args: argparse.Namespace) -> int:
+    from walkout_detection.gate import prepare_inputs
+
+    index = prepare_inputs(args.data, args.out)
+    print(f"{len(index['images'])} images and inputs.json written to {args.out}")
+    return 0
+
+
+def run_gate_predict(args: argparse.Namespace) -> int:
+    from walkout_detection.gate import PREDICTIONS_FILE, predict_inputs
+    from walkout_detection.predict import load_detector
+
+    detector = load_detector(args.model, device=args.device)
+    payload = predict_inputs(detector, args.inputs, args.out, progress=not args.no_progress)
+    count = sum(len(entry["detections"]) for entry in payload["predictions"])
+    images = len(payload["predictions"])
+    print(f"{count} detections on {images} images written to {args.out / PREDICTIONS_FILE}")
+    return 0
+
+
+def run_gate_score(args: argparse.Namespace) -> int:
+    from walkout_detection.gate import score_predictions
+
+    report = score_predictions(
+        data=args.data,
+        predictions=args.predictions,
+        report_dir=args.report_dir,
+        model_ref=args.model_ref,
+        weights_sha256=args.weights_sha256,
+        experiment_id=args.experiment_id,
+        code_commit=args.code_commit,
+    )
+    _print_summary(report, args.report_dir)
     return 0
 
 
@@ -111,15 +183,29 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+HANDLERS = {
+    "train": run_train,
+    "evaluate": run_evaluate,
+    "predict": run_predict,
+    "gate-inputs": run_gate_inputs,
+    "gate-predict": run_gate_predict,
+    "gate-score": run_gate_score,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 2 bad input / could not evaluate)."""
+    """Entry point; returns the exit code (0 ok, 2 bad input / could not evaluate, 128 + signal when
+    stopped by SIGINT / SIGTERM: the signal unwinds the command, so its temp folders are removed)."""
     args = build_parser().parse_args(argv)
-    handlers = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict}
-    try:
-        return handlers[args.command](args)
-    except DetectionError as error:
-        print(f"walkout-detection {args.command}: error: {error}", file=sys.stderr)
-        return error.exit_code
+    with interruptible():
+        try:
+            return HANDLERS[args.command](args)
+        except DetectionError as error:
+            print(f"walkout-detection {args.command}: error: {error}", file=sys.stderr)
+            return error.exit_code
+        except Interrupted as stop:
+            print(f"walkout-detection {args.command}: {stop}", file=sys.stderr)
+            return stop.exit_code
 
 
 if __name__ == "__main__":

@@ -28,3 +28,7 @@ class CheckpointError(DetectionError):
 
 class EvaluationError(DetectionError):
     """An evaluation could not be completed (and therefore must not count as a pass)."""
+
+
+class PredictionsError(DetectionError):
+    """A predictions file (the gate's predict stage output) breaks its format: the scorer refuses it."""

@@ -2,14 +2,14 @@
 
 The report follows the walkout-ci report contract (schema_version 1, see ARCHITECTURE.md section 3):
 metrics AP/AP50/AP75 (+ per-image F1 mean), per-class AP/AP50, per_sample scores (F1 at the
-operating point, with per-class recall in `classes`), failures with debug images.
+operating point, with per-class recall in `classes`), failures with debug images. `gate.py` feeds it
+(the scoring stage of the gate and of the `evaluate` command alike).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import io
 import time
 from dataclasses import dataclass, field
@@ -20,9 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from walkout_ci.gitrepo import code_commit
-from walkout_detection.config import EvaluateConfig
-from walkout_detection.data import CocoDataset, ImageRecord, dataset_hash
+from walkout_detection.data import CocoDataset, ImageRecord
 from walkout_detection.drawing import (
     FALSE_POSITIVE_COLOUR,
     GROUND_TRUTH_COLOUR,
@@ -354,60 +352,27 @@ def evaluate_detections(
     return EvaluationResult(metrics=metrics, per_class=per_class, per_sample=per_sample, failures=failures)
 
 
-def evaluate_model(
-    detector: Detector,
-    dataset: CocoDataset,
-    *,
-    debug_dir: Path | None = None,
-    progress: bool = True,
-) -> EvaluationResult:
-    """Run the detector on the dataset and evaluate it (timings included)."""
-    began = time.perf_counter()
-    detections, inference_s = run_detector(detector, dataset, progress=progress)
-    result = evaluate_detections(
-        dataset,
-        detections,
-        score_threshold=detector.settings.score_threshold,
-        match_iou=detector.settings.match_iou,
-        max_failure_images=detector.settings.max_failure_images,
-        debug_dir=debug_dir,
-    )
-    total = time.perf_counter() - began
-    result.timings = {
-        "total_s": round(total, 3),
-        "inference_s": round(inference_s, 3),
-        "samples_per_s": round(len(dataset) / inference_s, 2) if inference_s > 0 else 0.0,
-    }
-    return result
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def build_report(
     result: EvaluationResult,
     *,
     model_ref: str,
-    weights_path: Path,
+    weights_sha256: str,
     experiment_id: str | None,
+    code_commit: str | None,
     dataset: CocoDataset,
     dataset_id: str,
-    settings: EvaluateConfig,
+    dataset_hash: str,
+    score_threshold: float,
+    match_iou: float,
 ) -> dict[str, Any]:
-    """The report-contract dict (schema_version 1) for one evaluation."""
+    """The report-contract dict (schema_version 1) for one evaluation; provenance is recorded as given."""
     return {
         "schema_version": 1,
         "component": COMPONENT,
         "experiment_id": experiment_id,
-        "code_commit": code_commit(Path(__file__).resolve().parent),
-        "model": {"ref": model_ref, "weights_sha256": sha256_file(weights_path)},
-        "dataset": {"id": dataset_id, "hash": dataset_hash(dataset.json_path)},
+        "code_commit": code_commit,
+        "model": {"ref": model_ref, "weights_sha256": weights_sha256},
+        "dataset": {"id": dataset_id, "hash": dataset_hash},
         "metrics": result.metrics,
         "per_class": result.per_class,
         "per_sample": result.per_sample,
@@ -417,8 +382,8 @@ def build_report(
         "extra": {
             "per_sample_score": "F1 at IoU >= match_iou of detections scoring >= score_threshold",
             "per_sample_classes": "per-class recall in the image (classes present in its ground truth)",
-            "score_threshold": settings.score_threshold,
-            "match_iou": settings.match_iou,
+            "score_threshold": score_threshold,
+            "match_iou": match_iou,
             "class_names": dataset.class_names,
         },
     }
@@ -437,29 +402,3 @@ def write_evaluation_report(report_dir: Path, report: dict[str, Any]) -> Path:
             f"the evaluation report for {report_dir} does not follow the contract: {error}"
         ) from error
     return Path(written) if written else report_dir / "report.json"
-
-
-def evaluate_to_report(
-    *, model_ref: str, data: Path, report_dir: Path, device: str = "auto", progress: bool = True
-) -> dict[str, Any]:
-    """The `evaluate` command: resolve the model, evaluate on the dataset, write report_dir/report.json."""
-    from walkout_detection.data import load_coco
-    from walkout_detection.predict import load_detector
-
-    detector = load_detector(model_ref, device=device)
-    dataset = load_coco(data, class_names=detector.class_names)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    result = evaluate_model(detector, dataset, debug_dir=report_dir, progress=progress)
-    if detector.weights_path is None:
-        raise EvaluationError(f"model {model_ref!r} resolved to no weights file")
-    report = build_report(
-        result,
-        model_ref=model_ref,
-        weights_path=detector.weights_path,
-        experiment_id=detector.experiment_id,
-        dataset=dataset,
-        dataset_id=str(data),
-        settings=detector.settings,
-    )
-    write_evaluation_report(report_dir, report)
-    return report
