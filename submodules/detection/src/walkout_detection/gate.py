@@ -202,7 +202,11 @@ def read_inputs(folder: Path) -> Inputs:
         at = f"{where}: images[{position}]"
         _check_keys(entry, {"file_name", "path", "width", "height"}, set(), at, DataError)
         relative = entry["path"]
-        if not isinstance(relative, str) or PurePosixPath(relative).is_absolute() or ".." in relative:
+        if (
+            not isinstance(relative, str)
+            or PurePosixPath(relative).is_absolute()
+            or ".." in PurePosixPath(relative).parts
+        ):
             raise DataError(f"{at}: field 'path' must be a relative path inside the folder; got {relative!r}")
         image_path = (folder / relative).resolve()
         if root not in image_path.parents:
