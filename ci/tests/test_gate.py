@@ -15,12 +15,18 @@ import yaml
 
 from walkout_ci.gate import ERROR, FAIL, PASS, compare_reports, decide, error_result
 from walkout_ci.gate_config import gate_config_from_dict
-from walkout_ci.testing import fake_weights, make_fake_component_repo, make_fake_dataset, make_report
+from walkout_ci.testing import (
+    MINIMAL_EVALUATE,
+    fake_weights,
+    make_fake_component_repo,
+    make_fake_dataset,
+    make_report,
+)
 
 RULES = {
     "schema_version": 1,
     "component": "detection",
-    "evaluate": {"command": ["{python}", "eval.py", "{model}", "{data}", "{report_dir}"], "timeout_s": 60},
+    "evaluate": MINIMAL_EVALUATE,
     "primary_metric": {"name": "AP50", "direction": "higher"},
     "metrics": {"AP50": {"tolerance": 0.01, "mode": "absolute"}},
     "per_class": {"metric": "AP50", "max_drop": 0.05, "floor": 0.3},
@@ -313,7 +319,7 @@ def test_baseline_is_the_pin_at_the_merge_base_not_the_branch(repo, tmp_path):
     assert verdict["baseline"]["experiment_id"] == "local-baseline"
     assert code == 1 and "per_class.max_drop[sku]" in verdict["summary"]
     assert any("edits gate.yaml" in note for note in verdict["notes"])
-    assert any("evaluation code differs" in note for note in verdict["notes"])
+    assert any("model code differs" in note for note in verdict["notes"])
 
 
 @pytest.mark.parametrize("behaviour", [{"exit_code": 1}, {"invalid": True}])
@@ -331,16 +337,26 @@ def test_sealed_data_without_the_key_is_error(repo, tmp_path, monkeypatch):
     from walkout_ci import cli
 
     out = tmp_path / "sealed-out"
-    argv = ["gate", "--component-dir", str(repo), "--candidate", str(candidate_file(tmp_path, BASE_SCORES))]
+    # The candidate is the pin this change proposes (an experiment id, so the leakage check can run).
+    argv = ["gate", "--component-dir", str(repo)]
     argv += ["--data", str(archive), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-track"]
     assert cli.main(argv) == 2
     verdict = json.loads((out / "verdict.json").read_text())
     assert verdict["verdict"] == ERROR and "WALKOUT_BLIND_KEY" in verdict["summary"]
     monkeypatch.setenv("WALKOUT_BLIND_KEY", key)
+    # A bare model file records no training experiment: on the blind set that is ERROR, not a pass.
+    bare = ["--candidate", str(candidate_file(tmp_path, BASE_SCORES))]
+    assert cli.main(argv + bare) == 2
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["verdict"] == ERROR and "no recorded experiment" in verdict["summary"]
+    # The pinned experiment recorded its training frames, none of them blind: the gate runs.
+    (repo / "experiments" / "local-baseline" / "training_data.json").write_text('{"content_hashes": []}')
+    git_in(repo, "add", "-A")
+    git_in(repo, "commit", "-q", "-m", "record training data")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    assert cli.main(argv) == 0
+    assert cli.main(argv) == 0, json.loads((out / "verdict.json").read_text())["summary"]
     # The evaluations read the decrypted copy; it is gone afterwards (and so are worktrees, staging).
     assert list(scratch.iterdir()) == []
 

@@ -12,8 +12,11 @@ GATE_YAML = """
 schema_version: 1
 component: detection
 evaluate:
-  command: ["walkout-detection", "evaluate", "--model", "{model}", "--data", "{data}",
-            "--report-dir", "{report_dir}"]
+  prepare: ["walkout-detection", "gate-inputs", "--data", "{data}", "--out", "{inputs}"]
+  predict: ["walkout-detection", "gate-predict", "--model", "{model}", "--inputs", "{inputs}",
+            "--out", "{predictions}"]
+  score: ["walkout-detection", "gate-score", "--data", "{data}", "--predictions", "{predictions}",
+          "--report-dir", "{report_dir}", "--weights-sha256", "{weights_sha256}"]
   timeout_s: 1800
 primary_metric: {name: AP50, direction: higher}
 metrics:
@@ -51,7 +54,7 @@ def test_the_architecture_example_loads(tmp_path):
     (tmp_path / "gate.yaml").write_text(GATE_YAML)
     config = load_gate_config(tmp_path)
     assert config.component == "detection"
-    assert config.evaluate.command[0] == "walkout-detection" and config.evaluate.timeout_s == 1800
+    assert config.evaluate.predict[1] == "gate-predict" and config.evaluate.timeout_s == 1800
     assert config.metrics["AP"].mode == "relative" and config.metrics["AP50"].direction == "higher"
     assert config.per_class.floor == 0.8 and config.paired.per_class is True
     assert config.paired.seed == 0 and config.evaluate.workdir == "."
@@ -75,9 +78,26 @@ def test_rules_hash_changes_with_any_rule():
         (["metrics", "AP50", "tolerence"], 0.1, "AP50.tolerence: unknown key (did you mean 'tolerance'?)"),
         (["schema_version"], 2, "schema_version: expected 1, got 2"),
         (["evaluate", "timeout_s"], 0, "evaluate.timeout_s: expected a value > 0, got 0"),
-        (["evaluate", "command"], ["x", "{model}", "{data}"], "must contain the placeholder {report_dir}"),
-        (["evaluate", "command"], ["x", "{modle}", "{data}", "{report_dir}"], "did you mean {model}?"),
-        (["evaluate", "command"], "run.sh", "expected a non-empty list of strings"),
+        (
+            ["evaluate", "score"],
+            ["x", "{data}", "{predictions}"],
+            "must contain the placeholder {report_dir}",
+        ),
+        (["evaluate", "predict"], ["x", "{modle}", "{inputs}", "{predictions}"], "did you mean {model}?"),
+        (["evaluate", "predict"], "run.sh", "expected a non-empty list of strings"),
+        # The untrusted stage never gets the ground truth or the report folder.
+        (
+            ["evaluate", "predict"],
+            ["x", "{model}", "{inputs}", "{predictions}", "{data}"],
+            "unknown placeholder",
+        ),
+        (["evaluate", "predict"], ["x", "{model}", "{inputs}", "{report_dir}"], "unknown placeholder"),
+        (["evaluate", "prepare"], ["x", "{data}"], "must contain the placeholder {inputs}"),
+        (
+            ["evaluate", "command"],
+            ["x", "{model}", "{data}", "{report_dir}"],
+            "split it into evaluate.prepare",
+        ),
         (["evaluate", "workdir"], "../elsewhere", "evaluate.workdir: must be relative"),
         (["metrics", "AP50", "mode"], "percent", "metrics.AP50.mode: expected one of absolute, relative"),
         (["metrics", "AP50", "tolerance"], -0.1, "metrics.AP50.tolerance: expected a value >= 0"),

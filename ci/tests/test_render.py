@@ -10,12 +10,12 @@ import numpy as np
 from walkout_ci import render
 from walkout_ci.gate import compare_reports, error_result
 from walkout_ci.gate_config import gate_config_from_dict
-from walkout_ci.testing import TINY_PNG_HEX, make_report
+from walkout_ci.testing import MINIMAL_EVALUATE, TINY_PNG_HEX, make_report
 
 RULES = {
     "schema_version": 1,
     "component": "detection",
-    "evaluate": {"command": ["x", "{model}", "{data}", "{report_dir}"], "timeout_s": 60},
+    "evaluate": MINIMAL_EVALUATE,
     "primary_metric": {"name": "AP50"},
     "metrics": {"AP50": {"tolerance": 0.01}},
     "per_class": {"metric": "AP50", "max_drop": 0.05},

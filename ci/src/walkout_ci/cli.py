@@ -14,6 +14,8 @@ import sys
 
 from walkout_ci import commands_experiment, commands_gate
 from walkout_ci.errors import WalkoutCIError
+from walkout_ci.sandbox import redact
+from walkout_ci.signals import Interrupted, interruptible
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,11 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    try:
-        return int(handler(args))
-    except WalkoutCIError as error:
-        print(f"walkout-ci {args.command}: error: {error}", file=sys.stderr)
-        return error.exit_code
+    with interruptible():
+        try:
+            return int(handler(args))
+        except WalkoutCIError as error:
+            print(f"walkout-ci {args.command}: error: {redact(str(error))}", file=sys.stderr)
+            return error.exit_code
+        except Interrupted as stop:
+            # Every `finally` on the way (decrypted data, worktrees, child processes) has run.
+            print(f"walkout-ci {args.command}: {stop}", file=sys.stderr)
+            return stop.exit_code
 
 
 if __name__ == "__main__":

@@ -13,11 +13,18 @@ from typing import Any
 from walkout_ci import gitrepo
 from walkout_ci.cache import EvaluationCache
 from walkout_ci.errors import EvaluationError
-from walkout_ci.executors import EvaluationRequest, EvaluationRun
+from walkout_ci.evaluation import Candidate, EvaluationContext, Scorer, evaluate
+from walkout_ci.executors import EvaluationRun
 from walkout_ci.gate import GateResult
 from walkout_ci.gate_config import GATE_FILENAME, parse_gate_config
-from walkout_ci.gate_runner import GateRequest, compare_report_files, opened_data, run_gate
-from walkout_ci.report import dataset_hash, sha256_of_file
+from walkout_ci.gate_runner import (
+    GateRequest,
+    compare_report_files,
+    opened_data,
+    run_gate,
+    verified_dataset_hash,
+)
+from walkout_ci.report import sha256_of_file
 
 EXECUTORS = ("local", "clearml")
 
@@ -79,18 +86,33 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def executor_for(name: str):
-    """The executor function `EvaluationRequest -> EvaluationRun` called `name`."""
+    """The executor function `PredictionRequest -> PredictionRun` called `name`."""
     if name == "local":
-        from walkout_ci.executors.local import run_local_evaluation
+        from walkout_ci.executors.local import run_local_prediction
 
-        return run_local_evaluation
+        return run_local_prediction
     try:
-        from walkout_ci.executors.clearml import run_clearml_evaluation
+        from walkout_ci.executors.clearml import run_clearml_prediction
     except ImportError as error:
         raise EvaluationError(
             f"the clearml executor is not available here ({error}); use --executor local"
         ) from error
-    return run_clearml_evaluation
+    return run_clearml_prediction
+
+
+def cache_secret() -> bytes | None:
+    """The evaluation cache's signing secret: WALKOUT_CACHE_SECRET, else derived from the blind key.
+
+    Only CI holds either, so code without it (a pull request's prediction) cannot forge an entry.
+    """
+    import hashlib
+    import hmac
+    import os
+
+    raw = os.environ.get("WALKOUT_CACHE_SECRET") or os.environ.get("WALKOUT_BLIND_KEY")
+    if not raw:
+        return None
+    return hmac.new(raw.encode(), b"walkout-ci evaluation cache", hashlib.sha256).digest()
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -107,6 +129,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"no {prefix}{GATE_FILENAME} at commit {commit[:12]}: nothing says how to evaluate"
         )
     config = parse_gate_config(text, source=f"{commit[:12]}:{prefix}{GATE_FILENAME}")
+    experiment_id = None
     if config.model.kind == "file":
         # The model is the file itself (e.g. the app's model_refs.yaml), not a pin to resolve.
         weights = Path(args.model).expanduser().resolve()
@@ -114,24 +137,31 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise EvaluationError(f"--model {args.model}: no such file (gate.yaml model.kind is 'file')")
     else:
         weights = pins.resolve_model_ref(args.model, [component_dir / "experiments", *args.search])
+        experiment_id = None if Path(args.model).expanduser().exists() else args.model
     with opened_data(args.data) as (data_dir, _sealed):
-        request = EvaluationRequest(
-            repo_root=root,
-            component_dir=relative,
-            component=config.component,
-            commit=commit,
-            evaluate=config.evaluate,
-            model_path=weights,
-            model_ref=args.model,
-            weights_sha256=sha256_of_file(weights),
-            data_dir=data_dir,
-            dataset_hash=dataset_hash(data_dir),
-            report_dir=args.report_dir,
-            track=not args.no_track,
-            label="evaluate",
-            check_weights_sha256=config.model.kind == "pin",
-        )
-        run: EvaluationRun = executor_for(args.executor)(request)
+        data_hash = verified_dataset_hash(data_dir)
+    context = EvaluationContext(
+        repo_root=root,
+        component_dir=relative,
+        component=config.component,
+        data=args.data,
+        dataset_hash=data_hash,
+        predictor=executor_for(args.executor),
+        track=not args.no_track,
+    )
+    # One commit's evaluation: its own prepare/score code judges its own model code (nothing is
+    # compared here; the gate is what scores a change with the target branch's code).
+    candidate = Candidate(
+        label="evaluate",
+        commit=commit,
+        model_ref=args.model,
+        weights_sha256=sha256_of_file(weights),
+        model_path=weights,
+        experiment_id=experiment_id,
+    )
+    run: EvaluationRun = evaluate(
+        context, Scorer(commit=commit, evaluate=config.evaluate), candidate, args.report_dir
+    )
     print(
         f"evaluation of {args.model} at {commit[:12]}: {run.report_dir / 'report.json'} "
         f"({run.duration_s:.1f} s)"
@@ -169,7 +199,11 @@ def _gate(args: argparse.Namespace) -> int:
         cache = (
             None
             if args.no_cache
-            else (EvaluationCache(args.cache_dir) if args.cache_dir else EvaluationCache.default())
+            else (
+                EvaluationCache(args.cache_dir, secret=cache_secret())
+                if args.cache_dir
+                else EvaluationCache.default(secret=cache_secret())
+            )
         )
         request = GateRequest(
             component_dir=args.component_dir,

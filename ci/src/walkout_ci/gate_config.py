@@ -4,10 +4,14 @@ Schema (ARCHITECTURE.md section 4), schema_version 1:
 
     schema_version: 1
     component: detection
-    evaluate:
-      command: [...]      # list of strings; placeholders {model} {data} {report_dir} (all three
-                          # required) and {python} (the interpreter running walkout-ci)
-      timeout_s: 1800     # > 0
+    evaluate:             # three stages; each a list of strings with placeholders ({python} = the
+                          # interpreter running walkout-ci in every stage)
+      prepare: [...]      # TRUSTED (target branch's code): {data} -> {inputs}, what prediction may see
+      predict: [...]      # UNTRUSTED (the evaluated commit's code, sandboxed): {model} {inputs} ->
+                          # {predictions}; no secrets, no network, no ground truth, read-only elsewhere
+      score: [...]        # TRUSTED: {data} {predictions} -> {report_dir}; optional {model_ref}
+                          # {weights_sha256} {experiment_id} {commit} (filled in by the gate)
+      timeout_s: 1800     # > 0, per stage
       workdir: "."        # optional, relative to the component folder (default: the component folder)
       code_paths: ["."]   # optional, folders (relative to the component folder) whose committed content
                           # is the evaluation code in the cache key, e.g. [".", "../submodules"]
@@ -54,16 +58,29 @@ GATE_SCHEMA_VERSION = 1
 GATE_FILENAME = "gate.yaml"
 DIRECTIONS = ("higher", "lower")
 TOLERANCE_MODES = ("absolute", "relative")
-REQUIRED_PLACEHOLDERS = ("{model}", "{data}", "{report_dir}")
-KNOWN_PLACEHOLDERS = ("model", "data", "report_dir", "python")
+# Per stage: (required placeholders, allowed placeholders).
+STAGE_PLACEHOLDERS = {
+    "prepare": (("data", "inputs"), ("python",)),
+    "predict": (("model", "inputs", "predictions"), ("python",)),
+    "score": (
+        ("data", "predictions", "report_dir"),
+        ("python", "model_ref", "weights_sha256", "experiment_id", "commit"),
+    ),
+}
+STAGES = tuple(STAGE_PLACEHOLDERS)
 MODEL_KINDS = ("pin", "file")
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """How walkout-ci runs the component's evaluation (command list with placeholders, timeout)."""
+    """How walkout-ci runs the component's evaluation: three commands with placeholders, a timeout.
 
-    command: tuple[str, ...]
+    prepare and score are trusted (always run from the target branch); predict runs the evaluated
+    commit's model code in the sandbox (walkout_ci.sandbox)."""
+
+    prepare: tuple[str, ...]
+    predict: tuple[str, ...]
+    score: tuple[str, ...]
     timeout_s: float
     workdir: str = "."
     # Folders (relative to the component folder) whose committed content is "the evaluation code" in
@@ -141,7 +158,8 @@ class GateConfig:
         """The rules as plain data (everything but `source`), for hashing and for reports."""
         data = asdict(self)
         data.pop("source")
-        data["evaluate"]["command"] = list(self.evaluate.command)
+        for stage in STAGES:
+            data["evaluate"][stage] = list(getattr(self.evaluate, stage))
         return data
 
     def rules_hash(self) -> str:
@@ -185,18 +203,18 @@ def gate_config_from_dict(data: Any, *, source: str = GATE_FILENAME) -> GateConf
         reader.fail("schema_version", f"expected {GATE_SCHEMA_VERSION}, got {version!r}")
     component = reader.string(top["component"], "component")
 
+    evaluate_data = top["evaluate"]
+    if isinstance(evaluate_data, dict) and "command" in evaluate_data:
+        reader.fail(
+            "evaluate.command",
+            "one evaluation command is no longer accepted: split it into evaluate.prepare (trusted: data "
+            "-> inputs), evaluate.predict (the pull request's model code, sandboxed) and evaluate.score "
+            "(trusted: predictions + ground truth -> report); see ARCHITECTURE.md section 4",
+        )
     evaluate_data = reader.mapping(
-        top["evaluate"], "evaluate", required=("command", "timeout_s"), optional=("workdir", "code_paths")
+        evaluate_data, "evaluate", required=(*STAGES, "timeout_s"), optional=("workdir", "code_paths")
     )
-    command = evaluate_data["command"]
-    if not isinstance(command, list) or not command or not all(isinstance(part, str) for part in command):
-        reader.fail("evaluate.command", f"expected a non-empty list of strings, got {command!r}")
-    for part in command:
-        _check_placeholders(part, reader)
-    joined = " ".join(command)
-    for placeholder in REQUIRED_PLACEHOLDERS:
-        if placeholder not in joined:
-            reader.fail("evaluate.command", f"must contain the placeholder {placeholder} (got {command!r})")
+    commands = {stage: _stage_command(evaluate_data[stage], stage, reader) for stage in STAGES}
     workdir = reader.string(evaluate_data.get("workdir", "."), "evaluate.workdir")
     if Path(workdir).is_absolute() or ".." in Path(workdir).parts:
         reader.fail(
@@ -208,7 +226,7 @@ def gate_config_from_dict(data: Any, *, source: str = GATE_FILENAME) -> GateConf
     for path in code_paths:
         reader.relative_path(path, "evaluate.code_paths")
     evaluate = EvaluateConfig(
-        command=tuple(command),
+        **commands,
         timeout_s=reader.number(evaluate_data["timeout_s"], "evaluate.timeout_s", minimum=0, exclusive=True),
         workdir=workdir,
         code_paths=tuple(code_paths),
@@ -311,23 +329,33 @@ def gate_config_from_dict(data: Any, *, source: str = GATE_FILENAME) -> GateConf
     )
 
 
-def _check_placeholders(part: str, reader: _Reader) -> None:
-    try:
-        fields = [name for _, name, _, _ in string.Formatter().parse(part) if name is not None]
-    except ValueError as error:
-        reader.fail(
-            "evaluate.command",
-            f"bad placeholder syntax in {part!r}: {error} (write {{{{ for a literal brace)",
-        )
-    for name in fields:
-        if name not in KNOWN_PLACEHOLDERS:
-            suggestion = difflib.get_close_matches(name, KNOWN_PLACEHOLDERS, n=1)
-            hint = f" (did you mean {{{suggestion[0]}}}?)" if suggestion else ""
-            reader.fail(
-                "evaluate.command",
-                f"unknown placeholder {{{name}}} in {part!r}{hint}; known: "
-                + ", ".join("{" + known + "}" for known in KNOWN_PLACEHOLDERS),
-            )
+def _stage_command(command: Any, stage: str, reader: _Reader) -> tuple[str, ...]:
+    """A stage's command: a non-empty list of strings with exactly its known placeholders."""
+    key = f"evaluate.{stage}"
+    if not isinstance(command, list) or not command or not all(isinstance(part, str) for part in command):
+        reader.fail(key, f"expected a non-empty list of strings, got {command!r}")
+    required, optional = STAGE_PLACEHOLDERS[stage]
+    known = required + optional
+    used = set()
+    for part in command:
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(part) if name is not None]
+        except ValueError as error:
+            reader.fail(key, f"bad placeholder syntax in {part!r}: {error} (write {{{{ for a literal brace)")
+        for name in fields:
+            if name not in known:
+                suggestion = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {{{suggestion[0]}}}?)" if suggestion else ""
+                reader.fail(
+                    key,
+                    f"unknown placeholder {{{name}}} in {part!r}{hint}; known in {stage}: "
+                    + ", ".join("{" + name + "}" for name in known),
+                )
+            used.add(name)
+    for name in required:
+        if name not in used:
+            reader.fail(key, f"must contain the placeholder {{{name}}} (got {command!r})")
+    return tuple(command)
 
 
 class _Reader:

@@ -4,17 +4,23 @@
 1. merge-base = `git merge-base HEAD <target branch>`; gate.yaml and the pin (gate.yaml `model.path`,
    default model_ref.yaml) are read *at the merge-base* (`git show`), so a pull request can neither
    relax its own rules nor move its baseline.
-2. The baseline is that pin's model, evaluated with the merge-base's code; the candidate is the model
-   reference given on the command line (default: the pin at HEAD), evaluated with HEAD's code (and
-   HEAD's gate.yaml `evaluate` section, since its evaluation code may have changed).
-3. Each evaluation is looked up in the content-addressed cache (weights sha256, hash of the evaluation
-   code committed at that commit, dataset hash, rules hash) and run only on a miss.
-4. Sealed data is decrypted for the evaluations only (walkout_ci.blind) and removed afterwards; a
-   candidate with an experiment id is checked for training-data leakage into it.
+2. The baseline is that pin's model, predicted with the merge-base's model code; the candidate is the
+   model reference given on the command line (default: the pin at HEAD), predicted with HEAD's model
+   code. Both are prepared and *scored by the merge-base's code* and its gate.yaml `evaluate` section
+   (walkout_ci.evaluation): the change's model code only predicts, inside the sandbox, without the
+   ground truth, and never writes its own report.
+3. Each evaluation is looked up in the content-addressed cache (weights sha256, hash of the model code
+   at the predicting commit and of the scorer code at the merge-base, dataset hash, rules hash) and run
+   only on a miss; a hit is read from a private copy.
+4. The dataset's manifest hashes are verified against its files first (a mismatch is ERROR); sealed
+   data is decrypted for the trusted stages only (walkout_ci.blind); every candidate (id, pin or
+   checkpoint with its recorded experiment) is checked for training-data leakage into the blind set,
+   and a candidate with no provenance on the blind set is ERROR.
 5. Rules -> verdict (walkout_ci.gate), then report.md / report.html / junit.xml / verdict.json.
 
-Any WalkoutCIError on the way becomes an ERROR verdict naming the stage that failed: the output files
-are written in every case, so CI always has something to show.
+Any exception on the way becomes an ERROR verdict naming the stage that failed: the four output files
+are written in every case, so CI always has something to show. SIGINT/SIGTERM (walkout_ci.signals)
+unwind through every cleanup and also leave an ERROR verdict.
 """
 
 from __future__ import annotations
@@ -24,10 +30,9 @@ import hashlib
 import logging
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -37,13 +42,16 @@ from walkout_ci import gitrepo, pins, render
 from walkout_ci.cache import CacheKey, EvaluationCache
 from walkout_ci.cache import run_info as cache_run_info
 from walkout_ci.errors import BlindSetError, GateError, PinError, WalkoutCIError
-from walkout_ci.executors import EvaluationRequest, EvaluationRun
+from walkout_ci.evaluation import Candidate, EvaluationContext, Scorer, evaluate, worktree_pool
+from walkout_ci.executors import EvaluationRun, PredictionRequest, PredictionRun
 from walkout_ci.gate import GateResult, compare_reports, error_result
 from walkout_ci.gate_config import GATE_FILENAME, GateConfig, load_gate_config, parse_gate_config
-from walkout_ci.report import dataset_hash, read_report, sha256_of_file
+from walkout_ci.report import read_report, sha256_of_file
+from walkout_ci.sandbox import redact
+from walkout_ci.signals import Interrupted
 
 LOGGER = logging.getLogger("walkout_ci.gate_runner")
-Executor = Callable[[EvaluationRequest], EvaluationRun]
+Executor = Callable[[PredictionRequest], PredictionRun]
 
 
 @dataclass
@@ -86,7 +94,22 @@ def run_gate(request: GateRequest) -> GateResult:
     try:
         result = _run(request, progress)
     except WalkoutCIError as error:
-        result = error_result(str(error), component=request.component_dir.name, rule=progress.stage)
+        result = error_result(redact(str(error)), component=request.component_dir.name, rule=progress.stage)
+    except Interrupted as stop:
+        result = error_result(
+            f"the gate was {stop}", component=request.component_dir.name, rule=progress.stage
+        )
+        result.duration_s = time.perf_counter() - started
+        render.write_outputs(result, request.out_dir)
+        raise
+    except Exception as error:
+        # Fail closed: a bug in the gate is an ERROR verdict with all four outputs, never a PASS.
+        LOGGER.exception("the gate crashed")
+        result = error_result(
+            redact(f"internal error ({type(error).__name__}: {error}); please report it"),
+            component=request.component_dir.name,
+            rule=progress.stage,
+        )
     result.duration_s = time.perf_counter() - started
     render.write_outputs(result, request.out_dir)
     return result
@@ -184,12 +207,12 @@ def _run(request: GateRequest, stage: Callable[[str], None]) -> GateResult:
         )
     config = parse_gate_config(base_text, source=f"{base[:12]}:{prefix}{GATE_FILENAME}")
     head_text = gitrepo.show_file(root, head, prefix + GATE_FILENAME)
-    candidate_config = (
-        parse_gate_config(head_text, source=f"{head[:12]}:{prefix}{GATE_FILENAME}") if head_text else config
-    )
-    if candidate_config.rules_dict() != config.rules_dict():
+    if head_text != base_text:
+        # Not parsed: a change's gate.yaml decides nothing here, and a broken one is its own reviewers'
+        # problem (it becomes the rules after merge).
         notes.append(
-            "this change edits gate.yaml: its rules apply after merge; this run used the merge-base rules"
+            "this change edits gate.yaml: its rules and evaluate commands apply after merge; this run used "
+            "the merge-base's rules, its prepare/predict/score commands and its scorer"
         )
 
     stage("baseline")
@@ -201,55 +224,75 @@ def _run(request: GateRequest, stage: Callable[[str], None]) -> GateResult:
 
     stage("data")
     with opened_data(request.data) as (data_dir, sealed):
-        data_hash = dataset_hash(data_dir)
+        data_hash = verified_dataset_hash(data_dir)
+        blind_data = sealed or _marked_blind(data_dir)
+        stage("leakage")
         if candidate.experiment_id is not None:
-            stage("leakage")
-            note = _check_leakage(candidate.experiment_id, data_dir, search, sealed)
-            if note:
-                notes.append(note)
-        elif sealed:
-            notes.append("no blind-set leakage check: the candidate has no experiment id")
-        executor = request.executor or _default_executor()
-        runs = {}
-        code_hashes: dict[str, str] = {}
-        sides = (("baseline", config, base, baseline), ("candidate", candidate_config, head, candidate))
+            if blind_data:
+                notes.append(_check_leakage(candidate.experiment_id, data_dir, search))
+        elif blind_data:
+            raise BlindSetError(
+                f"the candidate {candidate.ref!r} has no recorded experiment, so nothing shows it was not "
+                "trained on the blind set: gate a pinned experiment id, a model_ref.yaml or a checkpoint "
+                "written by our training (it records its experiment id)"
+            )
+    executor = request.executor or _default_executor()
+    cache = request.cache
+    hidden = tuple(
+        path
+        for path in (request.out_dir, cache.root if cache is not None else None, walkout_home_or_none())
+        if path is not None
+    )
+    sides = (("baseline", base, baseline), ("candidate", head, candidate))
+    runs: dict[str, EvaluationRun] = {}
+    code_hashes: dict[str, str] = {}
+    scorer = Scorer(commit=base, evaluate=config.evaluate)
+    scorer_hash = _code_hash(root, base, relative, config)
+    with worktree_pool(root) as trees:
+        context = EvaluationContext(
+            repo_root=root,
+            component_dir=relative,
+            component=config.component,
+            data=request.data,
+            dataset_hash=data_hash,
+            predictor=executor,
+            track=request.track,
+            hidden=hidden,
+            trees=trees,
+        )
         bar = tqdm(
             sides, desc="gate evaluations", unit="model", disable=not request.progress, file=sys.stderr
         )
-        for label, cfg, commit, model in bar:
+        for label, commit, model in bar:
             stage(f"evaluate[{label}]")
             bar.set_postfix_str(f"{label} @ {commit[:10]}")
+            code_hashes[label] = _code_hash(root, commit, relative, config)
             key = CacheKey(
                 component=config.component,
                 weights_sha256=model.sha256,
-                code_tree_hash=_code_hash(root, commit, relative, cfg),
+                # The model code that predicted and the scorer that judged it both make the result.
+                code_tree_hash=hashlib.sha256(f"{code_hashes[label]}:{scorer_hash}".encode()).hexdigest(),
                 dataset_hash=data_hash,
                 rules_hash=config.rules_hash(),
             )
-            evaluation = EvaluationRequest(
-                repo_root=root,
-                component_dir=relative,
-                component=config.component,
+            side = Candidate(
+                label=label,
                 commit=commit,
-                evaluate=cfg.evaluate,
-                model_path=model.path if model.path is not None else root / (model.in_worktree or ""),
                 model_ref=model.ref,
                 weights_sha256=model.sha256,
-                data_dir=data_dir,
-                dataset_hash=data_hash,
-                report_dir=request.out_dir / "evaluations" / label,
-                track=request.track,
-                label=label,
+                model_path=model.path,
                 model_in_worktree=model.in_worktree,
-                check_weights_sha256=config.model.kind == "pin",
+                experiment_id=model.experiment_id,
             )
-            runs[label] = _evaluate_cached(evaluation, key, request.cache, executor)
-            code_hashes[label] = key.code_tree_hash
-        if code_hashes["baseline"] != code_hashes["candidate"]:
-            notes.append(
-                "the evaluation code differs between the merge-base and HEAD: each model was evaluated with "
-                "its own commit's code, so deltas include the effect of code changes"
+            runs[label] = _evaluate_cached(
+                context, scorer, side, key, cache, request.out_dir / "evaluations" / label
             )
+            notes.extend(note for note in runs[label].notes if note not in notes)
+    if code_hashes["baseline"] != code_hashes["candidate"]:
+        notes.append(
+            "the model code differs between the merge-base and HEAD: each model predicted with its own "
+            "commit's code and both were scored by the merge-base's scorer"
+        )
 
     stage("compare")
     result = compare_reports(
@@ -348,7 +391,14 @@ def _candidate_model(
             raise GateError(f"candidate model file {ref} does not exist")
         return _Model(sha256=sha256_of_file(path), ref=ref, path=path.resolve())
     weights = pins.resolve_model_ref(ref, search)
-    return _Model(sha256=sha256_of_file(weights), ref=ref, experiment_id=_experiment_id_of(ref), path=weights)
+    experiment_id = _experiment_id_of(ref, weights)
+    if (
+        experiment_id is not None
+        and Path(ref).expanduser().is_file()
+        and Path(ref).suffix not in (".yaml", ".yml")
+    ):
+        notes.append(f"the checkpoint {Path(ref).name} records its training experiment {experiment_id}")
+    return _Model(sha256=sha256_of_file(weights), ref=ref, experiment_id=experiment_id, path=weights)
 
 
 def _code_hash(root: Path, commit: str, relative: str, config: GateConfig) -> str:
@@ -370,63 +420,123 @@ def _code_hash(root: Path, commit: str, relative: str, config: GateConfig) -> st
     return hashlib.sha256("\n".join(sorted(set(lines))).encode()).hexdigest()
 
 
-def _experiment_id_of(ref: str) -> str | None:
-    """The training experiment behind a model reference (None for a bare checkpoint file)."""
+def _experiment_id_of(ref: str, weights: Path) -> str | None:
+    """The training experiment behind a model reference: the id itself, a pin's id, or the id a
+    checkpoint recorded when our training wrote it (None when it recorded none)."""
     path = Path(ref).expanduser()
-    if path.is_file():
-        return pins.read_pin(path).experiment_id if path.suffix in (".yaml", ".yml") else None
-    return ref
+    if not path.is_file():
+        return ref
+    if path.suffix in (".yaml", ".yml"):
+        return pins.read_pin(path).experiment_id
+    return checkpoint_experiment_id(weights)
+
+
+def checkpoint_experiment_id(path: Path) -> str | None:
+    """`experiment_id` recorded in a checkpoint (torch, read with weights_only) or a JSON model file:
+    at its top level or under `extra` / `metadata`; None when absent or unreadable."""
+    import json
+    import zipfile
+
+    payload = None
+    if zipfile.is_zipfile(path):
+        import torch
+
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:
+            # Unreadable as a safe checkpoint: it records no provenance (the caller decides).
+            return None
+    else:
+        try:
+            payload = json.loads(Path(path).read_bytes())
+        except (OSError, ValueError):
+            return None
+    if not isinstance(payload, dict):
+        return None
+    for holder in (payload, payload.get("extra"), payload.get("metadata")):
+        if (
+            isinstance(holder, dict)
+            and isinstance(holder.get("experiment_id"), str)
+            and holder["experiment_id"]
+        ):
+            return holder["experiment_id"]
+    return None
 
 
 def _default_executor() -> Executor:
-    from walkout_ci.executors.local import run_local_evaluation
+    from walkout_ci.executors.local import run_local_prediction
 
-    return run_local_evaluation
+    return run_local_prediction
+
+
+def verified_dataset_hash(data_dir: Path) -> str:
+    """The dataset's hash after checking every file its manifest lists (a mismatch raises)."""
+    from walkout_ci.report import verify_dataset
+
+    return verify_dataset(data_dir)
+
+
+def _marked_blind(data_dir: Path) -> bool:
+    """A folder whose manifest says `"blind": true` (a decrypted copy of the blind set)."""
+    from walkout_ci import blind
+
+    try:
+        blind.refuse_blind(data_dir)
+    except BlindSetError:
+        return True
+    return False
+
+
+def walkout_home_or_none() -> Path | None:
+    from walkout_ci.store import walkout_home
+
+    home = walkout_home()
+    return home if home.exists() else None
 
 
 def _evaluate_cached(
-    request: EvaluationRequest, key: CacheKey, cache: EvaluationCache | None, executor: Executor
+    context: EvaluationContext,
+    scorer: Scorer,
+    side: Candidate,
+    key: CacheKey,
+    cache: EvaluationCache | None,
+    report_dir: Path,
 ) -> EvaluationRun:
-    """The report for `key`: from the cache when present, else run, validate and store it."""
+    """The report for `key`: a private copy of the cached one when present, else evaluate and store.
+
+    The cache is shared by concurrent gates: the first writer of an entry wins, and a reader only
+    ever reads its own copy (in `report_dir`), never the entry another gate may be replacing.
+    """
+    # The folder is this gate's own output of an earlier run into the same --out: replace it.
+    shutil.rmtree(report_dir, ignore_errors=True)
     if cache is not None:
-        entry = cache.lookup(key)
+        entry = cache.lookup_copy(key, report_dir)
         if entry is not None:
-            LOGGER.info("%s: cached evaluation %s", request.label, entry)
+            LOGGER.info("%s: cached evaluation %s", side.label, key.digest()[:12])
             info = cache_run_info(entry)
             return EvaluationRun(
                 report_dir=entry,
                 report=read_report(entry),
-                commit=request.commit,
+                commit=side.commit,
                 duration_s=0.0,
                 experiment_id=info.get("experiment_id"),
                 experiment_link=info.get("experiment_link"),
                 executor=info.get("executor", "local"),
                 from_cache=True,
+                notes=list(info.get("notes", [])),
             )
-    if cache is None:
-        # The folder is this gate's own output of an earlier run into the same --out: replace it.
-        shutil.rmtree(request.report_dir, ignore_errors=True)
-        return executor(request)
-    scratch = Path(tempfile.mkdtemp(prefix="walkout-ci-run-"))
-    try:
-        run = executor(_with_report_dir(request, scratch / "report"))
+    run = evaluate(context, scorer, side, report_dir)
+    if cache is not None:
         info = {
             "executor": run.executor,
             "commit": run.commit,
             "duration_s": run.duration_s,
             "experiment_id": run.experiment_id,
             "experiment_link": run.experiment_link,
+            "notes": run.notes,
         }
-        entry = cache.store(key, run.report_dir, info)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    run.report_dir = entry
-    run.report = read_report(entry)
+        cache.store(key, run.report_dir, info)
     return run
-
-
-def _with_report_dir(request: EvaluationRequest, report_dir: Path) -> EvaluationRequest:
-    return replace(request, report_dir=report_dir)
 
 
 @contextlib.contextmanager
@@ -444,20 +554,10 @@ def opened_data(data: Path) -> Iterator[tuple[Path, bool]]:
         yield Path(opened), True
 
 
-def _check_leakage(experiment_id: str, data_dir: Path, search: list[Path], sealed: bool) -> str | None:
-    """On the blind set: BlindSetError (-> ERROR) when the candidate's training frames overlap it.
-
-    Returns a note for the report, or None when the data is not the blind set (sealed or marked
-    `"blind": true` in its manifest): leakage into a validation split is not what the gate guards.
-    """
+def _check_leakage(experiment_id: str, data_dir: Path, search: list[Path]) -> str:
+    """On the blind set: BlindSetError (-> ERROR) when the candidate's training frames overlap it."""
     from walkout_ci import blind
 
-    if not sealed:
-        try:
-            blind.refuse_blind(data_dir)
-            return None
-        except BlindSetError:
-            pass  # a blind manifest: check it like a sealed one
     check = blind.check_leakage(experiment_id, data_dir, search=search)
     return (
         f"leakage check passed: {check.training_hashes} training frames of {experiment_id} vs "

@@ -136,7 +136,11 @@ def is_dirty(repo: str | os.PathLike, relative_path: str) -> bool:
 
 
 def add_worktree(repo: str | os.PathLike, commit: str, destination: Path) -> Path:
-    """Check out `commit` into a new detached worktree at `destination` (which must not exist)."""
+    """Check out `commit` into a new detached worktree at `destination` (which must not exist).
+
+    Registrations of worktrees whose folder is gone (a run killed before its cleanup) are pruned first.
+    """
+    git(repo, "worktree", "prune", check=False)
     git(repo, "worktree", "add", "--detach", "--force", "--quiet", os.fspath(destination), commit)
     return destination
 

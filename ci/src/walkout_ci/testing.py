@@ -65,17 +65,29 @@ def make_report(
     return validate_report(report, source="constructed report")
 
 
+# An `evaluate` section with the three stages, for tests that build gate configs in code.
+MINIMAL_EVALUATE = {
+    "prepare": ["x", "prepare", "{data}", "{inputs}"],
+    "predict": ["x", "predict", "{model}", "{inputs}", "{predictions}"],
+    "score": ["x", "score", "{data}", "{predictions}", "{report_dir}"],
+    "timeout_s": 60,
+}
+
+
 # --- a fake component in a temporary git repository -------------------------------------------------
 
-FAKE_EVALUATE_SCRIPT = '''"""Fake component evaluation for walkout-ci tests (weights = JSON of the outcome).
+FAKE_COMPONENT_SCRIPT = '''"""Fake component for walkout-ci tests: prepare, predict and score.
 
 weights JSON: {"scores": {"person": [...], "sku": [...]}, "exit_code": 0, "sleep_s": 0, "invalid": false}
-Every run appends a line to $WALKOUT_FAKE_COUNTER (when set), so tests can count evaluations.
+prepare: writes inputs.json (the sample count is the model's business here) and no ground truth.
+predict: writes predictions.json {"format": "fake-predictions", "version": 1, "scores": {...}}.
+score: validates the predictions, multiplies them by the ground truth's `multiplier` (truth.json in the
+dataset, when present) and writes the report contract with the provenance it is given.
 """
 
 import argparse
-import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -83,35 +95,72 @@ import time
 from walkout_ci.report import dataset_hash, write_report
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--model")
-parser.add_argument("--data")
-parser.add_argument("--report-dir")
+commands = parser.add_subparsers(dest="stage", required=True)
+prepare = commands.add_parser("prepare")
+prepare.add_argument("--data", required=True)
+prepare.add_argument("--out", required=True)
+predict = commands.add_parser("predict")
+predict.add_argument("--model", required=True)
+predict.add_argument("--inputs", required=True)
+predict.add_argument("--out", required=True)
+score = commands.add_parser("score")
+for flag in ("--data", "--predictions", "--report-dir", "--model-ref", "--weights-sha256"):
+    score.add_argument(flag, required=True)
+score.add_argument("--experiment-id", default="")
+score.add_argument("--code-commit", default="")
 args = parser.parse_args()
-counter = os.environ.get("WALKOUT_FAKE_COUNTER")
-if counter:
-    with open(counter, "a") as stream:
-        stream.write(args.model + "\\n")
-with open(args.model, "rb") as stream:
-    raw = stream.read()
-spec = json.loads(raw)
-time.sleep(spec.get("sleep_s", 0))
-if spec.get("exit_code", 0):
-    print("fake evaluation crashed on purpose", file=sys.stderr)
-    sys.exit(spec["exit_code"])
-os.makedirs(args.report_dir, exist_ok=True)
-if spec.get("invalid"):
-    with open(os.path.join(args.report_dir, "report.json"), "w") as stream:
-        stream.write('{"schema_version": 1, "metrics": {"AP50": NaN}}')
+
+if args.stage == "prepare":
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "inputs.json"), "w") as stream:
+        json.dump({"format": "fake-inputs", "version": 1}, stream)
     sys.exit(0)
-scores = spec["scores"]
+
+if args.stage == "predict":
+    with open(os.path.join(args.inputs, "inputs.json")) as stream:
+        assert json.load(stream)["format"] == "fake-inputs"
+    with open(args.model, "rb") as stream:
+        spec = json.loads(stream.read())
+    time.sleep(spec.get("sleep_s", 0))
+    if spec.get("exit_code", 0):
+        print("fake prediction crashed on purpose", file=sys.stderr)
+        sys.exit(spec["exit_code"])
+    os.makedirs(args.out, exist_ok=True)
+    scores = spec["scores"]
+    if spec.get("invalid"):
+        scores = {name: [float("nan")] * len(values) for name, values in scores.items()}
+    with open(os.path.join(args.out, "predictions.json"), "w") as stream:
+        json.dump({"format": "fake-predictions", "version": 1, "scores": scores}, stream)
+    sys.exit(0)
+
+path = os.path.join(args.predictions, "predictions.json")
+try:
+    with open(path) as stream:
+        predictions = json.load(stream)
+    assert predictions.get("format") == "fake-predictions" and predictions.get("version") == 1, "format"
+    scores = predictions["scores"]
+    assert isinstance(scores, dict) and scores, "scores"
+    lengths = {len(values) for values in scores.values()}
+    assert len(lengths) == 1 and lengths != {0}, "lengths"
+    for name, values in scores.items():
+        for value in values:
+            assert isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1, name
+except (OSError, ValueError, KeyError, AssertionError) as error:
+    print(f"{path}: invalid predictions ({error!r})", file=sys.stderr)
+    sys.exit(2)
+truth_path = os.path.join(args.data, "truth.json")
+multiplier = 1.0
+if os.path.exists(truth_path):
+    with open(truth_path) as stream:
+        multiplier = float(json.load(stream)["multiplier"])
 names = sorted(scores)
 count = len(scores[names[0]])
 per_sample = []
 for index in range(count):
-    classes = {name: scores[name][index] for name in names}
-    score = sum(classes.values()) / len(classes)
-    per_sample.append({"id": f"frame_{index:04d}", "score": score, "classes": classes})
-per_class = {name: {"AP50": sum(scores[name]) / count} for name in names}
+    classes = {name: scores[name][index] * multiplier for name in names}
+    per_sample.append({"id": f"frame_{index:04d}", "score": sum(classes.values()) / len(classes),
+                       "classes": classes})
+per_class = {name: {"AP50": sum(s["classes"][name] for s in per_sample) / count} for name in names}
 failures = []
 os.makedirs(os.path.join(args.report_dir, "images"), exist_ok=True)
 for sample in per_sample:
@@ -125,10 +174,10 @@ for sample in per_sample:
 write_report(args.report_dir, {
     "schema_version": 1,
     "component": "fake",
-    "experiment_id": None,
-    "code_commit": os.environ.get("WALKOUT_EVAL_COMMIT"),
-    "model": {"ref": args.model, "weights_sha256": hashlib.sha256(raw).hexdigest()},
-    "dataset": {"id": args.data, "hash": dataset_hash(args.data)},
+    "experiment_id": args.experiment_id or None,
+    "code_commit": args.code_commit or None,
+    "model": {"ref": args.model_ref, "weights_sha256": args.weights_sha256},
+    "dataset": {"id": "fake", "hash": dataset_hash(args.data)},
     "metrics": {"AP50": sum(s["score"] for s in per_sample) / count},
     "per_class": per_class,
     "per_sample": per_sample,
@@ -146,8 +195,12 @@ TINY_PNG_HEX = (
 FAKE_GATE_YAML = """schema_version: 1
 component: fake
 evaluate:
-  command: ["{python}", "evaluate.py", "--model", "{model}", "--data", "{data}",
-            "--report-dir", "{report_dir}"]
+  prepare: ["{python}", "component.py", "prepare", "--data", "{data}", "--out", "{inputs}"]
+  predict: ["{python}", "component.py", "predict", "--model", "{model}", "--inputs", "{inputs}",
+            "--out", "{predictions}"]
+  score: ["{python}", "component.py", "score", "--data", "{data}", "--predictions", "{predictions}",
+          "--report-dir", "{report_dir}", "--model-ref", "{model_ref}", "--weights-sha256",
+          "{weights_sha256}", "--experiment-id", "{experiment_id}", "--code-commit", "{commit}"]
   timeout_s: 60
 primary_metric: {name: AP50, direction: higher}
 metrics:
@@ -239,9 +292,9 @@ def make_fake_dataset(folder) -> str:
 
 def make_fake_component_repo(root, baseline_scores: Mapping[str, list[float]], *, subdir: str = "comp"):
     """A git repository at `root` with branch `main` holding a component in `subdir` ("" = the
-    repository itself, as a model repository of its own): gate.yaml, the fake evaluate.py, a pin of
-    experiment `local-baseline` bundled under experiments/; then a branch `feature` checked out at the
-    same commit. Returns the component folder."""
+    repository itself, as a model repository of its own): gate.yaml, the fake component.py (prepare,
+    predict, score), a pin of experiment `local-baseline` bundled under experiments/; then a branch
+    `feature` checked out at the same commit. Returns the component folder."""
     import subprocess
     from pathlib import Path
 
@@ -249,7 +302,7 @@ def make_fake_component_repo(root, baseline_scores: Mapping[str, list[float]], *
     component = root / subdir if subdir else root
     component.mkdir(parents=True, exist_ok=True)
     (component / "gate.yaml").write_text(FAKE_GATE_YAML)
-    (component / "evaluate.py").write_text(f"PNG_HEX = {TINY_PNG_HEX!r}\n" + FAKE_EVALUATE_SCRIPT)
+    (component / "component.py").write_text(f"PNG_HEX = {TINY_PNG_HEX!r}\n" + FAKE_COMPONENT_SCRIPT)
     digest = write_fake_experiment(component / "experiments", "local-baseline", fake_weights(baseline_scores))
     (component / "model_ref.yaml").write_text(fake_pin_yaml("local-baseline", digest))
 

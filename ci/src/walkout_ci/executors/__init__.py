@@ -1,9 +1,12 @@
-"""Executors run one component evaluation ("test experiment") and return its validated report.
+"""Executors run the untrusted stage of an evaluation, *prediction*, and return its predictions.
 
-`local` (walkout_ci.executors.local) runs it in a clean git worktree of the requested commit on this
-machine; `clearml` (walkout_ci.executors.clearml) enqueues it for a clearml-agent. Both take an
-`EvaluationRequest` and return an `EvaluationRun` whose report passed `report.read_report` and was
-checked against the request (component, weights sha256, dataset hash).
+An evaluation has three stages (gate.yaml `evaluate`, ARCHITECTURE.md section 4): prepare and score
+are trusted and always run here from the target branch's code (walkout_ci.evaluation); predict runs
+the evaluated commit's model code, possibly a pull request's, and is what an executor runs:
+`local` (walkout_ci.executors.local) in a clean git worktree inside the sandbox (walkout_ci.sandbox)
+on this machine; `clearml` (walkout_ci.executors.clearml) as a ClearML task for a clearml-agent.
+Both take a `PredictionRequest` and return a `PredictionRun` whose predictions folder the trusted
+scorer then reads (after walkout_ci.evaluation copied its regular files out).
 """
 
 from __future__ import annotations
@@ -11,40 +14,50 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from walkout_ci.gate_config import EvaluateConfig
-
 
 @dataclass(frozen=True)
-class EvaluationRequest:
-    """One evaluation to run.
+class PredictionRequest:
+    """One prediction to run (the untrusted stage).
 
     repo_root: the git repository; component_dir: the component folder relative to it (POSIX);
-    commit: full sha whose code evaluates; model_path: verified local weights file; model_ref: what
-    was asked for (for the report headline); data_dir: the (decrypted) dataset folder; report_dir:
-    where the report folder must end up (must not exist yet, or be empty). weights_sha256: sha256 of
-    the model file (checked against the report's model.weights_sha256 when check_weights_sha256).
+    commit: full sha whose model code predicts; command: the target branch's gate.yaml
+    `evaluate.predict` (placeholders unfilled); workdir: gate.yaml `evaluate.workdir`; model_path: a
+    verified local model file (weights; None with model_in_worktree: gate.yaml `model.kind: file`, the
+    repository-relative file inside the worktree of `commit`); inputs_dir: what the trusted prepare
+    stage wrote (images/videos, no ground truth); predictions_dir: an empty folder for the output.
+    require_isolation: refuse to run without the sandbox (sealed, blind data).
     """
 
     repo_root: Path
     component_dir: str
     component: str
     commit: str
-    evaluate: EvaluateConfig
-    model_path: Path
+    command: tuple[str, ...]
+    workdir: str
+    timeout_s: float
     model_ref: str
     weights_sha256: str
-    data_dir: Path
-    dataset_hash: str
-    report_dir: Path
-    track: bool = True
-    label: str = "candidate"
-    extra_env: dict[str, str] = field(default_factory=dict)
-    # gate.yaml `model.kind: file`: {model} may be this repository-relative file inside the worktree of
-    # `commit` (model_path is then ignored)...
+    inputs_dir: Path
+    predictions_dir: Path
+    model_path: Path | None = None
     model_in_worktree: str | None = None
-    # ... and the report's weights_sha256 is the component's own digest of the model (the app hashes
-    # the weights its lock file names), so it is not compared with weights_sha256 (the file's sha256).
-    check_weights_sha256: bool = True
+    label: str = "candidate"
+    require_isolation: bool = False
+    # Folders the untrusted code must not even read (cache, WALKOUT_HOME, output folders).
+    hidden: tuple[Path, ...] = ()
+
+
+@dataclass
+class PredictionRun:
+    """A finished prediction: where its output is and how it ran (`notes` say what isolation it had)."""
+
+    predictions_dir: Path
+    commit: str
+    duration_s: float
+    executor: str = "local"
+    task_id: str | None = None
+    task_link: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -59,3 +72,4 @@ class EvaluationRun:
     experiment_link: str | None = None
     executor: str = "local"
     from_cache: bool = False
+    notes: list[str] = field(default_factory=list)
