@@ -8,6 +8,12 @@
   images of newly broken samples, base64-embedded so the file stands alone as a CI artifact.
 - junit.xml: one test case per rule (FAIL -> <failure>, ERROR -> <error>), so any CI lists them.
 - verdict.json: `GateResult.to_dict()`.
+
+Every value that comes from a report or a config (class and metric names, notes, messages, model
+refs, ids, links) is untrusted: in report.md it is escaped as literal text (`_md_escape`) or shown
+as a code span (`_md_code`), link destinations are percent-encoded; in report.html it is
+HTML-escaped. Debug images are embedded only when they are regular files inside the candidate's
+report folder with no symlink on the way (`_report_image`); others are skipped with a note.
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ import base64
 import html
 import json
 import os
+import re
+import stat
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from urllib.parse import quote
 
 from walkout_ci.gate import ERROR, FAIL, PASS, ClassRow, GateResult, ModelSide
 from walkout_ci.report import atomic_write_text
@@ -59,8 +68,58 @@ def _delta(value: float | None, digits: int = 4) -> str:
     return "–" if value is None else f"{value:+.{digits}f}"
 
 
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+# Characters that start Markdown / HTML syntax anywhere in a line (emphasis, links, images, code,
+# raw HTML, entities, table cells, strikethrough, autolinks of URLs and e-mail addresses).
+_MD_SPECIAL = re.compile(r"([\\`*{}\[\]()#!|~:@\"])")
+# "_" is emphasis only at a word boundary (sku_03 is safe, _x_ is not).
+_MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+_MD_WWW = re.compile(r"(?i)(www)\.")
+# At the start of a line these begin a list, heading or quote.
+_MD_LINE_START = re.compile(r"^(\s*)([-+=])")
+_MD_ORDERED = re.compile(r"^(\s*\d+)\.")
+_URL_SAFE = "/:?#@!$&'*+,;=%-._~"
+
+
+def _one_line(value: object) -> str:
+    return re.sub(r"[\r\n\t\v\f]+", " ", str(value))
+
+
+def _md_escape(text: object) -> str:
+    """Untrusted text (class / metric names, messages, notes, ids) as literal Markdown text.
+
+    Every character that could start Markdown or HTML syntax is backslash-escaped, so `**PASS**`,
+    `[x](http://evil)`, `<img src=x>` or a bare URL render as the characters themselves; newlines
+    become spaces (a value never ends its table row or starts a new block).
+    """
+    # Entities, not backslashes, for raw HTML: every Markdown dialect decodes them as text.
+    text = _one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    text = _MD_UNDERSCORE.sub(r"\\_", text)
+    text = _MD_WWW.sub(r"\1\\.", text)
+    text = _MD_LINE_START.sub(lambda match: match.group(1) + "\\" + match.group(2), text)
+    return _MD_ORDERED.sub(lambda match: match.group(1) + "\\.", text)
+
+
+def _md_code(value: object, *, in_table: bool = True) -> str:
+    """Untrusted text as a Markdown code span (shown verbatim: no emphasis, links or HTML inside).
+
+    In a table `|` is escaped (GFM splits cells on it even inside code spans). A value with `<`,
+    `>`, `&` or a backtick becomes `<code>` + escaped text instead: a backtick could close the span,
+    and some renderers (and GitHub inside an HTML block) would see raw HTML such as `</details>`.
+    """
+    text = _one_line(value)
+    if any(char in text for char in "<>&`"):
+        return f"<code>{_md_escape(text)}</code>"
+    if in_table:
+        text = text.replace("|", "\\|")
+    # A code span strips one space at each end when both are there; keep the value as it is.
+    pad = " " if text.startswith(" ") or text.endswith(" ") or not text else ""
+    return f"`{pad}{text}{pad}`"
+
+
+def _md_url(url: str) -> str:
+    """A link destination with every character that could end it or the table cell percent-encoded."""
+    return quote(_one_line(url), safe=_URL_SAFE)
 
 
 def _interval(row: ClassRow) -> str:
@@ -72,11 +131,11 @@ def _interval(row: ClassRow) -> str:
 
 def _link_md(side: ModelSide) -> str:
     experiment = side.experiment_id or "(no experiment id)"
-    text = f"`{experiment}`"
+    text = _md_code(experiment)
     if side.link and side.link.startswith(("http://", "https://")):
-        text = f"[{experiment}]({side.link})"
+        text = f"[{_md_escape(experiment)}]({_md_url(side.link)})"
     elif side.link:
-        text += f" (store: `{side.link}`)"
+        text += f" (store: {_md_code(side.link)})"
     return text
 
 
@@ -85,12 +144,14 @@ def _evaluation_md(result: GateResult, which: str, *, markdown: bool = True) -> 
     info = result.evaluations.get(which) or {}
     if not info:
         return "–"
-    parts = ["cached" if info.get("from_cache") else f"ran in {info.get('duration_s', 0):.1f} s"]
+    duration = info.get("duration_s", 0)
+    duration = duration if isinstance(duration, int | float) else 0
+    parts = ["cached" if info.get("from_cache") else f"ran in {duration:.1f} s"]
     link = info.get("experiment_link")
     if link and markdown and str(link).startswith(("http://", "https://")):
-        parts.append(f"[test experiment]({link})")
+        parts.append(f"[test experiment]({_md_url(str(link))})")
     elif link:
-        parts.append(f"test experiment `{link}`" if markdown else f"test experiment {link}")
+        parts.append(f"test experiment {_md_code(link)}" if markdown else f"test experiment {link}")
     return ", ".join(parts)
 
 
@@ -121,13 +182,20 @@ def render_markdown(result: GateResult, *, limit: int = MARKDOWN_LIMIT) -> str:
         text = _markdown(result, only_unpassed_rules=True)
     if len(text) > limit:
         note = "\n\n_(comment truncated to fit the size limit; the full report is in report.html)_\n"
-        text = text[: limit - len(note)] + note
+        closing = "\n\n</details>\n"
+        # Cut at a line end, so no escape sequence or code span is split (which could turn the rest
+        # of a hostile value into live Markdown), and close an open <details>.
+        cut = text[: limit - len(note) - len(closing)].rpartition("\n")[0]
+        if cut.count("<details>") > cut.count("</details>"):
+            note += closing
+        text = cut + note
     return text
 
 
 def _markdown(result: GateResult, *, only_unpassed_rules: bool) -> str:
     lines = [
-        f"## {_ICONS[result.verdict]} walkout-ci gate: **{result.verdict}** — `{result.component}`",
+        f"## {_ICONS[result.verdict]} walkout-ci gate: **{result.verdict}** — "
+        f"{_md_code(result.component, in_table=False)}",
         "",
         _md_escape(result.summary()),
         "",
@@ -135,7 +203,7 @@ def _markdown(result: GateResult, *, only_unpassed_rules: bool) -> str:
     primary = next((row for row in result.metrics if row.name == result.primary_metric), None)
     if primary is not None:
         lines += [
-            f"**Primary metric {primary.name}** ({primary.direction} is better): "
+            f"**Primary metric {_md_escape(primary.name)}** ({_md_escape(primary.direction)} is better): "
             f"{_number(primary.baseline)} → {_number(primary.candidate)} ({_delta(primary.delta)})",
             "",
         ]
@@ -143,12 +211,12 @@ def _markdown(result: GateResult, *, only_unpassed_rules: bool) -> str:
         "| | Baseline (pin at merge-base) | Candidate |",
         "|---|---|---|",
         f"| Experiment | {_link_md(result.baseline)} | {_link_md(result.candidate)} |",
-        f"| Model | `{_md_escape(result.baseline.model_ref or '–')}` | "
-        f"`{_md_escape(result.candidate.model_ref or '–')}` |",
-        f"| Weights sha256 | `{(result.baseline.weights_sha256 or '–')[:12]}` | "
-        f"`{(result.candidate.weights_sha256 or '–')[:12]}` |",
-        f"| Code commit | `{(result.baseline.code_commit or '–')[:12]}` | "
-        f"`{(result.candidate.code_commit or '–')[:12]}` |",
+        f"| Model | {_md_code(result.baseline.model_ref or '–')} | "
+        f"{_md_code(result.candidate.model_ref or '–')} |",
+        f"| Weights sha256 | {_md_code((result.baseline.weights_sha256 or '–')[:12])} | "
+        f"{_md_code((result.candidate.weights_sha256 or '–')[:12])} |",
+        f"| Code commit | {_md_code((result.baseline.code_commit or '–')[:12])} | "
+        f"{_md_code((result.candidate.code_commit or '–')[:12])} |",
         f"| Evaluation | {_evaluation_md(result, 'baseline')} | {_evaluation_md(result, 'candidate')} |",
         "",
     ]
@@ -195,7 +263,7 @@ def _markdown(result: GateResult, *, only_unpassed_rules: bool) -> str:
         lines += ["### Newly broken / newly fixed samples", ""]
         for title, table in (("broken", result.newly_broken), ("fixed", result.newly_fixed)):
             for name, ids in table.items():
-                listed = ", ".join(f"`{_md_escape(sample)}`" for sample in ids[:_MAX_LISTED_IDS])
+                listed = ", ".join(_md_code(sample, in_table=False) for sample in ids[:_MAX_LISTED_IDS])
                 more = f" … (+{len(ids) - _MAX_LISTED_IDS})" if len(ids) > _MAX_LISTED_IDS else ""
                 lines.append(f"- newly {title} in **{_md_escape(name)}** ({len(ids)}): {listed}{more}")
         lines.append("")
@@ -205,7 +273,7 @@ def _markdown(result: GateResult, *, only_unpassed_rules: bool) -> str:
     title = "Rules that did not pass" if only_unpassed_rules else "All rules"
     lines += [f"<details><summary>{title}</summary>", "", "| | Rule | Result |", "|---|---|---|"]
     for item in rules[:_MAX_RULE_ROWS]:
-        lines.append(f"| {_ICONS[item.status]} | `{_md_escape(item.name)}` | {_md_escape(item.message)} |")
+        lines.append(f"| {_ICONS[item.status]} | {_md_code(item.name)} | {_md_escape(item.message)} |")
     if len(rules) > _MAX_RULE_ROWS or len(rules) < len(result.rules):
         lines.append(f"\n_{len(result.rules) - min(len(rules), _MAX_RULE_ROWS)} more rules in junit.xml._")
     lines += ["", "</details>", ""]
@@ -254,24 +322,75 @@ def _svg_delta_chart(rows: list[ClassRow]) -> str:
     return "".join(parts)
 
 
+def _report_image(report_dir: str | None, relative: object) -> Path | None:
+    """The debug image `relative` of a report folder, if it is safe to embed; else None.
+
+    A missing file raises FileNotFoundError (reported as missing, not as unsafe).
+
+    Safe: a relative path (no `..`, no backslash) to a regular file inside `report_dir` with no
+    symlink on the way (the folder itself may be reached through one). A report written by code
+    under review could otherwise make the page embed any file the gate can read (e.g. /etc/passwd).
+    """
+    if not report_dir or not isinstance(relative, str) or not relative or "\0" in relative:
+        return None
+    parts = Path(relative).parts
+    if Path(relative).is_absolute() or "\\" in relative or ".." in parts:
+        return None
+    base = Path(report_dir)
+    current = base
+    try:
+        for part in parts:
+            current = current / part
+            if stat.S_ISLNK(current.lstat().st_mode):
+                return None
+        if not stat.S_ISREG(current.lstat().st_mode):
+            return None
+        if not current.resolve().is_relative_to(base.resolve()):
+            return None
+    except FileNotFoundError:
+        raise
+    except OSError:
+        return None
+    return current
+
+
+def _read_regular(path: Path, limit: int) -> bytes | None:
+    """The bytes of `path`, opened without following a symlink, if it is a regular file <= limit."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        return handle.read(limit + 1)[:limit]
+
+
 def _gallery(result: GateResult) -> str:
     items = []
     skipped = 0
+    unsafe = 0
     embedded = 0
     for failure in result.broken_failures:
-        path = failure.get("image_path")
-        if not path:
+        relative = failure.get("image")
+        if not relative:
             continue
-        image = Path(path)
+        try:
+            image = _report_image(result.candidate.report_dir, relative)
+        except FileNotFoundError:
+            skipped += 1
+            continue
+        if image is None:
+            unsafe += 1
+            continue
         mime = _IMAGE_TYPES.get(image.suffix.lower())
-        if mime is None or not image.is_file() or image.stat().st_size > _MAX_IMAGE_BYTES:
+        data = _read_regular(image, _MAX_IMAGE_BYTES) if mime is not None else None
+        if data is None or len(items) >= _MAX_GALLERY_IMAGES or embedded + len(data) > _MAX_GALLERY_BYTES:
             skipped += 1
             continue
-        if len(items) >= _MAX_GALLERY_IMAGES or embedded + image.stat().st_size > _MAX_GALLERY_BYTES:
-            skipped += 1
-            continue
-        embedded += image.stat().st_size
-        encoded = base64.b64encode(image.read_bytes()).decode("ascii")
+        embedded += len(data)
+        encoded = base64.b64encode(data).decode("ascii")
         caption = (
             f"<b>{html.escape(str(failure['sample_id']))}</b> · {html.escape(str(failure['class']))} · "
             f"{html.escape(str(failure['kind']))}"
@@ -290,6 +409,11 @@ def _gallery(result: GateResult) -> str:
         )
     if skipped:
         note += f" {skipped} not embedded (missing, too large, unknown type or over the limit)."
+    if unsafe:
+        note += (
+            f" {unsafe} skipped: not a regular file inside the report folder (a symlink, an absolute path "
+            "or a path leaving the folder)."
+        )
     return f"<p>{note}</p><div class='gallery'>{''.join(items)}</div>"
 
 
