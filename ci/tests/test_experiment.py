@@ -386,7 +386,7 @@ def test_image_conversion_bgr_to_rgb() -> None:
 CLONE_SCRIPT = r"""
 import json, sys
 from walkout_ci import experiment
-params = {"lr": 0.1, "optim": {"momentum": 0.9}, "tag": sys.argv[1]}
+params = {"lr": 0.1, "optim": {"momentum": 0.9}, "tag": sys.argv[sys.argv.index("--tag") + 1]}
 exp = experiment.start("walkout/test", "clone-me", params)
 exp.close()
 print(json.dumps({"id": exp.id, "params": exp.params}))
@@ -396,17 +396,20 @@ print(json.dumps({"id": exp.id, "params": exp.params}))
 def test_clone_locally_reruns_the_recorded_command_with_overrides(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
 ) -> None:
-    from walkout_ci import cli
+    from walkout_ci import cli, clone
 
     env = clean_env(tmp_path)
     for key in [k for k in os.environ if k.startswith(("CLEARML_", "TRAINS_", "WALKOUT_"))]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("WALKOUT_HOME", env["WALKOUT_HOME"])
     monkeypatch.setenv("HOME", env["HOME"])
-    script = tmp_path / "train.py"
+    script = tmp_path / "clone_me.py"
     script.write_text(CLONE_SCRIPT)
+    # Only our training entry points may be rerun: register this test one (`python -m clone_me train`).
+    test_entry = clone.EntryPoint("clone_me", "clone-me", "train", {"--tag": True})
+    monkeypatch.setattr(clone, "ENTRY_POINTS", (*clone.ENTRY_POINTS, test_entry))
     store = Store.open(env["WALKOUT_HOME"])
-    # The source experiment, as a training run of `python train.py first` in tmp_path records it.
+    # The source experiment, as a run of `python -m clone_me train --tag first` in tmp_path records it.
     source = experiment.Experiment(
         experiment_id="local-source",
         project="walkout/test",
@@ -415,7 +418,8 @@ def test_clone_locally_reruns_the_recorded_command_with_overrides(
         params={"lr": 0.1},
         store=store,
     )
-    source.record["code"] = {"argv": [str(script), "first"], "cwd": str(tmp_path), "commit": None}
+    argv = [str(script), "train", "--tag", "first"]
+    source.record["code"] = {"argv": argv, "cwd": str(tmp_path), "commit": None}
     source.close()
     assert cli.main(["clone", "local-source", "--set", "lr=0.5", "--set", "optim.momentum=0.0"]) == 0
     out = capfd.readouterr().out

@@ -7,6 +7,14 @@ queue (or left as a draft). The clone's code reads them through `exp.params` und
 Locally (`local=True`, or an offline/local id): the recorded command line (`code.argv`, run in
 `code.cwd`) is run again with `WALKOUT_CI_PARAMS_OVERRIDE` set to the overrides, which
 `experiment.start` applies to its params; the rerun is a new experiment.
+
+A record is data anyone can edit (a bundle in a pull request, a copied store), so the local rerun
+runs only our own training entry points (`ENTRY_POINTS`): the recorded argv must be
+`<python> -m walkout_<component>.cli train ...`, the module file itself (what `sys.argv` holds under
+`python -m`) or the console script `walkout-<component> train ...`, with only the options of that
+component's `train` command. It is rerun as `sys.executable -m <module> train <options>` without a
+shell: never the recorded executable. Anything else is an ExperimentError naming the recorded
+command and what is allowed. Keep `ENTRY_POINTS` in step with the components' `train` options.
 """
 
 from __future__ import annotations
@@ -14,9 +22,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +56,139 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
             value = raw
         overrides[key.strip()] = value
     return overrides
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    """One training command `clone --local` may rerun.
+
+    module: the CLI module (`python -m <module>`); script: its console script name; subcommand: the
+    only subcommand allowed; options: {"--option": takes a value?} accepted after the subcommand.
+    """
+
+    module: str
+    script: str
+    subcommand: str
+    options: Mapping[str, bool]
+
+
+ENTRY_POINTS: tuple[EntryPoint, ...] = (
+    EntryPoint(
+        "walkout_detection.cli",
+        "walkout-detection",
+        "train",
+        {
+            "--data": True,
+            "--val-data": True,
+            "--output": True,
+            "--config": True,
+            "--set": True,
+            "--name": True,
+            "--no-progress": False,
+        },
+    ),
+    EntryPoint(
+        "walkout_pose.cli",
+        "walkout-pose",
+        "train",
+        {
+            "--data": True,
+            "--val-data": True,
+            "--out": True,
+            "--config": True,
+            "--epochs": True,
+            "--name": True,
+            "--no-progress": False,
+        },
+    ),
+    EntryPoint(
+        "walkout_tracking.cli",
+        "walkout-tracking",
+        "train",
+        {
+            "--data": True,
+            "--val-data": True,
+            "--config": True,
+            "--out": True,
+            "--epochs": True,
+            "--quiet": False,
+        },
+    ),
+)
+_PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?$")
+
+
+def _describe_allowed(entry_points: Sequence[EntryPoint]) -> str:
+    return "; ".join(
+        f"`python -m {entry.module} {entry.subcommand} ...` or `{entry.script} {entry.subcommand} ...`"
+        for entry in entry_points
+    )
+
+
+def _match_entry_point(
+    argv: Sequence[str], entry_points: Sequence[EntryPoint]
+) -> tuple[EntryPoint, list[str]]:
+    """(entry point, arguments after the program) of a recorded argv; ValueError when none matches."""
+    program = str(argv[0])
+    name = Path(program).name
+    for entry in entry_points:
+        module_file = entry.module.replace(".", "/") + ".py"
+        if name == entry.script or program == module_file or program.endswith("/" + module_file):
+            return entry, list(argv[1:])
+        if _PYTHON_NAME.match(name) and len(argv) >= 3 and argv[1] == "-m" and argv[2] == entry.module:
+            return entry, list(argv[3:])
+    raise ValueError("the program is not one of our training entry points")
+
+
+def _check_arguments(entry: EntryPoint, arguments: Sequence[str]) -> list[str]:
+    """The arguments if they are `<subcommand>` + known options of `entry`; ValueError naming the bad one."""
+    if not arguments or arguments[0] != entry.subcommand:
+        got = repr(arguments[0]) if arguments else "nothing"
+        raise ValueError(f"expected the subcommand {entry.subcommand!r}, got {got}")
+    index = 1
+    while index < len(arguments):
+        token = arguments[index]
+        option, equals, _ = token.partition("=")
+        if option not in entry.options:
+            raise ValueError(
+                f"argument {token!r} is not an option of `{entry.script} {entry.subcommand}` "
+                f"(allowed: {', '.join(sorted(entry.options))})"
+            )
+        takes_value = entry.options[option]
+        if equals and not takes_value:
+            raise ValueError(f"option {option} takes no value, got {token!r}")
+        if takes_value and not equals:
+            index += 1
+            if index >= len(arguments) or arguments[index].startswith("-"):
+                raise ValueError(f"option {option} needs a value")
+        index += 1
+    return list(arguments)
+
+
+def rerun_command(
+    argv: Sequence[object], *, experiment_id: str = "?", entry_points: Sequence[EntryPoint] | None = None
+) -> list[str]:
+    """The command that reruns a recorded training argv: `[sys.executable, "-m", module, *arguments]`.
+
+    argv: the record's `code.argv`. Raises ExperimentError naming the recorded command and what is
+    allowed when it is not one of `entry_points` (default ENTRY_POINTS) with valid arguments.
+    """
+    entry_points = ENTRY_POINTS if entry_points is None else entry_points
+    try:
+        if (
+            not isinstance(argv, list | tuple)
+            or not argv
+            or not all(isinstance(item, str) and "\0" not in item for item in argv)
+        ):
+            raise ValueError("it must be a non-empty list of strings")
+        entry, arguments = _match_entry_point([str(item) for item in argv], entry_points)
+        arguments = _check_arguments(entry, arguments)
+    except ValueError as problem:
+        raise ExperimentError(
+            f"experiment {experiment_id}: recorded command {list(argv)!r} cannot be rerun: {problem}. "
+            f"`clone --local` reruns only our training entry points: {_describe_allowed(entry_points)}"
+        ) from None
+    return [sys.executable, "-m", entry.module, *arguments]
 
 
 @dataclass(frozen=True)
@@ -116,6 +258,7 @@ def clone_local(
         raise ExperimentError(
             f"experiment {experiment_id} recorded no command line (code.argv): cannot rerun it"
         )
+    command = rerun_command(argv, experiment_id=experiment_id)
     workdir = Path(cwd or code.get("cwd") or ".")
     if not workdir.is_dir():
         raise ExperimentError(
@@ -131,7 +274,6 @@ def clone_local(
             workdir,
             current[:12],
         )
-    command = [sys.executable, *argv] if argv[0].endswith(".py") else list(argv)
     environment = dict(os.environ)
     environment[PARAMS_OVERRIDE_ENV_VAR] = json.dumps(overrides)
     try:
