@@ -181,7 +181,13 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def parse_blind_metrics(value: str | None) -> dict[str, float]:
-    """`--blind-metrics`: a JSON object of numbers, or a report.json whose `metrics` are taken."""
+    """`--blind-metrics`: a JSON object of numbers, or a report.json whose `metrics` are taken.
+
+    Every value must be a finite number (json accepts NaN/Infinity; a pin must not): ConfigError
+    naming the metric otherwise.
+    """
+    from walkout_ci.pins import metric_value_problem
+
     if not value:
         return {}
     path = Path(value)
@@ -192,10 +198,12 @@ def parse_blind_metrics(value: str | None) -> dict[str, float]:
         raise ConfigError(message) from error
     if isinstance(data, dict) and "metrics" in data and "schema_version" in data:
         data = data["metrics"]
-    if not isinstance(data, dict) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in data.values()
-    ):
+    if not isinstance(data, dict):
         raise ConfigError(f"--blind-metrics {value!r}: expected metric names mapped to numbers")
+    for name, number in data.items():
+        problem = metric_value_problem(name, number)
+        if problem:
+            raise ConfigError(f"--blind-metrics {value!r}: {problem}")
     return {str(k): float(v) for k, v in data.items()}
 
 

@@ -26,6 +26,7 @@ import dataclasses
 import difflib
 import hashlib
 import logging
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -88,6 +89,17 @@ def _is_sha256(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
+def metric_value_problem(name: Any, value: Any) -> str | None:
+    """Why `name: value` is not a valid blind metric (None when it is): a string name, a finite number."""
+    if not isinstance(name, str) or not name:
+        return f"metric name {name!r} must be a non-empty string"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"metric {name!r} must be a number, got {value!r}"
+    if not math.isfinite(value):
+        return f"metric {name!r} must be finite, got {value!r} (NaN/inf is an evaluation bug, not a score)"
+    return None
+
+
 def pin_from_dict(data: Any, source: str = "<pin>") -> ModelPin:
     """Validate a mapping against the pin schema; PinError naming `source` and the bad key."""
     if not isinstance(data, dict):
@@ -119,11 +131,17 @@ def pin_from_dict(data: Any, source: str = "<pin>") -> ModelPin:
     dataset = data.get("training_dataset")
     if dataset is not None and (not isinstance(dataset, dict) or set(dataset) - {"id", "hash"}):
         raise PinError(f"{source}: 'training_dataset' must be null or a mapping with keys 'id' and 'hash'")
+    if dataset is not None:
+        for key in ("id", "hash"):
+            if dataset.get(key) is not None and not isinstance(dataset.get(key), str):
+                raise PinError(f"{source}: 'training_dataset.{key}' must be a string or null")
     metrics = data.get("blind_metrics") or {}
-    if not isinstance(metrics, dict) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in metrics.values()
-    ):
+    if not isinstance(metrics, dict):
         raise PinError(f"{source}: 'blind_metrics' must map metric names to numbers, got {metrics!r}")
+    for name, value in metrics.items():
+        problem = metric_value_problem(name, value)
+        if problem:
+            raise PinError(f"{source}: 'blind_metrics': {problem}")
     created_at = data.get("created_at")
     return ModelPin(
         component=data["component"],
@@ -158,9 +176,14 @@ PIN_HEADER = (
 
 
 def write_pin(path: str | Path, pin: ModelPin) -> Path:
-    """Write a pin atomically (temp file + rename). Returns the path."""
-    pin_from_dict(pin.to_dict(), source=str(path))
+    """Write a pin atomically (temp file + rename). Returns the path.
+
+    The exact text to be written is parsed back and validated by `pin_from_dict` (what `read_pin`
+    does) first, so a pin that could not be read back is never written; PinError names the file.
+    """
     text = PIN_HEADER + yaml.safe_dump(pin.to_dict(), sort_keys=False, default_flow_style=False)
+    if pin_from_dict(yaml.safe_load(text), source=str(path)) != pin:
+        raise PinError(f"{path}: the pin would not read back as written; nothing was written")
     return atomic_write_text(path, text)
 
 
