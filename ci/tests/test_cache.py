@@ -10,7 +10,14 @@ from dataclasses import asdict, replace
 import pytest
 
 from walkout_ci import cli
-from walkout_ci.cache import CacheKey, EvaluationCache, files_digest, run_info
+from walkout_ci.cache import (
+    SECRET_ENV_VAR,
+    CacheKey,
+    EvaluationCache,
+    files_digest,
+    run_info,
+    secret_from_env,
+)
 from walkout_ci.errors import ReportError
 from walkout_ci.report import read_report, write_report
 from walkout_ci.testing import fake_weights, make_fake_component_repo, make_fake_dataset, make_report
@@ -115,6 +122,14 @@ def test_with_a_secret_an_entry_forged_without_it_is_a_miss(tmp_path):
     assert signed.lookup_copy(KEY, tmp_path / "forged") is None
     (entry / "files.hmac").unlink()
     assert signed.lookup(KEY) is None
+
+
+def test_the_default_cache_takes_its_secret_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(SECRET_ENV_VAR, "ci-secret")
+    assert EvaluationCache.default().secret == b"ci-secret" == secret_from_env()
+    monkeypatch.setenv(SECRET_ENV_VAR, "")
+    assert EvaluationCache.default().secret is None and secret_from_env({}) is None
 
 
 def test_a_report_with_a_symlink_is_not_stored(tmp_path):

@@ -24,7 +24,9 @@ Concurrency rules (several gate processes share one cache):
   later `store` moves it aside and replaces it).
 - With `secret` (bytes, e.g. from a CI secret), entries carry an HMAC of files.json and lookups
   require it: a process without the secret that can write to the cache folder cannot forge an entry
-  the gate would accept (it can still delete entries, which only costs a re-evaluation).
+  the gate would accept (it can still delete entries, which only costs a re-evaluation). The CLI
+  takes it from `$WALKOUT_CACHE_SECRET` (`secret_from_env`; store it as a CI secret, like the blind
+  key); entries written without it are misses for a gate that has it.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import shutil
 import stat
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -77,6 +79,15 @@ class CacheKey:
             "report_schema_version": SCHEMA_VERSION,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+SECRET_ENV_VAR = "WALKOUT_CACHE_SECRET"
+
+
+def secret_from_env(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The cache HMAC secret from `$WALKOUT_CACHE_SECRET` (UTF-8 bytes), None when unset or empty."""
+    value = (os.environ if environ is None else environ).get(SECRET_ENV_VAR, "")
+    return value.encode("utf-8") if value else None
 
 
 class CacheEntryError(Exception):
@@ -174,8 +185,8 @@ class EvaluationCache:
 
     @classmethod
     def default(cls, *, secret: bytes | None = None) -> EvaluationCache:
-        """The cache in the walkout store: `$WALKOUT_HOME/ci-cache`."""
-        return cls(walkout_home() / "ci-cache", secret=secret)
+        """The cache in the walkout store: `$WALKOUT_HOME/ci-cache`; secret default: `secret_from_env()`."""
+        return cls(walkout_home() / "ci-cache", secret=secret if secret is not None else secret_from_env())
 
     def entry_dir(self, key: CacheKey) -> Path:
         digest = key.digest()
