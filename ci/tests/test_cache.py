@@ -147,39 +147,43 @@ def test_an_invalid_report_is_never_stored(tmp_path):
         EvaluationCache(tmp_path / "cache").store(KEY, tmp_path / "report")
 
 
+def from_cache(out) -> dict[str, bool]:
+    """{side: whether the gate took its report from the cache} of the verdict in `out`."""
+    verdict = json.loads((out / "verdict.json").read_text())
+    return {side: verdict["evaluations"][side]["from_cache"] for side in ("baseline", "candidate")}
+
+
 def test_gate_rerun_with_nothing_changed_performs_no_evaluation(tmp_path, monkeypatch, capsys):
-    counter = tmp_path / "counter.txt"
     monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("WALKOUT_FAKE_COUNTER", str(counter))
     scores = {"person": [0.9, 0.8, 0.7, 0.9], "sku": [0.9, 0.9, 0.8, 0.6]}
     component = make_fake_component_repo(tmp_path / "repo", scores)
     make_fake_dataset(tmp_path / "data")
     candidate = tmp_path / "candidate.json"
     # Different weights from the baseline's (identical weights + code + data would share one entry).
     candidate.write_bytes(fake_weights({"person": [0.9, 0.8, 0.7, 0.95], "sku": [0.9, 0.9, 0.8, 0.6]}))
+    out = tmp_path / "out"
     argv = ["gate", "--component-dir", str(component), "--candidate", str(candidate)]
-    argv += ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--no-track"]
+    argv += ["--data", str(tmp_path / "data"), "--out", str(out), "--no-track"]
     argv += ["--cache-dir", str(tmp_path / "cache")]
 
     started = time.perf_counter()
     assert cli.main(argv) == 0
     first_s = time.perf_counter() - started
-    assert len(counter.read_text().splitlines()) == 2  # baseline and candidate evaluated once each
+    assert from_cache(out) == {"baseline": False, "candidate": False}  # both evaluated
+    first = json.loads((out / "verdict.json").read_text())
 
     started = time.perf_counter()
     assert cli.main(argv) == 0
     rerun_s = time.perf_counter() - started
-    assert len(counter.read_text().splitlines()) == 2  # the re-run evaluated nothing
-    verdict = json.loads((tmp_path / "out" / "verdict.json").read_text())
-    assert (
-        verdict["evaluations"]["baseline"]["from_cache"] and verdict["evaluations"]["candidate"]["from_cache"]
-    )
+    assert from_cache(out) == {"baseline": True, "candidate": True}  # the re-run evaluated nothing
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["verdict"] == first["verdict"] and verdict["metrics"] == first["metrics"]
     assert verdict["evaluations"]["baseline"]["commit"] == verdict["baseline"]["code_commit"]
 
     # A changed candidate is evaluated again, the unchanged baseline is not.
     candidate.write_bytes(fake_weights({"person": [1.0] * 4, "sku": [1.0] * 4}))
     assert cli.main(argv) == 0
-    assert len(counter.read_text().splitlines()) == 3
+    assert from_cache(out) == {"baseline": True, "candidate": False}
     with capsys.disabled():
         print(
             f"\n[gate cache] first run {first_s:.2f} s (2 evaluations), unchanged re-run {rerun_s:.2f} s (0)"
@@ -187,25 +191,17 @@ def test_gate_rerun_with_nothing_changed_performs_no_evaluation(tmp_path, monkey
 
 
 def test_no_cache_evaluates_every_time_into_the_out_folder(tmp_path, monkeypatch):
-    counter = tmp_path / "counter.txt"
     monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("WALKOUT_FAKE_COUNTER", str(counter))
     scores = {"person": [0.9, 0.8], "sku": [0.9, 0.7]}
     component = make_fake_component_repo(tmp_path / "repo", scores)
     make_fake_dataset(tmp_path / "data")
     candidate = tmp_path / "candidate.json"
     candidate.write_bytes(fake_weights({"person": [0.9, 0.85], "sku": [0.9, 0.7]}))
-    argv = [
-        "gate",
-        "--component-dir",
-        str(component),
-        "--candidate",
-        str(candidate),
-        "--data",
-        str(tmp_path / "data"),
-    ]
-    argv += ["--out", str(tmp_path / "out"), "--no-track", "--no-cache"]
-    assert cli.main(argv) == 0 and cli.main(argv) == 0
-    assert len(counter.read_text().splitlines()) == 4
-    assert (tmp_path / "out" / "evaluations" / "candidate" / "report.json").is_file()
+    out = tmp_path / "out"
+    argv = ["gate", "--component-dir", str(component), "--candidate", str(candidate)]
+    argv += ["--data", str(tmp_path / "data"), "--out", str(out), "--no-track", "--no-cache"]
+    for _ in range(2):
+        assert cli.main(argv) == 0
+        assert from_cache(out) == {"baseline": False, "candidate": False}
+    assert (out / "evaluations" / "candidate" / "report.json").is_file()
     assert not (tmp_path / "home" / "ci-cache").exists()
