@@ -82,6 +82,8 @@ class _Progress:
 
     def __init__(self) -> None:
         self.stage = "gate"
+        # Notes gathered before an error (e.g. "this change edits gate.yaml") stay in the ERROR report.
+        self.notes: list[str] = []
 
     def __call__(self, stage: str) -> None:
         self.stage = stage
@@ -100,6 +102,7 @@ def run_gate(request: GateRequest) -> GateResult:
             f"the gate was {stop}", component=request.component_dir.name, rule=progress.stage
         )
         result.duration_s = time.perf_counter() - started
+        result.notes = progress.notes + result.notes
         render.write_outputs(result, request.out_dir)
         raise
     except Exception as error:
@@ -110,6 +113,8 @@ def run_gate(request: GateRequest) -> GateResult:
             component=request.component_dir.name,
             rule=progress.stage,
         )
+    if result.verdict == "ERROR":
+        result.notes = [note for note in progress.notes if note not in result.notes] + result.notes
     result.duration_s = time.perf_counter() - started
     render.write_outputs(result, request.out_dir)
     return result
@@ -180,7 +185,7 @@ def _web_url(experiment_id: str) -> str | None:
     return f"{host}/projects/*/experiments/{experiment_id}/output/log" if host else None
 
 
-def _run(request: GateRequest, stage: Callable[[str], None]) -> GateResult:
+def _run(request: GateRequest, stage: _Progress) -> GateResult:
     stage("git")
     component_dir = request.component_dir.resolve()
     root = gitrepo.repo_root(component_dir)
@@ -188,7 +193,8 @@ def _run(request: GateRequest, stage: Callable[[str], None]) -> GateResult:
     head = gitrepo.resolve_commit(root, "HEAD")
     base = gitrepo.merge_base(root, request.target_branch)
     prefix = f"{relative}/" if relative else ""
-    notes = [
+    notes = stage.notes
+    notes += [
         f"baseline = the model pinned at the merge-base {base[:12]} of HEAD {head[:12]} "
         f"with {request.target_branch}"
     ]

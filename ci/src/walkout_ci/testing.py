@@ -290,6 +290,25 @@ def make_fake_dataset(folder) -> str:
     return dataset_hash(folder)
 
 
+def add_fake_truth(folder, *, token: str, multiplier: float = 1.0) -> str:
+    """Give a fake dataset ground truth (`truth.json`: the scorer's multiplier and a secret `token`
+    that only a process reading the ground truth can know), listed in its manifest; returns the new
+    dataset hash."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from walkout_ci.report import dataset_hash
+
+    folder = Path(folder)
+    truth = json.dumps({"multiplier": multiplier, "token": token}).encode()
+    (folder / "truth.json").write_bytes(truth)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"]["truth.json"] = hashlib.sha256(truth).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return dataset_hash(folder)
+
+
 def make_fake_component_repo(root, baseline_scores: Mapping[str, list[float]], *, subdir: str = "comp"):
     """A git repository at `root` with branch `main` holding a component in `subdir` ("" = the
     repository itself, as a model repository of its own): gate.yaml, the fake component.py (prepare,

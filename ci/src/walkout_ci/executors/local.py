@@ -56,6 +56,10 @@ def run_local_prediction(request: PredictionRequest) -> PredictionRun:
                 f"{request.component_dir or '.'}/{request.workdir} does not exist at commit "
                 f"{request.commit[:12]}: the prediction has nowhere to run"
             )
+        if request.model_in_worktree is None:
+            # The model to predict with is {model}, nothing else: bundled exports of other models
+            # (the baseline's, say) are not the model code's business.
+            shutil.rmtree(component_root / "experiments", ignore_errors=True)
         model = _model_for_sandbox(request, worktree, scratch)
         inputs = scratch / "inputs"
         shutil.copytree(request.inputs_dir, inputs, symlinks=False)
