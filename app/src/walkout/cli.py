@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--data", help="oracle mode only: the split whose ground truth the oracle replays")
     predict.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
     predict.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
     score = commands.add_parser(
         "gate-score", help="gate stage 3 (trusted): check and score predictions.json; writes the report"
@@ -165,6 +166,7 @@ def gate_predict_command(args: argparse.Namespace) -> int:
         data=args.data,
         jobs=args.jobs,
         device=args.device,
+        progress=not args.no_progress,
     )
     if run.errors:
         _print_errors("predict: ERROR", run.errors)
