@@ -129,7 +129,16 @@ def test_the_default_cache_takes_its_secret_from_the_environment(tmp_path, monke
     monkeypatch.setenv(SECRET_ENV_VAR, "ci-secret")
     assert EvaluationCache.default().secret == b"ci-secret" == secret_from_env()
     monkeypatch.setenv(SECRET_ENV_VAR, "")
+    monkeypatch.delenv("WALKOUT_BLIND_KEY", raising=False)
     assert EvaluationCache.default().secret is None and secret_from_env({}) is None
+    # On CI the blind key alone signs the cache (derived: the key itself is never the secret).
+    derived = secret_from_env({"WALKOUT_BLIND_KEY": "blind-key-of-ci"})
+    assert derived and b"blind-key-of-ci" not in derived
+    assert (
+        derived
+        == secret_from_env({"WALKOUT_BLIND_KEY": "blind-key-of-ci"})
+        != secret_from_env({"WALKOUT_BLIND_KEY": "x" * 16})
+    )
 
 
 def test_a_report_with_a_symlink_is_not_stored(tmp_path):

@@ -85,9 +85,16 @@ SECRET_ENV_VAR = "WALKOUT_CACHE_SECRET"
 
 
 def secret_from_env(environ: Mapping[str, str] | None = None) -> bytes | None:
-    """The cache HMAC secret from `$WALKOUT_CACHE_SECRET` (UTF-8 bytes), None when unset or empty."""
-    value = (os.environ if environ is None else environ).get(SECRET_ENV_VAR, "")
-    return value.encode("utf-8") if value else None
+    """The cache HMAC secret: `$WALKOUT_CACHE_SECRET` (UTF-8 bytes), else one derived from the blind
+    key `$WALKOUT_BLIND_KEY` (CI holds it, pull-request code never does); None when neither is set."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(SECRET_ENV_VAR, "")
+    if value:
+        return value.encode("utf-8")
+    blind_key = environ.get("WALKOUT_BLIND_KEY", "")
+    if blind_key:
+        return hmac.new(blind_key.encode(), b"walkout-ci evaluation cache", hashlib.sha256).digest()
+    return None
 
 
 class CacheEntryError(Exception):

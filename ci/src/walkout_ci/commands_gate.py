@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from walkout_ci import gitrepo
-from walkout_ci.cache import EvaluationCache
+from walkout_ci.cache import EvaluationCache, secret_from_env
 from walkout_ci.errors import EvaluationError
 from walkout_ci.evaluation import Candidate, EvaluationContext, Scorer, evaluate
 from walkout_ci.executors import EvaluationRun
@@ -100,21 +100,6 @@ def executor_for(name: str):
     return run_clearml_prediction
 
 
-def cache_secret() -> bytes | None:
-    """The evaluation cache's signing secret: WALKOUT_CACHE_SECRET, else derived from the blind key.
-
-    Only CI holds either, so code without it (a pull request's prediction) cannot forge an entry.
-    """
-    import hashlib
-    import hmac
-    import os
-
-    raw = os.environ.get("WALKOUT_CACHE_SECRET") or os.environ.get("WALKOUT_BLIND_KEY")
-    if not raw:
-        return None
-    return hmac.new(raw.encode(), b"walkout-ci evaluation cache", hashlib.sha256).digest()
-
-
 def _evaluate(args: argparse.Namespace) -> int:
     from walkout_ci import pins
 
@@ -200,9 +185,9 @@ def _gate(args: argparse.Namespace) -> int:
             None
             if args.no_cache
             else (
-                EvaluationCache(args.cache_dir, secret=cache_secret())
+                EvaluationCache(args.cache_dir, secret=secret_from_env())
                 if args.cache_dir
-                else EvaluationCache.default(secret=cache_secret())
+                else EvaluationCache.default()
             )
         )
         request = GateRequest(
