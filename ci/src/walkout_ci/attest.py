@@ -285,3 +285,83 @@ def verify(document: bytes, key: SigningKey, where: str = "verdict") -> dict[str
             reason="tampered",
         )
     return validate_attestation(attestation, where)
+
+
+# --- where verdicts live: refs/verdicts/<commit> -> a blob holding the signed document ----------------
+
+
+def verdict_ref(commit: str) -> str:
+    """`refs/verdicts/<commit>`; AttestationError unless `commit` is a full 40-hex commit id."""
+    if not _SHA1.match(commit):
+        raise AttestationError(f"verdict refs name a full 40-hex commit id, got {commit!r}")
+    return VERDICT_REF_PREFIX + commit
+
+
+def store_verdict(repo: str | os.PathLike, commit: str, document: bytes) -> str:
+    """Write `document` as a blob and point `refs/verdicts/<commit>` at it (local); returns the blob id."""
+    import subprocess
+
+    from walkout_ci import gitrepo
+
+    completed = subprocess.run(
+        ["git", "-C", os.fspath(repo), "hash-object", "-w", "--stdin"],
+        input=document,
+        capture_output=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise AttestationError(f"cannot store the verdict in {repo}: {completed.stderr.decode().strip()}")
+    blob = completed.stdout.decode().strip()
+    gitrepo.git(repo, "update-ref", verdict_ref(commit), blob)
+    return blob
+
+
+def push_verdict(repo: str | os.PathLike, remote: str, commit: str) -> None:
+    """Push `refs/verdicts/<commit>` to `remote` (forced: a newer CI run replaces an older verdict).
+
+    The remote's hook checks the signature, so a refusal there surfaces as a GateError quoting git.
+    """
+    from walkout_ci import gitrepo
+
+    ref = verdict_ref(commit)
+    gitrepo.git(repo, "push", "--quiet", remote, f"+{ref}:{ref}")
+
+
+def fetch_verdicts(repo: str | os.PathLike, remote: str = "origin") -> None:
+    """Fetch every `refs/verdicts/*` of `remote` into the local repository."""
+    from walkout_ci import gitrepo
+
+    gitrepo.git(repo, "fetch", "--quiet", remote, f"+{VERDICT_REF_PREFIX}*:{VERDICT_REF_PREFIX}*")
+
+
+def read_verdict(
+    repo: str | os.PathLike, commit: str, key: SigningKey | None = None
+) -> tuple[dict[str, Any], bool] | None:
+    """(attestation, verified) recorded for `commit` in `repo`, None when there is none.
+
+    With `key` the signature is checked (AttestationError when it fails) and `verified` is True;
+    without a key the fields are validated only (anyone can read a verdict; only CI and the server can
+    check it). E.g. `walkout bump` reads the candidate's blind metrics from here.
+    """
+    import subprocess
+
+    from walkout_ci import gitrepo
+
+    ref = verdict_ref(commit)
+    oid = gitrepo.git(repo, "rev-parse", "--verify", "--quiet", ref, check=False)
+    if not oid:
+        return None
+    completed = subprocess.run(
+        ["git", "-C", os.fspath(repo), "cat-file", "blob", oid], capture_output=True, check=False
+    )
+    if completed.returncode != 0:
+        raise AttestationError(f"{ref} in {repo} does not hold a verdict blob")
+    if key is not None:
+        return verify(completed.stdout, key, where=ref), True
+    try:
+        data = json.loads(completed.stdout.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise AttestationError(f"{ref}: not a JSON verdict document ({error})") from error
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise AttestationError(f"{ref}: not a {FORMAT} document")
+    return validate_attestation(data.get("attestation"), ref), False
