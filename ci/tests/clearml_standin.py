@@ -2,14 +2,18 @@
 
 A real ClearML server needs MongoDB, Elasticsearch and Redis, none of which can run here, so the
 clearml executor and `experiment push` are tested through the *real* clearml SDK against this small
-threaded HTTP server. It implements only the endpoints the SDK calls in those flows, with just enough
-state (tasks, projects, queues, uploaded files) to answer them; everything else answers an empty
-success and is recorded in `unknown_calls` so a test can see what it missed. It is not a ClearML
-server: no users, no permissions, no persistence, no real search semantics.
+threaded HTTP server, and a real `clearml-agent` (`execute --id`, `daemon --queue ... --foreground`)
+runs against it too. It implements only the endpoints the SDK and the agent call in those flows, with
+just enough state (tasks, projects, queues, workers, uploaded files) to answer them. It is STRICT: an
+endpoint it does not implement answers HTTP 400 and is recorded in `unknown_calls`; the `standin`
+fixtures fail the test at teardown listing them (`assert_no_unknown_calls`), so a new SDK or agent
+call is noticed, never silently answered with an empty success. It is not a ClearML server: no
+users, no permissions, no persistence, no real search semantics.
 
 Routes (one port):  `/<version?>/<service>.<action>` (API), `/files/<path>` (file server: POST
 multipart upload, GET download). The "agent" (`StandIn.agent`) is an optional callback run in a
-thread when a task is enqueued: it receives the task id and plays clearml-agent's part.
+thread when a task is enqueued: it receives the task id and plays clearml-agent's part (tests of a
+real agent leave it None and let the task wait in its queue for `queues.get_next_task`).
 """
 
 from __future__ import annotations
@@ -50,7 +54,10 @@ class StandIn:
     def __init__(self) -> None:
         self.tasks: dict[str, dict] = {}
         self.projects: dict[str, dict] = {}
-        self.queues: dict[str, dict] = {"q-default": {"id": "q-default", "name": "default", "entries": []}}
+        self.queues: dict[str, dict] = {
+            "q-default": {"id": "q-default", "name": "default", "entries": [], "tags": [], "system_tags": []}
+        }
+        self.workers: dict[str, dict] = {}
         self.files: dict[str, bytes] = {}
         self.events: list[dict] = []
         self.calls: list[str] = []
@@ -100,6 +107,11 @@ class StandIn:
             self.server.shutdown()
             self.server.server_close()
 
+    def assert_no_unknown_calls(self) -> None:
+        """Fail (AssertionError) listing every endpoint that was called but is not implemented."""
+        unknown = sorted(set(self.unknown_calls))
+        assert not unknown, f"the ClearML stand-in was called on endpoints it does not implement: {unknown}"
+
     @property
     def url(self) -> str:
         assert self.server is not None
@@ -143,9 +155,10 @@ class StandIn:
                 method = getattr(self, f"api_{service}_{action}", None)
                 if method is None:
                     self.unknown_calls.append(f"{service}.{action}")
-                    data: Any = {}
-                else:
-                    data = method(payload)
+                    raise _ApiError(
+                        service, action, 400, f"the stand-in does not implement {service}.{action}"
+                    )
+                data = method(payload)
             self._api_reply(handler, service, action, 200, data)
         except _ApiError as error:
             self._api_reply(handler, error.service, error.action, error.code, {}, message=error.message)
@@ -451,10 +464,48 @@ class StandIn:
     def api_queues_get_default(self, payload: dict) -> dict:
         return {"id": "q-default", "name": "default"}
 
+    def api_queues_get_by_id(self, payload: dict) -> dict:
+        queue = self.queues.get(payload.get("queue"))
+        if queue is None:
+            raise _ApiError("queues", "get_by_id", 400, f"Invalid queue id: id={payload.get('queue')}")
+        return {"queue": copy.deepcopy(queue)}
+
+    def api_queues_get_next_task(self, payload: dict) -> dict:
+        """Pop the queue's first entry (what `clearml-agent daemon` polls); {} when it is empty."""
+        queue = self.queues.get(payload.get("queue"))
+        if queue is None:
+            raise _ApiError("queues", "get_next_task", 400, f"Invalid queue id: id={payload.get('queue')}")
+        if not queue["entries"]:
+            return {}
+        entry = queue["entries"].pop(0)
+        return {"entry": {"task": entry["task"], "added": _now()}}
+
     def add_queue(self, name: str) -> str:
         queue_id = "q-" + name
-        self.queues[queue_id] = {"id": queue_id, "name": name, "entries": []}
+        self.queues[queue_id] = {"id": queue_id, "name": name, "entries": [], "tags": [], "system_tags": []}
         return queue_id
+
+    # --- workers (clearml-agent) ------------------------------------------------------------------
+
+    def api_workers_register(self, payload: dict) -> dict:
+        self.workers[payload.get("worker", "")] = {
+            "queues": payload.get("queues") or [],
+            "registered": _now(),
+        }
+        return {}
+
+    def api_workers_unregister(self, payload: dict) -> dict:
+        self.workers.pop(payload.get("worker", ""), None)
+        return {}
+
+    def api_workers_status_report(self, payload: dict) -> dict:
+        worker = self.workers.setdefault(payload.get("worker", ""), {"queues": []})
+        worker["task"] = payload.get("task")
+        worker["last_report"] = _now()
+        return {}
+
+    def api_workers_get_runtime_properties(self, payload: dict) -> dict:
+        return {"runtime_properties": []}
 
     def api_events_add_batch(self, payload: list) -> dict:
         self.events.extend(payload)

@@ -1,9 +1,10 @@
 """The clearml executor and `experiment push`, through the real clearml SDK against the stand-in.
 
-`clearml_standin.py` (test-only) plays the ClearML API server, its file server and clearml-agent: on
-`tasks.enqueue` its agent checks the task's commit out into a git worktree and runs the task's entry
-point (`python -m walkout_ci.remote_eval`) with CLEARML_TASK_ID set, as clearml-agent does. The client
-side (executor, push) runs in subprocesses because ClearML reads its configuration once per process.
+`clearml_standin.py` (test-only) plays the ClearML API server and its file server; here a quick
+callback plays clearml-agent (on `tasks.enqueue` it checks the task's commit out into a git worktree
+and runs the task's entry point, `python -m walkout_ci.remote_eval`, with CLEARML_TASK_ID set);
+test_clearml_agent.py runs the same flows with a REAL clearml-agent. The client side (executor, push)
+runs in subprocesses because ClearML reads its configuration once per process.
 
 Opt-in against a real server: WALKOUT_TEST_CLEARML_SERVER=1 with CLEARML_API_HOST etc. configured
 (`pytest -m clearml_server`).
@@ -32,54 +33,14 @@ from walkout_ci.testing import (
 )
 
 _SPEC = importlib.util.spec_from_file_location(
-    "clearml_standin", Path(__file__).with_name("clearml_standin.py")
+    "clearml_harness", Path(__file__).with_name("clearml_harness.py")
 )
-clearml_standin = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(clearml_standin)
+clearml_harness = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(clearml_harness)
+clearml_standin = clearml_harness.clearml_standin
+client_env = clearml_harness.client_env
 
 SCORES = {"person": [0.9, 0.8, 0.7, 0.95], "sku": [0.6, 0.9, 0.85, 0.4]}
-
-EXECUTOR_SCRIPT = r"""
-import json, sys
-from pathlib import Path
-from walkout_ci import pins
-from walkout_ci.errors import WalkoutCIError
-from walkout_ci.executors import EvaluationRequest
-from walkout_ci.executors.clearml import ClearMLExecutorOptions, run_clearml_evaluation
-from walkout_ci.gate_config import load_gate_config
-from walkout_ci.report import dataset_hash
-from walkout_ci.store import sha256_file
-
-repo, data, report_dir, model_ref, queue, wait, api_timeout = sys.argv[1:8]
-repo = Path(repo)
-component = repo / "comp"
-commit = __import__("subprocess").run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                                      text=True, check=True).stdout.strip()
-model = pins.resolve_model_ref(repo / model_ref if (repo / model_ref).is_file() else model_ref,
-                               search=[component / "experiments"])
-request = EvaluationRequest(
-    repo_root=repo, component_dir="comp", component="fake", commit=commit,
-    evaluate=load_gate_config(component).evaluate, model_path=model, model_ref=model_ref,
-    weights_sha256=sha256_file(model), data_dir=Path(data), dataset_hash=dataset_hash(data),
-    report_dir=Path(report_dir), track=False)
-try:
-    options = ClearMLExecutorOptions(queue=queue, poll_s=0.2, wait_timeout_s=float(wait),
-                                     api_timeout_s=float(api_timeout))
-    run = run_clearml_evaluation(request, options)
-except WalkoutCIError as error:
-    print(json.dumps({"error": str(error), "type": type(error).__name__}))
-    sys.exit(error.exit_code)
-print(json.dumps({"experiment_id": run.experiment_id, "link": run.experiment_link, "executor": run.executor,
-                  "metrics": run.report["metrics"], "report_dir": str(run.report_dir)}))
-"""
-
-
-def client_env(standin, home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_", "WALKOUT_"))}
-    env.update(standin.env())
-    env.update(WALKOUT_HOME=str(home / "walkout"), HOME=str(home))
-    home.mkdir(parents=True, exist_ok=True)
-    return env
 
 
 class WorktreeAgent:
@@ -141,6 +102,7 @@ def standin():
     server = clearml_standin.StandIn().start()
     yield server
     server.stop()
+    server.assert_no_unknown_calls()
 
 
 @pytest.fixture
@@ -156,68 +118,96 @@ def fake_repo(tmp_path: Path) -> dict:
     return {"repo": repo, "component": component, "data": data}
 
 
-def run_executor(
-    tmp_path: Path,
-    standin,
-    fake_repo: dict,
-    model_ref: str,
-    queue: str = "default",
-    wait_s: float = 60.0,
-    api_timeout_s: float = 60.0,
-) -> tuple[int, dict]:
-    script = tmp_path / "executor.py"
-    script.write_text(EXECUTOR_SCRIPT)
-    report_dir = tmp_path / "reports" / model_ref.replace("/", "_")
-    args = [
-        str(fake_repo["repo"]), str(fake_repo["data"]), str(report_dir), model_ref, queue, str(wait_s),
-        str(api_timeout_s),
-    ]  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, str(script), *args],
-        env=client_env(standin, tmp_path / "client"),
-        capture_output=True,
-        text=True,
-        timeout=180,
+def run_executor(tmp_path: Path, standin, fake_repo: dict, model_ref: str, **options) -> tuple[int, dict]:
+    """One evaluation of the fake component with the clearml executor (clearml_harness.run_evaluation)."""
+    return clearml_harness.run_evaluation(
+        tmp_path, standin, fake_repo["repo"], fake_repo["data"], model_ref, **options
     )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
-    assert lines, (result.stdout, result.stderr)
-    return result.returncode, json.loads(lines[-1])
 
 
-def test_clearml_executor_creates_enqueues_waits_and_fetches_the_report(
-    tmp_path: Path, standin, fake_repo: dict
-) -> None:
+def local_metrics(tmp_path: Path, fake_repo: dict, model_ref: str) -> dict:
+    """The same evaluation with the local executor: what the clearml executor must reproduce exactly."""
+    from walkout_ci import gitrepo
+    from walkout_ci.evaluation import Candidate, EvaluationContext, Scorer, evaluate
+    from walkout_ci.executors.local import run_local_prediction
+    from walkout_ci.gate_config import load_gate_config
+    from walkout_ci.report import dataset_hash, sha256_of_file
+
+    repo, component = fake_repo["repo"], fake_repo["component"]
+    commit = gitrepo.resolve_commit(repo, "HEAD")
+    weights = pins.resolve_model_ref(repo / model_ref, search=[component / "experiments"])
+    context = EvaluationContext(
+        repo_root=repo,
+        component_dir="comp",
+        component="fake",
+        data=fake_repo["data"],
+        dataset_hash=dataset_hash(fake_repo["data"]),
+        predictor=run_local_prediction,
+        track=False,
+    )
+    candidate = Candidate(
+        label="candidate",
+        commit=commit,
+        model_ref=model_ref,
+        weights_sha256=sha256_of_file(weights),
+        model_path=weights,
+    )
+    scorer = Scorer(commit=commit, evaluate=load_gate_config(component).evaluate)
+    report = evaluate(context, scorer, candidate, tmp_path / "local-report").report
+    return {"metrics": report["metrics"], "per_sample": report["per_sample"]}
+
+
+def test_clearml_executor_runs_only_the_prediction_remotely(tmp_path: Path, standin, fake_repo: dict) -> None:
     agent = WorktreeAgent(standin, fake_repo["repo"], tmp_path / "agent")
     standin.agent = agent
-    code, result = run_executor(tmp_path, standin, fake_repo, "comp/model_ref.yaml")
+    inputs_root = tmp_path / "shared-inputs"
+    inputs_root.mkdir()
+    code, result = run_executor(
+        tmp_path, standin, fake_repo, "comp/model_ref.yaml", inputs_root=str(inputs_root)
+    )
     standin.wait_agents()
     assert code == 0, (result, agent.logs, [t.get("status_reason") for t in standin.tasks.values()])
     assert result["executor"] == "clearml"
-    mean = sum(sum(v) for v in SCORES.values()) / 8
-    assert result["metrics"]["AP50"] == pytest.approx(mean)
-    report = json.loads((Path(result["report_dir"]) / "report.json").read_text())
-    assert report["component"] == "fake"
-    assert any((Path(result["report_dir"]) / "images").iterdir())  # debug images came back too
-    task = standin.tasks[result["experiment_id"]]
-    assert task["status"] == "completed"
+    local = local_metrics(tmp_path, fake_repo, "comp/model_ref.yaml")
+    assert {"metrics": result["metrics"], "per_sample": result["per_sample"]} == local
+    report_dir = Path(result["report_dir"])
+    assert (report_dir / "logs" / "predict.log").is_file()  # the agent's log came back with the predictions
+    (task,) = standin.tasks.values()
+    assert result["task_id"] == task["id"] and task["status"] == "completed"
     head = subprocess.run(
         ["git", "-C", str(fake_repo["repo"]), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert task["script"]["version_num"] == head
     assert task["script"]["entry_point"] == "-m walkout_ci.remote_eval"
-    general = task["hyperparams"]["General"]
-    assert json.loads(general["command"]["value"])[1] == "evaluate.py"
-    assert general["model"]["value"] == "comp/model_ref.yaml"
+    general = {name: item["value"] for name, item in task["hyperparams"]["General"].items()}
+    # The agent gets the predict command and the prepared inputs, never the data or the score command.
+    assert json.loads(general["command"])[2] == "predict"
+    assert (general["model_kind"], general["model"]) == ("pin", "comp/model_ref.yaml")
+    staged = Path(general["inputs"])
+    assert staged.parent == inputs_root and not staged.exists()  # staged for the agent, removed after
+    assert str(fake_repo["data"]) not in json.dumps(task)
+    assert not any(name in general for name in ("data", "dataset_hash", "score"))
     assert "tasks.enqueue" in standin.calls and "tasks.create" in standin.calls
 
 
 def test_clearml_executor_reports_a_failed_task_as_an_error(tmp_path: Path, standin, fake_repo: dict) -> None:
-    # The agent side of a crash is covered in-process below; here: how the executor treats it.
+    # The agent side of a crash is covered in-process below and with a real agent in
+    # test_clearml_agent.py; here: how the executor treats a failed task.
     standin.agent = lambda task_id: standin.set_status(task_id, "failed", "exit code 3")
     code, result = run_executor(tmp_path, standin, fake_repo, "local-crash")
     assert code == 2
     assert result["type"] == "EvaluationError"
     assert "status 'failed' (exit code 3)" in result["error"]
+    (task,) = standin.tasks.values()
+    assert task["hyperparams"]["General"]["model"]["value"] == "local-crash"
+
+
+def test_clearml_executor_fails_closed_without_the_predictions_artifact(
+    tmp_path: Path, standin, fake_repo: dict
+) -> None:
+    standin.agent = lambda task_id: standin.set_status(task_id, "completed")
+    code, result = run_executor(tmp_path, standin, fake_repo, "comp/model_ref.yaml")
+    assert code == 2 and "without a 'predictions' artifact" in result["error"], result
 
 
 def test_clearml_executor_errors_when_the_server_dies_during_the_wait(
@@ -228,38 +218,61 @@ def test_clearml_executor_errors_when_the_server_dies_during_the_wait(
     code, result = run_executor(tmp_path, standin, fake_repo, "comp/model_ref.yaml", api_timeout_s=2.0)
     assert code == 2
     assert "stopped answering" in result["error"], result
-    assert time.monotonic() - start < 60.0  # not the 60 s wait limit, let alone forever
+    assert time.monotonic() - start < 60.0  # not the 120 s wait limit, let alone forever
 
 
-def test_remote_eval_runs_the_gate_command_and_fails_closed(tmp_path: Path, fake_repo: dict) -> None:
+def test_remote_prediction_runs_the_predict_command_and_fails_closed(
+    tmp_path: Path, fake_repo: dict, monkeypatch
+) -> None:
+    from walkout_ci import sandbox
     from walkout_ci.errors import EvaluationError
     from walkout_ci.gate_config import load_gate_config
-    from walkout_ci.remote_eval import DEFAULT_PARAMS, run_evaluation
-    from walkout_ci.report import dataset_hash
+    from walkout_ci.remote_eval import DEFAULT_PARAMS, run_prediction
+    from walkout_ci.report import sha256_of_file
 
+    monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "home"))
     evaluate = load_gate_config(fake_repo["component"]).evaluate
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "inputs.json").write_text(json.dumps({"format": "fake-inputs", "version": 1}))
+    repo = fake_repo["repo"]
+    weights = pins.resolve_model_ref(repo / "comp/model_ref.yaml")
     params = {
         **DEFAULT_PARAMS,
         "component": "fake",
         "component_dir": "comp",
-        "command": json.dumps(list(evaluate.command)),
+        "command": json.dumps(list(evaluate.predict)),
         "model": "comp/model_ref.yaml",
-        "data": str(fake_repo["data"]),
-        "dataset_hash": dataset_hash(fake_repo["data"]),
+        "weights_sha256": sha256_of_file(weights),
+        "inputs": str(inputs),
     }
-    report = run_evaluation(params, fake_repo["repo"], tmp_path / "report")
-    assert report["component"] == "fake" and (tmp_path / "report" / "report.json").is_file()
-    with pytest.raises(EvaluationError, match="exited with code 3"):
-        run_evaluation({**params, "model": "local-crash"}, fake_repo["repo"], tmp_path / "crash")
+    run_prediction(params, repo, tmp_path / "out")
+    predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert predictions["scores"] == SCORES and (tmp_path / "out" / "predict.log").is_file()
+    crash = pins.resolve_model_ref("local-crash", search=[fake_repo["component"] / "experiments"])
+    with pytest.raises(EvaluationError, match="exited with status 3"):
+        run_prediction(
+            {**params, "model": "local-crash", "weights_sha256": sha256_of_file(crash)}, repo, tmp_path / "c"
+        )
     with pytest.raises(EvaluationError, match="expected " + "0" * 64):
-        run_evaluation({**params, "weights_sha256": "0" * 64}, fake_repo["repo"], tmp_path / "sha")
-    with pytest.raises(EvaluationError, match="not a folder reachable"):
-        run_evaluation({**params, "data": str(tmp_path / "nowhere")}, fake_repo["repo"], tmp_path / "nd")
+        run_prediction({**params, "weights_sha256": "0" * 64}, repo, tmp_path / "sha")
+    with pytest.raises(EvaluationError, match="not reachable from this agent"):
+        run_prediction({**params, "inputs": str(tmp_path / "nowhere")}, repo, tmp_path / "nd")
+    with pytest.raises(EvaluationError, match=r"without '\.\.'"):
+        run_prediction({**params, "model_kind": "file", "model": "../secret.yaml"}, repo, tmp_path / "dots")
+    with pytest.raises(EvaluationError, match="model_kind='weights'"):
+        run_prediction({**params, "model_kind": "weights"}, repo, tmp_path / "kind")
+    monkeypatch.setattr(sandbox, "probe", lambda: sandbox.Isolation(False, (), "no unshare here"))
+    with pytest.raises(EvaluationError, match="without the sandbox on this agent: no unshare here"):
+        run_prediction({**params, "require_isolation": "True"}, repo, tmp_path / "iso")
+    assert not (tmp_path / "iso").exists()
 
 
 def test_clearml_executor_times_out_without_an_agent(tmp_path: Path, standin, fake_repo: dict) -> None:
     standin.add_queue("gpu")
-    code, result = run_executor(tmp_path, standin, fake_repo, "comp/model_ref.yaml", queue="gpu", wait_s=1.5)
+    code, result = run_executor(
+        tmp_path, standin, fake_repo, "comp/model_ref.yaml", queue="gpu", wait_timeout_s=1.5
+    )
     assert code == 2
     assert "did not finish within 2 s" in result["error"] and "queued" in result["error"]
     (task,) = standin.tasks.values()
@@ -480,13 +493,13 @@ def test_executor_options_from_environment() -> None:
         {
             "WALKOUT_CLEARML_QUEUE": "gpu",
             "WALKOUT_CLEARML_WAIT_TIMEOUT_S": "90",
-            "WALKOUT_CLEARML_REMOTE_DATA": "/mnt/b",
+            "WALKOUT_CLEARML_INPUTS_ROOT": "/mnt/b",
         }
     )
-    assert (options.queue, options.wait_timeout_s, options.remote_data, options.poll_s) == (
+    assert (options.queue, options.wait_timeout_s, options.inputs_root, options.poll_s) == (
         "gpu",
         90.0,
-        "/mnt/b",
+        Path("/mnt/b"),
         5.0,
     )
     assert ClearMLExecutorOptions.from_env({}) == ClearMLExecutorOptions()
