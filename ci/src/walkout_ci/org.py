@@ -229,7 +229,10 @@ def relock_commits(text: str, commits: dict[str, str], source: str = "model_refs
             continue
         field_match = re.match(r"^(    commit:\s*)(\S*)(\s*)$", line)
         if field_match and current in commits:
-            lines[number] = f"{field_match.group(1)}{commits[current]}{field_match.group(3) or chr(10)}"
+            # Quoted when YAML would read the bare id as something else (an all-digit id is an int).
+            value = commits[current]
+            value = value if yaml.safe_load(value) == value else f"'{value}'"
+            lines[number] = f"{field_match.group(1)}{value}{field_match.group(3) or chr(10)}"
             seen.add(current)
     result = "".join(lines)
     data = yaml.safe_load(result)
