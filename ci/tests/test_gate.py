@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -439,7 +440,12 @@ def test_tracked_gate_links_both_test_experiments_even_when_cached(repo, tmp_pat
     assert cli.main(argv) == 0
     first = json.loads((tmp_path / "out" / "verdict.json").read_text())["evaluations"]
     assert first["baseline"]["experiment_id"] != first["candidate"]["experiment_id"]
-    assert all(Path(first[label]["experiment_link"]).is_dir() for label in ("baseline", "candidate"))
+    # Links are written for people: no machine path, the store named as $WALKOUT_HOME.
+    home = Path(os.environ["WALKOUT_HOME"])
+    for label in ("baseline", "candidate"):
+        link = first[label]["experiment_link"]
+        assert link.startswith("$WALKOUT_HOME/") and str(tmp_path) not in link
+        assert (home / link.removeprefix("$WALKOUT_HOME/")).is_dir()
     assert cli.main(argv) == 0
     second = json.loads((tmp_path / "out" / "verdict.json").read_text())["evaluations"]
     assert second["candidate"]["from_cache"]
@@ -607,7 +613,9 @@ def test_experiment_links_prefer_the_clearml_web_page(tmp_path, monkeypatch):
 
     monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "home"))
     write_fake_experiment(tmp_path, "local-a", b"{}")
-    assert experiment_link("local-a", [tmp_path]) == str(tmp_path / "local-a")
+    # An export folder is shown relative to the repository root, never as a machine path.
+    assert experiment_link("local-a", [tmp_path], root=tmp_path) == "local-a"
+    assert str(tmp_path) not in experiment_link("local-a", [tmp_path])
     record_path = tmp_path / "local-a" / "experiment.json"
     record = json.loads(record_path.read_text())
     record["server"] = {

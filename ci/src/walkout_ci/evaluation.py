@@ -29,7 +29,7 @@ from walkout_ci import gitrepo, sandbox
 from walkout_ci.errors import EvaluationError, ReportError
 from walkout_ci.executors import EvaluationRun, PredictionRequest, PredictionRun
 from walkout_ci.gate_config import EvaluateConfig
-from walkout_ci.process import fill_command, log_tail, run_logged
+from walkout_ci.process import fill_command, log_tail, machine_paths, run_logged, shown_command
 from walkout_ci.report import read_report
 
 Predictor = Callable[[PredictionRequest], PredictionRun]
@@ -142,6 +142,7 @@ def evaluate(
                 f"{scorer.commit[:12]}: the scorer has nowhere to run"
             )
         environment = _trusted_environment(scorer_root, scratch)
+        hide = {**machine_paths(scratch, "<scratch>"), os.fspath(scorer_root): "<scorer>"}
         inputs = scratch / "inputs"
         inputs.mkdir()
         with opener(context.data) as (data_dir, sealed):
@@ -152,6 +153,8 @@ def evaluate(
                 timeout_s=scorer.evaluate.timeout_s,
                 log_path=scratch / PREPARE_LOG,
                 what=f"preparing the inputs (code of {scorer.commit[:12]})",
+                shown=shown_command(scorer.evaluate.prepare),
+                hide=hide,
             )
         # The decrypted data is gone now: the untrusted stage runs with nothing to peek at.
         prediction = context.predictor(
@@ -193,6 +196,8 @@ def evaluate(
                 timeout_s=scorer.evaluate.timeout_s,
                 log_path=scratch / SCORE_LOG,
                 what=f"scoring the {candidate.label} (code of {scorer.commit[:12]})",
+                shown=shown_command(scorer.evaluate.score),
+                hide=hide,
             )
         report = checked_report(staging, context, candidate, scratch / SCORE_LOG)
         logs = staging / "logs"

@@ -156,8 +156,11 @@ def _report_folder(path: Path) -> Path:
     return path if path.is_dir() else path.parent
 
 
-def experiment_link(experiment_id: str | None, search: list[Path] | None = None) -> str | None:
-    """Where a human finds an experiment: its ClearML web URL, else its folder (store or export)."""
+def experiment_link(
+    experiment_id: str | None, search: list[Path] | None = None, root: Path | None = None
+) -> str | None:
+    """Where a human finds an experiment: its ClearML web URL, else its folder (store or export),
+    written without machine paths (`display_location`)."""
     if not experiment_id:
         return None
     with contextlib.suppress(WalkoutCIError, ValueError, OSError):
@@ -169,8 +172,25 @@ def experiment_link(experiment_id: str | None, search: list[Path] | None = None)
             web = _web_url(experiment_id)
             if web:
                 return web
-        return str(location.directory)
+        return display_location(str(location.directory), root)
     return None
+
+
+def display_location(location: str | None, root: Path | None = None) -> str | None:
+    """A URL as it is; a path as people can use it anywhere: relative to the repository root `root`,
+    or `$WALKOUT_HOME/...`, else just its last two parts (no machine paths in reports)."""
+    if not location or "://" in location:
+        return location
+    from walkout_ci.store import walkout_home
+
+    path = Path(location)
+    for base, shown in ((root, None), (walkout_home(), "$WALKOUT_HOME")):
+        if base is None:
+            continue
+        with contextlib.suppress(ValueError, OSError):
+            relative = path.resolve().relative_to(Path(base).resolve()).as_posix()
+            return f"{shown}/{relative}" if shown else relative
+    return "/".join(path.parts[-2:])
 
 
 def _web_url(experiment_id: str) -> str | None:
@@ -314,8 +334,8 @@ def _run(request: GateRequest, stage: _Progress) -> GateResult:
     result.candidate.model_ref = candidate.ref
     result.baseline.code_commit = result.baseline.code_commit or base
     result.candidate.code_commit = result.candidate.code_commit or head
-    result.baseline.link = experiment_link(result.baseline.experiment_id, search)
-    result.candidate.link = experiment_link(result.candidate.experiment_id, search)
+    result.baseline.link = experiment_link(result.baseline.experiment_id, search, root)
+    result.candidate.link = experiment_link(result.candidate.experiment_id, search, root)
     result.notes = notes + result.notes
     result.evaluations = {
         label: {
@@ -323,8 +343,8 @@ def _run(request: GateRequest, stage: _Progress) -> GateResult:
             "duration_s": run.duration_s,
             "commit": run.commit,
             "experiment_id": run.experiment_id,
-            "experiment_link": run.experiment_link,
-            "report_dir": str(run.report_dir),
+            "experiment_link": display_location(run.experiment_link, root),
+            "report_dir": display_location(str(run.report_dir), request.out_dir.parent),
         }
         for label, run in runs.items()
     }

@@ -37,14 +37,27 @@ def fill_command(command: tuple[str, ...] | list[str], values: Mapping[str, obje
     return [part.format(**filled) for part in command]
 
 
-def log_tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
+def shown_command(template: tuple[str, ...] | list[str]) -> list[str]:
+    """A stage's command as people read it: the gate.yaml template, `{python}` written as python."""
+    return [part.replace("{python}", "python") for part in template]
+
+
+def machine_paths(scratch: Path, name: str) -> dict[str, str]:
+    """Paths to hide in quoted output: a stage's scratch folder and the interpreter's prefix."""
+    return {os.fspath(scratch): name, sys.prefix: "<python>", sys.base_prefix: "<python>"}
+
+
+def log_tail(log_path: Path, lines: int = LOG_TAIL_LINES, *, hide: Mapping[str, str] | None = None) -> str:
     """The last lines of a log, indented for quoting, with every secret value redacted."""
     try:
         text = log_path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return "  | (no output captured)"
-    tail = text.splitlines()[-lines:]
-    return redact("\n".join("  | " + line[:400] for line in tail)) or "  | (no output)"
+    tail = "\n".join("  | " + line[:400] for line in text.splitlines()[-lines:])
+    # Machine paths (the sandbox's scratch, the interpreter's prefix) mean nothing in a PR comment.
+    for path, name in sorted((hide or {}).items(), key=lambda item: -len(item[0])):
+        tail = tail.replace(path, name)
+    return redact(tail) or "  | (no output)"
 
 
 def run_logged(
@@ -56,11 +69,13 @@ def run_logged(
     log_path: Path,
     what: str,
     shown: list[str] | None = None,
+    hide: Mapping[str, str] | None = None,
 ) -> None:
     """Run `command`, stdout+stderr to `log_path`; EvaluationError on a crash, non-zero exit or timeout.
 
     what: the stage's name for messages ("prediction of the candidate"); shown: the command as it
-    should appear in messages (default `command`; the sandbox wrapper is left out).
+    should appear in messages (default `command`; the sandbox wrapper is left out); hide: paths to
+    replace by names in quoted output.
     """
     shown = shown or command
     LOGGER.info("%s: %s (in %s)", what, " ".join(shown), cwd)
@@ -84,7 +99,7 @@ def run_logged(
             stop_process_group(process)
             raise EvaluationError(
                 f"{what} timed out after {timeout_s:g} s (evaluate.timeout_s in gate.yaml) and was "
-                f"stopped: {' '.join(shown)}\n{log_tail(log_path)}"
+                f"stopped: {' '.join(shown)}\n{log_tail(log_path, hide=hide)}"
             ) from None
         except BaseException:
             stop_process_group(process)
@@ -94,5 +109,5 @@ def run_logged(
     if returncode != 0:
         raise EvaluationError(
             f"{what} exited with status {returncode}: {' '.join(shown)}\nlast lines of its output:\n"
-            f"{log_tail(log_path)}"
+            f"{log_tail(log_path, hide=hide)}"
         )

@@ -25,7 +25,7 @@ from pathlib import Path
 from walkout_ci import gitrepo, sandbox
 from walkout_ci.errors import EvaluationError
 from walkout_ci.executors import PredictionRequest, PredictionRun
-from walkout_ci.process import fill_command, run_logged
+from walkout_ci.process import fill_command, machine_paths, run_logged, shown_command
 
 LOG_FILENAME = "predict.log"
 # A sweep removes scratch folders of runs killed before their `finally` (SIGKILL, power loss).
@@ -98,7 +98,8 @@ def run_local_prediction(request: PredictionRequest) -> PredictionRun:
             timeout_s=request.timeout_s,
             log_path=scratch / LOG_FILENAME,
             what=f"the {request.label}'s prediction (model code of {request.commit[:12]})",
-            shown=command,
+            shown=shown_command(request.command),
+            hide=machine_paths(scratch, "<sandbox>"),
         )
         request.predictions_dir.mkdir(parents=True, exist_ok=True)
         for entry in output.iterdir():
