@@ -82,6 +82,9 @@ def blind_gate(tmp_path, monkeypatch):
     git(component, "checkout", "-q", "feature")
     git(component, "merge", "-q", "main")
     make_fake_dataset(tmp_path / "data")
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    manifest.update(split="blind", blind=True, content_hashes=["a" * 64, "b" * 64])
+    (tmp_path / "data" / "manifest.json").write_text(json.dumps(manifest))
     add_fake_truth(tmp_path / "data", token=token)
     archive = blind.seal(tmp_path / "data", tmp_path / "blind.sealed", key=key)
     # The plain folder is gone: only the sealed archive exists, as on CI.
@@ -165,7 +168,7 @@ print(dump, file=sys.stderr)
 # A short summary last, so the quoted log tail shows it whole.
 print("network:", found["network"])
 print("writes:", json.dumps(found["writes"]))
-print("truth files read:", len(found["truth"]))
+print("blind truths read:", sum("GROUNDTRUTH-" in text for text in found["truth"]))
 """
 
 
@@ -214,7 +217,7 @@ def test_a_pull_request_cannot_see_the_key_the_truth_the_network_or_write_the_ca
         assert code == 0 and verdict["verdict"] == "PASS"  # it predicted the baseline's outputs
         log = (tmp_path / "out" / "evaluations" / "candidate" / "logs" / "predict.log").read_text()
         assert "WALKOUT_BLIND_KEY" not in log and "GROUNDTRUTH-" not in log
-        assert "\nwrites: []\n" in log and "\ntruth files read: 0\n" in log
+        assert "\nwrites: []\n" in log and "\nblind truths read: 0\n" in log
         assert "\nnetwork: [Errno" in log  # refused: the sandbox has no network at all
 
 
@@ -284,3 +287,100 @@ def test_a_worse_candidate_is_judged_by_the_merge_base_scorer(blind_gate, tmp_pa
     git(component, "commit", "-qm", "pin and relax")
     code, verdict, _ = run_gate(setup, tmp_path)
     assert code == 1 and verdict["verdict"] == "FAIL" and "per_class.max_drop[sku]" in verdict["summary"]
+
+
+def test_a_checkpoint_candidate_is_checked_for_leakage_through_its_recorded_experiment(blind_gate, tmp_path):
+    """`--candidate best.pt`: the checkpoint names its training experiment, whose frames are blind."""
+    setup = blind_gate
+    exports = setup["component"] / "experiments"
+    write_fake_experiment(exports, "local-leaky", fake_weights(BASE_SCORES))
+    # One of its training frames is a blind frame (the fixture's blind manifest lists "b" * 64).
+    leaked = ["0" * 64, "b" * 64]
+    (exports / "local-leaky" / "training_data.json").write_text(json.dumps({"content_hashes": leaked}))
+    checkpoint = tmp_path / "best.json"
+    checkpoint.write_text(
+        json.dumps({**json.loads(fake_weights(BASE_SCORES)), "experiment_id": "local-leaky"})
+    )
+    command = [sys.executable, "-m", "walkout_ci.cli", "gate", "--component-dir", str(setup["component"])]
+    command += [
+        "--candidate",
+        str(checkpoint),
+        "--data",
+        str(setup["archive"]),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    command += ["--no-cache", "--no-track", "--no-progress"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    verdict = json.loads((tmp_path / "out" / "verdict.json").read_text())
+    assert done.returncode == 2 and "blind-set leakage: 1 frame(s)" in verdict["summary"], verdict["summary"]
+    assert any("records its training experiment local-leaky" in note for note in verdict["notes"])
+
+
+def test_a_torch_checkpoint_names_its_experiment(tmp_path):
+    import torch
+
+    from walkout_ci.gate_runner import checkpoint_experiment_id
+
+    torch.save({"state_dict": {}, "experiment_id": "offline-abc"}, tmp_path / "top.pt")
+    torch.save({"state_dict": {}, "extra": {"experiment_id": "offline-def"}}, tmp_path / "nested.pt")
+    torch.save({"state_dict": {}}, tmp_path / "none.pt")
+    assert checkpoint_experiment_id(tmp_path / "top.pt") == "offline-abc"
+    assert checkpoint_experiment_id(tmp_path / "nested.pt") == "offline-def"
+    assert checkpoint_experiment_id(tmp_path / "none.pt") is None
+
+
+def test_an_archive_with_unsafe_members_is_error_with_all_outputs(blind_gate, tmp_path):
+    import io
+    import tarfile
+
+    from walkout_ci.blind import _encrypt_stream, load_key
+
+    setup = blind_gate
+    plain = io.BytesIO()
+    with tarfile.open(fileobj=plain, mode="w") as archive:
+        link = tarfile.TarInfo("blind/../../escape")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        archive.addfile(link)
+    plain.seek(0)
+    hostile = tmp_path / "hostile.sealed"
+    with open(hostile, "wb") as target:
+        _encrypt_stream(plain, target, load_key())
+    command = [sys.executable, "-m", "walkout_ci.cli", "gate", "--component-dir", str(setup["component"])]
+    command += [
+        "--data",
+        str(hostile),
+        "--out",
+        str(tmp_path / "out"),
+        "--no-cache",
+        "--no-track",
+        "--no-progress",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert {path.name for path in (tmp_path / "out").iterdir()} >= set(OUTPUT_NAMES)
+    verdict = json.loads((tmp_path / "out" / "verdict.json").read_text())
+    assert verdict["verdict"] == "ERROR" and not (tmp_path / "escape").exists()
+
+
+def test_an_edited_copy_of_the_split_is_error_naming_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "home"))
+    component = make_fake_component_repo(tmp_path / "repo", BASE_SCORES)
+    make_fake_dataset(tmp_path / "data")
+    add_fake_truth(tmp_path / "data", token="t", multiplier=1.0)
+    (tmp_path / "data" / "truth.json").write_text('{"multiplier": 0.0001, "token": "t"}')
+    command = [sys.executable, "-m", "walkout_ci.cli", "gate", "--component-dir", str(component)]
+    command += [
+        "--data",
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "out"),
+        "--no-track",
+        "--no-progress",
+    ]
+    command += ["--cache-dir", str(tmp_path / "cache")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    verdict = json.loads((tmp_path / "out" / "verdict.json").read_text())
+    assert done.returncode == 2 and "truth.json" in verdict["summary"] and "manifest" in verdict["summary"]
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("report.json"))
