@@ -234,3 +234,15 @@ def test_a_crashing_hook_refuses(world: Org) -> None:
     assert world.main_tip() != head
     accepted = world.push(clone, "crash:main")  # the same push once the hook works again
     assert accepted.returncode == 0, accepted.stderr
+
+
+def test_ci_check_without_the_key_records_nothing(world: Org) -> None:
+    clone = world.clone("nokey")
+    head = world.commit(clone, "no key")
+    env = {k: v for k, v in world.env.items() if k != attest.KEY_ENV_VAR}
+    command = [sys.executable, "-m", "walkout_ci.cli", "ci", "check", "--component-dir", str(clone),
+               "--data", str(world.data), "--out", str(world.base / "out-nokey"), "--push"]  # fmt: skip
+    refused = subprocess.run(command, capture_output=True, text=True, env=env, cwd=clone)
+    assert refused.returncode == 2 and "WALKOUT_CI_SIGNING_KEY is not set" in refused.stderr
+    assert not (world.base / "out-nokey").exists()  # refused before the gate ran
+    assert attest.read_verdict(clone, head) is None
