@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -117,17 +118,30 @@ def join_inside(base: str, relative: str) -> str:
 
 
 def tree_files(repo: str | os.PathLike, commit: str, relative_path: str) -> list[tuple[str, str]]:
-    """(repository-relative path, git blob id) of every file under a folder at a commit."""
+    """(repository-relative path, git blob id) of every file under a folder at a commit.
+
+    Submodules (gitlinks) are not files: `tree_gitlinks` lists them.
+    """
+    return [(name, sha) for kind, name, sha in _tree_entries(repo, commit, relative_path) if kind == "blob"]
+
+
+def tree_gitlinks(repo: str | os.PathLike, commit: str, relative_path: str) -> list[tuple[str, str]]:
+    """(repository-relative path, submodule commit) of every gitlink (mode 160000) under a folder at a
+    commit: the submodule commits that commit's superproject pins."""
+    return [(name, sha) for kind, name, sha in _tree_entries(repo, commit, relative_path) if kind == "commit"]
+
+
+def _tree_entries(repo: str | os.PathLike, commit: str, relative_path: str) -> list[tuple[str, str, str]]:
+    """(kind "blob" | "commit", repository-relative path, object id) under a folder at a commit."""
     listing = git(repo, "ls-tree", "-r", "-z", "--full-tree", commit, "--", relative_path or ".")
-    files = []
+    entries = []
     for entry in listing.split("\0"):
         if not entry:
             continue
         meta, name = entry.split("\t", 1)
-        _mode, kind, blob = meta.split()
-        if kind == "blob":
-            files.append((name, blob))
-    return files
+        _mode, kind, sha = meta.split()
+        entries.append((kind, name, sha))
+    return entries
 
 
 def is_dirty(repo: str | os.PathLike, relative_path: str) -> bool:
@@ -135,17 +149,48 @@ def is_dirty(repo: str | os.PathLike, relative_path: str) -> bool:
     return bool(git(repo, "status", "--porcelain", "--", relative_path or "."))
 
 
+# Submodule URLs of a local org are file paths or file:// URLs, which git refuses for submodules
+# since 2.38.1 unless allowed (CVE-2022-39253 concerns symlinked objects of *untrusted* clones; ours
+# are the org's own repositories).
+SUBMODULE_GIT_OPTIONS = ("-c", "protocol.file.allow=always")
+
+
 def add_worktree(repo: str | os.PathLike, commit: str, destination: Path) -> Path:
     """Check out `commit` into a new detached worktree at `destination` (which must not exist).
 
+    When the commit's tree has gitlinks (real submodules), they are checked out too, at the commits
+    that tree pins (`git submodule update --init --recursive`), so the worktree holds that commit's
+    component code, not whatever the developer's checkout has. A submodule commit that cannot be
+    fetched raises GateError naming the submodule and the commit; the half-made worktree is removed.
     Registrations of worktrees whose folder is gone (a run killed before its cleanup) are pruned first.
     """
     git(repo, "worktree", "prune", check=False)
     git(repo, "worktree", "add", "--detach", "--force", "--quiet", os.fspath(destination), commit)
+    gitlinks = tree_gitlinks(repo, commit, "")
+    if gitlinks:
+        try:
+            git(
+                destination, *SUBMODULE_GIT_OPTIONS, "submodule", "update", "--init", "--recursive", "--quiet"
+            )
+        except GateError as error:
+            remove_worktree(repo, destination)
+            pinned = ", ".join(f"{path} @ {sha[:12]}" for path, sha in gitlinks)
+            raise GateError(
+                f"commit {commit[:12]} pins submodule commits ({pinned}) that cannot be checked out: "
+                f"{error}. "
+                "Push the submodule commit to its repository (a bump must name a commit on the model "
+                "repository's main) and check that .gitmodules' URLs resolve from here"
+            ) from error
     return destination
 
 
 def remove_worktree(repo: str | os.PathLike, destination: Path) -> None:
-    """Remove a worktree made by `add_worktree` and forget it (never raises: cleanup is best effort)."""
-    git(repo, "worktree", "remove", "--force", os.fspath(destination), check=False)
+    """Remove a worktree made by `add_worktree` and forget it (never raises: cleanup is best effort).
+
+    git refuses to remove a worktree holding initialised submodules unless forced twice; its folder is
+    removed directly then, and the registration pruned.
+    """
+    git(repo, "worktree", "remove", "--force", "--force", os.fspath(destination), check=False)
+    if Path(destination).exists():
+        shutil.rmtree(destination, ignore_errors=True)
     git(repo, "worktree", "prune", check=False)
