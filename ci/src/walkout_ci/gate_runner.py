@@ -430,17 +430,21 @@ def _candidate_model(
 def _code_hash(root: Path, commit: str, relative: str, config: GateConfig) -> str:
     """The evaluation code's identity at `commit`: sha256 of the git blob ids of every file under
     `evaluate.code_paths`, except the model pin and the bundled experiments/ exports (a pull request
-    that only re-pins keeps the code hash, so its baseline and candidate share code and cache)."""
+    that only re-pins keeps the code hash, so its baseline and candidate share code and cache), and of
+    every gitlink there (a real submodule: its pinned commit *is* its code, so a bump that moves it
+    changes the hash even when no file of the superproject changed)."""
     excluded_file = gitrepo.join_inside(relative, config.model.path)
     excluded_folder = gitrepo.join_inside(relative, "experiments") + "/"
     lines = []
     for path in config.evaluate.code_paths:
-        entries = gitrepo.tree_files(root, commit, gitrepo.join_inside(relative, path))
+        folder = gitrepo.join_inside(relative, path)
+        entries = gitrepo.tree_files(root, commit, folder)
         lines += [
             f"{name} {blob}"
             for name, blob in entries
             if name != excluded_file and not name.startswith(excluded_folder)
         ]
+        lines += [f"{name} gitlink {sha}" for name, sha in gitrepo.tree_gitlinks(root, commit, folder)]
     if not lines:
         raise GateError(f"no evaluation code under {config.evaluate.code_paths} at commit {commit[:12]}")
     return hashlib.sha256("\n".join(sorted(set(lines))).encode()).hexdigest()
