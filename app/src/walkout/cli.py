@@ -1,7 +1,8 @@
-"""Command-line entry point `walkout`: run, qc, lock, and the gate's gate-inputs, gate-predict, gate-score.
+"""Command-line entry point `walkout`: run, qc, lock, bump, and the gate's gate-inputs, gate-predict,
+gate-score.
 
 Exit codes: 0 ok; 1 a check failed (`lock --check` found a disagreement); 2 bad input or could not
-evaluate (missing/corrupt video, bad refs, bad predictions, any QC video error); 128 + the signal
+evaluate or bump (missing/corrupt video, bad refs, bad predictions, any QC video error); 128 + the signal
 number when stopped by SIGINT/SIGTERM (temp folders and worker processes are cleaned up first).
 """
 
@@ -89,8 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
     lock = commands.add_parser("lock", help="rebuild model_refs.yaml from the submodule pins, or --check it")
     lock.add_argument("--refs", default="model_refs.yaml", help="the lock file (default ./model_refs.yaml)")
     lock.add_argument(
-        "--check", action="store_true", help="only check that the lock file agrees with the pins"
+        "--check",
+        action="store_true",
+        help="only check every field of the lock file against the pins and the submodule commits",
     )
+
+    from walkout.refs import COMPONENTS
+
+    bump = commands.add_parser(
+        "bump",
+        help="move a submodule to a commit of its model repository's main, re-lock, verify, commit",
+    )
+    bump.add_argument("component", choices=COMPONENTS, help="the component to bump")
+    bump.add_argument("--to", help="a commit, tag or branch of the model repository (default: origin/main)")
+    bump.add_argument("--refs", default="model_refs.yaml", help="the lock file (default ./model_refs.yaml)")
+    bump.add_argument("--no-fetch", action="store_true", help="do not `git fetch` the model repository first")
     return parser
 
 
@@ -155,10 +169,36 @@ def gate_inputs_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def use_component_code(refs_path: str | Path) -> list[Path]:
+    """Put each component's `<path>/src` beside the lock file first on `sys.path`; returns them.
+
+    The lock file names the component code with it (`commit`: the submodule commit or the in-tree
+    folder), so the models must run with that code, not with whatever copy of the component packages
+    the interpreter has installed (an editable install points at the developer's checkout). In the
+    gate, the lock file is inside the worktree of the evaluated commit, whose submodules are checked
+    out at that commit's gitlinks: each side predicts with its own component code. Spawned worker
+    processes inherit `sys.path`. Must run before any component package is imported.
+    """
+    from walkout.refs import COMPONENTS, component_dir, load_refs
+
+    refs = load_refs(refs_path)
+    root = Path(refs_path).resolve().parent
+    folders = []
+    for name in COMPONENTS:
+        source = component_dir(root, name, refs.components[name].path, source=refs_path) / "src"
+        if source.is_dir():
+            folders.append(source)
+    for folder in reversed(folders):
+        sys.path.insert(0, str(folder))
+    return folders
+
+
 def gate_predict_command(args: argparse.Namespace) -> int:
     """`walkout gate-predict`."""
     from walkout.predict import run_predict
 
+    if args.model:
+        use_component_code(args.model)
     run = run_predict(
         args.inputs,
         args.out,
@@ -200,19 +240,41 @@ def gate_score_command(args: argparse.Namespace) -> int:
 
 def lock_command(args: argparse.Namespace) -> int:
     """`walkout lock`."""
-    from walkout.refs import check_against_pins, load_refs, refs_from_pins, write_refs
+    from walkout.refs import check_lock, load_refs, refs_from_pins, write_refs
 
     path = Path(args.refs)
     refs = load_refs(path)
     root = path.resolve().parent
     if args.check:
-        problems = check_against_pins(refs, root)
+        problems = check_lock(refs, root)
         for problem in problems:
             print(problem, file=sys.stderr)
-        print("model_refs.yaml agrees with the submodule pins" if not problems else "lock file is stale")
+        print(
+            "model_refs.yaml agrees with the submodule pins and commits"
+            if not problems
+            else "lock file is stale"
+        )
         return 1 if problems else 0
     write_refs(path, refs_from_pins(root, previous=refs))
     print(f"wrote {path}")
+    return 0
+
+
+def bump_command(args: argparse.Namespace) -> int:
+    """`walkout bump`."""
+    from walkout.bump import bump
+
+    result = bump(args.refs, args.component, args.to, fetch=not args.no_fetch)
+    if result.superproject_commit is None:
+        print(
+            f"{result.component}: {result.path} is already at {result.new_commit[:12]} "
+            f"({result.new_experiment}) and model_refs.yaml agrees; nothing to commit"
+        )
+        return 0
+    print(result.message.splitlines()[0])
+    print(
+        f"committed {result.superproject_commit[:12]}; next: push a branch, open a pull request (system QC)"
+    )
     return 0
 
 
@@ -230,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         "gate-predict": gate_predict_command,
         "gate-score": gate_score_command,
         "lock": lock_command,
+        "bump": bump_command,
     }
     with interruptible():
         try:

@@ -6,7 +6,7 @@ Schema (schema_version 1)::
     components:
       detection:                      # one entry per component: detection, pose, tracking
         path: submodules/detection    # the submodule directory (relative to the repository root)
-        commit: <git sha> | null      # the commit of that directory the app was tested with
+        commit: <git sha> | null      # the component code the app was tested with (below)
         experiment_id: <id> | null    # ClearML experiment that produced the weights (= the submodule pin)
         weights_sha256: <64 hex> | null
         blind_metrics: {AP50: 0.97}   # the component's blind-set metrics at pin time
@@ -18,7 +18,19 @@ file it would then refuse to read.
 
 A null experiment id or hash means "not pinned yet": the pipeline refuses to run with it. The
 submodule's own pin (`<path>/model_ref.yaml`, written by `walkout-ci pin`) is the source of truth;
-`check_against_pins` reports every disagreement, `refs_from_pins` rebuilds the lock from the pins.
+`check_against_pins` reports every disagreement with the pins (what the pipeline checks before it
+runs), `check_lock` every disagreement of any field (`walkout lock --check`), and `refs_from_pins`
+rebuilds the lock from the pins.
+
+`commit` depends on the layout (`component_commit`):
+- a real git submodule (HEAD's tree has a gitlink, mode 160000, at `path`): the submodule commit.
+  `walkout lock` records the commit checked out in the submodule; `check_lock` requires it to equal
+  HEAD's gitlink (`git ls-tree HEAD <path>`), so a code-only bump (new gitlink, same pin) fails the
+  check until the lock is re-locked (`walkout bump` does both in one commit).
+- an in-tree folder (this monorepo): the last superproject commit that touched the folder
+  (`git log -1 -- <path>`); `check_lock` requires that, so a committed code change in the folder
+  fails the check until `walkout lock` is re-run and committed.
+- outside git: null (and `check_lock` reports a non-null commit it cannot check).
 """
 
 from __future__ import annotations
@@ -292,20 +304,129 @@ def read_pin(pin_path: Path) -> dict[str, Any]:
     return dict(data)
 
 
-def submodule_commit(repo_root: Path, path: str) -> str | None:
-    """The last commit that touched `path` (None outside git or before the first commit)."""
+GITLINK_MODE = "160000"
+
+
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess | None:
+    """`git -C repo args...` (None when git cannot run: not installed, or it hangs)."""
     try:
-        result = subprocess.run(
-            ["git", "-C", str(repo_root), "log", "-1", "--format=%H", "--", path],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False, timeout=60
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and commit else None
+
+
+def gitlink_commit(repo_root: str | os.PathLike, path: str, revision: str = "HEAD") -> str | None:
+    """The submodule commit `revision`'s tree pins at `path` (`git ls-tree`; mode 160000), or None when
+    `path` is no gitlink there (an in-tree folder, not committed yet, or no git at all)."""
+    result = _git(Path(repo_root), "ls-tree", revision, "--", path.rstrip("/"))
+    if result is None or result.returncode != 0:
+        return None
+    for line in result.stdout.splitlines():
+        meta, _, name = line.partition("\t")
+        parts = meta.split()
+        if len(parts) == 3 and parts[0] == GITLINK_MODE and name == path.rstrip("/"):
+            return parts[2]
+    return None
+
+
+def checked_out_commit(repo_root: str | os.PathLike, path: str) -> str | None:
+    """HEAD of the submodule checked out at `path` (None when it is not initialised)."""
+    folder = Path(repo_root) / path
+    # Without its own .git, `git -C folder` would answer for the superproject instead.
+    if not (folder / ".git").exists():
+        return None
+    result = _git(folder, "rev-parse", "HEAD")
+    commit = result.stdout.strip() if result is not None and result.returncode == 0 else ""
+    return commit or None
+
+
+def last_commit_touching(repo_root: str | os.PathLike, path: str) -> str | None:
+    """The last commit that touched `path` (None outside git or before the first commit)."""
+    result = _git(Path(repo_root), "log", "-1", "--format=%H", "--", path)
+    commit = result.stdout.strip() if result is not None and result.returncode == 0 else ""
+    return commit or None
+
+
+def submodule_commit(repo_root: Path, path: str) -> str | None:
+    """The `commit` `walkout lock` records for a component folder (module docstring): the commit
+    checked out in a real submodule (HEAD's gitlink when it is not initialised), else the last
+    superproject commit that touched the folder."""
+    if gitlink_commit(repo_root, path) is not None:
+        return checked_out_commit(repo_root, path) or gitlink_commit(repo_root, path)
+    return last_commit_touching(repo_root, path)
+
+
+def check_commits(refs: ModelRefs, repo_root: str | os.PathLike) -> list[str]:
+    """Every disagreement between the lock's `commit` fields and git, as readable lines.
+
+    A real submodule: the lock's commit must be HEAD's gitlink, and the submodule must be checked out
+    at it (otherwise the pin read from its folder is not the committed one). An in-tree folder: the
+    lock's commit must be the last commit that touched it. Never skipped: a commit that cannot be
+    checked (no git) is reported too.
+    """
+    repo_root = Path(repo_root)
+    problems = []
+    for name in COMPONENTS:
+        entry = refs.components[name]
+        gitlink = gitlink_commit(repo_root, entry.path)
+        if gitlink is not None:
+            if entry.commit != gitlink:
+                problems.append(
+                    f"{name}: model_refs.yaml commit={entry.commit} but HEAD's gitlink {entry.path} is at "
+                    f"{gitlink} (re-lock with `walkout bump {name} --to {gitlink}`, or run `walkout lock` "
+                    "and commit model_refs.yaml with the gitlink)"
+                )
+            checked_out = checked_out_commit(repo_root, entry.path)
+            if checked_out is None:
+                problems.append(
+                    f"{name}: the submodule {entry.path} is not checked out; run "
+                    f"`git submodule update --init {entry.path}`"
+                )
+            elif checked_out != gitlink:
+                problems.append(
+                    f"{name}: the submodule {entry.path} is checked out at {checked_out} but HEAD's "
+                    f"gitlink is {gitlink}; run `git submodule update {entry.path}` (or commit the gitlink)"
+                )
+            continue
+        expected = last_commit_touching(repo_root, entry.path)
+        if expected is None:
+            if entry.commit is not None:
+                problems.append(
+                    f"{name}: model_refs.yaml commit={entry.commit} cannot be checked: {entry.path} is "
+                    f"neither a submodule nor a folder committed in a git repository at {repo_root}"
+                )
+        elif entry.commit != expected:
+            problems.append(
+                f"{name}: model_refs.yaml commit={entry.commit} but the last commit that touched the in-tree "
+                f"folder {entry.path} is {expected} (run `walkout lock` and commit model_refs.yaml)"
+            )
+    return problems
+
+
+def check_lock(refs: ModelRefs, repo_root: str | os.PathLike) -> list[str]:
+    """Every field of every entry against its source: the pins (experiment_id, weights_sha256,
+    blind_metrics, component) and git (commit, `check_commits`); `walkout lock --check`."""
+    problems = check_against_pins(refs, repo_root)
+    problems += check_commits(refs, repo_root)
+    source = refs.source or "model_refs.yaml"
+    for name in COMPONENTS:
+        entry = refs.components[name]
+        pin_path = _pin_path(Path(repo_root), name, entry.path, source=source)
+        if not pin_path.is_file():
+            continue
+        try:
+            pin_metrics = read_pin(pin_path).get("blind_metrics") or {}
+        except RefsError:
+            continue  # already reported by check_against_pins
+        if not isinstance(pin_metrics, Mapping) or dict(entry.blind_metrics) != {
+            str(k): v for k, v in pin_metrics.items()
+        }:
+            problems.append(
+                f"{name}: model_refs.yaml blind_metrics differ from {pin_path}'s (run `walkout lock`)"
+            )
+    return problems
 
 
 def check_against_pins(refs: ModelRefs, repo_root: str | os.PathLike) -> list[str]:
