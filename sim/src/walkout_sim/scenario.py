@@ -16,6 +16,9 @@ A scenario YAML file::
         actions:                      # done in order
           - {do: pick, slot: A1-03}               # take the top item of a slot
           - {do: pick, sku: cola}                 # ... or of the nearest slot showing that SKU
+          - {do: pick, slot: B1-04, sku: chips}   # both: take the top of B1-04, a misplaced chips
+                                                  #   (needed when a put-back of another SKU
+                                                  #   into that slot is in the script)
           - {do: wait, s: 5}                      # stand still
           - {do: put_back, slot: A1-05}           # return a held item (default: the last picked,
                                                   #   or `sku:`; default slot: where it came from)
@@ -89,11 +92,12 @@ class Action:
         )
         if self.do == "pick":
             require(
-                (self.slot is None) != (self.sku is None),
+                self.slot is not None or self.sku is not None,
                 source,
                 path,
                 "slot",
-                "a pick needs exactly one of `slot` (a slot id) or `sku` (an SKU id)",
+                "a pick needs `slot` (a slot id), `sku` (an SKU id) or both (the SKU expected on top"
+                " of that slot, e.g. an item put back there from another slot)",
             )
         if self.do == "walk_to":
             require(self.point is not None, source, path, "point", "walk_to needs `point: [x, y]`")
@@ -166,10 +170,59 @@ def validate_scenario(scenario: Scenario, layout: Layout, source: str) -> list[E
 
     Raises ConfigError naming the file and the field. Assumes stacks are not emptied by others
     (scripted scenarios should not race for the last unit of a slot).
+
+    A put-back may leave an item in a slot of another SKU (mis-shelved); that item is then the slot's
+    top. Shoppers act in parallel, so the script alone does not say whether a later pick from that
+    slot takes the misplaced item or the planogram SKU beneath: such a pick must name the SKU it
+    expects (``{do: pick, slot: ..., sku: ...}``), which must be the planogram SKU or one that a
+    put-back of the script leaves there.
+    """
+    expected, picks = _expected_events(scenario, layout, source)
+    misplaced: dict[str, dict[str, set[int]]] = {}  # slot -> misplaced SKU -> shoppers leaving it there
+    for event in expected:
+        if (
+            event.type == "put_back"
+            and event.slot is not None
+            and event.sku != layout.slot_by_id(event.slot).sku
+        ):
+            misplaced.setdefault(event.slot, {}).setdefault(event.sku, set()).add(event.shopper_id)
+    for path, action in picks:
+        if action.slot is None:
+            continue
+        planogram = layout.slot_by_id(action.slot).sku
+        left_there = {sku: sorted(ids) for sku, ids in sorted(misplaced.get(action.slot, {}).items())}
+        require(
+            action.sku is not None or not left_there,
+            source,
+            path,
+            "sku",
+            f"slot {action.slot} may show an item put back there from elsewhere ({left_there}, SKU: "
+            f"shoppers) or its planogram SKU {planogram!r}: say which one this pick takes with `sku:`",
+        )
+        require(
+            action.sku is None or action.sku == planogram or action.sku in left_there,
+            source,
+            path,
+            "sku",
+            f"slot {action.slot} can only show {planogram!r} or what the script puts back there "
+            f"({sorted(left_there)}), got {action.sku!r}",
+        )
+    return expected
+
+
+def _expected_events(
+    scenario: Scenario, layout: Layout, source: str
+) -> tuple[list[ExpectedEvent], list[tuple[str, Action]]]:
+    """Per shopper, in script order: check ids, hands and put-backs; return the expected events and the
+    picks as (field path, action).
+
+    A pick from a slot expects the SKU it names, else the slot's planogram SKU (a pick from a slot
+    that may hold a misplaced item is checked by :func:`validate_scenario`).
     """
     slot_ids = [slot.id for slot in layout.slots]
     sku_ids = [sku.id for sku in layout.catalog]
     expected = []
+    picks: list[tuple[str, Action]] = []
     for s_index, shopper in enumerate(scenario.shoppers):
         held: list[tuple[str, str | None]] = []  # (sku, slot it came from)
         if shopper.start != "entrance":
@@ -210,6 +263,7 @@ def validate_scenario(scenario: Scenario, layout: Layout, source: str) -> list[E
                 sku = action.sku if action.sku is not None else layout.slot_by_id(action.slot).sku
                 held.append((sku, action.slot))
                 expected.append(ExpectedEvent("pick", shopper.id, sku, action.slot))
+                picks.append((path, action))
             elif action.do == "put_back":
                 require(len(held) > 0, source, path, "do", f"shopper {shopper.id} holds nothing to put back")
                 if action.sku is not None:
@@ -227,7 +281,7 @@ def validate_scenario(scenario: Scenario, layout: Layout, source: str) -> list[E
                 sku, origin = held.pop(index)
                 slot = action.slot if action.slot is not None else origin
                 expected.append(ExpectedEvent("put_back", shopper.id, sku, slot))
-    return expected
+    return expected, picks
 
 
 def scenario_dir() -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -434,6 +434,13 @@ class Agent:
                 del self.actions[index]
                 return
 
+    def _retarget_put_back(self, wanted: str, taken: str) -> None:
+        """The first later put-back of ``wanted`` returns ``taken`` instead (the pick took another SKU)."""
+        for index, later in enumerate(self.actions):
+            if later.do == "put_back" and later.sku == wanted:
+                self.actions[index] = replace(later, sku=taken)
+                return
+
     def _begin_reach(self, task: dict) -> None:
         slot: Slot = task["slot"]
         centre = np.array(slot_centre(slot))
@@ -469,6 +476,10 @@ class Agent:
                 # Emptied by someone else meanwhile: the hand comes back empty, nothing happened.
                 self._drop_put_back(task["sku"])
                 return
+            if task["sku"] is not None and sku != task["sku"]:
+                # Someone took the (misplaced) item this shopper came for and another SKU lies beneath:
+                # the hand takes what is on top, and a later put-back of the wanted SKU returns this one.
+                self._retarget_put_back(task["sku"], sku)
             stacks = self.stacks
             stacks[slot_index].pop()
             tops[slot_index] = stacks[slot_index][-1] if stacks[slot_index] else None
