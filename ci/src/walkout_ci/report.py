@@ -105,6 +105,12 @@ def write_report(report_dir: str | os.PathLike, data: Mapping) -> Path:
     )
 
 
+def discard_stale_report(report_dir: str | os.PathLike) -> None:
+    """Remove `report_dir/report.json` left by an earlier run, first thing in an evaluation: a run
+    that then fails must not leave the previous result looking like its own."""
+    Path(report_dir, REPORT_FILENAME).unlink(missing_ok=True)
+
+
 def read_report(path: str | os.PathLike) -> dict:
     """Read and validate a report; `path` is a report.json file or the folder holding it.
 

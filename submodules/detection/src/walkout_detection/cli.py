@@ -107,7 +107,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from walkout_ci.report import discard_stale_report
     from walkout_detection.gate import evaluate_to_report
+
+    discard_stale_report(args.report_dir)
 
     report = evaluate_to_report(
         model_ref=args.model,

@@ -176,8 +176,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from walkout_ci.report import discard_stale_report
     from walkout_pose.evaluate import evaluate_model
     from walkout_pose.predict import load_model
+
+    discard_stale_report(args.report_dir)
 
     evaluate_config = load_config(args.config).evaluate
     model, _, weights = load_model(args.model, device=args.device)

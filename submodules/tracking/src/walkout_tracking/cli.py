@@ -128,8 +128,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from walkout_ci.report import discard_stale_report
     from walkout_tracking.evaluate import evaluate
     from walkout_tracking.predict import load_tracking_model
+
+    discard_stale_report(args.report_dir)
 
     model = load_tracking_model(args.model, tracker_config=_tracker_override(args.config))
     report = evaluate(model, args.data, args.report_dir, show_progress=not args.quiet)
