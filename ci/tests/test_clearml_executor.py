@@ -453,7 +453,10 @@ def test_clone_on_the_server_overrides_parameters_and_enqueues(tmp_path: Path, s
         "tags": [],
         "system_tags": [],
         "hyperparams": {
-            "General": {"lr": {"section": "General", "name": "lr", "value": "0.1", "type": "float"}}
+            "General": {
+                name: {"section": "General", "name": name, "value": value, "type": "float"}
+                for name, value in (("lr", "0.1"), ("epochs", "1"), ("train/learning_rate", "0.007"))
+            }
         },
     }
     result = subprocess.run(
@@ -467,6 +470,8 @@ def test_clone_on_the_server_overrides_parameters_and_enqueues(tmp_path: Path, s
             "lr=0.5",
             "--set",
             "epochs=3",
+            "--set",
+            "train.learning_rate=0.003",
             "--queue",
             "gpu",
         ],
@@ -480,6 +485,17 @@ def test_clone_on_the_server_overrides_parameters_and_enqueues(tmp_path: Path, s
     assert f"cloned {source_id} as {new_id}, enqueued on 'gpu'" in result.stdout
     general = standin.tasks[new_id]["hyperparams"]["General"]
     assert (general["lr"]["value"], general["epochs"]["value"]) == ("0.5", "3")
+    # The dotted key users type reached ClearML's nested form; no new "train.learning_rate" key.
+    assert general["train/learning_rate"]["value"] == "0.003" and "train.learning_rate" not in general
+    typo = subprocess.run(
+        [sys.executable, "-m", "walkout_ci.cli", "clone", source_id, "--set", "train.learning_rat=1"],
+        env=client_env(standin, tmp_path / "h"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert typo.returncode == 2 and "did you mean train.learning_rate" in typo.stderr, typo.stderr
+    assert len(standin.tasks) == 2  # nothing cloned for a typo
     assert standin.tasks[new_id]["status"] == "queued"
     assert standin.queues["q-gpu"]["entries"] == [{"task": new_id}]
     assert standin.tasks[source_id]["hyperparams"]["General"]["lr"]["value"] == "0.1"

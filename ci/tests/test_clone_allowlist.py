@@ -113,3 +113,30 @@ def test_anything_but_our_training_entry_points_is_an_error(argv) -> None:
 )
 def test_our_entry_points_rerun_with_this_interpreter(argv, module: str, arguments: list[str]) -> None:
     assert rerun_command(argv) == [sys.executable, "-m", module, *arguments]
+
+
+def test_dotted_keys_map_to_clearml_sections_and_unknown_keys_list_close_matches() -> None:
+    from walkout_ci.clone import clearml_parameter_name
+    from walkout_ci.errors import ExperimentError
+
+    known = ["General/train/learning_rate", "General/train/epochs", "General/seed", "Args/data"]
+    assert clearml_parameter_name("train.learning_rate", known) == "General/train/learning_rate"
+    assert clearml_parameter_name("seed", known) == "General/seed"
+    assert clearml_parameter_name("train/epochs", known) == "General/train/epochs"
+    assert clearml_parameter_name("Args/data", known) == "Args/data"
+    with pytest.raises(ExperimentError, match=r"did you mean train\.learning_rate"):
+        clearml_parameter_name("train.learning_rte", known, experiment_id="abc")
+    with pytest.raises(ExperimentError, match=r"has no parameter 'model\.width'"):
+        clearml_parameter_name("model.width", known)
+
+
+def test_a_training_command_becomes_an_agent_runnable_module_call(tmp_path: Path) -> None:
+    from walkout_ci.agent_task import runnable_script
+
+    argv = ["/venv/bin/walkout-tracking", "train", "--data", "d/train", "--out=runs/a", "--epochs", "2"]
+    script = runnable_script(argv, cwd=tmp_path, repo_root=None)
+    assert script.module == "walkout_tracking.cli"
+    assert script.entry_point == (
+        f"-m walkout_tracking.cli train --data {tmp_path}/d/train --out={tmp_path}/runs/a --epochs 2"
+    )
+    assert runnable_script(["bash", "-c", "true"], cwd=tmp_path, repo_root=None) is None

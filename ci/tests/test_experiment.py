@@ -389,7 +389,8 @@ from walkout_ci import experiment
 params = {"lr": 0.1, "optim": {"momentum": 0.9}, "tag": sys.argv[sys.argv.index("--tag") + 1]}
 exp = experiment.start("walkout/test", "clone-me", params)
 exp.close()
-print(json.dumps({"id": exp.id, "params": exp.params}))
+out = sys.argv[sys.argv.index("--out") + 1]
+print(json.dumps({"id": exp.id, "params": exp.params, "out": out}))
 """
 
 
@@ -406,7 +407,7 @@ def test_clone_locally_reruns_the_recorded_command_with_overrides(
     script = tmp_path / "clone_me.py"
     script.write_text(CLONE_SCRIPT)
     # Only our training entry points may be rerun: register this test one (`python -m clone_me train`).
-    test_entry = clone.EntryPoint("clone_me", "clone-me", "train", {"--tag": True})
+    test_entry = clone.EntryPoint("clone_me", "clone-me", "train", {"--tag": True, "--out": True})
     monkeypatch.setattr(clone, "ENTRY_POINTS", (*clone.ENTRY_POINTS, test_entry))
     store = Store.open(env["WALKOUT_HOME"])
     # The source experiment, as a run of `python -m clone_me train --tag first` in tmp_path records it.
@@ -415,16 +416,22 @@ def test_clone_locally_reruns_the_recorded_command_with_overrides(
         project="walkout/test",
         name="clone-me",
         mode="local",
-        params={"lr": 0.1},
+        params={"lr": 0.1, "optim": {"momentum": 0.9}, "tag": "first"},
         store=store,
     )
-    argv = [str(script), "train", "--tag", "first"]
+    argv = [str(script), "train", "--tag", "first", "--out", "runs/first"]
     source.record["code"] = {"argv": argv, "cwd": str(tmp_path), "commit": None}
     source.close()
     assert cli.main(["clone", "local-source", "--set", "lr=0.5", "--set", "optim.momentum=0.0"]) == 0
     out = capfd.readouterr().out
     rerun = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
     assert rerun["params"] == {"lr": 0.5, "optim": {"momentum": 0.0}, "tag": "first"}
-    assert read_json(store.record_path(rerun["id"]))["params"]["lr"] == 0.5
+    record = read_json(store.record_path(rerun["id"]))
+    assert record["params"]["lr"] == 0.5 and record["cloned_from"] == "local-source"
+    # Its own output folder: the source run's weights are never overwritten.
+    assert rerun["out"].startswith("runs/first-clone-") and f"into {tmp_path / rerun['out']}" in out
+    # A key the experiment does not have is an error naming close matches, not a silent new param.
+    assert cli.main(["clone", "local-source", "--set", "optim.momentun=0.0"]) == 2
+    assert "did you mean optim.momentum" in capfd.readouterr().err
     assert cli.main(["clone", "local-source", "--queue", "gpu"]) == 2  # offline ids cannot be enqueued
     assert cli.main(["clone", "local-source", "--set", "novalue"]) == 2

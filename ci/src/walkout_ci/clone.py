@@ -1,12 +1,19 @@
 """`walkout-ci clone`: clone an experiment, change a few parameters, schedule it or run it here.
 
-Online (a ClearML server is configured and the id is a server id): `Task.clone`, the overrides set as
-"General/<key>" parameters (what `experiment.start(params=...)` connected), then `Task.enqueue` on a
-queue (or left as a draft). The clone's code reads them through `exp.params` under clearml-agent.
+Keys are typed in dotted form (`train.learning_rate`). ClearML stores the nested params that
+`experiment.start(params=...)` connected as "General/train/learning_rate": `clearml_parameter_name`
+maps one to the other, and a key the source experiment does not have is an ExperimentError listing
+close matches (a typo must not silently add a new, ignored parameter).
+
+Online (a ClearML server is configured and the id is a server id): `Task.clone`, the overrides set on
+those parameter names, then `Task.enqueue` on a queue (or left as a draft). The clone's code reads
+them through `exp.params` under clearml-agent.
 
 Locally (`local=True`, or an offline/local id): the recorded command line (`code.argv`, run in
 `code.cwd`) is run again with `WALKOUT_CI_PARAMS_OVERRIDE` set to the overrides, which
-`experiment.start` applies to its params; the rerun is a new experiment.
+`experiment.start` applies to its params; the rerun is a new experiment that records
+`cloned_from` (`WALKOUT_CI_CLONED_FROM`) and writes into its own output folder (the recorded
+`--output`/`--out` plus `-clone-<id>`, or `output=`), never over the source run's weights.
 
 A record is data anyone can edit (a bundle in a pull request, a copied store), so the local rerun
 runs only our own training entry points (`ENTRY_POINTS`): the recorded argv must be
@@ -19,12 +26,14 @@ command and what is allowed. Keep `ENTRY_POINTS` in step with the components' `t
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +44,7 @@ import yaml
 from walkout_ci import clearml_config
 from walkout_ci.deadline import call_with_deadline
 from walkout_ci.errors import ConfigError, ExperimentError
-from walkout_ci.experiment import PARAMS_OVERRIDE_ENV_VAR
+from walkout_ci.experiment import CLONED_FROM_ENV_VAR, PARAMS_OVERRIDE_ENV_VAR
 from walkout_ci.gitrepo import code_commit
 from walkout_ci.pins import OFFLINE_ID_PREFIXES, locate_experiment
 from walkout_ci.store import Store
@@ -58,18 +67,74 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
     return overrides
 
 
+def dotted_name(parameter: str) -> str:
+    """ClearML "General/train/learning_rate" -> "train.learning_rate" (other sections keep theirs:
+    "Args/data" -> "Args/data")."""
+    section, _, name = parameter.partition("/")
+    return name.replace("/", ".") if section == "General" else parameter
+
+
+def clearml_parameter_name(key: str, known: Iterable[str], *, experiment_id: str = "?") -> str:
+    """The ClearML parameter a user's key names: "train.learning_rate" -> "General/train/learning_rate".
+
+    known: the source task's parameter names ("Section/name"). A key with a "/" is taken as ClearML's
+    own form ("General/train/learning_rate", "Args/epochs"). ExperimentError listing close matches
+    when the key is not one of `known`.
+    """
+    names = set(known)
+    if "/" in key:
+        candidates = [key, f"General/{key}"]
+    else:
+        candidates = [f"General/{key.replace('.', '/')}", f"General/{key}"]
+    for candidate in candidates:
+        if candidate in names:
+            return candidate
+    typed = {dotted_name(name): name for name in names}
+    close = difflib.get_close_matches(key, list(typed), n=5, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    listing = ", ".join(sorted(typed)[:30]) or "none"
+    raise ExperimentError(
+        f"--set {key}: experiment {experiment_id} has no parameter {key!r}{hint} (its parameters: {listing})"
+    )
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train": {"lr": 1}} -> {"train.lr": 1}: the dotted keys a recorded params dict accepts."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_params(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def check_local_overrides(
+    overrides: Mapping[str, Any], params: Mapping[str, Any], experiment_id: str
+) -> None:
+    """ExperimentError (with close matches) for an override key the recorded params do not have."""
+    known = {f"General/{key.replace('.', '/')}" for key in flatten_params(params)}
+    for key in overrides:
+        clearml_parameter_name(key, known, experiment_id=experiment_id)
+
+
 @dataclass(frozen=True)
 class EntryPoint:
     """One training command `clone --local` may rerun.
 
     module: the CLI module (`python -m <module>`); script: its console script name; subcommand: the
-    only subcommand allowed; options: {"--option": takes a value?} accepted after the subcommand.
+    only subcommand allowed; options: {"--option": takes a value?} accepted after the subcommand;
+    output_option: the option naming the run's output folder; path_options: options whose value is
+    a path (made absolute when a task is recorded for an agent).
     """
 
     module: str
     script: str
     subcommand: str
     options: Mapping[str, bool]
+    output_option: str = "--out"
+    path_options: tuple[str, ...] = ("--data", "--val-data", "--out", "--config")
 
 
 ENTRY_POINTS: tuple[EntryPoint, ...] = (
@@ -86,6 +151,8 @@ ENTRY_POINTS: tuple[EntryPoint, ...] = (
             "--name": True,
             "--no-progress": False,
         },
+        output_option="--output",
+        path_options=("--data", "--val-data", "--output", "--config"),
     ),
     EntryPoint(
         "walkout_pose.cli",
@@ -165,14 +232,10 @@ def _check_arguments(entry: EntryPoint, arguments: Sequence[str]) -> list[str]:
     return list(arguments)
 
 
-def rerun_command(
+def match_command(
     argv: Sequence[object], *, experiment_id: str = "?", entry_points: Sequence[EntryPoint] | None = None
-) -> list[str]:
-    """The command that reruns a recorded training argv: `[sys.executable, "-m", module, *arguments]`.
-
-    argv: the record's `code.argv`. Raises ExperimentError naming the recorded command and what is
-    allowed when it is not one of `entry_points` (default ENTRY_POINTS) with valid arguments.
-    """
+) -> tuple[EntryPoint, list[str]]:
+    """(entry point, validated arguments after the program) of a recorded argv; see `rerun_command`."""
     entry_points = ENTRY_POINTS if entry_points is None else entry_points
     try:
         if (
@@ -182,12 +245,52 @@ def rerun_command(
         ):
             raise ValueError("it must be a non-empty list of strings")
         entry, arguments = _match_entry_point([str(item) for item in argv], entry_points)
-        arguments = _check_arguments(entry, arguments)
+        return entry, _check_arguments(entry, arguments)
     except ValueError as problem:
         raise ExperimentError(
             f"experiment {experiment_id}: recorded command {list(argv)!r} cannot be rerun: {problem}. "
             f"`clone --local` reruns only our training entry points: {_describe_allowed(entry_points)}"
         ) from None
+
+
+def replace_option(arguments: Sequence[str], option: str, value: str) -> list[str]:
+    """`arguments` with `option`'s value replaced (both `--opt V` and `--opt=V`); appended if absent."""
+    result, index, found = [], 0, False
+    while index < len(arguments):
+        token = arguments[index]
+        if token == option and index + 1 < len(arguments):
+            result += [option, value]
+            index += 2
+            found = True
+            continue
+        if token.startswith(option + "="):
+            result.append(f"{option}={value}")
+            found = True
+        else:
+            result.append(token)
+        index += 1
+    return result if found else [*result, option, value]
+
+
+def option_value(arguments: Sequence[str], option: str) -> str | None:
+    """The value of `option` in `arguments` (`--opt V` or `--opt=V`), or None."""
+    for index, token in enumerate(arguments):
+        if token == option and index + 1 < len(arguments):
+            return arguments[index + 1]
+        if token.startswith(option + "="):
+            return token.split("=", 1)[1]
+    return None
+
+
+def rerun_command(
+    argv: Sequence[object], *, experiment_id: str = "?", entry_points: Sequence[EntryPoint] | None = None
+) -> list[str]:
+    """The command that reruns a recorded training argv: `[sys.executable, "-m", module, *arguments]`.
+
+    argv: the record's `code.argv`. Raises ExperimentError naming the recorded command and what is
+    allowed when it is not one of `entry_points` (default ENTRY_POINTS) with valid arguments.
+    """
+    entry, arguments = match_command(argv, experiment_id=experiment_id, entry_points=entry_points)
     return [sys.executable, "-m", entry.module, *arguments]
 
 
@@ -199,6 +302,7 @@ class CloneResult:
     new_id: str | None = None
     queue: str | None = None
     exit_code: int | None = None
+    output: Path | None = None
 
 
 def clone_online(
@@ -225,9 +329,11 @@ def clone_online(
         source = Task.get_task(task_id=experiment_id)
         if source is None or source.id != experiment_id:
             raise ExperimentError(f"experiment {experiment_id} is not on the server {server.api_host}")
+        known = source.get_parameters() or {}
+        names = {key: clearml_parameter_name(key, known, experiment_id=experiment_id) for key in overrides}
         cloned = Task.clone(source_task=source, name=name or f"{source.name} (clone)")
         if overrides:
-            cloned.set_parameters({f"General/{key}": value for key, value in overrides.items()})
+            cloned.set_parameters({names[key]: value for key, value in overrides.items()})
         if queue:
             Task.enqueue(cloned, queue_name=queue)
         return cloned
@@ -249,8 +355,13 @@ def clone_local(
     *,
     search: Sequence[str | Path] = (),
     cwd: str | Path | None = None,
+    output: str | Path | None = None,
 ) -> CloneResult:
-    """Rerun an experiment's recorded command line here with parameter overrides; returns its exit code."""
+    """Rerun an experiment's recorded command line here with parameter overrides; returns its exit code.
+
+    The rerun writes into `output` (default: the recorded output folder + "-clone-<8 hex>") and its
+    record says `cloned_from: experiment_id`.
+    """
     location = locate_experiment(experiment_id, search=search, use_server=False)
     code = location.record.get("code") or {}
     argv = code.get("argv") or []
@@ -258,7 +369,17 @@ def clone_local(
         raise ExperimentError(
             f"experiment {experiment_id} recorded no command line (code.argv): cannot rerun it"
         )
-    command = rerun_command(argv, experiment_id=experiment_id)
+    check_local_overrides(overrides, location.record.get("params") or {}, experiment_id)
+    entry, arguments = match_command(argv, experiment_id=experiment_id)
+    recorded_output = option_value(arguments, entry.output_option)
+    if output is None:
+        if recorded_output is None:
+            raise ExperimentError(
+                f"experiment {experiment_id} recorded no {entry.output_option}: pass --output for the rerun"
+            )
+        output = f"{recorded_output.rstrip('/')}-clone-{uuid.uuid4().hex[:8]}"
+    arguments = replace_option(arguments, entry.output_option, os.fspath(output))
+    command = [sys.executable, "-m", entry.module, *arguments]
     workdir = Path(cwd or code.get("cwd") or ".")
     if not workdir.is_dir():
         raise ExperimentError(
@@ -276,11 +397,14 @@ def clone_local(
         )
     environment = dict(os.environ)
     environment[PARAMS_OVERRIDE_ENV_VAR] = json.dumps(overrides)
+    environment[CLONED_FROM_ENV_VAR] = experiment_id
     try:
         completed = subprocess.run(command, cwd=workdir, env=environment, check=False)
     except OSError as error:
         raise ExperimentError(f"cannot rerun {command!r}: {error}") from error
-    return CloneResult(source_id=experiment_id, exit_code=completed.returncode)
+    return CloneResult(
+        source_id=experiment_id, exit_code=completed.returncode, output=(workdir / output).absolute()
+    )
 
 
 def clone(
@@ -292,6 +416,7 @@ def clone(
     name: str | None = None,
     search: Sequence[str | Path] = (),
     cwd: str | Path | None = None,
+    output: str | Path | None = None,
 ) -> CloneResult:
     """Clone online (server id, not `local`) or rerun locally; see the module docstring."""
     if local or experiment_id.startswith(OFFLINE_ID_PREFIXES):
@@ -300,5 +425,5 @@ def clone(
                 f"--queue needs a server experiment; {experiment_id} is offline (push it first: "
                 f"`walkout-ci experiment push {experiment_id}`) or drop --queue to rerun it here"
             )
-        return clone_local(experiment_id, overrides, search=search, cwd=cwd)
+        return clone_local(experiment_id, overrides, search=search, cwd=cwd, output=output)
     return clone_online(experiment_id, overrides, queue=queue, name=name)

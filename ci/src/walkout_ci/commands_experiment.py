@@ -115,13 +115,17 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="parameter override (dotted key, YAML value), e.g. --set optim.lr=0.01; repeatable",
+        help="parameter override (dotted key, YAML value), e.g. --set train.learning_rate=0.003; the key "
+        "must exist in the experiment's params (ClearML's General/train/learning_rate); repeatable",
     )
     where = clone.add_mutually_exclusive_group()
     where.add_argument("--queue", help="enqueue the clone on this clearml-agent queue (server experiments)")
     where.add_argument("--local", action="store_true", help="rerun the recorded command line here")
     clone.add_argument("--name", help="name of the cloned task (server)")
     clone.add_argument("--cwd", type=Path, help="folder to rerun in (default: where it originally ran)")
+    clone.add_argument(
+        "--output", type=Path, help="output folder of a local rerun (default: the original's + -clone-<hex>)"
+    )
     _add_search(clone)
     clone.set_defaults(handler=_clone)
 
@@ -271,9 +275,10 @@ def _clone(args: argparse.Namespace) -> int:
         name=args.name,
         search=args.search,
         cwd=args.cwd,
+        output=args.output,
     )
     if result.exit_code is not None:
-        print(f"rerun of {result.source_id} exited with code {result.exit_code}")
+        print(f"rerun of {result.source_id} into {result.output} exited with code {result.exit_code}")
         return 0 if result.exit_code == 0 else 2
     where = f"enqueued on {result.queue!r}" if result.queue else "created as a draft (not enqueued)"
     print(f"cloned {result.source_id} as {result.new_id}, {where}")

@@ -21,11 +21,19 @@ recorded in the local store (`walkout_ci.store`), which is what pins and exports
  "created_at": ISO-8601 UTC, "closed_at": ISO-8601 UTC | null,
  "params": {...}, "metrics": {"AP50": 0.93},
  "artifacts": {"weights": {"path": "artifacts/weights/model.pt", "sha256": hex, "size": bytes}},
- "training_data": [{"manifest": path, "manifest_sha256": hex, "split": str, "content_hashes": int}],
+ "training_data": [{"name": dataset folder name, "manifest_sha256": hex, "split": str,
+                    "content_hashes": int}],   # a name, not a path of this machine; the hash identifies
  "server": {"api_host": str, "web_url": str | null} | null,
  "clearml_session": "clearml_session.zip" | null,   # ClearML offline session (offline mode)
- "code": {"commit": sha | null, "argv": [...], "cwd": str}}
+ "code": {"commit": sha | null, "dirty": bool | null, "argv": [...], "cwd": str},
+ "provenance": {"user": str, "host": str, "device": "cpu" | GPU model, "started_at": ISO-8601 UTC,
+                "commit": sha | null, "dirty": bool | null},
+ "cloned_from": experiment id | null}          # `walkout-ci clone` (local rerun, or a server clone)
 ```
+
+A training run started from one of our entry points is made agent-runnable on ClearML
+(walkout_ci.agent_task: module entry point with its arguments, working directory, pinned
+requirements incl. our packages; repository, commit and uncommitted diff as ClearML detected them).
 
 Design decisions for clearml 2.1.12 (tests in ci/tests/test_experiment.py, test_clearml_executor.py):
 - No config: ClearML would raise MissingConfigError; we go offline explicitly. A configured server
@@ -47,9 +55,12 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime as _dt
+import getpass
 import json
 import logging
 import os
+import socket
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -71,6 +82,8 @@ from walkout_ci.store import (
 
 RECORD_SCHEMA_VERSION = 1
 PARAMS_OVERRIDE_ENV_VAR = "WALKOUT_CI_PARAMS_OVERRIDE"
+# Set by `walkout-ci clone --local` for the rerun: the record's `cloned_from`.
+CLONED_FROM_ENV_VAR = "WALKOUT_CI_CLONED_FROM"
 LOGGER = logging.getLogger("walkout_ci.experiment")
 
 
@@ -108,6 +121,53 @@ def _params_from_env(params: dict[str, Any], environ: dict[str, str]) -> dict[st
         LOGGER.warning("ignoring %s=%r: %s", PARAMS_OVERRIDE_ENV_VAR, raw, error)
         return params
     return apply_overrides(params, overrides)
+
+
+def device_name() -> str:
+    """The GPU model training runs on ("NVIDIA H100 80GB HBM3"), else "cpu".
+
+    Asks torch only when the process already imported it (every trainer has): importing torch here
+    would slow every tracked evaluation down for nothing.
+    """
+    torch = sys.modules.get("torch")
+    try:
+        if torch is not None and torch.cuda.is_available():
+            return str(torch.cuda.get_device_name(torch.cuda.current_device()))
+    except Exception:
+        # A broken CUDA setup is not a reason to fail the record; the run itself will say more.
+        return "cpu"
+    return "cpu"
+
+
+def worktree_dirty(directory: Path) -> bool | None:
+    """True when the git checkout holding `directory` has uncommitted changes; None outside git."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", os.fspath(directory), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return bool(result.stdout.strip()) if result.returncode == 0 else None
+
+
+def provenance(cwd: Path) -> dict[str, Any]:
+    """Who trained, where, on which device, when and from which commit (see the record schema)."""
+    try:
+        user = getpass.getuser()
+    except Exception:
+        # No passwd entry (some containers): the record still says something.
+        user = os.environ.get("USER") or "unknown"
+    return {
+        "user": user,
+        "host": socket.gethostname(),
+        "device": device_name(),
+        "started_at": utc_now(),
+        "commit": code_commit(cwd),
+        "dirty": worktree_dirty(cwd),
+    }
 
 
 def to_rgb_image(image: np.ndarray) -> np.ndarray:
@@ -156,6 +216,7 @@ class Experiment:
         online = self._server is not None
         web_url = self._safe("web_url", lambda: task.get_output_log_web_page()) if online else None
         cwd = Path.cwd()
+        origin = provenance(cwd)
         self.record: dict[str, Any] = {
             "schema_version": RECORD_SCHEMA_VERSION,
             "id": experiment_id,
@@ -171,7 +232,14 @@ class Experiment:
             "training_data": [],
             "server": {"api_host": server.api_host, "web_url": web_url} if online else None,
             "clearml_session": None,
-            "code": {"commit": code_commit(cwd), "argv": list(sys.argv), "cwd": str(cwd)},
+            "code": {
+                "commit": origin["commit"],
+                "dirty": origin["dirty"],
+                "argv": list(sys.argv),
+                "cwd": str(cwd),
+            },
+            "provenance": origin,
+            "cloned_from": os.environ.get(CLONED_FROM_ENV_VAR) or None,
         }
         self._write_record()
 
@@ -334,7 +402,7 @@ class Experiment:
         known = set(read_json(known_file)["content_hashes"]) if known_file.is_file() else set()
         atomic_write_json(known_file, {"content_hashes": sorted(known | set(hashes))})
         entry = {
-            "manifest": str(path.absolute()),
+            "name": path.absolute().parent.name,
             "manifest_sha256": sha256_file(path),
             "split": manifest.get("split"),
             "content_hashes": len(hashes),
@@ -543,6 +611,8 @@ def start(
         task=task,
         server=server,
     )
+    if task is not None:
+        _agent_setup(exp, task)
     if task is not None and params:
         # Under clearml-agent, connect() returns the server's (cloned, overridden) values.
         connected = exp._safe("connect", lambda: task.connect(params, name="General"))
@@ -551,6 +621,21 @@ def start(
             exp.record["params"] = exp.params
             exp._write_record()
     return exp
+
+
+def _agent_setup(exp: Experiment, task: Any) -> None:
+    """Locally: make the task agent-runnable. Under clearml-agent: record the task it was cloned from."""
+    from clearml import Task
+
+    if Task.running_locally():
+        from walkout_ci import agent_task
+
+        exp._safe("agent_task", lambda: agent_task.make_runnable(task, sys.argv), transfer=True)
+        return
+    parent = exp._safe("parent", lambda: getattr(task.data, "parent", None))
+    if parent and not exp.record.get("cloned_from"):
+        exp.record["cloned_from"] = str(parent)
+        exp._write_record()
 
 
 def load_record(experiment_id: str, store: Store | None = None) -> dict[str, Any]:

@@ -364,9 +364,18 @@ def training_dataset_of(record: dict[str, Any]) -> dict[str, Any] | None:
     if not entries:
         return None
     if len(entries) == 1:
-        return {"id": entries[0].get("manifest"), "hash": entries[0].get("manifest_sha256")}
+        return {"id": dataset_name(entries[0]), "hash": entries[0].get("manifest_sha256")}
     combined = hashlib.sha256("\n".join(sorted(e.get("manifest_sha256", "") for e in entries)).encode())
-    return {"id": ";".join(str(e.get("manifest")) for e in entries), "hash": combined.hexdigest()}
+    return {"id": ";".join(dataset_name(e) for e in entries), "hash": combined.hexdigest()}
+
+
+def dataset_name(entry: dict[str, Any]) -> str:
+    """A training-data entry's name: `name` (its folder's name), or for records written before names
+    were recorded, the last folder of the old absolute `manifest` path (no machine path in a pin)."""
+    if entry.get("name"):
+        return str(entry["name"])
+    manifest = str(entry.get("manifest") or "")
+    return Path(manifest).parent.name if manifest else "unknown"
 
 
 def pin_experiment(
