@@ -291,3 +291,40 @@ def test_an_online_experiment_exports_without_a_session_and_cannot_be_pushed(
     )
     with pytest.raises(ExperimentError, match="no ClearML offline session"):
         bundle.rebuild_session_folder(location, tmp_path / "rebuilt")
+
+
+def test_pins_name_the_dataset_and_explain_prints_the_lineage(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store.open(tmp_path / "store")
+    train = tmp_path / "sim-train-v3"
+    train.mkdir()
+    (train / "manifest.json").write_text(json.dumps({"split": "train", "blind": False, "content_hashes": []}))
+    exp = Experiment(
+        experiment_id="local-lineage", project="walkout/test", name="t", mode="local", params={}, store=store
+    )
+    exp.record["cloned_from"] = "local-parent"
+    exp.set_training_data(train)
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"w")
+    exp.upload_weights(weights)
+    exp.close()
+    pin = pins.pin_experiment(
+        "local-lineage", tmp_path / "model_ref.yaml", component="detection", store=store
+    )
+    # A name and the content hash; never the absolute path of the machine that trained it.
+    assert pin.training_dataset == {"id": "sim-train-v3", "hash": sha256_file(train / "manifest.json")}
+    assert str(tmp_path) not in (tmp_path / "model_ref.yaml").read_text()
+    origin = read_json(store.record_path("local-lineage"))["provenance"]
+    assert (
+        set(origin) == {"user", "host", "device", "started_at", "commit", "dirty"}
+        and origin["device"] == "cpu"
+    )
+    lines = pins.explain_lineage(tmp_path / "model_ref.yaml", store=store)
+    text = "\n".join(lines)
+    assert f"trained by {origin['user']} on {origin['host']} (cpu)" in text
+    assert "dataset: sim-train-v3 (split train) sha256 " + sha256_file(train / "manifest.json") in text
+    assert "cloned from local-parent" in text and "experiment local-parent: not found" in text
+    monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "store"))
+    assert cli.main(["resolve", "--explain", str(tmp_path / "model_ref.yaml")]) == 0
+    assert "experiment local-lineage" in capsys.readouterr().out

@@ -5,7 +5,7 @@ experiment import DIR              copy a bundle into the local store
 experiment push ID [--pins P ...]  upload to the configured ClearML server, re-pin to the new id
 experiment list                    experiments in the local store
 pin ID --component C --out FILE    write a model_ref.yaml from an experiment
-resolve REF                        print the verified local weights path of REF
+resolve REF [--explain]            print the verified local weights path of REF (or its lineage)
 blind seal DIR --out ARCHIVE       encrypt a dataset folder (key: $WALKOUT_BLIND_KEY)
 blind keygen                       print a new key for WALKOUT_BLIND_KEY
 clone ID --set k=v ...             clone an experiment with overrides; enqueue it or run it locally
@@ -82,6 +82,11 @@ def register(subparsers: Any) -> None:
     resolve = subparsers.add_parser("resolve", help="print the verified local weights file of a model ref")
     resolve.add_argument("ref", help="experiment id | model_ref.yaml | checkpoint path")
     resolve.add_argument("--artifact", default="weights")
+    resolve.add_argument(
+        "--explain",
+        action="store_true",
+        help="print the model's lineage: who trained it, where, when, from which commit, on what data",
+    )
     _add_search(resolve)
     resolve.set_defaults(handler=_resolve)
 
@@ -228,8 +233,11 @@ def _pin(args: argparse.Namespace) -> int:
 
 
 def _resolve(args: argparse.Namespace) -> int:
-    from walkout_ci.pins import resolve_model_ref
+    from walkout_ci.pins import explain_lineage, resolve_model_ref
 
+    if args.explain:
+        print("\n".join(explain_lineage(args.ref, search=args.search)))
+        return 0
     print(resolve_model_ref(args.ref, search=args.search, artifact=args.artifact))
     return 0
 

@@ -449,3 +449,57 @@ def resolve_model_ref(
         raise PinError(f"model reference {text!r} looks like a file path, but there is no such file")
     location = locate_experiment(text, search=search, store=store, use_server=use_server, artifact=artifact)
     return verified_artifact(location, artifact, None)
+
+
+def explain_lineage(
+    ref: str | Path, search: Sequence[str | Path] = (), *, store: Store | None = None
+) -> list[str]:
+    """Lines describing where a model comes from: the pin (if `ref` is a model_ref.yaml), then its
+    experiment's provenance (who, where, device, when, commit + dirty flag, dataset name + hash) and
+    what it was cloned from, following `cloned_from` through the records that can be found."""
+    lines: list[str] = []
+    path = Path(os.fspath(ref)).expanduser()
+    dirs = list(search)
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        pin = read_pin(path)
+        experiment_id = pin.experiment_id
+        dirs.append(path.parent.absolute() / "experiments")
+        dataset = pin.training_dataset or {}
+        lines += [
+            f"pin {path}: {pin.component}, experiment {experiment_id}, "
+            f"{pin.artifact} sha256 {pin.weights_sha256}",
+            f"  training dataset (pinned): {dataset.get('id', 'unknown')} "
+            f"sha256 {dataset.get('hash', 'unknown')}",
+        ]
+    else:
+        experiment_id = os.fspath(ref)
+    seen: set[str] = set()
+    while experiment_id and experiment_id not in seen:
+        seen.add(experiment_id)
+        try:
+            record = locate_experiment(experiment_id, search=dirs, store=store).record
+        except PinError as error:
+            lines.append(f"experiment {experiment_id}: not found ({error})")
+            break
+        origin = record.get("provenance") or {}
+        code = record.get("code") or {}
+        commit = origin.get("commit") or code.get("commit") or "unknown"
+        dirty = origin.get("dirty", code.get("dirty"))
+        state = {True: " + uncommitted changes", False: " (clean)"}.get(dirty, "")
+        started = origin.get("started_at") or record.get("created_at")
+        lines += [
+            f"experiment {experiment_id}: {record.get('project')}/{record.get('name')} "
+            f"({record.get('status')})",
+            f"  trained by {origin.get('user', 'unknown')} on {origin.get('host', 'unknown')} "
+            f"({origin.get('device', 'unknown device')}), started {started}",
+            f"  code: commit {commit}{state}",
+        ]
+        for entry in record.get("training_data") or []:
+            lines.append(
+                f"  dataset: {dataset_name(entry)} (split {entry.get('split')}) "
+                f"sha256 {entry.get('manifest_sha256')}"
+            )
+        experiment_id = record.get("cloned_from")
+        if experiment_id:
+            lines.append(f"  cloned from {experiment_id}")
+    return lines
