@@ -363,18 +363,53 @@ def _check_per_class(config: GateConfig, baseline: dict, candidate: dict, result
             )
 
 
-def _paired_scores(baseline: dict, candidate: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Differences candidate - baseline: of the primary score [N], and per class {class: [N_class]}."""
+@dataclass(frozen=True)
+class _PairedScores:
+    """Candidate - baseline differences with the video (cluster) of each sample.
+
+    overall [N] and overall_clusters [N]: the primary score; by_class {class: [N_class]} and
+    clusters_by_class {class: [N_class]}: the per-class scores of the samples that have that class.
+    """
+
+    overall: np.ndarray
+    overall_clusters: list[str]
+    by_class: dict[str, np.ndarray]
+    clusters_by_class: dict[str, list[str]]
+
+
+def _paired_scores(baseline: dict, candidate: dict) -> _PairedScores:
+    """The paired differences, each sample labelled with its video (`stats.cluster_of` of its id).
+
+    Frames of one video are resampled together (issue 15): the ids our components write say which
+    video a frame or person belongs to, so no gate.yaml setting is needed.
+    """
     cand_by_id = {sample["id"]: sample for sample in candidate["per_sample"]}
-    overall = []
+    overall: list[float] = []
+    overall_clusters: list[str] = []
     by_class: dict[str, list[float]] = {}
+    clusters_by_class: dict[str, list[str]] = {}
     for sample in baseline["per_sample"]:
         other = cand_by_id[sample["id"]]
+        cluster = stats.cluster_of(sample["id"])
         overall.append(other["score"] - sample["score"])
+        overall_clusters.append(cluster)
         for name, value in sample["classes"].items():
             if name in other["classes"]:
                 by_class.setdefault(name, []).append(other["classes"][name] - value)
-    return np.asarray(overall, dtype=np.float64), {k: np.asarray(v) for k, v in sorted(by_class.items())}
+                clusters_by_class.setdefault(name, []).append(cluster)
+    return _PairedScores(
+        overall=np.asarray(overall, dtype=np.float64),
+        overall_clusters=overall_clusters,
+        by_class={k: np.asarray(v, dtype=np.float64) for k, v in sorted(by_class.items())},
+        clusters_by_class={k: clusters_by_class[k] for k in sorted(clusters_by_class)},
+    )
+
+
+def _sample_phrase(test: stats.BootstrapResult) -> str:
+    """'12 samples' or '450 samples in 3 videos (resampled by video)'."""
+    if test.clusters == test.n:
+        return f"{test.n} samples"
+    return f"{test.n} samples in {test.clusters} videos (resampled by video)"
 
 
 def _check_paired(config: GateConfig, baseline: dict, candidate: dict, result: GateResult) -> None:
@@ -385,38 +420,50 @@ def _check_paired(config: GateConfig, baseline: dict, candidate: dict, result: G
         message = "gate.yaml has a paired test but the reports have no per_sample scores"
         result.rules.append(RuleResult("paired[score]", ERROR, message))
         return
-    overall, by_class = _paired_scores(baseline, candidate)
+    scores = _paired_scores(baseline, candidate)
     try:
         test = stats.paired_bootstrap(
-            overall, margin=rule.margin, confidence=rule.confidence, resamples=rule.resamples, seed=rule.seed
+            scores.overall,
+            margin=rule.margin,
+            confidence=rule.confidence,
+            resamples=rule.resamples,
+            seed=rule.seed,
+            clusters=scores.overall_clusters,
         )
     except GateError as error:
         result.rules.append(RuleResult("paired[score]", ERROR, str(error)))
         return
     interval = f"mean {test.mean_difference:+.4f}, {rule.confidence:.0%} lower bound {test.lower:+.4f}"
+    on = _sample_phrase(test)
     if test.passed:
-        status, message = PASS, f"non-inferior on {test.n} samples: {interval} >= -margin {rule.margin:g}"
+        status, message = PASS, f"non-inferior on {on}: {interval} >= -margin {rule.margin:g}"
     else:
         status, message = (
             FAIL,
-            f"not shown non-inferior on {test.n} samples: {interval} < -margin {rule.margin:g}",
+            f"not shown non-inferior on {on}: {interval} < -margin {rule.margin:g}",
         )
     result.rules.append(RuleResult("paired[score]", status, message, None, None, test.mean_difference))
     result.paired = {**asdict(test), "passed": test.passed}
-    if test.n < _FEW_SAMPLES:
+    if test.clusters < _FEW_SAMPLES:
+        unit = "samples" if test.clusters == test.n else "videos"
         result.notes.append(
-            f"the paired test has only {test.n} samples: a bootstrap interval on so few is weak evidence "
-            "(evaluate on more samples for a meaningful paired test)"
+            f"the paired test has only {test.clusters} {unit}: a bootstrap interval on so few is weak "
+            "evidence (evaluate on more videos for a meaningful paired test)"
         )
 
     if not rule.per_class:
         return
-    if not by_class:
+    if not scores.by_class:
         message = "paired.per_class is on but the per_sample entries carry no per-class scores"
         result.rules.append(RuleResult("paired.per_class", ERROR, message))
         return
     class_tests = stats.per_class_tests(
-        by_class, margin=rule.margin, confidence=rule.confidence, resamples=rule.resamples, seed=rule.seed
+        scores.by_class,
+        margin=rule.margin,
+        confidence=rule.confidence,
+        resamples=rule.resamples,
+        seed=rule.seed,
+        clusters_by_class=scores.clusters_by_class,
     )
     for class_test in class_tests:
         outcome = class_test.result
@@ -426,7 +473,7 @@ def _check_paired(config: GateConfig, baseline: dict, candidate: dict, result: G
         row.paired_lower, row.paired_upper = outcome.lower, outcome.upper
         row.paired_adjusted_p = class_test.adjusted_p_value
         detail = (
-            f"class {class_test.name!r} on {outcome.n} samples: mean {outcome.mean_difference:+.4f}, "
+            f"class {class_test.name!r} on {_sample_phrase(outcome)}: mean {outcome.mean_difference:+.4f}, "
             f"lower bound {outcome.lower:+.4f}, Holm-adjusted p {class_test.adjusted_p_value:.4f} "
             f"(alpha {class_test.alpha:.3g}, margin {rule.margin:g})"
         )
