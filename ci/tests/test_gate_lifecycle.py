@@ -140,7 +140,7 @@ def test_four_gates_on_one_cache_ten_times(tmp_path, monkeypatch):
         command = gate_command(component, data, out, cache, "--candidate", str(candidates[name]))
         done = subprocess.run(command, capture_output=True, text=True, timeout=300)
         verdict = json.loads((out / "verdict.json").read_text())
-        return done.returncode, verdict["verdict"], done.stderr
+        return done.returncode, verdict["verdict"], verdict["summary"] + "\n" + done.stderr
 
     for round_index in range(10):
         # A fresh cache each round, so the four race to store the same baseline entry.

@@ -6,10 +6,13 @@ GateError naming the command and git's own message when git fails.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import posixpath
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from walkout_ci.errors import GateError
@@ -164,8 +167,9 @@ def add_worktree(repo: str | os.PathLike, commit: str, destination: Path) -> Pat
     fetched raises GateError naming the submodule and the commit; the half-made worktree is removed.
     Registrations of worktrees whose folder is gone (a run killed before its cleanup) are pruned first.
     """
-    git(repo, "worktree", "prune", check=False)
-    git(repo, "worktree", "add", "--detach", "--force", "--quiet", os.fspath(destination), commit)
+    with _worktree_lock(repo):
+        git(repo, "worktree", "prune", check=False)
+        git(repo, "worktree", "add", "--detach", "--force", "--quiet", os.fspath(destination), commit)
     gitlinks = tree_gitlinks(repo, commit, "")
     if gitlinks:
         try:
@@ -190,7 +194,23 @@ def remove_worktree(repo: str | os.PathLike, destination: Path) -> None:
     git refuses to remove a worktree holding initialised submodules unless forced twice; its folder is
     removed directly then, and the registration pruned.
     """
-    git(repo, "worktree", "remove", "--force", "--force", os.fspath(destination), check=False)
-    if Path(destination).exists():
-        shutil.rmtree(destination, ignore_errors=True)
-    git(repo, "worktree", "prune", check=False)
+    with _worktree_lock(repo):
+        git(repo, "worktree", "remove", "--force", "--force", os.fspath(destination), check=False)
+        if Path(destination).exists():
+            shutil.rmtree(destination, ignore_errors=True)
+        git(repo, "worktree", "prune", check=False)
+
+
+@contextlib.contextmanager
+def _worktree_lock(repo: str | os.PathLike) -> Iterator[None]:
+    """Serialise worktree add/remove/prune of one repository across processes: concurrent gates on
+    one checkout would otherwise prune a worktree another is still creating."""
+    common = Path(git(repo, "rev-parse", "--git-common-dir"))
+    if not common.is_absolute():
+        common = Path(repo) / common
+    with open(common / "walkout-worktrees.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
