@@ -4,15 +4,25 @@ Per video: shoppers are matched to ground truth by their trajectories, then rece
 events are compared (`walkout.metrics`). Over all videos: receipt exact-match rate, item precision /
 recall / F1, false charges and missed items per 100 shoppers, event F1 within +/- 1 s, review rate
 and frames per second; per-SKU item metrics as classes; per-video scores for paired statistics.
+
+Honest statistics (issue 15): the shoppers of one video share its tracks, occlusions and crowding,
+so they are not independent. `confidence_intervals` gives video-level (cluster) bootstrap intervals:
+resample whole videos, add up their counts, recompute each ratio metric. `review_flag_figures` says
+whether the review flags earn their keep: the share of wrong receipts that were flagged (a store sends
+only flagged receipts to a person) and the exact-match rate of the receipts nobody looks at.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from walkout.errors import QCError
 from walkout.groundtruth import VideoGroundTruth
 from walkout.metrics import (
+    UNMATCHED_PREFIX,
     EventCounts,
     ItemCounts,
     ReceiptComparison,
@@ -35,6 +45,7 @@ class WrongReceipt:
     frames: list[int]  # frames of the events behind the difference (ground truth and predicted)
     kind: str  # false_charge | missed_item | false_charge_and_missed_item
     skus: list[str]
+    review: list[str] = field(default_factory=list)  # the receipt's review reasons ([]: not flagged)
 
 
 @dataclass
@@ -50,6 +61,22 @@ class VideoScore:
     seconds: float
     stage_seconds: dict[str, float] = field(default_factory=dict)
     wrong: list[WrongReceipt] = field(default_factory=list)
+    judged_flagged: int = 0  # judged receipts that the system flagged for review
+    wrong_flagged: int = 0  # wrong receipts among them
+
+    def counts(self) -> dict[str, int]:
+        """The additive counts of this video that every summary ratio is built from (see COUNT_NAMES)."""
+        comparison = self.comparison
+        return {
+            "shoppers": comparison.shoppers,
+            "receipts_judged": comparison.receipts,
+            "receipts_exact": comparison.exact_receipts,
+            "receipts_flagged": self.judged_flagged,
+            "wrong_flagged": self.wrong_flagged,
+            "items_true_positive": comparison.items.true_positives,
+            "false_charges": comparison.items.false_positives,
+            "missed_items": comparison.items.false_negatives,
+        }
 
     def sample(self) -> dict:
         """The report's per_sample entry: score = receipt exact-match rate, classes = per-SKU item F1."""
@@ -85,10 +112,26 @@ def _wrong_receipt(
     )
 
 
+def relabel_review(review: Mapping[str, list[str]], shopper_map: Mapping[int, int]) -> dict[str, list[str]]:
+    """Reasons of the flagged receipts keyed like `relabel_receipts` (gt id or unmatched:<engine id>).
+
+    review: {engine shopper id: [reasons]} (an empty list: not flagged, left out here).
+    """
+    relabelled: dict[str, list[str]] = {}
+    for shopper_id, reasons in review.items():
+        if not reasons:
+            continue
+        gt_id = shopper_map.get(int(shopper_id))
+        key = str(gt_id) if gt_id is not None else f"{UNMATCHED_PREFIX}{shopper_id}"
+        relabelled[key] = list(reasons)
+    return relabelled
+
+
 def score_video(result: VideoResult, truth: VideoGroundTruth) -> VideoScore:
     """Compare one run with its video's ground truth (events within +/- 1 s = fps frames)."""
     shopper_map = match_shoppers(truth.track_boxes, result.trajectories)
     predicted = relabel_receipts(result.receipts, shopper_map)
+    flagged = relabel_review(result.review, shopper_map)
     events = relabel_events(result.events, shopper_map)
     comparison = compare_receipts(truth.receipts, predicted)
     event_counts = match_events(
@@ -102,6 +145,8 @@ def score_video(result: VideoResult, truth: VideoGroundTruth) -> VideoScore:
         )
         for shopper in comparison.wrong_shoppers
     ]
+    for receipt in wrong:
+        receipt.review = flagged.get(receipt.shopper, [])
     return VideoScore(
         video=result.video,
         comparison=comparison,
@@ -112,6 +157,8 @@ def score_video(result: VideoResult, truth: VideoGroundTruth) -> VideoScore:
         seconds=result.seconds,
         stage_seconds=dict(result.stage_seconds),
         wrong=wrong,
+        judged_flagged=sum(1 for shopper in comparison.judged_shoppers if shopper in flagged),
+        wrong_flagged=sum(1 for shopper in comparison.wrong_shoppers if shopper in flagged),
     )
 
 
@@ -174,3 +221,128 @@ def summarize(scores: list[VideoScore]) -> tuple[dict[str, float], dict[str, dic
         for sku, counts in sorted(per_sku.items())
     }
     return metrics, per_class
+
+
+# Video-level (cluster) bootstrap of the summary ratios (issue 15). Seeded: a report is reproducible.
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+BOOTSTRAP_CONFIDENCE = 0.95
+COUNT_NAMES = (
+    "shoppers",
+    "receipts_judged",
+    "receipts_exact",
+    "receipts_flagged",
+    "wrong_flagged",
+    "items_true_positive",
+    "false_charges",
+    "missed_items",
+)
+
+Totals = Mapping[str, np.ndarray]
+
+
+def _unflagged_exact(t: Totals) -> np.ndarray:
+    exact_flagged = t["receipts_flagged"] - t["wrong_flagged"]
+    return (t["receipts_exact"] - exact_flagged) / (t["receipts_judged"] - t["receipts_flagged"])
+
+
+# name -> the ratio as a function of count totals (scalars or arrays [resamples]); 0/0 gives NaN.
+RATIO_METRICS: dict[str, Callable[[Totals], np.ndarray]] = {
+    "receipt_exact_match": lambda t: t["receipts_exact"] / t["receipts_judged"],
+    "item_f1": lambda t: (
+        2 * t["items_true_positive"] / (2 * t["items_true_positive"] + t["false_charges"] + t["missed_items"])
+    ),
+    "false_charges_per_100": lambda t: 100.0 * t["false_charges"] / t["shoppers"],
+    "missed_items_per_100": lambda t: 100.0 * t["missed_items"] / t["shoppers"],
+    "wrong_receipts_flagged_share": lambda t: (
+        t["wrong_flagged"] / (t["receipts_judged"] - t["receipts_exact"])
+    ),
+    "unflagged_exact_match": _unflagged_exact,
+}
+
+
+def count_table(scores: list[VideoScore]) -> np.ndarray:
+    """Per-video counts as a float array [videos, len(COUNT_NAMES)] (columns in COUNT_NAMES order)."""
+    return np.array(
+        [[score.counts()[name] for name in COUNT_NAMES] for score in scores], dtype=np.float64
+    ).reshape(len(scores), len(COUNT_NAMES))
+
+
+def confidence_intervals(
+    scores: list[VideoScore],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = BOOTSTRAP_CONFIDENCE,
+) -> dict:
+    """Video-level bootstrap intervals of the receipt and item ratios (report `extra.confidence_intervals`).
+
+    Each resample draws as many videos as there are, with replacement, adds up their counts and
+    recomputes every ratio in RATIO_METRICS from the totals (a ratio of sums, like the point estimate;
+    never a mean of per-video rates). Returns {"method", "confidence", "resamples", "seed", "videos",
+    "metrics": {name: {"estimate", "lower", "upper"} | None}}: None when the ratio itself is undefined
+    (e.g. no wrong receipt, so no share of them flagged); "undefined_resamples" counts resamples
+    whose denominator was 0 (left out of the percentiles).
+    """
+    from walkout_ci import stats
+    from walkout_ci.errors import GateError
+
+    table = count_table(scores)
+    if table.shape[0] == 0:
+        raise QCError("no video to compute confidence intervals from")
+    totals = dict(zip(COUNT_NAMES, table.sum(axis=0), strict=True))
+    resampled = stats.resample_cluster_totals(table, resamples=resamples, seed=seed)
+    columns = {name: resampled[:, index] for index, name in enumerate(COUNT_NAMES)}
+    intervals: dict[str, dict | None] = {}
+    for name, ratio in RATIO_METRICS.items():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            estimate = float(ratio(totals))
+            values = np.asarray(ratio(columns), dtype=np.float64)
+        if not np.isfinite(estimate):
+            intervals[name] = None
+            continue
+        undefined = int(np.count_nonzero(~np.isfinite(values)))
+        try:
+            lower, upper = stats.percentile_interval(values, confidence)
+        except GateError:  # every resample undefined: cannot happen with a defined estimate, kept safe
+            intervals[name] = None
+            continue
+        entry = {"estimate": estimate, "lower": lower, "upper": upper}
+        if undefined:
+            entry["undefined_resamples"] = undefined
+        intervals[name] = entry
+    return {
+        "method": "video-level (cluster) percentile bootstrap: videos resampled, ratios recomputed",
+        "confidence": confidence,
+        "resamples": resamples,
+        "seed": seed,
+        "videos": int(table.shape[0]),
+        "metrics": intervals,
+    }
+
+
+def review_flag_figures(scores: list[VideoScore]) -> dict:
+    """Do the review flags earn their keep? Counts and rates over all judged receipts.
+
+    wrong_receipts_flagged_share: wrong receipts flagged / wrong receipts (None when none was wrong);
+    unflagged_exact_match: exact unflagged receipts / unflagged receipts (None when all were flagged);
+    flagged_share: flagged / judged. A wrong receipt of a shopper the system issued no receipt to
+    (it never saw them leave) counts as not flagged: nobody would look at it.
+    """
+    totals = count_table(scores).sum(axis=0)
+    count = dict(zip(COUNT_NAMES, (int(value) for value in totals), strict=True))
+    judged, flagged = count["receipts_judged"], count["receipts_flagged"]
+    wrong = judged - count["receipts_exact"]
+    unflagged = judged - flagged
+    unflagged_exact = count["receipts_exact"] - (flagged - count["wrong_flagged"])
+    return {
+        "receipts_judged": judged,
+        "receipts_flagged": flagged,
+        "flagged_share": flagged / judged if judged else None,
+        "wrong_receipts": wrong,
+        "wrong_receipts_flagged": count["wrong_flagged"],
+        "wrong_receipts_flagged_share": count["wrong_flagged"] / wrong if wrong else None,
+        "unflagged_receipts": unflagged,
+        "unflagged_exact": unflagged_exact,
+        "unflagged_exact_match": unflagged_exact / unflagged if unflagged else None,
+    }

@@ -128,6 +128,7 @@ class ReceiptComparison:
     items: ItemCounts = field(default_factory=ItemCounts)
     per_sku: dict[str, ItemCounts] = field(default_factory=dict)
     wrong_shoppers: list[str] = field(default_factory=list)  # ids (gt or unmatched:<id>) of wrong receipts
+    judged_shoppers: list[str] = field(default_factory=list)  # ids of every judged receipt, right or wrong
 
     @property
     def exact_match_rate(self) -> float:
@@ -151,6 +152,7 @@ def compare_receipts(gt: Receipts, predicted: Receipts) -> ReceiptComparison:
         if shopper_id in gt:
             comparison.shoppers += 1
         comparison.receipts += 1
+        comparison.judged_shoppers.append(shopper_id)
         if truth == guess:
             comparison.exact_receipts += 1
         else:

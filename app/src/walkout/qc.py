@@ -26,7 +26,14 @@ import cv2
 from walkout.drawing import contact_sheet, draw_observation
 from walkout.engine import EngineConfig
 from walkout.errors import QCError, WalkoutError
-from walkout.evaluate import VideoScore, WrongReceipt, score_video, summarize
+from walkout.evaluate import (
+    VideoScore,
+    WrongReceipt,
+    confidence_intervals,
+    review_flag_figures,
+    score_video,
+    summarize,
+)
 from walkout.gate_inputs import prepare_inputs
 from walkout.groundtruth import VideoGroundTruth, find_videos, load_video_ground_truth
 from walkout.predictions import VideoExpectation, read_predictions
@@ -179,7 +186,11 @@ def build_report(
                     "class": wrong.skus[0] if wrong.skus else "receipt",
                     "kind": wrong.kind,
                     "expected": {"shopper": wrong.shopper, "receipt": wrong.expected},
-                    "predicted": {"shopper": wrong.shopper, "receipt": wrong.predicted},
+                    "predicted": {
+                        "shopper": wrong.shopper,
+                        "receipt": wrong.predicted,
+                        "review": wrong.review,
+                    },
                     "image": outcome.sheets.get(wrong.shopper),
                 }
             )
@@ -208,6 +219,7 @@ def build_report(
                     "event_f1": o.score.events.f1,
                     "review_flags": o.score.receipts_flagged,
                     "derived_receipts": list(o.derived_receipts),
+                    "counts": o.score.counts(),
                 }
                 for o in outcomes
                 if o.score is not None
@@ -217,6 +229,8 @@ def build_report(
                 for o in outcomes
                 if o.result is not None and any(o.result.review.values())
             },
+            "confidence_intervals": confidence_intervals(scores),
+            "review_flags": review_flag_figures(scores),
         }
     )
     return {
@@ -250,11 +264,36 @@ class ReportIdentity:
 
 @dataclass
 class QCOutcome:
-    """The end of a QC run: the report path (complete run) or the per-video errors (ERROR verdict)."""
+    """The end of a QC run: the report path (complete run) or the per-video errors (ERROR verdict).
+
+    metrics: what `walkout qc` / `walkout gate-score` print, one `name: value` line each: the report's
+    metrics, then (`printed_figures`) each interval's bounds and the review-flag figures.
+    """
 
     report_path: Path | None
     errors: dict[str, str]
     metrics: dict[str, float]
+
+
+def printed_figures(report: dict) -> dict[str, float]:
+    """The report's metrics followed by `<metric>_ci95_lower/upper` and the review-flag figures.
+
+    Bounds come from `extra.confidence_intervals` (the suffix names its confidence, e.g. ci95); review
+    figures from `extra.review_flags` (`review_` prefix). Undefined figures are left out.
+    """
+    figures = {name: float(value) for name, value in report["metrics"].items()}
+    extra = report.get("extra", {})
+    intervals = extra.get("confidence_intervals")
+    if intervals:
+        suffix = f"ci{round(100 * intervals['confidence'])}"
+        for name, entry in intervals["metrics"].items():
+            if entry is not None:
+                figures[f"{name}_{suffix}_lower"] = float(entry["lower"])
+                figures[f"{name}_{suffix}_upper"] = float(entry["upper"])
+    for name, value in extra.get("review_flags", {}).items():
+        if value is not None:
+            figures[f"review_{name}"] = float(value)
+    return figures
 
 
 def _clear_report_dir(report_dir: Path) -> None:
@@ -318,7 +357,7 @@ def score_predictions(
         jobs=checked.jobs,
     )
     path = write_report(report_dir, report)
-    return QCOutcome(report_path=path, errors={}, metrics=report["metrics"])
+    return QCOutcome(report_path=path, errors={}, metrics=printed_figures(report))
 
 
 def run_qc(

@@ -1,0 +1,184 @@
+"""QC statistics (issue 15): video-level bootstrap intervals and whether review flags earn their keep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from walkout.errors import QCError
+from walkout.evaluate import (
+    COUNT_NAMES,
+    VideoScore,
+    confidence_intervals,
+    review_flag_figures,
+    score_video,
+    summarize,
+)
+from walkout.groundtruth import VideoGroundTruth
+from walkout.layout import Slot, StoreLayout
+from walkout.metrics import EventCounts, ItemCounts, ReceiptComparison
+from walkout.qc import printed_figures
+from walkout.results import VideoResult
+
+
+def _video(name: str, *, judged: int, exact: int, false_charges: int = 0, missed: int = 0) -> VideoScore:
+    """A scored video with `judged` ground-truth shoppers of one item each, `exact` of them right."""
+    comparison = ReceiptComparison(
+        shoppers=judged,
+        receipts=judged,
+        exact_receipts=exact,
+        items=ItemCounts(
+            true_positives=judged - missed, false_positives=false_charges, false_negatives=missed
+        ),
+    )
+    return VideoScore(
+        video=name,
+        comparison=comparison,
+        events=EventCounts(),
+        receipts_issued=judged,
+        receipts_flagged=0,
+        frames=100,
+        seconds=1.0,
+    )
+
+
+def test_intervals_are_ratios_of_resampled_video_totals():
+    # Videos of unequal size: the ratio of sums (0.8) differs from the mean of rates (0.6), so an
+    # implementation averaging per-video rates would fail here.
+    scores = [
+        _video("a", judged=2, exact=0, false_charges=2),
+        _video("b", judged=8, exact=8),
+        _video("c", judged=5, exact=4, missed=1),
+        _video("d", judged=5, exact=4, false_charges=1),
+    ]
+    result = confidence_intervals(scores, resamples=500, seed=3)
+    exact_match = result["metrics"]["receipt_exact_match"]
+    assert exact_match["estimate"] == pytest.approx(16 / 20)
+    assert summarize(scores)[0]["receipt_exact_match"] == pytest.approx(exact_match["estimate"])
+    # Independent re-implementation with the same generator: draw videos, add counts, divide.
+    judged = np.array([2, 8, 5, 5.0])
+    exact = np.array([0, 8, 4, 4.0])
+    false_charges = np.array([2, 0, 0, 1.0])
+    draws = np.random.default_rng(3).integers(0, 4, size=(500, 4))
+    rates = exact[draws].sum(axis=1) / judged[draws].sum(axis=1)
+    charges = 100 * false_charges[draws].sum(axis=1) / judged[draws].sum(axis=1)
+    assert (exact_match["lower"], exact_match["upper"]) == pytest.approx(
+        tuple(np.quantile(rates, [0.025, 0.975]))
+    )
+    charges_entry = result["metrics"]["false_charges_per_100"]
+    assert charges_entry["estimate"] == pytest.approx(15.0)
+    assert (charges_entry["lower"], charges_entry["upper"]) == pytest.approx(
+        tuple(np.quantile(charges, [0.025, 0.975]))
+    )
+    assert result["videos"] == 4 and result["resamples"] == 500 and result["seed"] == 3
+    assert confidence_intervals(scores, resamples=500, seed=3) == result  # seeded: reproducible
+
+
+def test_errors_clustered_in_one_video_widen_the_interval_beyond_the_shopper_level_one():
+    # 10 videos x 10 shoppers, all 10 wrong receipts in one video (one bad camera day).
+    scores = [_video(f"v{i}", judged=10, exact=0 if i == 0 else 10) for i in range(10)]
+    entry = confidence_intervals(scores)["metrics"]["receipt_exact_match"]
+    assert entry["estimate"] == pytest.approx(0.9)
+    shopper_level_half_width = 1.96 * np.sqrt(0.9 * 0.1 / 100)  # as if 100 independent shoppers
+    assert entry["upper"] - entry["lower"] > 3 * shopper_level_half_width
+    assert entry["upper"] == pytest.approx(1.0)  # resamples without the bad video are perfect
+
+
+def test_a_perfect_split_has_a_degenerate_interval_and_undefined_flag_share():
+    scores = [_video("a", judged=3, exact=3), _video("b", judged=4, exact=4)]
+    metrics = confidence_intervals(scores)["metrics"]
+    assert metrics["receipt_exact_match"] == {"estimate": 1.0, "lower": 1.0, "upper": 1.0}
+    assert metrics["false_charges_per_100"] == {"estimate": 0.0, "lower": 0.0, "upper": 0.0}
+    assert metrics["wrong_receipts_flagged_share"] is None  # no wrong receipt: 0/0, never 1.0
+    figures = review_flag_figures(scores)
+    assert figures["wrong_receipts"] == 0 and figures["wrong_receipts_flagged_share"] is None
+    assert figures["unflagged_exact_match"] == 1.0
+
+
+def test_no_video_is_an_error():
+    with pytest.raises(QCError, match="no video"):
+        confidence_intervals([])
+
+
+LAYOUT = StoreLayout(
+    slots=(Slot(shelf="A", name="A1", sku="apple", box=(40.0, 20.0, 70.0, 40.0)),),
+    entrance=(0.0, 200.0, 40.0, 240.0),
+    exit=(280.0, 200.0, 320.0, 240.0),
+)
+
+
+def _box(x: float) -> dict[int, list[float]]:
+    return {frame: [x, 50.0, x + 30.0, 150.0] for frame in range(1, 6)}
+
+
+def test_score_video_counts_which_wrong_receipts_were_flagged():
+    truth = VideoGroundTruth(
+        name="v",
+        directory=Path("."),
+        frames=(),
+        events=[],
+        receipts={"1": {"apple": 1}, "2": {"bread": 1}, "3": {}},
+        track_boxes={1: _box(10), 2: _box(100), 3: _box(200)},
+        layout=LAYOUT,
+        fps=10.0,
+        frame_count=5,
+    )
+    result = VideoResult(
+        video="v",
+        events=[],
+        receipts={
+            "10": {"apple": 1},  # exact, flagged
+            "20": {"bread": 2},  # wrong, flagged
+            "30": {"cheese": 1},  # wrong (false charge), not flagged: nobody will look at it
+            "40": {"apple": 1},  # phantom shopper charged: wrong, flagged
+        },
+        review={"10": ["reach unclear"], "20": ["relink"], "30": [], "40": ["new track"]},
+        trajectories={10: _box(10), 20: _box(100), 30: _box(200), 40: {}},
+        frames=5,
+        seconds=1.0,
+    )
+    score = score_video(result, truth)
+    counts = score.counts()
+    assert set(counts) == set(COUNT_NAMES)
+    assert counts["receipts_judged"] == 4 and counts["receipts_exact"] == 1
+    assert counts["receipts_flagged"] == 3 and counts["wrong_flagged"] == 2
+    assert {wrong.shopper: wrong.review for wrong in score.wrong} == {
+        "2": ["relink"],
+        "3": [],
+        "unmatched:40": ["new track"],
+    }
+    figures = review_flag_figures([score])
+    assert figures["wrong_receipts"] == 3
+    assert figures["wrong_receipts_flagged_share"] == pytest.approx(2 / 3)
+    assert figures["unflagged_receipts"] == 1 and figures["unflagged_exact_match"] == 0.0
+    assert figures["flagged_share"] == pytest.approx(3 / 4)
+    share = confidence_intervals([score])["metrics"]["wrong_receipts_flagged_share"]
+    assert share == {
+        "estimate": pytest.approx(2 / 3),
+        "lower": pytest.approx(2 / 3),
+        "upper": pytest.approx(2 / 3),
+    }
+
+
+def test_printed_figures_add_interval_bounds_and_review_figures():
+    report = {
+        "metrics": {"receipt_exact_match": 0.9},
+        "extra": {
+            "confidence_intervals": {
+                "confidence": 0.95,
+                "metrics": {
+                    "receipt_exact_match": {"estimate": 0.9, "lower": 0.8, "upper": 0.97},
+                    "wrong_receipts_flagged_share": None,
+                },
+            },
+            "review_flags": {"wrong_receipts_flagged_share": None, "unflagged_exact_match": 0.95},
+        },
+    }
+    assert printed_figures(report) == {
+        "receipt_exact_match": 0.9,
+        "receipt_exact_match_ci95_lower": 0.8,
+        "receipt_exact_match_ci95_upper": 0.97,
+        "review_unflagged_exact_match": 0.95,
+    }
