@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -17,9 +16,19 @@ def test_returns_value_and_reraises() -> None:
 
 
 def test_a_call_that_never_returns_is_abandoned_in_time() -> None:
-    forever = threading.Event()  # never set: stands in for clearml's endless retry loop
-    start = time.monotonic()
-    with pytest.raises(DeadlineExceeded, match="stuck call did not return within 0 s"):
-        call_with_deadline(forever.wait, 0.2, "stuck call")
-    assert time.monotonic() - start < 2.0
-    forever.set()  # let the abandoned thread finish
+    # Stands in for clearml's endless retry loop. A safety timer ends it after a minute, so a
+    # call_with_deadline that waited for the call (instead of a wall-clock bound that flakes on a
+    # loaded machine) fails below: it would return the call's value instead of raising.
+    forever = threading.Event()
+    safety = threading.Timer(60.0, forever.set)
+    safety.start()
+    try:
+        with pytest.raises(DeadlineExceeded, match="stuck call did not return within 0 s"):
+            call_with_deadline(forever.wait, 0.2, "stuck call")
+        # it gave up while the call was still running: the abandoned daemon thread is alive
+        stuck = [thread for thread in threading.enumerate() if thread.name == "walkout-ci stuck call"]
+        assert stuck and all(thread.is_alive() and thread.daemon for thread in stuck)
+        assert not forever.is_set()
+    finally:
+        safety.cancel()
+        forever.set()  # let the abandoned thread finish
