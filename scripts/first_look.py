@@ -1,0 +1,95 @@
+"""First-look QC figures (app/README.md "Measuring honestly"): one Markdown row per QC report.
+
+    python scripts/first_look.py out/firstlook/90/report out/firstlook/91/report [--out SUMMARY.md]
+
+Each argument is a `walkout qc` / `walkout gate-score` report folder (or its report.json). A row gives
+shoppers judged, receipt exact-match, item P / R / F1, false charges and missed items per 100
+shoppers, review rate, the review flags' figures, and the video-level 95% bootstrap intervals the
+report carries (`extra.confidence_intervals`). Reports written before those intervals existed are
+refused: re-score their predictions with `walkout gate-score` first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from walkout_ci.errors import ReportError
+from walkout_ci.report import read_report
+
+HEADER = (
+    "| split | videos | shoppers judged | receipt exact-match [95% CI] | item P / R / F1 [F1 95% CI] | "
+    "false charges / 100 [95% CI] | missed / 100 [95% CI] | review rate | wrong receipts flagged | "
+    "unflagged exact-match |\n|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def _interval(report: dict, name: str, digits: int) -> str:
+    """`value [lower, upper]` of a metric, from the report's video-level intervals."""
+    entry = report["extra"]["confidence_intervals"]["metrics"].get(name)
+    if entry is None:
+        return "undefined"
+    return f"{entry['estimate']:.{digits}f} [{entry['lower']:.{digits}f}, {entry['upper']:.{digits}f}]"
+
+
+def row(label: str, report: dict) -> str:
+    """One Markdown table row for a QC report (see HEADER for the columns)."""
+    extra = report.get("extra", {})
+    if "confidence_intervals" not in extra or "review_flags" not in extra:
+        raise ValueError(
+            f"{label}: report has no extra.confidence_intervals / extra.review_flags "
+            "(written before issue 15): re-score its predictions with `walkout gate-score`"
+        )
+    metrics = report["metrics"]
+    flags = extra["review_flags"]
+    wrong = flags["wrong_receipts"]
+    flagged_share = (
+        "no wrong receipt"
+        if flags["wrong_receipts_flagged_share"] is None
+        else f"{flags['wrong_receipts_flagged']} / {wrong} = "
+        f"{_interval(report, 'wrong_receipts_flagged_share', 3)}"
+    )
+    unflagged = (
+        "none unflagged"
+        if flags["unflagged_exact_match"] is None
+        else f"{flags['unflagged_exact']} / {flags['unflagged_receipts']} = "
+        f"{_interval(report, 'unflagged_exact_match', 3)}"
+    )
+    return (
+        f"| {label} | {extra['confidence_intervals']['videos']} | {int(metrics['receipts_judged'])} "
+        f"({int(metrics['shoppers'])} shoppers) | {_interval(report, 'receipt_exact_match', 3)} | "
+        f"{metrics['item_precision']:.3f} / {metrics['item_recall']:.3f} / "
+        f"{_interval(report, 'item_f1', 3)} | {_interval(report, 'false_charges_per_100', 2)} | "
+        f"{_interval(report, 'missed_items_per_100', 2)} | {metrics['review_rate']:.3f} | {flagged_share} | "
+        f"{unflagged} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reports", nargs="+", help="report folders (or report.json files)")
+    parser.add_argument("--out", help="also write the table to this Markdown file")
+    args = parser.parse_args(argv)
+    lines = [HEADER]
+    try:
+        for path in args.reports:
+            lines.append(row(str(path), read_report(path)))
+    except (OSError, ValueError, ReportError) as error:
+        print(f"first_look: error: {error}", file=sys.stderr)
+        return 2
+    table = "\n".join(lines) + "\n"
+    sys.stdout.write(table)
+    if args.out:
+        target = Path(args.out)
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(table)
+        os.replace(temporary, target)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
