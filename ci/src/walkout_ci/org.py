@@ -14,6 +14,9 @@ DIR/
                                  #   .gitmodules (relative URLs ../walkout-<c>.git) and real gitlinks at
                                  #   submodules/<c> = the model repositories' main commits;
                                  #   model_refs.yaml's `commit` fields are set to those commits
+  <repo>.git: .github/           # GitHub workflows at each repository's root (templates/workflows/):
+                                 #   model repos .github/workflows/gate.yml (job `model gate`), the app
+                                 #   system-qc.yml (job `system QC`), relock.yml and dependabot.yml
   <repo>.git/hooks/update        # protection hook (walkout_ci.hooks), with <repo>.git/walkout-protect.json
   index/simple/<project>/index.html, index/wheels/*.whl
                                  # PEP 503 simple index with wheels of walkout-ci and walkout-sim
@@ -169,6 +172,40 @@ def _tree_has(repo: Path, commit: str, path: str) -> bool:
     return completed.returncode == 0
 
 
+# --- GitHub files at each repository's root --------------------------------------------------------
+
+# Repository path -> template (walkout_ci/templates/workflows/) for each kind of repository: GitHub reads
+# workflows only at a repository's root, so each published repository gets its own.
+GITHUB_FILES = {
+    "model": {".github/workflows/gate.yml": "model-gate.yml"},
+    "qc": {
+        ".github/workflows/system-qc.yml": "system-qc.yml",
+        ".github/workflows/relock.yml": "relock.yml",
+        ".github/dependabot.yml": "dependabot.yml",
+    },
+}
+
+
+def workflow_files(kind: str) -> dict[str, str]:
+    """The GitHub files of a repository of `kind` ("model" or "qc"): {repository path: text}."""
+    folder = resources.files("walkout_ci").joinpath("templates/workflows")
+    files = GITHUB_FILES[kind]
+    return {path: folder.joinpath(name).read_text(encoding="utf-8") for path, name in files.items()}
+
+
+def _set_file(work: Path, commit: str, path: str, text: str, env: dict) -> bool:
+    """Put `text` at `path` in the index (GIT_INDEX_FILE in `env`); True when `commit` had other content."""
+    blob = _git(work, "hash-object", "-w", "--stdin", data=text.encode())
+    _git(work, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
+    current = subprocess.run(
+        ["git", "-C", os.fspath(work), "rev-parse", "--verify", "--quiet", f"{commit}:{path}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return current.stdout.strip() != blob
+
+
 # --- the model repositories -------------------------------------------------------------------------
 
 
@@ -187,6 +224,9 @@ def split_component(work: Path, spec: OrgSpec, component: str, commit: str, date
         blob = _git(work, "rev-parse", f"{commit}:{spec.constraints_file}")
         _git(work, "update-index", "--add", "--cacheinfo", f"100644,{blob},{spec.constraints_file}", env=env)
         changes.append(f"{spec.constraints_file} added: the exact versions to install with, from the app")
+    for path, text in workflow_files("model").items():
+        if _set_file(work, split, path, text, env):
+            changes.append(f"{path} written: GitHub reads workflows only at a repository's root")
     tree = _git(work, "write-tree", env=env)
     if not changes:
         return split
@@ -263,6 +303,8 @@ def build_app_commit(
         relocked = relock_commits(text, {c: model_commits[c] for c in spec.components})
         blob = _git(work, "hash-object", "-w", "--stdin", data=relocked.encode())
         _git(work, "update-index", "--add", "--cacheinfo", f"100644,{blob},model_refs.yaml", env=env)
+    for path, text in workflow_files("qc").items():
+        _set_file(work, commit, path, text, env)
     tree = _git(work, "write-tree", env=env)
     message = f"The walkout app, published from monorepo commit {commit}\n\n" + "\n".join(
         f"- {spec.submodules_dir}/{c}: submodule at {model_commits[c]}" for c in spec.components
