@@ -33,3 +33,34 @@ def walkout_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "walkout_home"
     monkeypatch.setenv("WALKOUT_HOME", str(home))
     return home
+
+
+# The store the session started with. In this package's own repository (a clone from the org) there are
+# no bundled experiments/: git carries only the pin's id, and CI points WALKOUT_HOME at the org's store
+# (a ClearML file server stand-in). Read before the per-test stores above replace WALKOUT_HOME.
+OUTER_WALKOUT_HOME = os.environ.get("WALKOUT_HOME")
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def pinned_experiment(walkout_home: Path) -> Path:
+    """The folder the pinned experiment resolves from: the bundled export experiments/<id>/ (this
+    monorepo), else a copy of <outer $WALKOUT_HOME>/experiments/<id>/ put into the test's fresh store
+    (an org clone: resolved by id and hash-checked, as in production)."""
+    import shutil
+
+    import yaml
+
+    experiment_id = yaml.safe_load((PACKAGE_ROOT / "model_ref.yaml").read_text())["experiment_id"]
+    bundled = PACKAGE_ROOT / "experiments" / experiment_id
+    if bundled.is_dir():
+        return bundled
+    outer = Path(OUTER_WALKOUT_HOME or "~/.walkout").expanduser() / "experiments" / experiment_id
+    if not outer.is_dir():
+        pytest.fail(
+            f"model_ref.yaml pins {experiment_id}, which is neither bundled ({bundled}) nor in the store "
+            f"{outer.parent}: set WALKOUT_HOME to the org's store (walkout-ci org init: DIR/store)"
+        )
+    target = walkout_home / "experiments" / experiment_id
+    shutil.copytree(outer, target)
+    return target

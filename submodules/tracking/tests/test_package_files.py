@@ -39,8 +39,9 @@ def test_production_config_is_valid():
     assert config.tracker.use_appearance
 
 
-def test_production_model_loads_from_the_bundled_export_with_an_empty_store(walkout_home):
-    """A fresh clone (no ClearML server, empty store) loads the pinned model from experiments/."""
+def test_production_model_loads_from_the_bundled_export_with_an_empty_store(walkout_home, pinned_experiment):
+    """No ClearML server: the pinned model loads from experiments/ (monorepo, empty store) or by id from
+    the org's store (an org clone, see conftest.pinned_experiment)."""
     import numpy as np
 
     from walkout_tracking import load_production_model
