@@ -1084,6 +1084,15 @@ class Engine:
         if pick:
             matching = [c for c in candidates if self._stack_top(self._slots[c[0]]) == sku]
             candidates = matching or candidates
+        else:
+            # The released item lands on top of the slot it went into, whatever that slot's SKU (a
+            # mis-shelved return): when the camera sees it there, that slot is where it went, even if
+            # the wrist came closer to a neighbour's center on the way.
+            landed = [c for c in candidates if self._landed_on(self._slots[c[0]], c[1][0], sku)]
+            if landed:
+                slot_key, (frame, _, _) = min(landed, key=lambda c: (c[1][1], c[1][0], c[0]))
+                self._put_back(shopper, frame, self._slots[slot_key], sku, 0.8, [])
+                return
         # the latest approach that came almost as deep as a reach, else the closest approach
         deep = [c for c in candidates if c[1][1] <= deep_enough]
         if deep:
@@ -1095,6 +1104,16 @@ class Engine:
         confidence = 0.6 if shallow else 0.8
         book = self._pick if pick else self._put_back
         book(shopper, frame, self._slots[slot_key], sku, confidence, notes)
+
+    def _landed_on(self, slot: Slot, frame: int, sku: str) -> bool:
+        """Whether `slot` has shown `sku` on top since `frame` (at least twice, and at its latest
+        sighting) while it showed something else in the `shelf_view_frames` before: an item that
+        arrived there."""
+        seen = self._slot_seen.get(slot.key, [])
+        since = [item for f, item in seen if f >= frame]
+        if len(since) < 2 or since.count(sku) < 2 or since[-1] != sku:
+            return False
+        return self._shelf_top_before(slot, frame, sku) not in (sku, None)
 
     def _handover_partner(
         self, shopper: _Shopper, kind: str, sku: str, trail: tuple[Point, ...]
