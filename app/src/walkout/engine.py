@@ -25,9 +25,10 @@ How it decides:
   becomes a receipt.
 - Away from the shelves: a confirmed change of what a shopper holds right after a wrist came near a
   slot is a shallow reach (booked at its closest approach; flagged for review when it stayed far from
-  the slot center); a loss paired with
-  a gain of the same SKU by another shopper whose hands came close is a hand-over (the item moves
-  between carts); anything else (an item flickering out of view) changes no cart.
+  the slot center; a put-back goes to the slot the released item is then seen on top of, whatever
+  that slot's SKU, when that slot showed something else before); a loss paired with a gain of the
+  same SKU by another shopper whose hands came close is a hand-over (the item moves between carts);
+  anything else (an item flickering out of view) changes no cart.
 - Model errors: trackers split, swap and revive ids, detectors lose held items for a moment, pose
   wrists stop short of the slot. The engine absorbs each (app/README.md lists the rules): duplicate
   tracks get no cart, a re-linked shopper drops old ids, a track born beside a shopper just as they
