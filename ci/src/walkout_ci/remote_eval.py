@@ -22,10 +22,11 @@ ground truth or the dataset: only the prepared inputs folder.
     label            "baseline" | "candidate" | ... (messages)
     require_isolation  true on sealed (blind) data: refuse to run without the sandbox
 
-It resolves and verifies the model, copies model and inputs into a scratch folder, runs the predict
-command inside walkout_ci.sandbox when this machine has it (else with the allow-listed environment
-only, which the log says) and uploads the predictions folder as the artifact "predictions" (with
-predict.log). Any failure marks the task failed (exit code 2) and uploads nothing.
+It resolves and verifies the model, copies the weights (a "file" model stays in the checkout) and the
+inputs into a scratch folder, runs the predict command inside walkout_ci.sandbox when this machine
+has it (else with the allow-listed environment only, which the log says) and uploads the predictions
+folder as the artifact "predictions" (with predict.log). Any failure marks the task failed (exit
+code 2) and uploads nothing.
 """
 
 from __future__ import annotations
@@ -172,9 +173,14 @@ def run_prediction(params: dict[str, Any], repo_root: Path, output: Path) -> lis
     scratch = Path(tempfile.mkdtemp(prefix="walkout-remote-predict-"))
     scratch.chmod(0o755)
     try:
-        model = scratch / "model" / model_file.name
-        model.parent.mkdir()
-        shutil.copyfile(model_file, model)
+        if params["model_kind"] == "file":
+            # A file of the checkout (the app's lock file) names the component code and bundled
+            # models relative to itself: it is used in place, as the local executor does.
+            model = model_file
+        else:
+            model = scratch / "model" / model_file.name
+            model.parent.mkdir()
+            shutil.copyfile(model_file, model)
         inputs = scratch / "inputs"
         shutil.copytree(inputs_source, inputs, symlinks=False)
         predictions = scratch / "predictions"

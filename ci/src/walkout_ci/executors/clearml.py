@@ -194,7 +194,7 @@ def create_task(
     return task
 
 
-def _status(task: Any, api_timeout_s: float) -> str | None:
+def poll_status(task: Any, api_timeout_s: float) -> str | None:
     """One status poll, bounded by `api_timeout_s`; None when ClearML could not tell (it returns None
     for a server that refuses connections, and would retry some failures forever)."""
     try:
@@ -213,7 +213,7 @@ def wait_for_task(task: Any, *, timeout_s: float, poll_s: float, api_timeout_s: 
     status: str | None = None
     unknown_since: float | None = None
     while True:
-        polled = _status(task, api_timeout_s)
+        polled = poll_status(task, api_timeout_s)
         now = time.monotonic()
         if polled is None:
             unknown_since = unknown_since if unknown_since is not None else now
@@ -288,6 +288,29 @@ class LaunchedPrediction:
         if self.staged_inputs is not None:
             shutil.rmtree(self.staged_inputs, ignore_errors=True)
             self.staged_inputs = None
+
+
+def stop_prediction(launched: LaunchedPrediction, message: str) -> str | None:
+    """Stop a launched task that is still queued or running (a sibling shard failed, the caller was
+    interrupted) and remove its staged inputs; returns why stopping failed, or None.
+
+    Best effort by design: the caller is already on its way to an ERROR, which a task that could not
+    be stopped does not change (the message says so).
+    """
+    options = launched.options
+    try:
+        status = poll_status(launched.task, options.api_timeout_s)
+        if status not in TERMINAL_STATUSES:
+            call_with_deadline(
+                lambda: launched.task.mark_stopped(force=True, status_message=message),
+                options.api_timeout_s,
+                "ClearML mark_stopped",
+            )
+        return None
+    except Exception as error:
+        return f"ClearML task {launched.task.id} could not be stopped: {error}"
+    finally:
+        launched.cleanup()
 
 
 def _connect(options: ClearMLExecutorOptions) -> str:
