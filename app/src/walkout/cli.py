@@ -46,6 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--report-dir", required=True, help="folder for report.json, images/ and videos/")
     qc.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
     qc.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    qc.add_argument(
+        "--executor",
+        choices=("local", "clearml"),
+        default="local",
+        help="where prediction runs: here (default), or as ClearML tasks for clearml-agent workers "
+        "(with --refs; README: Sharded QC)",
+    )
+    qc.add_argument("--queue", help="clearml: the agents' queue (default: $WALKOUT_CLEARML_QUEUE or default)")
+    qc.add_argument(
+        "--shards", type=int, default=1, help="clearml: split the videos into N tasks (default 1)"
+    )
+    qc.add_argument(
+        "--wait-timeout",
+        type=float,
+        help="clearml: seconds to wait for all shards (default: gate.yaml's timeout_s + 600)",
+    )
 
     inputs = commands.add_parser(
         "gate-inputs",
@@ -138,13 +154,18 @@ def qc_command(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise WalkoutError(f"--jobs must be >= 1, got {args.jobs}")
-    outcome = run_qc(
-        args.videos,
-        report_dir=args.report_dir,
-        refs_path=None if args.oracle else args.refs,
-        jobs=args.jobs,
-        device=args.device,
-    )
+    if args.executor == "clearml":
+        outcome = _sharded_qc(args)
+    elif args.queue or args.shards != 1 or args.wait_timeout is not None:
+        raise WalkoutError("--queue, --shards and --wait-timeout need --executor clearml")
+    else:
+        outcome = run_qc(
+            args.videos,
+            report_dir=args.report_dir,
+            refs_path=None if args.oracle else args.refs,
+            jobs=args.jobs,
+            device=args.device,
+        )
     if outcome.errors:
         _print_errors("QC verdict: ERROR", outcome.errors)
         return 2
@@ -152,6 +173,34 @@ def qc_command(args: argparse.Namespace) -> int:
         print(f"{name}: {value:.4f}")
     print(f"report: {outcome.report_path}")
     return 0
+
+
+def _sharded_qc(args: argparse.Namespace):
+    """`walkout qc --executor clearml`: walkout.shard.run_sharded_qc with the CLI's options."""
+    from dataclasses import replace
+
+    from walkout.shard import run_sharded_qc
+    from walkout_ci.executors.clearml import ClearMLExecutorOptions
+
+    if args.oracle:
+        raise WalkoutError(
+            "--executor clearml needs --refs: agents never get the ground truth the oracle replays"
+        )
+    if args.shards < 1:
+        raise WalkoutError(f"--shards must be >= 1, got {args.shards}")
+    if args.wait_timeout is not None and args.wait_timeout <= 0:
+        raise WalkoutError(f"--wait-timeout must be > 0 seconds, got {args.wait_timeout}")
+    options = ClearMLExecutorOptions.from_env()
+    if args.queue:
+        options = replace(options, queue=args.queue)
+    return run_sharded_qc(
+        args.videos,
+        report_dir=args.report_dir,
+        refs_path=args.refs,
+        shards=args.shards,
+        options=options,
+        wait_timeout_s=args.wait_timeout,
+    )
 
 
 def _print_errors(verdict: str, errors: dict[str, str]) -> None:
