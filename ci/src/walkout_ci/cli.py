@@ -14,8 +14,7 @@ import sys
 
 from walkout_ci import commands_experiment, commands_gate, commands_org
 from walkout_ci.errors import WalkoutCIError
-from walkout_ci.sandbox import redact
-from walkout_ci.signals import Interrupted, interruptible
+from walkout_ci.signals import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,16 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    with interruptible():
-        try:
-            return int(handler(args))
-        except WalkoutCIError as error:
-            print(f"walkout-ci {args.command}: error: {redact(str(error))}", file=sys.stderr)
-            return error.exit_code
-        except Interrupted as stop:
-            # Every `finally` on the way (decrypted data, worktrees, child processes) has run.
-            print(f"walkout-ci {args.command}: {stop}", file=sys.stderr)
-            return stop.exit_code
+    return run_command("walkout-ci", args.command, lambda: handler(args), errors=(WalkoutCIError,))
 
 
 if __name__ == "__main__":

@@ -24,11 +24,13 @@ their owner's `finally` (see `stop_process_group`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -84,3 +86,37 @@ def stop_process_group(process: subprocess.Popen, *, grace_s: float = 5.0) -> No
             continue
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+def run_command(
+    prog: str,
+    command: str,
+    call: Callable[[], int],
+    *,
+    errors: tuple[type[BaseException], ...],
+    crash_exit_code: int | None = None,
+) -> int:
+    """Run one CLI command the way every walkout CLI does; returns its exit code.
+
+    Inside `interruptible()`: an error of a type in `errors` prints `<prog> <command>: error: <message>`
+    (secret values redacted) and returns its `exit_code` (default 2); `Interrupted` prints one line
+    and returns 128 + the signal number. `crash_exit_code`: any other exception is logged with its
+    traceback and gives this code (2 for tools a gate calls: a crash is "could not evaluate", never the
+    1 that means "regression"); None lets it propagate.
+    """
+    from walkout_ci.sandbox import redact
+
+    with interruptible():
+        try:
+            return int(call())
+        except Interrupted as stop:
+            print(f"{prog} {command}: {stop}", file=sys.stderr)
+            return stop.exit_code
+        except errors as error:
+            print(f"{prog} {command}: error: {redact(str(error))}", file=sys.stderr)
+            return int(getattr(error, "exit_code", 2))
+        except Exception:
+            if crash_exit_code is None:
+                raise
+            logging.getLogger(prog).exception("%s %s crashed", prog, command)
+            return crash_exit_code

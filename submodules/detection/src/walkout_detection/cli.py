@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from walkout_ci.signals import Interrupted, interruptible
+from walkout_ci.signals import run_command
 from walkout_detection.errors import DetectionError
 
 
@@ -200,15 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 bad input / could not evaluate, 128 + signal when
     stopped by SIGINT / SIGTERM: the signal unwinds the command, so its temp folders are removed)."""
     args = build_parser().parse_args(argv)
-    with interruptible():
-        try:
-            return HANDLERS[args.command](args)
-        except DetectionError as error:
-            print(f"walkout-detection {args.command}: error: {error}", file=sys.stderr)
-            return error.exit_code
-        except Interrupted as stop:
-            print(f"walkout-detection {args.command}: {stop}", file=sys.stderr)
-            return stop.exit_code
+    return run_command(
+        "walkout-detection", args.command, lambda: HANDLERS[args.command](args), errors=(DetectionError,)
+    )
 
 
 if __name__ == "__main__":

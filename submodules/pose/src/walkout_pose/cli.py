@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from walkout_ci.signals import Interrupted, interruptible
+from walkout_ci.signals import run_command
 from walkout_ci.store import atomic_write_text
 from walkout_pose.config import KEYPOINT_NAMES, load_config
 from walkout_pose.errors import InputError, PoseError
@@ -340,36 +340,22 @@ HANDLERS = {
 }
 
 
-def _run(args: argparse.Namespace) -> int:
-    """One command; errors become their exit code and one line on stderr."""
-    try:
-        return HANDLERS[args.command](args)
-    except PoseError as error:
-        print(f"walkout-pose {args.command}: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except Exception as error:
-        from walkout_ci.errors import WalkoutCIError
-
-        if isinstance(error, WalkoutCIError):
-            # walkout_ci errors (pins, blind set, report contract) carry their own exit code.
-            print(f"walkout-pose {args.command}: error: {error}", file=sys.stderr)
-            return error.exit_code
-        # A crash is "could not evaluate" (2), never 1: the gate would read 1 as a measured regression.
-        logging.getLogger("walkout_pose.cli").exception("walkout-pose %s crashed", args.command)
-        return 2
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI in-process; returns the exit code (0 ok, 2 bad input / could not evaluate,
     128 + signal number when SIGINT / SIGTERM stopped it after its `finally` blocks cleaned up)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    with interruptible():
-        try:
-            return _run(args)
-        except Interrupted as stop:
-            print(f"walkout-pose {args.command}: {stop}", file=sys.stderr)
-            return stop.exit_code
+    from walkout_ci.errors import WalkoutCIError
+
+    # walkout_ci errors (pins, blind set, report contract) carry their own exit code; a crash is
+    # "could not evaluate" (2), never 1: the gate would read 1 as a measured regression.
+    return run_command(
+        "walkout-pose",
+        args.command,
+        lambda: HANDLERS[args.command](args),
+        errors=(PoseError, WalkoutCIError),
+        crash_exit_code=2,
+    )
 
 
 if __name__ == "__main__":

@@ -204,26 +204,22 @@ def main(argv: list[str] | None = None) -> int:
     files are cleaned up by the `finally` blocks on the way) and give 128 + the signal number.
     """
     from walkout_ci.errors import WalkoutCIError
-    from walkout_ci.signals import Interrupted, interruptible
+    from walkout_ci.signals import run_command
 
     args = build_parser().parse_args(argv)
     if args.threads < 1:
         print(f"walkout-tracking: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
         return 2
-    with interruptible():
-        try:
-            import torch
 
-            torch.set_num_threads(args.threads)
-            logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-            logging.getLogger("walkout_tracking").setLevel(logging.INFO)
-            return HANDLERS[args.command](args)
-        except (TrackingError, WalkoutCIError) as error:
-            print(f"walkout-tracking {args.command}: error: {error}", file=sys.stderr)
-            return error.exit_code
-        except Interrupted as stop:
-            print(f"walkout-tracking {args.command}: {stop}", file=sys.stderr)
-            return stop.exit_code
+    def call() -> int:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("walkout_tracking").setLevel(logging.INFO)
+        return HANDLERS[args.command](args)
+
+    return run_command("walkout-tracking", args.command, call, errors=(TrackingError, WalkoutCIError))
 
 
 if __name__ == "__main__":  # pragma: no cover
