@@ -1,169 +1,597 @@
-"""`make demo`: the whole walkout lifecycle on a small simulated store, one step at a time.
+"""`make demo`: the multi-repository lifecycle, real and enforced, in a fresh org under out/demo/.
 
-1. The simulated store renders training data and a blind set (sealed with a CI-style secret).
-2. A researcher trains a quick detection candidate and the model gate compares it with the pinned
-   production model on the sealed blind set (a few-second model is expected to FAIL).
-3. An integrator runs the store app with the pinned models on a scripted hard case and prints receipts.
-4. System QC runs the whole system on the blind videos and prints the receipt metrics.
+  0. `walkout-ci org init`: bare model repositories, the app with real submodules, protection hooks,
+     the experiment store and the CI signing key; tiny blind sets sealed with a demo key.
+  1. A detection pull request whose model collapses on one product (a checkpoint whose heatmap head
+     never fires for that SKU): model gate FAIL naming the class; the push to main is refused.
+  2. A code-only pull request that keeps the model: model gate PASS; merged into main.
+  3. The integrator bumps detection in the app (`walkout bump`): system QC PASS; the app's main advances.
+  4. An app change that locks the collapsed detection experiment (receipts get worse): system QC FAIL;
+     the app's main refuses it.
+  5. A direct push to main without a verdict: refused.
 
-Every step is one of the CLIs a user would type; this script only strings them together and says
-what happened. Outputs go under out/demo/.
+Every step is the commands a researcher, CI or the integrator would run (git, walkout-ci, walkout);
+CI's environment alone holds the signing and blind keys. The script checks each step's outcome
+(exit codes, verdicts, the refusals' messages, the QC receipt metrics) and exits 1 when one differs.
+It ends with out/demo/index.html linking every step's report, verdict and the repositories' logs.
+
+`--quick` (make demo-quick, tests/test_demo.py): smaller blind sets and no wheels in the index.
 """
 
 from __future__ import annotations
 
+import argparse
+import html
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "out" / "demo"
 BIN = Path(sys.executable).parent
-# Demo-only secrets: in CI they come from the CI system's secret store, never from the repository
-# (a real key comes from `walkout-ci blind keygen`; this one is 32 readable bytes, base64).
-DEMO_SECRETS = {
+ALLOW_FILE = ["-c", "protocol.file.allow=always"]  # local file:// submodules (git >= 2.38)
+# Demo-only secrets: in CI they come from the CI system's secret store, never from a repository.
+DEMO_BLIND = {
     "WALKOUT_BLIND_SEED": "20261125",
     "WALKOUT_BLIND_KEY": "d2Fsa291dC1kZW1vLWtleS1ub3QtYS1zZWNyZXQhISE=",
 }
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "demo researcher",
+    "GIT_AUTHOR_EMAIL": "researcher@walkout.invalid",
+    "GIT_COMMITTER_NAME": "demo researcher",
+    "GIT_COMMITTER_EMAIL": "researcher@walkout.invalid",
+}
+# Two scripted videos at the exit: a shopper takes one product and leaves; another leaves with nothing.
+QC_SCENARIOS = {
+    "demo_pick": {
+        "name": "demo_pick",
+        "seed": 3,
+        "shoppers": [
+            {"id": 1, "enter_s": 0.0, "start": [258, 204], "speed": 5.0, "leave": True,
+             "actions": [{"do": "pick", "slot": "B2-12"}]},
+        ],
+    },
+    "demo_walk": {
+        "name": "demo_walk",
+        "seed": 4,
+        "shoppers": [
+            {"id": 1, "enter_s": 0.0, "start": [288, 214], "speed": 5.0, "leave": True,
+             "actions": [{"do": "walk_to", "point": [292, 214]}]},
+        ],
+    },
+}  # fmt: skip
 
 
-def step(title: str) -> None:
-    print(f"\n=== {title} ===", flush=True)
+class DemoError(Exception):
+    """A step's outcome differs from what the demo expects."""
 
 
-def run(*args: str, allowed_exit_codes: tuple[int, ...] = (0,)) -> int:
-    """Run one CLI command, echoing it; stop the demo on an unexpected exit code."""
-    print("$ " + shlex.join(args), flush=True)
+@dataclass
+class Step:
+    """One lifecycle step: what was expected, what happened, where its files are."""
+
+    number: int
+    title: str
+    expected: str
+    outcome: str = "not run"
+    ok: bool = False
+    seconds: float = 0.0
+    links: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class Demo:
+    """The org, the CI environment and the people's clones under `out`."""
+
+    def __init__(self, out: Path, quick: bool) -> None:
+        self.out = out
+        self.quick = quick
+        self.org = out / "org"
+        self.work = out / "work"
+        self.logs = out / "logs"
+        self.steps: list[Step] = []
+        self.base_env = {**os.environ, **GIT_IDENTITY, "WALKOUT_OFFLINE": "1", "GIT_CONFIG_NOSYSTEM": "1"}
+        for name in ("WALKOUT_CI_SIGNING_KEY", "WALKOUT_BLIND_KEY", "WALKOUT_CACHE_SECRET"):
+            self.base_env.pop(name, None)  # people hold no CI secrets
+
+    # -- running commands -----------------------------------------------------------------------
+
+    def run(self, command: list[str], *, cwd: Path | None = None, ci: bool = False, log: str = "",
+            env: dict | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+        """Run a command (ours from this interpreter's bin), echo it, log its output to logs/<log>."""
+        if command[0].startswith("walkout"):
+            command = [str(BIN / command[0]), *command[1:]]
+        environment = dict(self.ci_env if ci else self.people_env)
+        environment.update(env or {})
+        shown = shlex.join([Path(command[0]).name, *command[1:]]).replace(str(self.out) + "/", "")
+        print(f"  $ {shown}" + ("   [CI]" if ci else ""), flush=True)
+        result = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True)
+        if log:
+            self.logs.mkdir(parents=True, exist_ok=True)
+            (self.logs / log).write_text(
+                f"$ {shown}\nexit {result.returncode}\n\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def git(self, repo: Path, *args: str) -> str:
+        result = subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, env=self.people_env
+        )
+        if result.returncode != 0:
+            raise DemoError(f"git {' '.join(args)} in {repo}: {result.stderr.strip()}")
+        return result.stdout.strip()
+
+    @property
+    def people_env(self) -> dict[str, str]:
+        return {**self.base_env, "WALKOUT_HOME": str(self.org / "store")}
+
+    @property
+    def ci_env(self) -> dict[str, str]:
+        key = (self.org / "secrets" / "ci-signing.key").read_text().strip()
+        return {**self.base_env, **DEMO_BLIND, "WALKOUT_CI_SIGNING_KEY": key,
+                "WALKOUT_HOME": str(self.out / "ci-home")}  # fmt: skip
+
+    # -- setup ----------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        self.out.mkdir(parents=True)
+        command = ["walkout-ci", "org", "init", str(self.org), "--source", str(ROOT)]
+        result = self.run(command + (["--no-wheels"] if self.quick else []), log="org-init.log")
+        expect(result.returncode == 0, f"org init failed: {result.stderr[-2000:]}")
+        data = self.out / "data"
+        videos, frames, stride = ("2", "40", "4") if self.quick else ("3", "100", "2")
+        result = self.run(
+            [
+                "walkout-sim",
+                "generate",
+                "--split",
+                "blind",
+                "--videos",
+                videos,
+                "--frames",
+                frames,
+                "--image-stride",
+                stride,
+                "--out",
+                str(data / "detection-blind"),
+                "--quiet",
+            ],
+            env=DEMO_BLIND,
+            log="data-detection.log",
+        )
+        expect(result.returncode == 0, f"walkout-sim generate failed: {result.stderr[-2000:]}")
+        # a researcher's (non-blind) training split: the collapsed model's recorded training data
+        result = self.run(
+            [
+                "walkout-sim",
+                "generate",
+                "--split",
+                "train",
+                "--videos",
+                "1",
+                "--frames",
+                "8",
+                "--image-stride",
+                "4",
+                "--out",
+                str(data / "train"),
+                "--quiet",
+            ],
+            log="data-train.log",
+        )
+        expect(result.returncode == 0, f"walkout-sim generate failed: {result.stderr[-2000:]}")
+        self.train = data / "train"
+        qc_split(data)
+        for name in ("detection-blind",):
+            sealed = data / f"{name}.sealed"
+            result = self.run(["walkout-ci", "blind", "seal", str(data / name), "--out", str(sealed)],
+                              env=DEMO_BLIND, log=f"seal-{name}.log")  # fmt: skip
+            expect(result.returncode == 0, f"blind seal failed: {result.stderr[-2000:]}")
+        self.detection_data = data / "detection-blind.sealed"
+        # Not sealed, not marked blind: the gate's leakage check needs a candidate experiment, and a lock
+        # file (the app's model) has none yet (gate_runner would have to check each locked experiment).
+        self.qc_data = data / "qc-blind"
+        self.sku = picked_sku(data / "qc-blind")
+        present = class_counts(data / "detection-blind")
+        expect(self.sku in present, f"the picked product {self.sku} is not in the detection blind set")
+        print(f"  the product shoppers pick in the QC videos: {self.sku} "
+              f"({present[self.sku]} boxes in the detection blind set)")  # fmt: skip
+
+    # -- people and CI --------------------------------------------------------------------------
+
+    def clone(self, repo: str, name: str, branch: str) -> Path:
+        path = self.work / name
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.git(self.work, "clone", "-q", str(self.org / f"{repo}.git"), name)
+        self.git(path, "checkout", "-q", "-b", branch)
+        return path
+
+    def ci_check(self, clone: Path, component_dir: Path, data: Path, out: Path, log: str):
+        """What the workflow's gate step runs (the `model gate` / `system QC` job)."""
+        command = [
+            "walkout-ci",
+            "ci",
+            "check",
+            "--component-dir",
+            str(component_dir),
+            "--data",
+            str(data),
+            "--target-branch",
+            "main",
+            "--out",
+            str(out),
+            "--store",
+            str(self.org / "store"),
+            "--cache-dir",
+            str(self.out / "ci-cache"),
+            "--no-track",
+            "--no-progress",
+            "--push",
+        ]
+        result = self.run(command, cwd=clone, ci=True, log=log)
+        verdict = json.loads((out / "verdict.json").read_text()) if (out / "verdict.json").is_file() else {}
+        return result, verdict
+
+    def push(self, clone: Path, refspec: str, log: str) -> subprocess.CompletedProcess:
+        return self.run(["git", "-C", str(clone), "push", "origin", refspec], log=log)
+
+    def main_tip(self, repo: str) -> str:
+        return self.git(self.org / f"{repo}.git", "rev-parse", "refs/heads/main")
+
+    # -- the steps ------------------------------------------------------------------------------
+
+    def collapse_pr(self, step: Step) -> None:
+        clone = self.clone("walkout-detection", "detection-collapse", f"drop-{self.sku}")
+        experiment = self.collapsed_experiment()
+        result = self.run(
+            [
+                "walkout-ci",
+                "pin",
+                experiment,
+                "--component",
+                "detection",
+                "--out",
+                str(clone / "model_ref.yaml"),
+                "--search",
+                str(self.org / "store" / "experiments"),
+            ],
+            log="1-pin.log",
+        )
+        expect(result.returncode == 0, f"walkout-ci pin failed: {result.stderr[-2000:]}")
+        self.commit(clone, f"detection: new head ({experiment})")
+        expect(
+            self.push(clone, f"drop-{self.sku}", "1-push-branch.log").returncode == 0, "branch push refused"
+        )
+        out = self.out / "reports" / "1-detection-collapse"
+        result, verdict = self.ci_check(clone, clone, self.detection_data, out, "1-ci-check.log")
+        step.links.update(report=out / "report.html", verdict=out / "attestation.json")
+        expect(
+            result.returncode == 1 and verdict.get("verdict") == "FAIL",
+            f"expected the model gate to FAIL (exit 1), got exit {result.returncode}: "
+            f"{result.stderr[-1500:]}",
+        )
+        text = json.dumps(verdict)
+        expect(self.sku in text, f"the FAIL verdict does not name {self.sku}")
+        step.notes.append(f"verdict FAIL: {verdict.get('summary', '')[:300]}")
+        merge = self.push(clone, f"drop-{self.sku}:main", "1-push-main.log")
+        expect(merge.returncode != 0 and "is FAIL" in merge.stderr, f"main accepted a FAIL: {merge.stderr}")
+        step.notes.append("push to main: " + refusal(merge.stderr))
+        self.collapsed = experiment
+        step.outcome = f"gate FAIL naming {self.sku}; merge refused"
+
+    def code_pr(self, step: Step) -> None:
+        clone = self.clone("walkout-detection", "detection-docs", "docs-gate")
+        readme = clone / "README.md"
+        readme.write_text(readme.read_text() + "\nSee the org's gate report on every pull request.\n")
+        self.commit(clone, "detection: README points at the gate report")
+        expect(self.push(clone, "docs-gate", "2-push-branch.log").returncode == 0, "branch push refused")
+        out = self.out / "reports" / "2-detection-code"
+        result, verdict = self.ci_check(clone, clone, self.detection_data, out, "2-ci-check.log")
+        step.links.update(report=out / "report.html", verdict=out / "attestation.json")
+        expect(
+            result.returncode == 0 and verdict.get("verdict") == "PASS",
+            f"expected PASS, got exit {result.returncode}: {verdict.get('summary')} {result.stderr[-1500:]}",
+        )
+        merge = self.push(clone, "docs-gate:main", "2-push-main.log")
+        expect(merge.returncode == 0, f"main refused a PASS: {merge.stderr}")
+        self.detection_main = self.main_tip("walkout-detection")
+        step.outcome = f"gate PASS; merged (walkout-detection main = {self.detection_main[:12]})"
+
+    def app_clone(self, name: str, branch: str) -> Path:
+        clone = self.clone("walkout", name, branch)
+        result = self.run(["git", "-C", str(clone), *ALLOW_FILE, "submodule", "update", "--init", "-q"],
+                          log=f"{name}-submodules.log")  # fmt: skip
+        expect(result.returncode == 0, f"submodule update failed: {result.stderr}")
+        return clone
+
+    def bump(self, step: Step) -> None:
+        clone = self.app_clone("app-bump", "bump-detection")
+        result = self.run(["walkout", "bump", "detection"], cwd=clone, log="3-bump.log",
+                          env={"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "protocol.file.allow",
+                               "GIT_CONFIG_VALUE_0": "always"})  # fmt: skip
+        expect(
+            result.returncode == 0, f"walkout bump failed: {result.stdout[-1000:]} {result.stderr[-1500:]}"
+        )
+        lock_check = self.run(["walkout", "lock", "--check"], cwd=clone, log="3-lock-check.log")
+        expect(lock_check.returncode == 0, f"walkout lock --check failed: {lock_check.stderr[-1500:]}")
+        gitlink = self.git(clone, "rev-parse", "HEAD:submodules/detection")
+        expect(gitlink == self.detection_main, "the bump did not move the gitlink to detection's main")
+        self.app_gate(step, clone, "3", "bump-detection", expect_pass=True)
+        step.outcome = f"system QC PASS ({self.metrics_text}); app main advanced"
+
+    def worse_lock(self, step: Step) -> None:
+        clone = self.app_clone("app-worse", "try-new-detection")
+        lock = clone / "model_refs.yaml"
+        data = yaml.safe_load(lock.read_text())
+        entry = data["components"]["detection"]
+        pin = json.loads(
+            (self.org / "store" / "experiments" / self.collapsed / "experiment.json").read_text()
+        )
+        entry["experiment_id"] = self.collapsed
+        entry["weights_sha256"] = pin["artifacts"]["weights"]["sha256"]
+        lock.write_text(yaml.safe_dump(data, sort_keys=False))
+        self.commit(clone, f"app: try detection {self.collapsed}")
+        self.app_gate(step, clone, "4", "try-new-detection", expect_pass=False)
+        step.outcome = f"system QC FAIL ({self.metrics_text}); app main refused"
+
+    def app_gate(self, step: Step, clone: Path, number: str, branch: str, *, expect_pass: bool) -> None:
+        expect(self.push(clone, branch, f"{number}-push-branch.log").returncode == 0, "branch push refused")
+        out = self.out / "reports" / f"{number}-system-qc"
+        result, verdict = self.ci_check(clone, clone / "app", self.qc_data, out, f"{number}-ci-check.log")
+        step.links.update(report=out / "report.html", verdict=out / "attestation.json")
+        metrics = candidate_metrics(out)
+        self.metrics_text = ", ".join(f"{k} {metrics[k]:.3g}" for k in ("receipt_exact_match", "item_f1")
+                                      if k in metrics)  # fmt: skip
+        step.notes.append("candidate receipts: " + json.dumps(metrics, sort_keys=True))
+        wanted = (0, "PASS") if expect_pass else (1, "FAIL")
+        expect((result.returncode, verdict.get("verdict")) == wanted,
+               f"expected system QC {wanted[1]}, got exit {result.returncode} {verdict.get('verdict')}: "
+               f"{verdict.get('summary')} {result.stderr[-1500:]}")  # fmt: skip
+        if expect_pass:
+            expect(metrics.get("receipt_exact_match") == 1.0, f"receipts not all exact: {metrics}")
+        else:
+            expect(metrics.get("receipt_exact_match", 1.0) < 1.0, f"receipts did not get worse: {metrics}")
+        before = self.main_tip("walkout")
+        merge = self.push(clone, f"{branch}:main", f"{number}-push-main.log")
+        if expect_pass:
+            expect(merge.returncode == 0, f"the app's main refused a PASS: {merge.stderr}")
+            expect(self.main_tip("walkout") != before, "the app's main did not advance")
+        else:
+            expect(
+                merge.returncode != 0 and "is FAIL" in merge.stderr, f"main accepted a FAIL: {merge.stderr}"
+            )
+            step.notes.append("push to main: " + refusal(merge.stderr))
+
+    def direct_push(self, step: Step) -> None:
+        clone = self.clone("walkout-detection", "detection-direct", "hotfix")
+        readme = clone / "README.md"
+        readme.write_text(readme.read_text() + "\nA hotfix nobody checked.\n")
+        head = self.commit(clone, "detection: hotfix straight to main")
+        merge = self.push(clone, "hotfix:main", "5-push-main.log")
+        expect(merge.returncode != 0 and f"no CI verdict for {head[:12]}" in merge.stderr,
+               f"a push without a verdict was not refused as such: {merge.stderr}")  # fmt: skip
+        step.notes.append("push to main: " + refusal(merge.stderr))
+        step.outcome = "refused: no CI verdict"
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def commit(self, clone: Path, message: str) -> str:
+        self.git(clone, "add", "-A")
+        self.git(clone, "commit", "-q", "-m", message)
+        return self.git(clone, "rev-parse", "HEAD")
+
+    def collapsed_experiment(self) -> str:
+        """A new experiment in the org store: the production detector with one SKU's heatmap switched off
+        (its bias so low that the class never fires). Returns its id."""
+        code = COLLAPSE_CODE.format(sku=self.sku, pin=str(self.org / "store"), train=str(self.train))
+        result = self.run([sys.executable, "-c", code], log="1-collapse.log")
+        expect(result.returncode == 0, f"cannot make the collapsed model: {result.stderr[-2000:]}")
+        return result.stdout.strip().splitlines()[-1]
+
+
+# Runs in a child process with WALKOUT_HOME = the org store: resolves the production pin from the
+# store, edits the checkpoint and records it as an experiment there (a researcher's run, in the store).
+COLLAPSE_CODE = """
+import subprocess, tempfile, torch
+from pathlib import Path
+from walkout_ci import experiment, pins
+main = subprocess.run(["git", "-C", "{pin}/../walkout-detection.git", "show", "main:model_ref.yaml"],
+                      capture_output=True, text=True, check=True).stdout
+pin = pins.pin_from_dict(__import__("yaml").safe_load(main))
+weights = pins.resolve_pin(pin, use_server=False)
+payload = torch.load(weights, map_location="cpu", weights_only=True)
+index = payload["class_names"].index("{sku}")
+payload["state_dict"]["heatmap_head.bias"][index] = -50.0
+out = Path(tempfile.mkdtemp()) / "best.pt"
+torch.save(payload, out)
+with experiment.start(project="walkout/detection", name="demo: new head (drops {sku})", params={{}}) as exp:
+    exp.set_training_data("{train}/manifest.json")
+    exp.upload_weights(out)
+    exp_id = exp.id
+print(exp_id)
+"""
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise DemoError(message)
+
+
+def refusal(stderr: str) -> str:
+    """The hook's own words (git prefixes them with `remote: walkout:`)."""
+    lines = [
+        line.split("walkout:", 1)[1].strip() for line in stderr.splitlines() if "remote: walkout:" in line
+    ]
+    return " ".join(lines)[:400] or stderr.strip()[-400:]
+
+
+def candidate_metrics(out: Path) -> dict[str, float]:
+    path = out / "evaluations" / "candidate" / "report.json"
+    return json.loads(path.read_text())["metrics"] if path.is_file() else {}
+
+
+def class_counts(split: Path) -> dict[str, int]:
+    """Boxes per category name in a split's coco/detection.json (crowd boxes excluded)."""
+    data = json.loads((split / "coco" / "detection.json").read_text())
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    counts: dict[str, int] = {}
+    for annotation in data["annotations"]:
+        if not annotation.get("iscrowd"):
+            name = names[annotation["category_id"]]
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def picked_sku(split: Path) -> str:
+    """The SKU the QC videos' shopper picks (events.json)."""
+    for events in sorted(split.glob("videos/*/events.json")):
+        for event in json.loads(events.read_text()):
+            if event["type"] == "pick":
+                return event["sku"]
+    raise DemoError(f"no pick in {split}")
+
+
+def qc_split(data: Path) -> Path:
+    """data/qc-blind: the QC scenarios' videos in one blind split (manifest lists every file)."""
+    import hashlib
+
+    from walkout_sim.config import GeneratorConfig, OutputConfig
+    from walkout_sim.generate import render_scenario
+
+    config = GeneratorConfig(output=OutputConfig(image_stride=1000))
+    split = data / "qc-blind"
+    manifest, hashes = None, []
+    for name, scenario in QC_SCENARIOS.items():
+        script = data / f"{name}.yaml"
+        script.write_text(yaml.safe_dump(scenario))
+        render_scenario(script, data / name, config=config)
+        part = json.loads((data / name / "manifest.json").read_text())
+        manifest = manifest or part
+        hashes += part["content_hashes"]
+        shutil.copytree(data / name / "videos", split / "videos", dirs_exist_ok=True)
+        shutil.rmtree(data / name)
+    shutil.copyfile(data / f"{next(iter(QC_SCENARIOS))}.yaml", data / "scenario.yaml")
+    render_layout = split / "videos" / next(iter(QC_SCENARIOS)) / "layout.yaml"
+    shutil.copyfile(render_layout, split / "layout.yaml")
+    files = {
+        p.relative_to(split).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(split.rglob("*"))
+        if p.is_file()
+    }
+    manifest.update(files=files, content_hashes=hashes, split="scenario", blind=False)
+    (split / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return split
+
+
+def write_index(demo: Demo, total: float) -> Path:
+    """out/index.html: every step with its outcome, time, report, verdict, logs; the repositories' logs."""
+
+    def link(path: Path, text: str) -> str:
+        if not path.exists():
+            return f"{html.escape(text)} (missing)"
+        return f'<a href="{html.escape(path.relative_to(demo.out).as_posix())}">{html.escape(text)}</a>'
+
+    rows = []
+    for step in demo.steps:
+        logs = sorted(demo.logs.glob(f"{step.number}-*.log"))
+        cells = [
+            str(step.number), html.escape(step.title), html.escape(step.expected),
+            ("&#10004; " if step.ok else "&#10008; ") + html.escape(step.outcome), f"{step.seconds:.1f} s",
+            " ".join(link(p, name) for name, p in step.links.items()) + " "
+            + " ".join(link(p, p.stem) for p in logs),
+            "<br>".join(html.escape(n) for n in step.notes),
+        ]  # fmt: skip
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    demo.logs.mkdir(parents=True, exist_ok=True)
+    repos = []
+    for name in ("walkout-detection", "walkout-pose", "walkout-tracking", "walkout"):
+        bare = demo.org / f"{name}.git"
+        if bare.is_dir():
+            text = subprocess.run(["git", "-C", str(bare), "log", "--graph", "--format=%h %s (%an)", "--all"],
+                                  capture_output=True, text=True).stdout  # fmt: skip
+            log = demo.logs / f"repo-{name}.txt"
+            log.write_text(text)
+            repos.append(f"<li>{link(log, name + '.git')}</li>")
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>walkout demo</title>"
+        "<style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px;vertical-align:top}"
+        "table{border-collapse:collapse}</style></head><body><h1>walkout: model PR &rarr; gate &rarr; merge "
+        f"&rarr; bump &rarr; system QC &rarr; main</h1><p>total {total:.0f} s</p><table><tr><th>#</th>"
+        "<th>step</th><th>expected</th><th>outcome</th><th>time</th><th>files</th><th>notes</th></tr>"
+        + "".join(rows)
+        + "</table><h2>Repositories (git log --all)</h2><ul>"
+        + "".join(repos)
+        + f"</ul><p>{link(demo.logs / 'org-init.log', 'org init log')}</p></body></html>\n"
+    )
+    index = demo.out / "index.html"
+    index.write_text(page)
+    return index
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny data, no wheels (tests/test_demo.py)")
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "demo", help="demo folder (replaced)")
+    args = parser.parse_args(argv)
+    demo = Demo(args.out.absolute(), args.quick)
     started = time.perf_counter()
-    command = [str(BIN / args[0]), *args[1:]]
-    code = subprocess.run(
-        command, cwd=ROOT, env=os.environ | DEMO_SECRETS | {"WALKOUT_HOME": str(OUT / "home")}
-    ).returncode
-    print(f"  -> exit {code} in {time.perf_counter() - started:.1f} s", flush=True)
-    if code not in allowed_exit_codes:
-        raise SystemExit(f"demo stopped: `{shlex.join(args)}` exited {code}")
-    return code
-
-
-def main() -> int:
-    OUT.mkdir(parents=True, exist_ok=True)
-    store = OUT / "store"
-
-    step("1. The simulated store: training data and a sealed blind set")
-    run(
-        "walkout-sim",
-        "generate",
-        "--split",
-        "train",
-        "--videos",
-        "4",
-        "--frames",
-        "100",
-        "--out",
-        str(store / "train"),
-        "--force",
-        "--quiet",
+    plan = [
+        (0, "org init, blind sets sealed", "org built", demo.setup),
+        (1, "detection PR: model collapses on one product", "model gate FAIL naming the class; merge refused",
+         demo.collapse_pr),
+        (2, "detection PR: code only, model kept", "model gate PASS; merged", demo.code_pr),
+        (3, "integrator bumps detection in the app", "system QC PASS; app main advances", demo.bump),
+        (4, "app PR locking the collapsed detector", "system QC FAIL (receipts worse); app main refused",
+         demo.worse_lock),
+        (5, "direct push to main without a verdict", "refused", demo.direct_push),
+    ]  # fmt: skip
+    failed = False
+    for number, title, expected, action in plan:
+        step = Step(number, title, expected)
+        demo.steps.append(step)
+        print(f"\n=== {number}. {title} (expected: {expected}) ===", flush=True)
+        begin = time.perf_counter()
+        try:
+            if number == 0:
+                action()
+                step.outcome = "org built"
+            else:
+                action(step)
+            step.ok = True
+        except DemoError as error:
+            step.outcome = f"UNEXPECTED: {error}"
+            failed = True
+        step.seconds = time.perf_counter() - begin
+        print(f"  -> {step.outcome} ({step.seconds:.1f} s)", flush=True)
+        if failed and number == 0:
+            break  # no org: nothing else can run (later steps still run after another step's failure)
+    total = time.perf_counter() - started
+    index = write_index(demo, total)
+    summary = [
+        {"step": s.number, "title": s.title, "ok": s.ok, "outcome": s.outcome, "seconds": round(s.seconds, 1),
+         "notes": s.notes}
+        for s in demo.steps
+    ]  # fmt: skip
+    (demo.out / "summary.json").write_text(
+        json.dumps({"total_s": round(total, 1), "steps": summary}, indent=1)
     )
-    run(
-        "walkout-sim",
-        "generate",
-        "--split",
-        "blind",
-        "--videos",
-        "3",
-        "--frames",
-        "150",
-        "--out",
-        str(store / "blind"),
-        "--force",
-        "--quiet",
-    )
-    manifest = json.loads((store / "train" / "manifest.json").read_text())
-    print(
-        f"  train: {len(manifest['content_hashes'])} frames; every file and its hash: "
-        f"{store / 'train' / 'manifest.json'}"
-    )
-    run("walkout-ci", "blind", "seal", str(store / "blind"), "--out", str(store / "blind.sealed"))
-    run(
-        "walkout-sim",
-        "show",
-        str(store / "train" / "videos" / sorted(os.listdir(store / "train" / "videos"))[0]),
-        "--out",
-        str(OUT / "preview.png"),
-    )
-
-    step("2. A researcher's detection candidate meets the model gate")
-    run(
-        "walkout-detection",
-        "train",
-        "--data",
-        str(store / "train"),
-        "--output",
-        str(OUT / "candidate"),
-        "--set",
-        "train.epochs=1",
-        "--set",
-        "train.time_limit_s=45",
-        "--name",
-        "demo-candidate",
-        "--no-progress",
-    )
-    verdict = run(
-        "walkout-ci",
-        "gate",
-        "--component-dir",
-        "submodules/detection",
-        "--candidate",
-        str(OUT / "candidate" / "best.pt"),
-        "--data",
-        str(store / "blind.sealed"),
-        "--out",
-        str(OUT / "gate-detection"),
-        "--no-progress",
-        allowed_exit_codes=(0, 1),
-    )
-    print(
-        f"  gate verdict exit {verdict} (1 = FAIL: a one-epoch model must not replace production);"
-        f" read {OUT / 'gate-detection' / 'report.md'} or report.html"
-    )
-
-    step("3. The store app with the pinned models on a scripted hard case")
-    run("walkout-sim", "scenario", "two_at_one_shelf", "--out", str(OUT / "scenario"), "--force", "--quiet")
-    video = next((OUT / "scenario" / "videos").iterdir())
-    run(
-        "walkout",
-        "run",
-        str(video),
-        "--refs",
-        "model_refs.yaml",
-        "--out",
-        str(OUT / "receipts.json"),
-        "--preview",
-        str(OUT / "run_preview.avi"),
-    )
-    print("  expected receipts:", (video / "receipts.json").read_text().strip())
-    print("  system receipts:  ", json.dumps(json.loads((OUT / "receipts.json").read_text()).get("receipts")))
-
-    step("4. System QC on the blind videos")
-    run(
-        "walkout",
-        "qc",
-        "--videos",
-        str(store / "blind"),
-        "--refs",
-        "model_refs.yaml",
-        "--report-dir",
-        str(OUT / "qc"),
-    )
-    metrics = json.loads((OUT / "qc" / "report.json").read_text())["metrics"]
-    for name, value in metrics.items():
-        print(f"  {name:32s} {value:.4g}" if isinstance(value, float) else f"  {name:32s} {value}")
-    print(f"\nEverything is under {OUT}.")
-    return 0
+    print("\n=== summary ===")
+    for step in demo.steps:
+        print(
+            f"  {step.number}. {'ok ' if step.ok else 'BAD'} {step.seconds:6.1f} s  "
+            f"{step.title}: {step.outcome}"
+        )
+    print(f"  total {total:.1f} s; everything is linked from {index}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
