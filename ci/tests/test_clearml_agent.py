@@ -33,6 +33,7 @@ _SPEC = importlib.util.spec_from_file_location(
 clearml_harness = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(clearml_harness)
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCORES = {"person": [0.9, 0.8, 0.7, 0.95], "sku": [0.6, 0.9, 0.85, 0.4]}
 
 if not clearml_harness.agent_available():
@@ -157,3 +158,82 @@ def test_real_agent_daemon_serves_the_queue_until_stopped(tmp_path: Path, standi
     assert "queues.get_next_task" in standin.calls
     assert not standin.workers, "the stopped daemon unregistered itself"
     assert returncode is not None
+
+
+# A tiny pose training run: 32x32 crops, width 8, one epoch on 12 stick-figure frames (seconds).
+TINY_POSE_CONFIG = {
+    "model": {"input_height": 32, "input_width": 32, "width": 8, "deconv_channels": 8},
+    "train": {
+        "epochs": 1,
+        "batch_size": 8,
+        "learning_rate": 0.002,
+        "warmup_iterations": 2,
+        "num_threads": 1,
+        "num_workers": 0,
+        "max_val_persons": 8,
+        "device": "cpu",
+    },
+}
+
+
+def _pose_split(root: Path, frames: int, seed: int) -> Path:
+    """A tiny COCO keypoints split from the pose package's test data writer (stick figures)."""
+    spec = importlib.util.spec_from_file_location(
+        "pose_tests_conftest", REPO_ROOT / "submodules/pose/tests/conftest.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.write_split(root, frames=frames, seed=seed)
+
+
+def test_cloned_training_task_with_a_nested_override_reaches_the_trainer_through_a_real_agent(
+    tmp_path: Path, standin
+) -> None:
+    import torch
+    import yaml
+
+    # The code the agent checks out: a clone of this repository's HEAD whose origin is itself (a
+    # file:// URL ClearML records as the repository), so the task's commit never moves under it.
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", "--shared", str(REPO_ROOT), str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "remote", "set-url", "origin", repo.as_uri()], check=True)
+    data = _pose_split(tmp_path / "train", frames=12, seed=1)
+    config = tmp_path / "pose.yaml"
+    config.write_text(yaml.safe_dump(TINY_POSE_CONFIG))
+    run = tmp_path / "run"
+    env = clearml_harness.client_env(standin, tmp_path / "client")
+    # Started from the checkout's src folder, `-m walkout_pose.cli` is the checkout's code: ClearML
+    # records that repository and commit (an agent could not clone this machine's editable install).
+    train = subprocess.run(
+        [sys.executable, "-m", "walkout_pose.cli", "train", "--data", str(data), "--out", str(run),
+         "--config", str(config), "--no-progress"],
+        cwd=repo / "submodules/pose/src", env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert train.returncode == 0, (train.stdout[-2000:], train.stderr[-4000:])
+    (source_id,) = standin.tasks
+    source = standin.tasks[source_id]
+    assert source["hyperparams"]["General"]["train/learning_rate"]["value"] == "0.002"
+    assert source["script"]["entry_point"].startswith("-m walkout_pose.cli train")
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["learning_rate"] == 0.002
+    (run / "config.yaml").unlink()  # what the agent's run writes below is the clone's alone
+
+    standin.add_queue("walkout-train")
+    clone = subprocess.run(
+        [sys.executable, "-m", "walkout_ci.cli", "clone", source_id, "--set", "train.learning_rate=0.003",
+         "--queue", "walkout-train"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert clone.returncode == 0, clone.stderr[-3000:]
+    (clone_id,) = [task_id for task_id in standin.tasks if task_id != source_id]
+    assert standin.tasks[clone_id]["hyperparams"]["General"]["train/learning_rate"]["value"] == "0.003"
+
+    agent = clearml_harness.execute_task(standin, clone_id, tmp_path / "agent", timeout_s=300)
+    assert agent.returncode == 0, (agent.stdout[-4000:], agent.stderr[-3000:])
+    assert "-m walkout_pose.cli train" in agent.stdout
+    assert standin.tasks[clone_id]["status"] == "completed"
+    # The trainer under the agent trained with the new value: the config it ran with (config.yaml,
+    # written from the params it got back from ClearML) and the learning rate its optimizer started
+    # from (the checkpoint's config, the one that built the optimizer).
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["learning_rate"] == 0.003
+    checkpoint = torch.load(run / "last.pt", weights_only=True)
+    assert checkpoint["config"]["train"]["learning_rate"] == 0.003
