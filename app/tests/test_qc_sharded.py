@@ -305,3 +305,95 @@ def test_a_killed_daemon_makes_sharded_qc_an_error_within_the_timeout(
     assert standin.tasks[first]["status"] == "stopped"
     assert all(task["status"] in ("completed", "stopped", "failed") for task in standin.tasks.values())
     print(f"killed daemon -> ERROR after {elapsed:.0f} s (wait timeout {wait_timeout_s:.0f} s)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Fail closed without a server: the wait loop, the lock check, the CLI's refusals
+
+
+class _FakeTask:
+    """Just what the wait loop asks a clearml Task: id, get_status, reload, data, web page."""
+
+    def __init__(self, task_id: str, statuses: list[str]) -> None:
+        self.id = task_id
+        self._statuses = statuses
+        self.data = type("Data", (), {"status_reason": "model crashed", "status_message": None})()
+
+    def get_status(self) -> str:
+        return self._statuses.pop(0) if len(self._statuses) > 1 else self._statuses[0]
+
+    def reload(self) -> None:
+        pass
+
+    def get_output_log_web_page(self) -> str:
+        return f"http://server/{self.id}"
+
+
+def _launched(tmp_path: Path, task_id: str, statuses: list[str]):
+    from walkout_ci.executors import PredictionRequest
+    from walkout_ci.executors.clearml import ClearMLExecutorOptions, LaunchedPrediction
+
+    request = PredictionRequest(
+        repo_root=tmp_path, component_dir="app", component="app", commit="0" * 40, command=("x",),
+        workdir=".", timeout_s=10.0, model_ref="model_refs.yaml", weights_sha256="0" * 64,
+        inputs_dir=tmp_path, predictions_dir=tmp_path / task_id, label=f"shard of {task_id}",
+    )  # fmt: skip
+    options = ClearMLExecutorOptions(poll_s=0.01, api_timeout_s=5.0)
+    return LaunchedPrediction(
+        request=request, options=options, task=_FakeTask(task_id, statuses), started=0.0
+    )
+
+
+def test_a_failed_shard_ends_the_wait_at_once_and_a_stuck_one_at_the_deadline(tmp_path: Path) -> None:
+    from walkout.shard import wait_for_shards
+
+    running = _launched(tmp_path, "t1", ["in_progress"])
+    crashed = _launched(tmp_path, "t2", ["queued", "in_progress", "failed"])
+    started = time.monotonic()
+    failed = wait_for_shards([running, crashed], timeout_s=30, poll_s=0.01, api_timeout_s=5)
+    assert time.monotonic() - started < 5  # not the 30 s deadline
+    assert list(failed) == [1] and "status 'failed' (model crashed)" in failed[1]
+    done = _launched(tmp_path, "t3", ["completed"])
+    stuck = _launched(tmp_path, "t4", ["queued"])
+    failed = wait_for_shards([done, stuck], timeout_s=0.3, poll_s=0.01, api_timeout_s=5)
+    assert list(failed) == [1] and "did not finish within 0 s (last status 'queued')" in failed[1]
+    assert wait_for_shards([done], timeout_s=0.3, poll_s=0.01, api_timeout_s=5) == {}
+
+
+def test_the_lock_file_must_be_committed_as_it_is(tmp_path: Path) -> None:
+    from walkout.shard import locate_lock
+
+    repo = tmp_path / "repo"
+    (repo / "app").mkdir(parents=True)
+    (repo / "app/gate.yaml").write_text("component: app\n")
+    lock = repo / "model_refs.yaml"
+    lock.write_text("schema_version: 1\n")
+    for command in (
+        ["init", "-q"],
+        ["add", "-A"],
+        ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
+    ):
+        subprocess.run(["git", "-C", str(repo), *command], check=True)  # fmt: skip
+    checkout = locate_lock(lock)
+    assert (checkout.lock_path, checkout.app_dir, len(checkout.commit)) == ("model_refs.yaml", "app", 40)
+    lock.write_text("schema_version: 1\n# edited\n")
+    with pytest.raises(QCError, match=r"differs from .* commit the lock file first"):
+        locate_lock(lock)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--refs", "model_refs.yaml", "--shards", "2"], "need --executor clearml"),
+        (["--oracle", "--executor", "clearml"], "agents never get the ground truth"),
+        (["--refs", "model_refs.yaml", "--executor", "clearml", "--shards", "0"], "--shards must be >= 1"),
+    ],
+)
+def test_qc_cli_refuses_what_sharding_cannot_do(
+    tmp_path: Path, capsys, arguments: list, message: str
+) -> None:
+    from walkout.cli import main as walkout_main
+
+    (tmp_path / "videos").mkdir()
+    code = walkout_main(["qc", "--videos", str(tmp_path), "--report-dir", str(tmp_path / "r"), *arguments])
+    assert code == 2 and message in capsys.readouterr().err
