@@ -4,8 +4,11 @@
 here) serve the `clearml` executor's prediction tasks; the agent checks the commit out of the test
 repository (file:// URL), runs `python -m walkout_ci.remote_eval` with this interpreter (no venv, no
 pip: CLEARML_AGENT_SKIP_PYTHON_ENV_INSTALL / CLEARML_AGENT_SKIP_PIP_VENV_INSTALL) and reports to the
-stand-in. Only the loopback is used. clearml-agent is in requirements-dev.txt; outside CI, a run
-without it skips these tests (or point WALKOUT_TEST_CLEARML_AGENT_PATH at a scratch install).
+stand-in. Only the loopback is used. A cloned pose training task with a nested override
+(`walkout-ci clone ID --set train.learning_rate=0.003`) runs through `execute --id` too, and the
+trainer is shown to have used the new value (app/tests/test_qc_sharded.py: sharded QC over daemons).
+clearml-agent is in requirements-dev.txt; outside CI, a run without it skips these tests (or point
+WALKOUT_TEST_CLEARML_AGENT_PATH at a scratch install).
 Measured on 2 cores: about 6 s of agent time per task.
 """
 
