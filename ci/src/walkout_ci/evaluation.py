@@ -53,8 +53,9 @@ class Candidate:
     """What is evaluated: the model and the commit whose model code predicts.
 
     model_path: a verified local model file, or None with model_in_worktree (gate.yaml model.kind
-    file: that repository-relative file inside the worktree of `commit`). weights_sha256: the
-    model's identity (written into the report by us, checked after scoring).
+    file: that repository-relative file inside the worktree of `commit`); with both, the file is
+    put in the worktree at model_in_worktree (a candidate lock file given on the command line).
+    weights_sha256: the model's identity (written into the report by us, checked after scoring).
     """
 
     label: str
@@ -64,6 +65,9 @@ class Candidate:
     model_path: Path | None = None
     model_in_worktree: str | None = None
     experiment_id: str | None = None
+    # Verified experiment exports a lock file's models resolve from: (repository-relative component
+    # folder, export folder), placed at <folder>/experiments/<id> in the prediction's worktree.
+    exports: tuple[tuple[str, Path], ...] = ()
 
 
 @dataclass
@@ -172,6 +176,7 @@ def evaluate(
                 predictions_dir=scratch / "untrusted",
                 model_path=candidate.model_path,
                 model_in_worktree=candidate.model_in_worktree,
+                exports=candidate.exports,
                 label=candidate.label,
                 require_isolation=sealed,
                 hidden=context.hidden,

@@ -253,9 +253,10 @@ def _run(request: GateRequest, stage: _Progress) -> GateResult:
         data_hash = verified_dataset_hash(data_dir)
         blind_data = sealed or _marked_blind(data_dir)
         stage("leakage")
-        if candidate.experiment_id is not None:
+        trained_by = (candidate.experiment_id,) if candidate.experiment_id else candidate.locked_ids
+        if trained_by:
             if blind_data:
-                notes.append(_check_leakage(candidate.experiment_id, data_dir, search))
+                notes.extend(_check_leakage(experiment_id, data_dir, search) for experiment_id in trained_by)
         elif blind_data:
             raise BlindSetError(
                 f"the candidate {candidate.ref!r} has no recorded experiment, so nothing shows it was not "
@@ -309,6 +310,7 @@ def _run(request: GateRequest, stage: _Progress) -> GateResult:
                 model_path=model.path,
                 model_in_worktree=model.in_worktree,
                 experiment_id=model.experiment_id,
+                exports=model.exports,
             )
             runs[label] = _evaluate_cached(
                 context, scorer, side, key, cache, request.out_dir / "evaluations" / label
@@ -363,6 +365,10 @@ class _Model:
     experiment_id: str | None = None
     path: Path | None = None
     in_worktree: str | None = None
+    # A lock file's models (gate.yaml model.kind file): (folder, verified export) for the sandbox,
+    # and their experiment ids for the leakage check.
+    exports: tuple[tuple[str, Path], ...] = ()
+    locked_ids: tuple[str, ...] = ()
 
 
 def _pinned_model(
@@ -380,7 +386,14 @@ def _pinned_model(
         raise GateError(f"no candidate: {model_path} does not exist at HEAD {commit[:12]}; pass --candidate")
     where = f"{model_path}@{commit[:12]}"
     if config.model.kind == "file":
-        return _Model(sha256=hashlib.sha256(data).hexdigest(), ref=where, in_worktree=model_path)
+        exports, locked = _locked_exports(data, f"{commit[:12]}:{model_path}", root, search)
+        return _Model(
+            sha256=hashlib.sha256(data).hexdigest(),
+            ref=where,
+            in_worktree=model_path,
+            exports=exports,
+            locked_ids=locked,
+        )
     try:
         pin = pins.pin_from_dict(yaml.safe_load(data), source=f"{commit[:12]}:{model_path}")
     except yaml.YAMLError as error:
@@ -415,7 +428,16 @@ def _candidate_model(
         path = Path(ref).expanduser()
         if not path.is_file():
             raise GateError(f"candidate model file {ref} does not exist")
-        return _Model(sha256=sha256_of_file(path), ref=ref, path=path.resolve())
+        exports, locked = _locked_exports(path.read_bytes(), ref, root, search)
+        # It replaces the lock inside the worktree, so the folders it names resolve there.
+        return _Model(
+            sha256=sha256_of_file(path),
+            ref=ref,
+            path=path.resolve(),
+            in_worktree=gitrepo.join_inside(relative, config.model.path),
+            exports=exports,
+            locked_ids=locked,
+        )
     weights = pins.resolve_model_ref(ref, search)
     experiment_id = _experiment_id_of(ref, weights)
     if (
@@ -425,6 +447,26 @@ def _candidate_model(
     ):
         notes.append(f"the checkpoint {Path(ref).name} records its training experiment {experiment_id}")
     return _Model(sha256=sha256_of_file(weights), ref=ref, experiment_id=experiment_id, path=weights)
+
+
+def _locked_exports(
+    data: bytes, source: str, root: Path, search: list[Path]
+) -> tuple[tuple[tuple[str, Path], ...], tuple[str, ...]]:
+    """For a lock file: each pinned model's verified experiment export (found here, by the trusted
+    side, in the store or bundled exports; its weights' sha256 checked against the lock) and its id.
+    The sandboxed prediction sees no store, so these exports are what it resolves the lock with."""
+    try:
+        document = yaml.safe_load(data)
+    except yaml.YAMLError as error:
+        raise PinError(f"{source} is not valid YAML: {error}") from error
+    exports, ids = [], []
+    for model in pins.lock_models(document, source=source):
+        bundled = root / model.path / "experiments"
+        location = pins.locate_experiment(model.experiment_id, search=[*search, bundled])
+        pins.verified_artifact(location, "weights", model.weights_sha256)
+        exports.append((model.path, location.directory))
+        ids.append(model.experiment_id)
+    return tuple(exports), tuple(ids)
 
 
 def _code_hash(root: Path, commit: str, relative: str, config: GateConfig) -> str:

@@ -408,6 +408,44 @@ def pin_experiment(
     return pin
 
 
+@dataclass(frozen=True)
+class LockedModel:
+    """One model a lock file pins: component name, its folder (repository-relative), experiment, hash."""
+
+    component: str
+    path: str
+    experiment_id: str
+    weights_sha256: str
+
+
+def lock_models(data: Any, source: str = "<lock>") -> list[LockedModel]:
+    """The models a lock file pins (the app's model_refs.yaml, ARCHITECTURE.md: `components.<name>` with
+    `path`, `experiment_id`, `weights_sha256`); entries whose experiment_id is null are not pinned yet
+    and left out; a model file that is no lock (no `components`) pins nothing. PinError naming the file
+    and field on anything malformed."""
+    if not isinstance(data, dict) or "components" not in data:
+        return []
+    components = data["components"]
+    if not isinstance(components, dict):
+        raise PinError(f"{source}: expected a mapping 'components: {{<name>: {{path, experiment_id, ...}}}}'")
+    models = []
+    for name, entry in components.items():
+        if not isinstance(entry, dict):
+            raise PinError(f"{source}: components.{name}: expected a mapping, got {entry!r}")
+        experiment_id = entry.get("experiment_id")
+        if experiment_id is None:
+            continue
+        path, digest = entry.get("path"), entry.get("weights_sha256")
+        if not isinstance(path, str) or not path or path.startswith("/") or ".." in Path(path).parts:
+            raise PinError(f"{source}: components.{name}.path: expected a folder inside the repository")
+        if not isinstance(experiment_id, str) or not _is_sha256(digest):
+            raise PinError(
+                f"{source}: components.{name}: experiment_id must be a string and weights_sha256 64 hex"
+            )
+        models.append(LockedModel(str(name), path, experiment_id, digest))
+    return models
+
+
 def resolve_pin(
     pin: ModelPin,
     *,

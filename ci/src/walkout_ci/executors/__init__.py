@@ -43,6 +43,8 @@ class PredictionRequest:
     model_in_worktree: str | None = None
     label: str = "candidate"
     require_isolation: bool = False
+    # Verified experiment exports for a lock file's models: (component folder, export folder).
+    exports: tuple[tuple[str, Path], ...] = ()
     # Folders the untrusted code must not even read (cache, WALKOUT_HOME, output folders).
     hidden: tuple[Path, ...] = ()
 

@@ -119,9 +119,16 @@ def run_local_prediction(request: PredictionRequest) -> PredictionRun:
 
 
 def _model_for_sandbox(request: PredictionRequest, worktree: Path, scratch: Path) -> Path:
-    """The {model} file: a copy of the verified weights, or the lock file inside the worktree."""
+    """The {model} file: a copy of the verified weights, or the lock file inside the worktree (with the
+    verified exports of the models it pins placed where it resolves them: no store in the sandbox)."""
+    for folder, export in request.exports:
+        destination = worktree / folder / "experiments" / Path(export).name
+        if not destination.exists():
+            shutil.copytree(export, destination, symlinks=False)
     if request.model_in_worktree is not None:
         model = worktree / request.model_in_worktree
+        if request.model_path is not None:
+            shutil.copyfile(request.model_path, model)
         if not model.is_file():
             raise EvaluationError(
                 f"{request.model_in_worktree} does not exist at commit {request.commit[:12]}: no model to "
