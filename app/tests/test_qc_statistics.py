@@ -182,3 +182,41 @@ def test_printed_figures_add_interval_bounds_and_review_figures():
         "receipt_exact_match_ci95_upper": 0.97,
         "review_unflagged_exact_match": 0.95,
     }
+
+
+def test_rejected_reaches_the_engine_emits_are_valid_predictions_and_never_scored(tmp_path):
+    # The engine emits rejected_pick / rejected_put_back (review evidence); the strict reader used to
+    # refuse them, so `walkout qc` with models ended in exit 2 on fresh splits (val seeds 90, 91).
+    from walkout.predictions import VideoExpectation, read_predictions, write_predictions
+
+    events = [
+        {"type": kind, "frame": 3, "shopper_id": 10, "sku": "apple", "shelf": "A", "slot": "A1",
+         "confidence": 0.3, "review": "slot did not change"}
+        for kind in ("rejected_pick", "rejected_put_back")
+    ]  # fmt: skip
+    result = VideoResult(
+        video="v",
+        events=events,
+        receipts={"10": {}},
+        review={"10": []},
+        trajectories={10: _box(10)},
+        frames=5,
+        seconds=1.0,
+    )
+    write_predictions(tmp_path, [result], mode="models", jobs=1, wall_seconds=1.0)
+    expected = {"v": VideoExpectation(frames=5, skus=frozenset({"apple"}), slots=frozenset({("A", "A1")}))}
+    checked = read_predictions(tmp_path, expected)
+    assert [e["type"] for e in checked.results["v"].events] == ["rejected_pick", "rejected_put_back"]
+    truth = VideoGroundTruth(
+        name="v",
+        directory=Path("."),
+        frames=(),
+        events=[],
+        receipts={"1": {}},
+        track_boxes={1: _box(10)},
+        layout=LAYOUT,
+        fps=10.0,
+        frame_count=5,
+    )
+    score = score_video(checked.results["v"], truth)
+    assert score.events.predicted == 0 and score.comparison.exact_receipts == 1

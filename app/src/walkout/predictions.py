@@ -13,9 +13,10 @@
     "seconds": float >= 0, "stage_seconds": {"<stage>": float >= 0},   # measurements
     "receipts": {"<shopper id>": {"<sku>": int >= 0}},                 # shoppers the engine saw leave
     "review": {"<shopper id>": ["<reason>", ...]},                     # keys: receipt shoppers
-    "events": [{"type": "pick" | "put_back" | "handover", "frame": 1..frames, "shopper_id": int,
-                "sku": str, "shelf": str | null, "slot": str | null, "confidence": 0..1,
-                "review": str | null, "to_shopper_id": int (handover only)}],
+    "events": [{"type": "pick" | "put_back" | "handover" | "rejected_pick" | "rejected_put_back",
+                "frame": 1..frames, "shopper_id": int, "sku": str, "shelf": str | null,
+                "slot": str | null, "confidence": 0..1, "review": str | null,
+                "to_shopper_id": int (handover only)}],
     "trajectories": {"<shopper id>": {"<frame>": [x1, y1, x2, y2]}}}  # pixels, x2 >= x1, y2 >= y1
  ]}
 ```
@@ -41,7 +42,9 @@ PREDICTIONS_FORMAT = "walkout-app-predictions"
 PREDICTIONS_VERSION = 1
 PREDICTIONS_NAME = "predictions.json"
 MODES = ("models", "oracle")
-EVENT_TYPES = ("pick", "put_back", "handover")
+# The engine also emits rejected_pick / rejected_put_back: a reach it saw but did not book (kept for
+# review and contact sheets; never scored as an event, never on a receipt).
+EVENT_TYPES = ("pick", "put_back", "handover", "rejected_pick", "rejected_put_back")
 _TOP_KEYS = {"format", "version", "mode", "jobs", "wall_seconds", "videos"}
 _VIDEO_KEYS = {"video", "frames", "seconds", "stage_seconds", "receipts", "review", "events", "trajectories"}
 _EVENT_KEYS = {"type", "frame", "shopper_id", "sku", "shelf", "slot", "confidence", "review"}
