@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from walkout.errors import WalkoutError
-from walkout_ci.signals import Interrupted, interruptible
+from walkout_ci.errors import WalkoutCIError
+from walkout_ci.signals import run_command as run_cli_command
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -343,27 +344,15 @@ def main(argv: list[str] | None = None) -> int:
         "lock": lock_command,
         "bump": bump_command,
     }
-    with interruptible():
-        try:
-            return handlers[args.command](args)
-        except Interrupted as stop:
-            print(f"walkout {args.command}: {stop}", file=sys.stderr)
-            return stop.exit_code
-        except WalkoutError as error:
-            print(f"walkout {args.command}: error: {error}", file=sys.stderr)
-            return error.exit_code
-        except Exception as error:
-            # Component packages raise their own error types (CheckpointError, WalkoutCIError...): a bad
-            # input there is still "could not run", exit 2, with the message, never a traceback-free pass.
-            if type(error).__module__.split(".")[0] in {
-                "walkout_ci",
-                "walkout_detection",
-                "walkout_pose",
-                "walkout_tracking",
-            }:
-                print(f"walkout {args.command}: error: {error}", file=sys.stderr)
-                return 2
-            raise
+    # Component packages raise their own error types (CheckpointError, PinError...): bad input there
+    # is still "could not run", exit 2 with the message; any other crash is 2 too, never a pass.
+    return run_cli_command(
+        "walkout",
+        args.command,
+        lambda: handlers[args.command](args),
+        errors=(WalkoutError, WalkoutCIError),
+        crash_exit_code=2,
+    )
 
 
 if __name__ == "__main__":

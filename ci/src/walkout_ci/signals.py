@@ -99,7 +99,8 @@ def run_command(
     """Run one CLI command the way every walkout CLI does; returns its exit code.
 
     Inside `interruptible()`: an error of a type in `errors` prints `<prog> <command>: error: <message>`
-    (secret values redacted) and returns its `exit_code` (default 2); `Interrupted` prints one line
+    (secret values redacted) and returns its `exit_code` (default 2), and so does any exception with an
+    integer `exit_code` (the root errors of every walkout package); `Interrupted` prints one line
     and returns 128 + the signal number. `crash_exit_code`: any other exception is logged with its
     traceback and gives this code (2 for tools a gate calls: a crash is "could not evaluate", never the
     1 that means "regression"); None lets it propagate.
@@ -115,7 +116,11 @@ def run_command(
         except errors as error:
             print(f"{prog} {command}: error: {redact(str(error))}", file=sys.stderr)
             return int(getattr(error, "exit_code", 2))
-        except Exception:
+        except Exception as error:
+            if isinstance(getattr(error, "exit_code", None), int):
+                # Another walkout package's error (each root error carries its exit code).
+                print(f"{prog} {command}: error: {redact(str(error))}", file=sys.stderr)
+                return error.exit_code
             if crash_exit_code is None:
                 raise
             logging.getLogger(prog).exception("%s %s crashed", prog, command)
