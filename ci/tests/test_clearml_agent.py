@@ -229,6 +229,9 @@ def test_cloned_training_task_with_a_nested_override_reaches_the_trainer_through
     assert clone.returncode == 0, clone.stderr[-3000:]
     (clone_id,) = [task_id for task_id in standin.tasks if task_id != source_id]
     assert standin.tasks[clone_id]["hyperparams"]["General"]["train/learning_rate"]["value"] == "0.003"
+    # The clone writes into its own folder, never over the source run's weights.
+    clone_run = Path(f"{run}-clone-{clone_id[:8]}")
+    assert f"--out {clone_run}" in standin.tasks[clone_id]["script"]["entry_point"]
 
     agent = clearml_harness.execute_task(standin, clone_id, tmp_path / "agent", timeout_s=300)
     assert agent.returncode == 0, (agent.stdout[-4000:], agent.stderr[-3000:])
@@ -237,6 +240,7 @@ def test_cloned_training_task_with_a_nested_override_reaches_the_trainer_through
     # The trainer under the agent trained with the new value: the config it ran with (config.yaml,
     # written from the params it got back from ClearML) and the learning rate its optimizer started
     # from (the checkpoint's config, the one that built the optimizer).
-    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["learning_rate"] == 0.003
-    checkpoint = torch.load(run / "last.pt", weights_only=True)
+    assert not (run / "config.yaml").exists()  # the source run's folder is untouched
+    assert yaml.safe_load((clone_run / "config.yaml").read_text())["train"]["learning_rate"] == 0.003
+    checkpoint = torch.load(clone_run / "last.pt", weights_only=True)
     assert checkpoint["config"]["train"]["learning_rate"] == 0.003

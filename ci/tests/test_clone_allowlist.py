@@ -140,3 +140,15 @@ def test_a_training_command_becomes_an_agent_runnable_module_call(tmp_path: Path
         f"-m walkout_tracking.cli train --data {tmp_path}/d/train --out={tmp_path}/runs/a --epochs 2"
     )
     assert runnable_script(["bash", "-c", "true"], cwd=tmp_path, repo_root=None) is None
+
+
+def test_a_server_clone_writes_into_its_own_output_folder():
+    from walkout_ci.clone import own_output_entry_point
+
+    moved = own_output_entry_point(
+        "-m walkout_pose.cli train --data /d --out /runs/a --no-progress", "abcdef123456"
+    )
+    assert moved == "-m walkout_pose.cli train --data /d --out /runs/a-clone-abcdef12 --no-progress"
+    assert own_output_entry_point("-m walkout_pose.cli train --data /d", "abcdef123456") is None
+    assert own_output_entry_point("train.py --out /x", "abcdef123456") is None
+    assert own_output_entry_point(None, "abcdef123456") is None

@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import subprocess
 import sys
 import uuid
@@ -332,6 +333,9 @@ def clone_online(
         known = source.get_parameters() or {}
         names = {key: clearml_parameter_name(key, known, experiment_id=experiment_id) for key in overrides}
         cloned = Task.clone(source_task=source, name=name or f"{source.name} (clone)")
+        entry_point = own_output_entry_point(getattr(cloned.data.script, "entry_point", None), cloned.id)
+        if entry_point is not None:
+            cloned.set_script(entry_point=entry_point)
         if overrides:
             cloned.set_parameters({names[key]: value for key, value in overrides.items()})
         if queue:
@@ -347,6 +351,27 @@ def clone_online(
             f"cloning {experiment_id} on {server.api_host} failed: {type(error).__name__}: {error}"
         ) from error
     return CloneResult(source_id=experiment_id, new_id=str(clone.id), queue=queue)
+
+
+def own_output_entry_point(entry_point: str | None, clone_id: str) -> str | None:
+    """A cloned task's entry point (`-m <module> train ... --output DIR`) with its output folder moved
+    to `DIR-clone-<id[:8]>`, so the clone never writes over the source run; None when it is not one
+    of our training entry points or names no output folder (then it is left as it is)."""
+    try:
+        parts = shlex.split(entry_point or "")
+    except ValueError:
+        return None
+    if len(parts) < 2 or parts[0] != "-m":
+        return None
+    entry = next((e for e in ENTRY_POINTS if e.module == parts[1]), None)
+    if entry is None:
+        return None
+    arguments = parts[2:]
+    recorded = option_value(arguments, entry.output_option)
+    if recorded is None:
+        return None
+    moved = replace_option(arguments, entry.output_option, f"{recorded.rstrip('/')}-clone-{clone_id[:8]}")
+    return shlex.join(["-m", entry.module, *moved])
 
 
 def clone_local(
