@@ -6,8 +6,14 @@
      never fires for that SKU): model gate FAIL naming the class; the push to main is refused.
   2. A code-only pull request that keeps the model: model gate PASS; merged into main.
   3. The integrator bumps detection in the app (`walkout bump`): system QC PASS; the app's main advances.
-  4. An app change that locks the collapsed detection experiment (receipts get worse): system QC FAIL;
-     the app's main refuses it.
+  4. A detection pull request that recalibrates the detector: every score shifted down (one logit
+     offset on the heatmap head) with the model's own operating point moved to match (0.3 -> 0.03).
+     Same ranking, same detections at its operating point, so AP, per-class AP50 and per-image F1 are
+     unchanged: model gate PASS, merged into main. The integrator bumps it in the app (`walkout bump`,
+     lock --check passes): the app keeps its fixed detection threshold (0.2), no longer sees the pick
+     and leaves the product off the receipt: system QC FAIL (receipt_exact_match, item_f1,
+     missed_items_per_100, event_f1); the app's main refuses it. What system QC exists for: a model
+     that is not worse on its own metrics can still make receipts worse.
   5. A direct push to main without a verdict: refused.
 
 Every step is the commands a researcher, CI or the integrator would run (git, walkout-ci, walkout);
@@ -85,6 +91,7 @@ class Step:
     seconds: float = 0.0
     links: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    data: dict = field(default_factory=dict)  # machine-readable outcome (verdicts, metrics) for summary.json
 
 
 class Demo:
@@ -313,53 +320,93 @@ class Demo:
         expect(result.returncode == 0, f"submodule update failed: {result.stderr}")
         return clone
 
-    def bump(self, step: Step) -> None:
-        clone = self.app_clone("app-bump", "bump-detection")
-        result = self.run(["walkout", "bump", "detection"], cwd=clone, log="3-bump.log",
+    def bump_detection(self, number: str, name: str, branch: str) -> Path:
+        """The integrator's `walkout bump detection` in a fresh app clone: the gitlink moves to
+        walkout-detection's main and `walkout lock --check` passes. Returns the clone."""
+        clone = self.app_clone(name, branch)
+        result = self.run(["walkout", "bump", "detection"], cwd=clone, log=f"{number}-bump.log",
                           env={"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "protocol.file.allow",
                                "GIT_CONFIG_VALUE_0": "always"})  # fmt: skip
         expect(
             result.returncode == 0, f"walkout bump failed: {result.stdout[-1000:]} {result.stderr[-1500:]}"
         )
-        lock_check = self.run(["walkout", "lock", "--check"], cwd=clone, log="3-lock-check.log")
+        lock_check = self.run(["walkout", "lock", "--check"], cwd=clone, log=f"{number}-lock-check.log")
         expect(lock_check.returncode == 0, f"walkout lock --check failed: {lock_check.stderr[-1500:]}")
         gitlink = self.git(clone, "rev-parse", "HEAD:submodules/detection")
         expect(gitlink == self.detection_main, "the bump did not move the gitlink to detection's main")
+        return clone
+
+    def bump(self, step: Step) -> None:
+        clone = self.bump_detection("3", "app-bump", "bump-detection")
         self.app_gate(step, clone, "3", "bump-detection", expect_pass=True)
         step.outcome = f"system QC PASS ({self.metrics_text}); app main advanced"
 
-    def worse_lock(self, step: Step) -> None:
-        clone = self.app_clone("app-worse", "try-new-detection")
-        lock = clone / "model_refs.yaml"
-        data = yaml.safe_load(lock.read_text())
-        entry = data["components"]["detection"]
-        pin = json.loads(
-            (self.org / "store" / "experiments" / self.collapsed / "experiment.json").read_text()
+    def worse_bump(self, step: Step) -> None:
+        """A detection PR that passes the model gate on merit, merged; its bump makes receipts worse."""
+        clone = self.clone("walkout-detection", "detection-recalibrate", "recalibrate")
+        experiment = self.recalibrated_experiment()
+        result = self.run(
+            ["walkout-ci", "pin", experiment, "--component", "detection", "--out",
+             str(clone / "model_ref.yaml"), "--search", str(self.org / "store" / "experiments")],
+            log="4-pin.log",
+        )  # fmt: skip
+        expect(result.returncode == 0, f"walkout-ci pin failed: {result.stderr[-2000:]}")
+        self.commit(
+            clone, f"detection: recalibrated scores, operating point {RECALIBRATED_THRESHOLD} ({experiment})"
         )
-        entry["experiment_id"] = self.collapsed
-        entry["weights_sha256"] = pin["artifacts"]["weights"]["sha256"]
-        lock.write_text(yaml.safe_dump(data, sort_keys=False))
-        self.commit(clone, f"app: try detection {self.collapsed}")
-        self.app_gate(step, clone, "4", "try-new-detection", expect_pass=False)
-        step.outcome = f"system QC FAIL ({self.metrics_text}); app main refused"
+        expect(self.push(clone, "recalibrate", "4-push-branch.log").returncode == 0, "branch push refused")
+        out = self.out / "reports" / "4-detection-recalibrate"
+        result, verdict = self.ci_check(clone, clone, self.detection_data, out, "4-ci-check.log")
+        step.links.update(
+            {"model gate report": out / "report.html", "model gate verdict": out / "attestation.json"}
+        )
+        expect(
+            result.returncode == 0 and verdict.get("verdict") == "PASS",
+            f"expected the model gate to PASS the recalibrated detector, got exit {result.returncode}: "
+            f"{verdict.get('summary')} {result.stderr[-1500:]}",
+        )
+        step.data["model_gate"] = {"verdict": "PASS", "metrics": metric_pairs(verdict)}
+        step.notes.append("model gate PASS: " + pairs_text(verdict, ("AP50", "AP", "F1_per_image")))
+        merge = self.push(clone, "recalibrate:main", "4-push-main.log")
+        expect(merge.returncode == 0, f"walkout-detection's main refused a PASS: {merge.stderr}")
+        self.detection_main = self.main_tip("walkout-detection")
+        app = self.bump_detection("4", "app-worse", "bump-detection-recalibrated")
+        locked = yaml.safe_load((app / "model_refs.yaml").read_text())["components"]["detection"]
+        expect(locked.get("experiment_id") == experiment, f"the bump did not lock {experiment}: {locked}")
+        failed = self.app_gate(step, app, "4", "bump-detection-recalibrated", expect_pass=False)
+        step.outcome = (
+            f"model gate PASS, merged; bump; system QC FAIL ({', '.join(failed)}); app main refused"
+        )
 
-    def app_gate(self, step: Step, clone: Path, number: str, branch: str, *, expect_pass: bool) -> None:
+    def app_gate(self, step: Step, clone: Path, number: str, branch: str, *, expect_pass: bool) -> list[str]:
+        """Push the app branch, run system QC (CI), expect PASS or FAIL, push to main (accepted on PASS,
+        refused on FAIL). Returns the names of the failed rules (metric names without `metric[...]`)."""
         expect(self.push(clone, branch, f"{number}-push-branch.log").returncode == 0, "branch push refused")
         out = self.out / "reports" / f"{number}-system-qc"
         result, verdict = self.ci_check(clone, clone / "app", self.qc_data, out, f"{number}-ci-check.log")
-        step.links.update(report=out / "report.html", verdict=out / "attestation.json")
-        metrics = candidate_metrics(out)
+        step.links.update({"QC report": out / "report.html", "QC verdict": out / "attestation.json"})
+        metrics = evaluation_metrics(out, "candidate")
         self.metrics_text = ", ".join(f"{k} {metrics[k]:.3g}" for k in ("receipt_exact_match", "item_f1")
                                       if k in metrics)  # fmt: skip
-        step.notes.append("candidate receipts: " + json.dumps(metrics, sort_keys=True))
         wanted = (0, "PASS") if expect_pass else (1, "FAIL")
         expect((result.returncode, verdict.get("verdict")) == wanted,
                f"expected system QC {wanted[1]}, got exit {result.returncode} {verdict.get('verdict')}: "
                f"{verdict.get('summary')} {result.stderr[-1500:]}")  # fmt: skip
+        failed = [rule_label(r["name"]) for r in verdict.get("rules", []) if r.get("status") == "FAIL"]
+        step.data["system_qc"] = {
+            "verdict": wanted[1],
+            "failed_rules": failed,
+            "metrics": metric_pairs(verdict),
+        }
+        step.notes.append(
+            f"system QC {wanted[1]} (baseline -> candidate): " + pairs_text(verdict, RECEIPT_METRICS)
+        )
         if expect_pass:
             expect(metrics.get("receipt_exact_match") == 1.0, f"receipts not all exact: {metrics}")
         else:
             expect(metrics.get("receipt_exact_match", 1.0) < 1.0, f"receipts did not get worse: {metrics}")
+            expect(any(name in RECEIPT_METRICS for name in failed),
+                   f"the FAIL names no receipt metric: {verdict.get('summary')}")  # fmt: skip
         before = self.main_tip("walkout")
         merge = self.push(clone, f"{branch}:main", f"{number}-push-main.log")
         if expect_pass:
@@ -369,7 +416,9 @@ class Demo:
             expect(
                 merge.returncode != 0 and "is FAIL" in merge.stderr, f"main accepted a FAIL: {merge.stderr}"
             )
+            expect(self.main_tip("walkout") == before, "the app's main moved on a FAIL")
             step.notes.append("push to main: " + refusal(merge.stderr))
+        return failed
 
     def direct_push(self, step: Step) -> None:
         clone = self.clone("walkout-detection", "detection-direct", "hotfix")
@@ -392,15 +441,53 @@ class Demo:
     def collapsed_experiment(self) -> str:
         """A new experiment in the org store: the production detector with one SKU's heatmap switched off
         (its bias so low that the class never fires). Returns its id."""
-        code = COLLAPSE_CODE.format(sku=self.sku, pin=str(self.org / "store"), train=str(self.train))
-        result = self.run([sys.executable, "-c", code], log="1-collapse.log")
-        expect(result.returncode == 0, f"cannot make the collapsed model: {result.stderr[-2000:]}")
+        edit = (
+            f'payload["state_dict"]["heatmap_head.bias"][payload["class_names"].index("{self.sku}")] = -50.0'
+        )
+        return self.edited_experiment(f"demo: new head (drops {self.sku})", edit, "1-collapse.log")
+
+    def recalibrated_experiment(self) -> str:
+        """A new experiment in the org store: the production detector with every heatmap logit shifted by
+        the same offset, logit(t_old) - logit(RECALIBRATED_THRESHOLD), and its operating point
+        (evaluate.score_threshold) moved from t_old to RECALIBRATED_THRESHOLD. A monotone shift of every
+        class keeps the ranking and the set of detections at the operating point, so the model gate's
+        metrics do not move (the shift is small enough that min_score 0.01 cuts only detections far
+        below the operating point). Returns its id."""
+        edit = (
+            "import math\n"
+            "logit = lambda p: math.log(p / (1 - p))\n"
+            'evaluate = payload["config"]["evaluate"]\n'
+            f'shift = logit(evaluate["score_threshold"]) - logit({RECALIBRATED_THRESHOLD})\n'
+            'payload["state_dict"]["heatmap_head.bias"] -= shift\n'
+            f'evaluate["score_threshold"] = {RECALIBRATED_THRESHOLD}'
+        )
+        name = f"demo: recalibrated scores (operating point {RECALIBRATED_THRESHOLD})"
+        return self.edited_experiment(name, edit, "4-recalibrate.log")
+
+    def edited_experiment(self, name: str, edit: str, log: str) -> str:
+        """Record, as a new experiment in the org store, the production detector (walkout-detection's
+        main pin, resolved and hash-checked from the store) with `edit` (Python on the checkpoint dict
+        `payload`) applied; training data: the demo's train split. Returns the experiment id."""
+        code = MODEL_EDIT_CODE.format(
+            pin=str(self.org / "store"), train=str(self.train), name=name, edit=edit
+        )
+        result = self.run([sys.executable, "-c", code], log=log)
+        expect(result.returncode == 0, f"cannot make the model ({name}): {result.stderr[-2000:]}")
         return result.stdout.strip().splitlines()[-1]
 
 
+# The recalibrated detector's operating point (the production model's is 0.3). Measured on the demo's
+# data: the model gate's metrics stay identical while the operating point is above 0.01 (below it,
+# min_score 0.01 would cut detections that scored above 0.3 before); the app's fixed 0.2 threshold
+# keeps the receipts exact at 0.1 and misses the held product at 0.05. 0.03 sits inside both margins.
+RECALIBRATED_THRESHOLD = 0.03
+# The app gate's receipt metrics (app/gate.yaml), in the order the notes show them.
+RECEIPT_METRICS = ("receipt_exact_match", "false_charges_per_100", "item_f1", "missed_items_per_100",
+                   "event_f1", "review_rate")  # fmt: skip
+
 # Runs in a child process with WALKOUT_HOME = the org store: resolves the production pin from the
 # store, edits the checkpoint and records it as an experiment there (a researcher's run, in the store).
-COLLAPSE_CODE = """
+MODEL_EDIT_CODE = """
 import subprocess, tempfile, torch
 from pathlib import Path
 from walkout_ci import experiment, pins
@@ -409,11 +496,10 @@ main = subprocess.run(["git", "-C", "{pin}/../walkout-detection.git", "show", "m
 pin = pins.pin_from_dict(__import__("yaml").safe_load(main))
 weights = pins.resolve_pin(pin, use_server=False)
 payload = torch.load(weights, map_location="cpu", weights_only=True)
-index = payload["class_names"].index("{sku}")
-payload["state_dict"]["heatmap_head.bias"][index] = -50.0
+{edit}
 out = Path(tempfile.mkdtemp()) / "best.pt"
 torch.save(payload, out)
-with experiment.start(project="walkout/detection", name="demo: new head (drops {sku})", params={{}}) as exp:
+with experiment.start(project="walkout/detection", name="{name}", params={{}}) as exp:
     exp.set_training_data("{train}/manifest.json")
     exp.upload_weights(out)
     exp_id = exp.id
@@ -434,9 +520,30 @@ def refusal(stderr: str) -> str:
     return " ".join(lines)[:400] or stderr.strip()[-400:]
 
 
-def candidate_metrics(out: Path) -> dict[str, float]:
-    path = out / "evaluations" / "candidate" / "report.json"
+def evaluation_metrics(out: Path, side: str) -> dict[str, float]:
+    """The metrics of one side's report ("baseline" or "candidate") in a gate's out folder; {} if none."""
+    path = out / "evaluations" / side / "report.json"
     return json.loads(path.read_text())["metrics"] if path.is_file() else {}
+
+
+def rule_label(name: str) -> str:
+    """A verdict rule's name as people read it: 'metric[item_f1]' -> 'item_f1', others unchanged."""
+    return name[len("metric[") : -1] if name.startswith("metric[") and name.endswith("]") else name
+
+
+def metric_pairs(verdict: dict) -> dict[str, list[float]]:
+    """{metric: [baseline, candidate]} from a verdict's `metrics` list (numbers only)."""
+    return {
+        m["name"]: [m["baseline"], m["candidate"]]
+        for m in verdict.get("metrics", [])
+        if isinstance(m.get("baseline"), (int, float)) and isinstance(m.get("candidate"), (int, float))
+    }
+
+
+def pairs_text(verdict: dict, names: tuple[str, ...]) -> str:
+    """'AP50 0.997 -> 0.997, ...' for the named metrics a verdict compares."""
+    pairs = metric_pairs(verdict)
+    return ", ".join(f"{n} {pairs[n][0]:.4g} -> {pairs[n][1]:.4g}" for n in names if n in pairs)
 
 
 def class_counts(split: Path) -> dict[str, int]:
@@ -550,8 +657,8 @@ def main(argv: list[str] | None = None) -> int:
          demo.collapse_pr),
         (2, "detection PR: code only, model kept", "model gate PASS; merged", demo.code_pr),
         (3, "integrator bumps detection in the app", "system QC PASS; app main advances", demo.bump),
-        (4, "app PR locking the collapsed detector", "system QC FAIL (receipts worse); app main refused",
-         demo.worse_lock),
+        (4, "detection PR recalibrates scores; the integrator bumps it",
+         "model gate PASS, merged; bump: system QC FAIL (receipts worse); app main refused", demo.worse_bump),
         (5, "direct push to main without a verdict", "refused", demo.direct_push),
     ]  # fmt: skip
     failed = False
@@ -578,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
     index = write_index(demo, total)
     summary = [
         {"step": s.number, "title": s.title, "ok": s.ok, "outcome": s.outcome, "seconds": round(s.seconds, 1),
-         "notes": s.notes}
+         "notes": s.notes, **s.data}
         for s in demo.steps
     ]  # fmt: skip
     (demo.out / "summary.json").write_text(

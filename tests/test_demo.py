@@ -41,13 +41,19 @@ def test_model_repository_steps(summary) -> None:
     assert "total" in summary["stdout"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the app's QC gate cannot resolve the lock's experiments inside the predict sandbox in an org "
-    "(no bundled exports, no store there): walkout_ci.gate_runner must hand the sandbox the locked weights",
-)
 def test_app_steps_and_the_whole_demo(summary) -> None:
     third, fourth = step(summary, 3), step(summary, 4)
     assert third["ok"] and "system QC PASS" in third["outcome"], third
-    assert fourth["ok"] and "system QC FAIL" in fourth["outcome"], fourth
-    assert summary["exit_code"] == 0
+    assert third["system_qc"]["verdict"] == "PASS" and not third["system_qc"]["failed_rules"], third
+    # 4: a detection change that passes the model gate on its own metrics (unchanged), is merged and
+    # bumped, and makes the receipts worse: system QC FAIL naming receipt metrics, the app's main refuses.
+    assert fourth["ok"] and "model gate PASS, merged" in fourth["outcome"], fourth
+    assert "system QC FAIL" in fourth["outcome"] and "app main refused" in fourth["outcome"], fourth
+    gate = fourth["model_gate"]["metrics"]
+    assert fourth["model_gate"]["verdict"] == "PASS" and gate["AP50"][0] == gate["AP50"][1], fourth
+    qc = fourth["system_qc"]
+    assert qc["verdict"] == "FAIL" and "receipt_exact_match" in qc["failed_rules"], qc
+    exact, missed = qc["metrics"]["receipt_exact_match"], qc["metrics"]["missed_items_per_100"]
+    assert exact[1] < exact[0] and missed[1] > missed[0], qc
+    assert any("is FAIL" in note for note in fourth["notes"]), fourth
+    assert summary["exit_code"] == 0, summary["stdout"][-3000:]
