@@ -384,3 +384,20 @@ def test_an_edited_copy_of_the_split_is_error_naming_the_file(tmp_path, monkeypa
     verdict = json.loads((tmp_path / "out" / "verdict.json").read_text())
     assert done.returncode == 2 and "truth.json" in verdict["summary"] and "manifest" in verdict["summary"]
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("report.json"))
+
+
+def test_a_scorer_the_pull_request_inflates_does_not_judge_it(blind_gate, tmp_path):
+    """A collapsed model plus a PR scorer that calls every prediction perfect: the base's scorer FAILs it."""
+    setup = blind_gate
+    component = setup["component"]
+    collapsed = {"person": BASE_SCORES["person"], "sku": [0.1] * 6}
+    pin_candidate(component, "local-collapsed", fake_weights(collapsed))
+    source = (component / "component.py").read_text()
+    inflated = source.replace("* multiplier", "* 0 + 1.0")
+    assert inflated != source
+    (component / "component.py").write_text(inflated)
+    git(component, "add", "-A")
+    git(component, "commit", "-qm", "simplify scoring")
+    code, verdict, _ = run_gate(setup, tmp_path)
+    assert code == 1 and verdict["verdict"] == "FAIL", verdict["summary"]
+    assert "per_class.max_drop[sku]" in verdict["summary"]
