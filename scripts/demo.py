@@ -7,7 +7,7 @@
   2. A code-only pull request that keeps the model: model gate PASS; merged into main.
   3. The integrator bumps detection in the app (`walkout bump`): system QC PASS; the app's main advances.
   4. A detection pull request that recalibrates the detector: every score shifted down (one logit
-     offset on the heatmap head) with the model's own operating point moved to match (0.3 -> 0.03).
+     offset on the heatmap head) with the model's own operating point moved to match (0.3 -> 0.05).
      Same ranking, same detections at its operating point, so AP, per-class AP50 and per-image F1 are
      unchanged: model gate PASS, merged into main. The integrator bumps it in the app (`walkout bump`,
      lock --check passes): the app keeps its fixed detection threshold (0.2), no longer sees the pick
@@ -477,10 +477,10 @@ class Demo:
 
 
 # The recalibrated detector's operating point (the production model's is 0.3). Measured on the demo's
-# data: the model gate's metrics stay identical while the operating point is above 0.01 (below it,
-# min_score 0.01 would cut detections that scored above 0.3 before); the app's fixed 0.2 threshold
-# keeps the receipts exact at 0.1 and misses the held product at 0.05. 0.03 sits inside both margins.
-RECALIBRATED_THRESHOLD = 0.03
+# data (both sizes): the model gate's metrics are identical down to 0.04 (at 0.03 min_score 0.01
+# starts cutting low-scoring true persons: person AP50 -0.02 on the full set); with the app's fixed 0.2
+# threshold the receipts stay exact at 0.1 and miss the pick from 0.08 down. 0.05 sits inside both.
+RECALIBRATED_THRESHOLD = 0.05
 # The app gate's receipt metrics (app/gate.yaml), in the order the notes show them.
 RECEIPT_METRICS = ("receipt_exact_match", "false_charges_per_100", "item_f1", "missed_items_per_100",
                    "event_f1", "review_rate")  # fmt: skip

@@ -50,7 +50,8 @@ def test_app_steps_and_the_whole_demo(summary) -> None:
     assert fourth["ok"] and "model gate PASS, merged" in fourth["outcome"], fourth
     assert "system QC FAIL" in fourth["outcome"] and "app main refused" in fourth["outcome"], fourth
     gate = fourth["model_gate"]["metrics"]
-    assert fourth["model_gate"]["verdict"] == "PASS" and gate["AP50"][0] == gate["AP50"][1], fourth
+    assert fourth["model_gate"]["verdict"] == "PASS", fourth
+    assert all(gate[name][0] == gate[name][1] for name in ("AP50", "AP", "F1_per_image")), gate
     qc = fourth["system_qc"]
     assert qc["verdict"] == "FAIL" and "receipt_exact_match" in qc["failed_rules"], qc
     exact, missed = qc["metrics"]["receipt_exact_match"], qc["metrics"]["missed_items_per_100"]
