@@ -198,15 +198,14 @@ class Demo:
         expect(result.returncode == 0, f"walkout-sim generate failed: {result.stderr[-2000:]}")
         self.train = data / "train"
         qc_split(data)
-        for name in ("detection-blind",):
+        for name in ("detection-blind", "qc-blind"):
             sealed = data / f"{name}.sealed"
             result = self.run(["walkout-ci", "blind", "seal", str(data / name), "--out", str(sealed)],
                               env=DEMO_BLIND, log=f"seal-{name}.log")  # fmt: skip
             expect(result.returncode == 0, f"blind seal failed: {result.stderr[-2000:]}")
         self.detection_data = data / "detection-blind.sealed"
-        # Not sealed, not marked blind: the gate's leakage check needs a candidate experiment, and a lock
-        # file (the app's model) has none yet (gate_runner would have to check each locked experiment).
-        self.qc_data = data / "qc-blind"
+        # Sealed too: the system QC gate leakage-checks every experiment the candidate lock pins.
+        self.qc_data = data / "qc-blind.sealed"
         self.sku = picked_sku(data / "qc-blind")
         present = class_counts(data / "detection-blind")
         expect(self.sku in present, f"the picked product {self.sku} is not in the detection blind set")
@@ -397,6 +396,8 @@ class Demo:
             "verdict": wanted[1],
             "failed_rules": failed,
             "metrics": metric_pairs(verdict),
+            # the QC videos are sealed: CI checks each experiment the candidate lock pins for leakage
+            "leakage_checks_passed": sum("leakage check passed" in n for n in verdict.get("notes", [])),
         }
         step.notes.append(
             f"system QC {wanted[1]} (baseline -> candidate): " + pairs_text(verdict, RECEIPT_METRICS)
@@ -594,7 +595,7 @@ def qc_split(data: Path) -> Path:
         for p in sorted(split.rglob("*"))
         if p.is_file()
     }
-    manifest.update(files=files, content_hashes=hashes, split="scenario", blind=False)
+    manifest.update(files=files, content_hashes=hashes, split="scenario", blind=True)
     (split / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return split
 

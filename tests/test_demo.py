@@ -45,6 +45,8 @@ def test_app_steps_and_the_whole_demo(summary) -> None:
     third, fourth = step(summary, 3), step(summary, 4)
     assert third["ok"] and "system QC PASS" in third["outcome"], third
     assert third["system_qc"]["verdict"] == "PASS" and not third["system_qc"]["failed_rules"], third
+    # the QC videos are sealed, so CI leakage-checks each of the three experiments the lock pins
+    assert third["system_qc"]["leakage_checks_passed"] == 3, third
     # 4: a detection change that passes the model gate on its own metrics (unchanged), is merged and
     # bumped, and makes the receipts worse: system QC FAIL naming receipt metrics, the app's main refuses.
     assert fourth["ok"] and "model gate PASS, merged" in fourth["outcome"], fourth
