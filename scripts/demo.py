@@ -118,7 +118,9 @@ class Demo:
         environment = dict(self.ci_env if ci else self.people_env)
         environment.update(env or {})
         shown = shlex.join([Path(command[0]).name, *command[1:]]).replace(str(self.out) + "/", "")
-        print(f"  $ {shown}" + ("   [CI]" if ci else ""), flush=True)
+        # a long command (an inline `python -c` script) is echoed in short; its log keeps all of it
+        echoed = shown if len(shown) < 600 else " ".join(shown[:100].split()) + f" ... (in full: logs/{log})"
+        print(f"  $ {echoed}" + ("   [CI]" if ci else ""), flush=True)
         result = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True)
         if log:
             self.logs.mkdir(parents=True, exist_ok=True)
