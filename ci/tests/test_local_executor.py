@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -15,6 +16,7 @@ from walkout_ci.evaluation import Candidate, EvaluationContext, Scorer, evaluate
 from walkout_ci.executors.local import SCRATCH_PREFIX, run_local_prediction, sweep_stale_scratch
 from walkout_ci.gate_config import load_gate_config, parse_gate_config
 from walkout_ci.process import fill_command
+from walkout_ci.report import dataset_hash
 from walkout_ci.testing import fake_weights, make_fake_component_repo, make_fake_dataset
 
 SCORES = {"person": [0.9, 0.8, 0.7, 0.6], "sku": [1.0, 0.4, 0.9, 0.8]}
@@ -207,3 +209,19 @@ def test_merge_base_without_common_history_is_a_clear_error(tmp_path):
         gitrepo.merge_base(tmp_path, "main")
     with pytest.raises(GateError, match="target branch 'release'"):
         gitrepo.merge_base(tmp_path, "release")
+
+
+def test_without_the_sandbox_blind_data_is_refused_and_other_data_noted(setup, tmp_path, monkeypatch):
+    from walkout_ci import sandbox
+
+    component, data, data_hash = setup
+    monkeypatch.setattr(sandbox, "probe", lambda: sandbox.Isolation(False, (), "no unshare in this test"))
+    run = run_evaluation(component, data, data_hash, fake_weights(SCORES), tmp_path)
+    assert any("without the sandbox (no unshare in this test)" in note for note in run.notes)
+    # A decrypted copy of the blind set, passed as a plain folder, is refused like the sealed archive.
+    manifest = json.loads((data / "manifest.json").read_text())
+    (data / "manifest.json").write_text(json.dumps({**manifest, "blind": True}))
+    with pytest.raises(EvaluationError, match="without the sandbox"):
+        run_evaluation(
+            component, data, dataset_hash(data), fake_weights(SCORES), tmp_path, report_dir=tmp_path / "r2"
+        )

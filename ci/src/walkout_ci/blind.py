@@ -324,6 +324,16 @@ def is_sealed(path: str | Path) -> bool:
         return handle.read(len(MAGIC)) == MAGIC
 
 
+def is_marked_blind(data_dir: str | Path) -> bool:
+    """Whether `data_dir` is the blind set (a sealed archive, or a folder whose manifest says
+    `"blind": true`, i.e. a decrypted copy); an unreadable manifest counts as blind (fail closed)."""
+    try:
+        refuse_blind(data_dir)
+    except BlindSetError:
+        return True
+    return False
+
+
 def refuse_blind(data_dir: str | Path) -> None:
     """For training entry points: BlindSetError if `data_dir` is the blind set (or a sealed archive).
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from walkout_ci import gitrepo, sandbox
+from walkout_ci.blind import is_marked_blind
 from walkout_ci.errors import EvaluationError, ReportError
 from walkout_ci.executors import EvaluationRun, PredictionRequest, PredictionRun
 from walkout_ci.gate_config import EvaluateConfig
@@ -150,6 +151,8 @@ def evaluate(
         inputs = scratch / "inputs"
         inputs.mkdir()
         with opener(context.data) as (data_dir, sealed):
+            # A decrypted copy of the blind set passed as a folder is as secret as the archive.
+            blind_data = sealed or is_marked_blind(data_dir)
             run_logged(
                 fill_command(scorer.evaluate.prepare, {"data": data_dir, "inputs": inputs}),
                 cwd=workdir,
@@ -178,7 +181,7 @@ def evaluate(
                 model_in_worktree=candidate.model_in_worktree,
                 exports=candidate.exports,
                 label=candidate.label,
-                require_isolation=sealed,
+                require_isolation=blind_data,
                 hidden=context.hidden,
             )
         )

@@ -39,6 +39,7 @@ import yaml
 from tqdm import tqdm
 
 from walkout_ci import gitrepo, pins, render
+from walkout_ci.blind import is_marked_blind
 from walkout_ci.cache import CacheKey, EvaluationCache
 from walkout_ci.cache import run_info as cache_run_info
 from walkout_ci.errors import BlindSetError, GateError, PinError, WalkoutCIError
@@ -251,7 +252,7 @@ def _run(request: GateRequest, stage: _Progress) -> GateResult:
     stage("data")
     with opened_data(request.data) as (data_dir, sealed):
         data_hash = verified_dataset_hash(data_dir)
-        blind_data = sealed or _marked_blind(data_dir)
+        blind_data = sealed or is_marked_blind(data_dir)
         stage("leakage")
         trained_by = (candidate.experiment_id,) if candidate.experiment_id else candidate.locked_ids
         if trained_by:
@@ -546,17 +547,6 @@ def verified_dataset_hash(data_dir: Path) -> str:
     from walkout_ci.report import verify_dataset
 
     return verify_dataset(data_dir)
-
-
-def _marked_blind(data_dir: Path) -> bool:
-    """A folder whose manifest says `"blind": true` (a decrypted copy of the blind set)."""
-    from walkout_ci import blind
-
-    try:
-        blind.refuse_blind(data_dir)
-    except BlindSetError:
-        return True
-    return False
 
 
 def walkout_home_or_none() -> Path | None:
