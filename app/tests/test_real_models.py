@@ -9,9 +9,9 @@ the thresholds meant for model outputs (`MODEL_ENGINE_CONFIG`), which no other t
 
 Scenario outcomes were measured with the pinned models on 2026-12-04 (all seventeen shipped scenarios,
 `System.run_video` + the QC scorer): fifteen give every receipt exactly, `two_at_one_shelf` and
-`group_exit` miss one item each. Every shipped scenario is listed below in exactly one group; the set
-run by default is chosen for time (the file should stay near a minute on 2 quiet cores):
-WALKOUT_TEST_ALL_SCENARIOS=1 adds the rest.
+`group_exit` miss one item each. Every shipped scenario is listed below in exactly one group and all
+of them run (the suite has the time: about 8.5 minutes on 2 quiet cores without the second group);
+WALKOUT_TEST_FEW_SCENARIOS=1 leaves the second group out for a quick local run.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ REFS = REPO / "model_refs.yaml"
 EXACT_SCENARIOS = ("crowd_of_six", "confusable_pair", "crossing_carriers", "pick_then_put_back")
 # Receipts equal the ground truth: run by `walkout run --refs` (one shopper, so receipts compare as a list).
 RUN_SCENARIO = "occluded_under_sign"
-# Exact too when measured, run only with WALKOUT_TEST_ALL_SCENARIOS=1 (about 3,000 frames: ~60 s more
-# with 2 workers on 2 quiet cores).
+# Exact too when measured (about 3,000 frames: ~60 s with 2 workers on 2 quiet cores; left out with
+# WALKOUT_TEST_FEW_SCENARIOS=1).
 EXACT_SCENARIOS_OPT_IN = (
     "single_pick",
     "put_back_other_slot",
@@ -74,7 +74,7 @@ RECEIPT_EXACT_MATCH_FLOOR = 0.80
 
 
 def _all_scenarios() -> bool:
-    return os.environ.get("WALKOUT_TEST_ALL_SCENARIOS") == "1"
+    return os.environ.get("WALKOUT_TEST_FEW_SCENARIOS") != "1"
 
 
 def _qc_scenarios() -> tuple[str, ...]:
@@ -145,7 +145,7 @@ def test_qc_report_names_the_pinned_models(real_qc):
 @pytest.mark.parametrize("name", [*EXACT_SCENARIOS, *EXACT_SCENARIOS_OPT_IN])
 def test_pinned_models_give_every_receipt_exactly(real_qc, rendered_scenarios, name):
     if name in EXACT_SCENARIOS_OPT_IN and not _all_scenarios():
-        pytest.skip("opt-in scenario (time budget): set WALKOUT_TEST_ALL_SCENARIOS=1")
+        pytest.skip("left out on purpose: WALKOUT_TEST_FEW_SCENARIOS=1")
     video = real_qc["extra"]["per_video"][name]
     # the scorer's truth: receipts.json plus receipts rebuilt for shoppers who left out of view
     truth = load_video_ground_truth(rendered_scenarios[name] / "videos" / name).receipts

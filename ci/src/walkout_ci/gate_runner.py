@@ -294,7 +294,7 @@ def _run(request: GateRequest, stage: _Progress) -> GateResult:
         for label, commit, model in bar:
             stage(f"evaluate[{label}]")
             bar.set_postfix_str(f"{label} @ {commit[:10]}")
-            code_hashes[label] = _code_hash(root, commit, relative, config)
+            code_hashes[label] = scorer_hash if commit == base else _code_hash(root, commit, relative, config)
             key = CacheKey(
                 component=config.component,
                 weights_sha256=model.sha256,
