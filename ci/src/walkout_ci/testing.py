@@ -8,6 +8,7 @@ code path a real evaluation would.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from walkout_ci.report import SCHEMA_VERSION, validate_report
 
@@ -335,3 +336,32 @@ def make_fake_component_repo(root, baseline_scores: Mapping[str, list[float]], *
     git("commit", "-q", "-m", "component with pinned baseline")
     git("checkout", "-q", "-b", "feature")
     return component
+
+
+def pinned_experiment_folder(package_root, outer_home: str | None, fresh_home) -> Path:
+    """For a model package's tests: the folder its pinned experiment resolves from.
+
+    The bundled export `<package_root>/experiments/<id>/` (this monorepo), else a copy of
+    `<outer_home or ~/.walkout>/experiments/<id>/` put into the test's fresh store `fresh_home` (a
+    clone of the package's own repository in an org: git carries only the id, CI points WALKOUT_HOME
+    at the org's store; the copy is resolved by id and hash-checked, as in production).
+    FileNotFoundError naming both places when it is in neither.
+    """
+    import shutil
+
+    import yaml
+
+    package_root = Path(package_root)
+    experiment_id = yaml.safe_load((package_root / "model_ref.yaml").read_text())["experiment_id"]
+    bundled = package_root / "experiments" / experiment_id
+    if bundled.is_dir():
+        return bundled
+    outer = Path(outer_home or "~/.walkout").expanduser() / "experiments" / experiment_id
+    if not outer.is_dir():
+        raise FileNotFoundError(
+            f"model_ref.yaml pins {experiment_id}, which is neither bundled ({bundled}) nor in the store "
+            f"{outer.parent}: set WALKOUT_HOME to the org's store (walkout-ci org init: DIR/store)"
+        )
+    target = Path(fresh_home) / "experiments" / experiment_id
+    shutil.copytree(outer, target)
+    return target

@@ -134,23 +134,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture()
 def pinned_experiment(walkout_home: Path) -> Path:
-    """The folder the pinned experiment resolves from: the bundled export experiments/<id>/ (this
-    monorepo), else a copy of <outer $WALKOUT_HOME>/experiments/<id>/ put into the test's fresh store
-    (an org clone: resolved by id and hash-checked, as in production)."""
-    import shutil
+    """The folder the pinned experiment resolves from (walkout_ci.testing.pinned_experiment_folder)."""
+    from walkout_ci.testing import pinned_experiment_folder
 
-    import yaml
-
-    experiment_id = yaml.safe_load((PACKAGE_ROOT / "model_ref.yaml").read_text())["experiment_id"]
-    bundled = PACKAGE_ROOT / "experiments" / experiment_id
-    if bundled.is_dir():
-        return bundled
-    outer = Path(OUTER_WALKOUT_HOME or "~/.walkout").expanduser() / "experiments" / experiment_id
-    if not outer.is_dir():
-        pytest.fail(
-            f"model_ref.yaml pins {experiment_id}, which is neither bundled ({bundled}) nor in the store "
-            f"{outer.parent}: set WALKOUT_HOME to the org's store (walkout-ci org init: DIR/store)"
-        )
-    target = walkout_home / "experiments" / experiment_id
-    shutil.copytree(outer, target)
-    return target
+    return pinned_experiment_folder(PACKAGE_ROOT, OUTER_WALKOUT_HOME, walkout_home)
