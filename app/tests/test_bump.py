@@ -65,6 +65,7 @@ def test_bump_moves_the_gitlink_relocks_verifies_and_commits(org, capsys):
     message = git(org.app, "log", "-1", "--format=%B")
     assert f"{old[:12]} -> {new[:12]}" in message
     assert "offline-detection0001 -> offline-detection0002" in message
+    assert f"CI verdict for {new}: none recorded" in message
     assert git(org.app, "show", "--name-only", "--format=", "HEAD").split() == [
         "model_refs.yaml",
         "submodules/detection",
@@ -75,6 +76,28 @@ def test_bump_moves_the_gitlink_relocks_verifies_and_commits(org, capsys):
     assert main(["bump", "detection", "--refs", str(org.lock)]) == 0
     assert "nothing to commit" in capsys.readouterr().out
     assert git(org.app, "rev-parse", "HEAD:submodules/detection") == new
+
+
+def test_bump_records_cis_verdict_and_the_candidates_blind_metrics(org, capsys):
+    from walkout_ci import attest
+
+    new = _new_model(org)
+    key = attest.key_from_text(attest.generate_key(), "test key")
+    attestation = attest.make_attestation(
+        repo="walkout-detection",
+        kind="model",
+        commit=new,
+        base="0" * 40,
+        verdict="PASS",
+        created_at="2026-12-04T00:00:00+00:00",
+        metrics={"AP50": 0.9912, "AP": 0.9345},
+    )
+    attest.store_verdict(org.detection, new, attest.sign(attestation, key))
+    git(org.detection, "push", "-q", "origin", f"{attest.verdict_ref(new)}:{attest.verdict_ref(new)}")
+    assert main(["bump", "detection", "--refs", str(org.lock)]) == 0, capsys.readouterr().err
+    message = git(org.app, "log", "-1", "--format=%B")
+    assert f"CI verdict for {new}: PASS (model gate" in message
+    assert "candidate blind metrics: AP=0.9345, AP50=0.9912" in message
 
 
 def test_a_code_only_gitlink_change_fails_lock_check_naming_both_commits(org, capsys):

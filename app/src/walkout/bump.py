@@ -158,9 +158,11 @@ def _verified_pin(folder: Path, path: str, component: str, commit: str):
     return pin
 
 
-def commit_message(old: ComponentRef, new: ComponentRef, url: str | None) -> str:
+def commit_message(old: ComponentRef, new: ComponentRef, url: str | None, verdict: dict | None = None) -> str:
     """The bump commit's message: subject `Bump <c>: <old> -> <new> (experiment <a> -> <b>)`, then
-    the full commits, experiment ids, weights hashes and the new blind metrics."""
+    the full commits, experiment ids, weights hashes, the new blind metrics, and CI's verdict for the
+    submodule commit with the blind metrics it measured (a branch pin carries none: only CI holds the
+    blind key)."""
     subject = (
         f"Bump {new.name}: {(old.commit or 'none')[:12]} -> {(new.commit or 'none')[:12]} "
         f"(experiment {old.experiment_id} -> {new.experiment_id})"
@@ -175,6 +177,14 @@ def commit_message(old: ComponentRef, new: ComponentRef, url: str | None) -> str
     if new.blind_metrics:
         metrics = ", ".join(f"{key}={value:.4f}" for key, value in sorted(new.blind_metrics.items()))
         lines.append(f"blind metrics: {metrics}")
+    if verdict is None:
+        lines.append(f"CI verdict for {new.commit}: none recorded in the model repository")
+    else:
+        measured = ", ".join(f"{key}={value:.4f}" for key, value in sorted(verdict["metrics"].items()))
+        lines.append(
+            f"CI verdict for {new.commit}: {verdict['verdict']} ({verdict['kind']} gate against "
+            f"{verdict['base'][:12]}); candidate blind metrics: {measured or 'none'}"
+        )
     lines.append(
         f"The submodule commit is on {REMOTE}/{PROTECTED_BRANCH} of {url or 'the model repository'}; "
         "model_refs.yaml re-locked by `walkout bump`."
@@ -231,7 +241,9 @@ def bump(
                 component, entry.path, old, new, entry.experiment_id, relocked.experiment_id, None, ""
             )
         write_refs(lock_path, updated)
-        message = commit_message(dataclasses.replace(entry, commit=old), relocked, url)
+        message = commit_message(
+            dataclasses.replace(entry, commit=old), relocked, url, _ci_verdict(folder, new)
+        )
         _git(
             root,
             "commit",
@@ -251,6 +263,21 @@ def bump(
     return BumpResult(
         component, entry.path, old, new, entry.experiment_id, relocked.experiment_id, head, message
     )
+
+
+def _ci_verdict(folder: Path, commit: str) -> dict | None:
+    """CI's signed verdict for `commit`, read from the model repository's refs/verdicts (fetched);
+    None when it has none or it cannot be read (the hook on the model repository's main already
+    required a valid PASS; this is a record for the integrator, not a check)."""
+    from walkout_ci import attest
+    from walkout_ci.errors import WalkoutCIError
+
+    try:
+        attest.fetch_verdicts(folder, REMOTE)
+        found = attest.read_verdict(folder, commit)
+    except WalkoutCIError:
+        return None
+    return found[0] if found else None
 
 
 def _restore(root: Path, folder: Path, lock_path: Path, lock_bytes: bytes, checkout: str | None) -> None:
