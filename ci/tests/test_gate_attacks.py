@@ -23,10 +23,11 @@ import pytest
 from walkout_ci import blind, sandbox
 from walkout_ci.testing import (
     add_fake_truth,
-    fake_pin_yaml,
     fake_weights,
     make_fake_component_repo,
     make_fake_dataset,
+    make_leakage_checked_component_repo,
+    pin_fake_candidate,
     write_fake_experiment,
 )
 
@@ -74,13 +75,7 @@ def blind_gate(tmp_path, monkeypatch):
     monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "planted.txt").write_text("the CI user's store")
-    component = make_fake_component_repo(tmp_path / "repo", BASE_SCORES, subdir="")
-    (component / "experiments" / "local-baseline" / "training_data.json").write_text('{"content_hashes": []}')
-    git(component, "checkout", "-q", "main")
-    git(component, "add", "-A")
-    git(component, "commit", "-q", "-m", "baseline records its training data")
-    git(component, "checkout", "-q", "feature")
-    git(component, "merge", "-q", "main")
+    component = make_leakage_checked_component_repo(tmp_path / "repo", BASE_SCORES)
     make_fake_dataset(tmp_path / "data")
     manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
     manifest.update(split="blind", blind=True, content_hashes=["a" * 64, "b" * 64])
@@ -96,13 +91,6 @@ def blind_gate(tmp_path, monkeypatch):
 
 def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
-
-
-def pin_candidate(component: Path, name: str, weights: bytes) -> None:
-    """The PR pins a new experiment (with its training data recorded, none of it blind)."""
-    digest = write_fake_experiment(component / "experiments", name, weights)
-    (component / "experiments" / name / "training_data.json").write_text('{"content_hashes": []}')
-    (component / "model_ref.yaml").write_text(fake_pin_yaml(name, digest))
 
 
 def run_gate(setup: dict, tmp_path: Path, out: str = "out") -> tuple[int, dict, str]:
@@ -225,7 +213,7 @@ def test_a_pull_request_cannot_grade_itself(blind_gate, tmp_path):
     """The PR pins 5,000 random bytes as its model and rewrites the scorer and gate.yaml to say PASS."""
     setup = blind_gate
     component = setup["component"]
-    pin_candidate(component, "local-random", secrets.token_bytes(5000))
+    pin_fake_candidate(component, "local-random", secrets.token_bytes(5000))
     perfect = (
         "import json, os, sys\n"
         "out = sys.argv[sys.argv.index('--report-dir') + 1]\n"
@@ -260,7 +248,7 @@ def test_the_model_code_predicts_with_the_given_weights_not_the_baseline_bundled
     """A PR whose prediction quietly loads the baseline's bundled weights instead of {model}."""
     setup = blind_gate
     component = setup["component"]
-    pin_candidate(component, "local-random", secrets.token_bytes(5000))
+    pin_fake_candidate(component, "local-random", secrets.token_bytes(5000))
     source = (component / "component.py").read_text()
     swapped = source.replace(
         '    with open(args.model, "rb") as stream:\n        spec = json.loads(stream.read())\n',
@@ -280,7 +268,7 @@ def test_a_worse_candidate_is_judged_by_the_merge_base_scorer(blind_gate, tmp_pa
     setup = blind_gate
     component = setup["component"]
     collapsed = {"person": BASE_SCORES["person"], "sku": [0.1] * 6}
-    pin_candidate(component, "local-collapsed", fake_weights(collapsed))
+    pin_fake_candidate(component, "local-collapsed", fake_weights(collapsed))
     gate_yaml = (component / "gate.yaml").read_text().replace("max_drop: 0.05", "max_drop: 1.0")
     (component / "gate.yaml").write_text(gate_yaml)
     git(component, "add", "-A")
@@ -391,7 +379,7 @@ def test_a_scorer_the_pull_request_inflates_does_not_judge_it(blind_gate, tmp_pa
     setup = blind_gate
     component = setup["component"]
     collapsed = {"person": BASE_SCORES["person"], "sku": [0.1] * 6}
-    pin_candidate(component, "local-collapsed", fake_weights(collapsed))
+    pin_fake_candidate(component, "local-collapsed", fake_weights(collapsed))
     source = (component / "component.py").read_text()
     inflated = source.replace("* multiplier", "* 0 + 1.0")
     assert inflated != source

@@ -16,11 +16,11 @@ import pytest
 from walkout_ci import blind, gitrepo
 from walkout_ci.testing import (
     add_fake_truth,
-    fake_pin_yaml,
     fake_weights,
     make_fake_component_repo,
     make_fake_dataset,
-    write_fake_experiment,
+    make_leakage_checked_component_repo,
+    pin_fake_candidate,
 )
 
 BASE_SCORES = {"person": [0.9, 0.8, 0.9, 0.7, 0.8, 0.9], "sku": [0.8, 0.9, 0.7, 0.9, 0.8, 0.9]}
@@ -67,18 +67,8 @@ def sleeping_candidate(tmp_path, monkeypatch):
     key = blind.generate_key()
     monkeypatch.setenv("WALKOUT_BLIND_KEY", key)
     monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "home"))
-    component = make_fake_component_repo(tmp_path / "repo", BASE_SCORES, subdir="")
-    (component / "experiments" / "local-baseline" / "training_data.json").write_text('{"content_hashes": []}')
-    git(component, "checkout", "-q", "main")
-    git(component, "add", "-A")
-    git(component, "commit", "-q", "-m", "baseline records its training data")
-    git(component, "checkout", "-q", "feature")
-    git(component, "merge", "-q", "main")
-    digest = write_fake_experiment(
-        component / "experiments", "local-slow", fake_weights(BASE_SCORES, sleep_s=120)
-    )
-    (component / "experiments" / "local-slow" / "training_data.json").write_text('{"content_hashes": []}')
-    (component / "model_ref.yaml").write_text(fake_pin_yaml("local-slow", digest))
+    component = make_leakage_checked_component_repo(tmp_path / "repo", BASE_SCORES)
+    pin_fake_candidate(component, "local-slow", fake_weights(BASE_SCORES, sleep_s=120))
     git(component, "add", "-A")
     git(component, "commit", "-q", "-m", "a slow model")
     make_fake_dataset(tmp_path / "data")

@@ -365,3 +365,30 @@ def pinned_experiment_folder(package_root, outer_home: str | None, fresh_home) -
     target = Path(fresh_home) / "experiments" / experiment_id
     shutil.copytree(outer, target)
     return target
+
+
+def make_leakage_checked_component_repo(root, baseline_scores: Mapping[str, list[float]]) -> Path:
+    """`make_fake_component_repo(root, ..., subdir="")` whose pinned baseline also recorded its
+    training frames (none blind) on `main`, so gates on blind data can run its leakage check; the
+    branch `feature` is checked out, up to date with `main`. Returns the component folder."""
+    import subprocess
+
+    component = make_fake_component_repo(root, baseline_scores, subdir="")
+    (component / "experiments" / "local-baseline" / "training_data.json").write_text('{"content_hashes": []}')
+    for args in (
+        ("checkout", "-q", "main"),
+        ("add", "-A"),
+        ("commit", "-q", "-m", "baseline records its training data"),
+        ("checkout", "-q", "feature"),
+        ("merge", "-q", "main"),
+    ):
+        subprocess.run(["git", "-C", str(component), *args], check=True, capture_output=True)
+    return component
+
+
+def pin_fake_candidate(component, experiment_id: str, weights: bytes) -> None:
+    """A change pins a new fake experiment (its training frames recorded, none blind); not committed."""
+    component = Path(component)
+    digest = write_fake_experiment(component / "experiments", experiment_id, weights)
+    (component / "experiments" / experiment_id / "training_data.json").write_text('{"content_hashes": []}')
+    (component / "model_ref.yaml").write_text(fake_pin_yaml(experiment_id, digest))
