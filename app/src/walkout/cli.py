@@ -1,7 +1,8 @@
-"""Command-line entry point `walkout`: run, qc, lock, bump, and the gate's gate-inputs, gate-predict,
-gate-score.
+"""Command-line entry point `walkout`: run, qc, replay, lock, bump, and the gate's gate-inputs,
+gate-predict, gate-score.
 
-Exit codes: 0 ok; 1 a check failed (`lock --check` found a disagreement); 2 bad input or could not
+Exit codes: 0 ok; 1 a check failed (`lock --check` found a disagreement, `replay --predictions` was not
+reproduced); 2 bad input or could not
 evaluate or bump (missing/corrupt video, bad refs, bad predictions, any QC video error); 128 + the signal
 number when stopped by SIGINT/SIGTERM (temp folders and worker processes are cleaned up first).
 """
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 from walkout.errors import WalkoutError
+from walkout.replay import DEFAULT_VARIANTS, VARIANTS
 from walkout_ci.errors import WalkoutCIError
 from walkout_ci.signals import run_command as run_cli_command
 
@@ -48,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
     qc.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     qc.add_argument(
+        "--save-observations",
+        metavar="DIR",
+        help="also record every video's model outputs in DIR (one .npz each) for `walkout replay`",
+    )
+    qc.add_argument(
         "--executor",
         choices=("local", "clearml"),
         default="local",
@@ -63,6 +70,33 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="clearml: seconds to wait for all shards (default: gate.yaml's timeout_s + 600)",
     )
+
+    replay = commands.add_parser(
+        "replay",
+        help="re-run the engine on recorded model outputs with parts swapped for ground truth: "
+        "which stage each wrong receipt comes from",
+    )
+    replay.add_argument(
+        "--observations", required=True, help="the folder `walkout qc --save-observations` wrote"
+    )
+    replay.add_argument(
+        "--videos", required=True, help="the split those recordings are of (with its ground truth)"
+    )
+    replay.add_argument("--report-dir", required=True, help="folder for replay.json and replay.md")
+    replay.add_argument(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated, from {', '.join(VARIANTS)} (default: all but retracked)",
+    )
+    replay.add_argument(
+        "--retrack",
+        metavar="LOCKFILE",
+        help="also re-run this lock file's tracker on the recorded detections",
+    )
+    replay.add_argument(
+        "--predictions", help="the QC run's predictions.json: check that the `models` variant reproduces it"
+    )
+    replay.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
 
     inputs = commands.add_parser(
         "gate-inputs",
@@ -155,6 +189,8 @@ def qc_command(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise WalkoutError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.save_observations and args.executor == "clearml":
+        raise WalkoutError("--save-observations runs with --executor local (the agents keep no recordings)")
     if args.executor == "clearml":
         outcome = _sharded_qc(args)
     elif args.queue or args.shards != 1 or args.wait_timeout is not None:
@@ -166,6 +202,7 @@ def qc_command(args: argparse.Namespace) -> int:
             refs_path=None if args.oracle else args.refs,
             jobs=args.jobs,
             device=args.device,
+            observations_dir=args.save_observations,
         )
     if outcome.errors:
         _print_errors("QC verdict: ERROR", outcome.errors)
@@ -310,6 +347,36 @@ def lock_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def replay_command(args: argparse.Namespace) -> int:
+    """`walkout replay`: exit 0, or 1 when --predictions is not reproduced, 2 when it could not run."""
+    from walkout.replay import outcome_json, render_markdown, run_replay
+    from walkout.results import write_json_atomic
+    from walkout_ci.store import atomic_write_text
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    outcome = run_replay(
+        args.observations,
+        args.videos,
+        variants=variants,
+        retrack_refs=args.retrack,
+        predictions=args.predictions,
+        jobs=args.jobs,
+    )
+    if outcome.errors:
+        _print_errors("replay: ERROR", outcome.errors)
+        return 2
+    report_dir = Path(args.report_dir)
+    write_json_atomic(report_dir / "replay.json", outcome_json(outcome))
+    text = render_markdown(outcome, title=Path(args.videos).resolve().name)
+    atomic_write_text(report_dir / "replay.md", text)
+    print(text.split("\n## Each wrong receipt")[0].rstrip())
+    print(f"replay: {outcome.videos} videos in {outcome.seconds:.1f} s -> {report_dir / 'replay.md'}")
+    if outcome.reproduces_qc is False:
+        print("replay: the models variant does NOT reproduce the QC run (other code or models recorded it?)")
+        return 1
+    return 0
+
+
 def bump_command(args: argparse.Namespace) -> int:
     """`walkout bump`."""
     from walkout.bump import bump
@@ -343,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         "gate-score": gate_score_command,
         "lock": lock_command,
         "bump": bump_command,
+        "replay": replay_command,
     }
     # Component packages raise their own error types (CheckpointError, PinError...): bad input there
     # is still "could not run", exit 2 with the message; any other crash is 2 too, never a pass.

@@ -23,12 +23,12 @@ from tqdm import tqdm
 from walkout.drawing import add_cart_panel, draw_observation
 from walkout.engine import Engine, EngineConfig
 from walkout.errors import RefsError, VideoError
-from walkout.observations import FrameObservation, ProductObservation, ShopperObservation
+from walkout.observations import FrameObservation, ShopperObservation
+from walkout.recording import PERSON_CLASS, ObservationRecorder, products_from_detections
 from walkout.refs import COMPONENTS, ModelRefs, check_against_pins, load_refs
 from walkout.results import VideoResult
 from walkout.video import iterate_frames, resolve_video
 
-PERSON_CLASS = "person"
 STAGES = ("decode", "detection", "tracking", "pose", "engine")
 
 # Engine thresholds for model outputs (the defaults suit the simulator's ground truth): the pose
@@ -126,9 +126,17 @@ class System:
     detection_min_score: float = 0.2  # decoded detections below this never reach tracking or the engine
 
     def observe(
-        self, frame_number: int, image: np.ndarray, tracker: Any, timings: dict[str, float]
+        self,
+        frame_number: int,
+        image: np.ndarray,
+        tracker: Any,
+        timings: dict[str, float],
+        recorder: ObservationRecorder | None = None,
     ) -> FrameObservation:
-        """One frame through detection, tracking and pose; adds each stage's seconds to `timings`."""
+        """One frame through detection, tracking and pose; adds each stage's seconds to `timings`.
+
+        recorder: also keeps the frame's detections and shoppers (`walkout qc --save-observations`).
+        """
         from walkout_pose import estimate
 
         start = time.perf_counter()
@@ -145,14 +153,9 @@ class System:
         person_rows = (
             person_rows[person_rows[:, 4] >= self.person_min_score] if len(person_rows) else person_rows
         )
-        tracks = np.asarray(tracker.update(person_rows, frame=image), dtype=np.float64).reshape(-1, 5)
+        tracks = tracker.update(person_rows, frame=image)
         after_tracking = time.perf_counter()
-        height, width = image.shape[:2]
-        boxes = tracks[:, :4].copy()
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width - 1)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height - 1)
-        valid = (boxes[:, 2] - boxes[:, 0] >= 2) & (boxes[:, 3] - boxes[:, 1] >= 2)
-        boxes, track_ids = boxes[valid], tracks[valid, 4].astype(int)
+        boxes, track_ids = shopper_boxes(tracks, width=image.shape[1], height=image.shape[0])
         keypoints = (
             estimate(self.pose_model, image, boxes) if len(boxes) else np.zeros((0, 7, 3), dtype=np.float32)
         )
@@ -168,11 +171,9 @@ class System:
             )
             for track_id, box, points in zip(track_ids, boxes, keypoints, strict=True)
         )
-        products = tuple(
-            ProductObservation(sku=label, box=tuple(float(v) for v in box), score=float(score))
-            for label, box, score in zip(labels, detections.boxes, detections.scores, strict=True)
-            if label != PERSON_CLASS
-        )
+        if recorder is not None:
+            recorder.add(frame_number, labels, detections.boxes, detections.scores, shoppers)
+        products = products_from_detections(labels, detections.boxes, detections.scores)
         return FrameObservation(frame=frame_number, shoppers=shoppers, products=products)
 
     def run_video(
@@ -184,8 +185,11 @@ class System:
         progress: bool = False,
         fps: float | None = None,
         expected_frames: int | None = None,
+        recorder: ObservationRecorder | None = None,
     ) -> VideoResult:
         """Process a whole video; the layout is the video folder's layout.yaml unless given.
+
+        recorder: keeps every frame's model outputs (`walkout.recording`) for `walkout replay`.
 
         fps / expected_frames: the camera's frame rate and the video's frame count; None: from the
         seqinfo.ini beside the video (10 fps and the container's count without one). The video must
@@ -213,7 +217,7 @@ class System:
             decode_start = time.perf_counter()
             for frame_number, image in iterate_frames(video_path, layout=layout, expected_frames=length):
                 timings["decode"] += time.perf_counter() - decode_start
-                observation = self.observe(frame_number, image, tracker, timings)
+                observation = self.observe(frame_number, image, tracker, timings, recorder)
                 engine_start = time.perf_counter()
                 events = engine.step(observation)
                 timings["engine"] += time.perf_counter() - engine_start
@@ -251,6 +255,20 @@ class System:
         )
 
 
+def shopper_boxes(tracks: Any, *, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The tracker's output as the engine's shopper boxes.
+
+    tracks: [M, 5] x1 y1 x2 y2 track_id. Returns boxes float [K, 4] clipped to the image and track
+    ids int [K], dropping boxes under 2 px wide or tall after clipping (nothing to pose).
+    """
+    tracks = np.asarray(tracks, dtype=np.float64).reshape(-1, 5)
+    boxes = tracks[:, :4].copy()
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width - 1)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height - 1)
+    valid = (boxes[:, 2] - boxes[:, 0] >= 2) & (boxes[:, 3] - boxes[:, 1] >= 2)
+    return boxes[valid], tracks[valid, 4].astype(int)
+
+
 def _open_writer(path: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
     path.parent.mkdir(parents=True, exist_ok=True)
     fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
@@ -279,16 +297,16 @@ def load_system(
 
     detector = load_detector(weights["detection"], device=device)
     pose_model, _, _ = load_pose_model(weights["pose"], device=device)
-    tracker_factory = _tracker_factory(weights["tracking"], device=device)
+    make_tracker = tracker_factory(weights["tracking"], device=device)
     return System(
         detector=detector,
         pose_model=pose_model,
-        tracker_factory=tracker_factory,
+        tracker_factory=make_tracker,
         engine_config=engine_config or MODEL_ENGINE_CONFIG,
     )
 
 
-def _tracker_factory(weights: Path, *, device: str) -> Any:
+def tracker_factory(weights: Path, *, device: str) -> Any:
     """A function making a fresh tracker (with the pinned appearance model) for each video."""
     from walkout_tracking.predict import load_tracking_model
 

@@ -49,6 +49,7 @@ class PredictTask:
     truth_dir: Path | None  # oracle mode: the video's ground-truth folder in the split
     engine_config: EngineConfig | None  # None: the mode's default thresholds
     device: str = "cpu"
+    observations_dir: Path | None = None  # model mode: also record the models' outputs here (replay)
 
 
 @dataclass
@@ -85,18 +86,47 @@ def predict_video(task: PredictTask) -> PredictOutcome:
             system = load_system(
                 task.refs_path, device=task.device, engine_config=task.engine_config, threads=1
             )
+            recorder = None
+            if task.observations_dir is not None:
+                from walkout.recording import ObservationRecorder
+
+                recorder = ObservationRecorder(system.detector.class_names)
             result = system.run_video(
                 task.video.video,
                 layout_path=task.video.layout,
                 fps=task.video.fps,
                 expected_frames=task.video.frames,
+                recorder=recorder,
             )
+            if recorder is not None:
+                from walkout.recording import recording_path
+
+                recorder.save(
+                    recording_path(task.observations_dir, name),
+                    video=name,
+                    fps=float(task.video.fps) if task.video.fps is not None else 10.0,
+                    meta=recording_meta(task.refs_path, system),
+                )
         return PredictOutcome(video=name, result=replace(result, video=name))
     except WalkoutError as error:
         return PredictOutcome(video=name, error=f"{type(error).__name__}: {error}")
     except Exception as error:  # any crash is an error of this video, reported, never a pass
         detail = traceback.format_exception_only(type(error), error)[-1].strip()
         return PredictOutcome(video=name, error=f"unexpected {detail}")
+
+
+def recording_meta(refs_path: Path, system) -> dict:
+    """What a recording says about the run behind it: lock file hash and pins, the pipeline's thresholds."""
+    from walkout.pipeline import sha256_file
+    from walkout.refs import load_refs
+
+    refs = load_refs(refs_path)
+    return {
+        "refs_sha256": sha256_file(refs_path),
+        "experiments": {name: ref.experiment_id for name, ref in sorted(refs.components.items())},
+        "person_min_score": system.person_min_score,
+        "detection_min_score": system.detection_min_score,
+    }
 
 
 def _ignore_sigint() -> None:
@@ -166,12 +196,14 @@ def run_predict(
     engine_config: EngineConfig | None = None,
     device: str = "cpu",
     progress: bool = True,
+    observations_dir: str | os.PathLike | None = None,
 ) -> PredictRun:
     """Predict every video of an inputs folder and write `<out>/predictions.json`.
 
     refs_path: the lock file (models), or None for oracle mode, which needs `data` (the split whose
     ground truth the oracle replays). Any video error: no predictions.json (a stale one is removed
-    first) and the errors are returned.
+    first) and the errors are returned. observations_dir (model mode): also write each video's model
+    outputs there (`walkout.recording`), for `walkout replay`.
     """
     if (refs_path is None) != (data is not None):
         raise WalkoutError(
@@ -180,6 +212,8 @@ def run_predict(
         )
     if jobs < 1:
         raise WalkoutError(f"--jobs must be >= 1, got {jobs}")
+    if observations_dir is not None and refs_path is None:
+        raise WalkoutError("--save-observations records model outputs: it needs --refs, not --oracle")
     videos = read_inputs(inputs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,6 +237,7 @@ def run_predict(
             truth_dir=truth_dirs.get(video.name),
             engine_config=engine_config,
             device=device,
+            observations_dir=Path(observations_dir).resolve() if observations_dir is not None else None,
         )
         for video in videos
     ]

@@ -40,6 +40,7 @@ from walkout.predictions import VideoExpectation, read_predictions
 from walkout.results import VideoResult, write_json_atomic
 from walkout.video import read_frames
 from walkout_ci.gitrepo import code_commit
+from walkout_ci.store import atomic_copy
 
 COMPONENT = "app"
 ORACLE_REF = "oracle"
@@ -369,8 +370,11 @@ def run_qc(
     engine_config: EngineConfig | None = None,
     device: str = "cpu",
     progress: bool = True,
+    observations_dir: str | os.PathLike | None = None,
 ) -> QCOutcome:
     """`walkout qc`: gate-inputs, predict (oracle mode when `refs_path` is None) and score, in a temp folder.
+
+    observations_dir: also record every video's model outputs there, for `walkout replay`.
 
     The same code as the gate's three stages, so `walkout qc` and the gate report the same numbers.
     """
@@ -393,10 +397,14 @@ def run_qc(
             engine_config=engine_config,
             device=device,
             progress=progress,
+            observations_dir=observations_dir,
         )
         if run.errors:
             return _error_outcome(report_dir, run.errors)
         assert run.predictions_path is not None
+        if observations_dir is not None:
+            # beside the recordings: `walkout replay` checks that its `models` variant reproduces them
+            atomic_copy(run.predictions_path, Path(observations_dir) / run.predictions_path.name)
         model, experiment_id, extra = _model_fields(refs)
         identity = ReportIdentity(
             model=model,

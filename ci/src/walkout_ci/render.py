@@ -10,7 +10,7 @@
 - verdict.json: `GateResult.to_dict()`.
 
 Every value that comes from a report or a config (class and metric names, notes, messages, model
-refs, ids, links) is untrusted: in report.md it is escaped as literal text (`_md_escape`) or shown
+refs, ids, links) is untrusted: in report.md it is escaped as literal text (`md_escape`) or shown
 as a code span (`_md_code`), link destinations are percent-encoded; in report.html it is
 HTML-escaped. Debug images are embedded only when they are regular files inside the candidate's
 report folder with no symlink on the way (`_report_image`); others are skipped with a note.
@@ -84,7 +84,7 @@ def _one_line(value: object) -> str:
     return re.sub(r"[\r\n\t\v\f]+", " ", str(value))
 
 
-def _md_escape(text: object) -> str:
+def md_escape(text: object) -> str:
     """Untrusted text (class / metric names, messages, notes, ids) as literal Markdown text.
 
     Every character that could start Markdown or HTML syntax is backslash-escaped, so `**PASS**`,
@@ -109,7 +109,7 @@ def _md_code(value: object, *, in_table: bool = True) -> str:
     """
     text = _one_line(value)
     if any(char in text for char in "<>&`"):
-        return f"<code>{_md_escape(text)}</code>"
+        return f"<code>{md_escape(text)}</code>"
     if in_table:
         text = text.replace("|", "\\|")
     # A code span strips one space at each end when both are there; keep the value as it is.
@@ -133,7 +133,7 @@ def _link_md(side: ModelSide) -> str:
     experiment = side.experiment_id or "(no experiment id)"
     text = _md_code(experiment)
     if side.link and side.link.startswith(("http://", "https://")):
-        text = f"[{_md_escape(experiment)}]({_md_url(side.link)})"
+        text = f"[{md_escape(experiment)}]({_md_url(side.link)})"
     elif side.link:
         text += f" (store: {_md_code(side.link)})"
     return text
@@ -157,7 +157,7 @@ def _evaluation_md(result: GateResult, which: str, *, markdown: bool = True) -> 
 
 def _class_line(row: ClassRow, paired: bool) -> str:
     mark = "❌ " if row.failing else ""
-    name = f"**{_md_escape(row.name)}**" if row.failing else _md_escape(row.name)
+    name = f"**{md_escape(row.name)}**" if row.failing else md_escape(row.name)
     cells = [f"{mark}{name}", _number(row.baseline), _number(row.candidate), _delta(row.delta)]
     if paired:
         interval = _interval(row)
@@ -166,7 +166,7 @@ def _class_line(row: ClassRow, paired: bool) -> str:
     cells += [
         str(len(row.newly_broken)),
         str(len(row.newly_fixed)),
-        _md_escape(", ".join(row.reasons)) or "–",
+        md_escape(", ".join(row.reasons)) or "–",
     ]
     return "| " + " | ".join(cells) + " |"
 
@@ -197,13 +197,13 @@ def _markdown(result: GateResult, *, only_unpassed_rules: bool) -> str:
         f"## {_ICONS[result.verdict]} walkout-ci gate: **{result.verdict}** — "
         f"{_md_code(result.component, in_table=False)}",
         "",
-        _md_escape(result.summary()),
+        md_escape(result.summary()),
         "",
     ]
     primary = next((row for row in result.metrics if row.name == result.primary_metric), None)
     if primary is not None:
         lines += [
-            f"**Primary metric {_md_escape(primary.name)}** ({_md_escape(primary.direction)} is better): "
+            f"**Primary metric {md_escape(primary.name)}** ({md_escape(primary.direction)} is better): "
             f"{_number(primary.baseline)} → {_number(primary.candidate)} ({_delta(primary.delta)})",
             "",
         ]
@@ -224,7 +224,7 @@ def _markdown(result: GateResult, *, only_unpassed_rules: bool) -> str:
         lines += ["### Metrics", "", "| | Metric | Baseline | Candidate | Delta |", "|---|---|---|---|---|"]
         for row in result.metrics:
             lines.append(
-                f"| {_ICONS.get(row.status, '')} | {_md_escape(row.name)} | {_number(row.baseline)} | "
+                f"| {_ICONS.get(row.status, '')} | {md_escape(row.name)} | {_number(row.baseline)} | "
                 f"{_number(row.candidate)} | {_delta(row.delta)} |"
             )
         lines.append("")
@@ -265,15 +265,15 @@ def _markdown(result: GateResult, *, only_unpassed_rules: bool) -> str:
             for name, ids in table.items():
                 listed = ", ".join(_md_code(sample, in_table=False) for sample in ids[:_MAX_LISTED_IDS])
                 more = f" … (+{len(ids) - _MAX_LISTED_IDS})" if len(ids) > _MAX_LISTED_IDS else ""
-                lines.append(f"- newly {title} in **{_md_escape(name)}** ({len(ids)}): {listed}{more}")
+                lines.append(f"- newly {title} in **{md_escape(name)}** ({len(ids)}): {listed}{more}")
         lines.append("")
     if result.notes:
-        lines += ["### Notes", "", *[f"- {_md_escape(note)}" for note in result.notes], ""]
+        lines += ["### Notes", "", *[f"- {md_escape(note)}" for note in result.notes], ""]
     rules = [item for item in result.rules if item.status != PASS] if only_unpassed_rules else result.rules
     title = "Rules that did not pass" if only_unpassed_rules else "All rules"
     lines += [f"<details><summary>{title}</summary>", "", "| | Rule | Result |", "|---|---|---|"]
     for item in rules[:_MAX_RULE_ROWS]:
-        lines.append(f"| {_ICONS[item.status]} | {_md_code(item.name)} | {_md_escape(item.message)} |")
+        lines.append(f"| {_ICONS[item.status]} | {_md_code(item.name)} | {md_escape(item.message)} |")
     if len(rules) > _MAX_RULE_ROWS or len(rules) < len(result.rules):
         lines.append(f"\n_{len(result.rules) - min(len(rules), _MAX_RULE_ROWS)} more rules in junit.xml._")
     lines += ["", "</details>", ""]

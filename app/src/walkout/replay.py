@@ -1,0 +1,575 @@
+"""`walkout replay`: where wrong receipts come from, by re-running the engine on recorded model outputs.
+
+`walkout qc --refs ... --save-observations DIR` records every video's detections, tracks and poses
+(`walkout.recording`). Replay feeds them through the engine again, each time with one part swapped
+for the simulator's ground truth, and scores every variant like QC does:
+
+| variant | shoppers (ids, boxes, wrists) | products |
+|---|---|---|
+| `models` | recorded | recorded (must reproduce the QC run's receipts) |
+| `true_products` | recorded | ground truth |
+| `true_identities` | recorded boxes and wrists, ids of the ground-truth person each box matches | recorded |
+| `true_wrists` | recorded ids and boxes, keypoints of the matched ground-truth person | recorded |
+| `true_shoppers` | ground truth | recorded |
+| `oracle` | ground truth | ground truth |
+| `retracked` | the tracker (`--retrack LOCKFILE`) re-run on the recorded person detections | recorded |
+
+A recorded box matches the ground-truth person it overlaps most (Hungarian on IoU, at least
+`match_iou`); an unmatched box keeps its track, under an id no person has. Each wrong receipt of
+`models` is then charged to the first stage whose ground truth alone makes it right, in the order
+detection (products), tracking (identities), pose (wrists), then all person outputs together, then
+everything together; a receipt wrong even on ground truth is the engine's. `retracked` is not part
+of that attribution: it is how a tracker change is tried without re-running detection and pose (a
+re-tracked box reuses the keypoints of the recorded box it overlaps most, IoU >= 0.5, else none).
+
+Only the engine runs per variant (plus the tracker for `retracked`), so a whole split replays in
+seconds to minutes instead of the models' hour.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import traceback
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from tqdm import tqdm
+
+from walkout.engine import EngineConfig
+from walkout.errors import GroundTruthError, WalkoutError
+from walkout.evaluate import VideoScore, WrongReceipt, confidence_intervals, score_video, summarize
+from walkout.groundtruth import VideoGroundTruth, find_videos, load_video_ground_truth
+from walkout.metrics import UNMATCHED_PREFIX, box_iou
+from walkout.observations import FrameObservation, ShopperObservation
+from walkout.oracle import run_engine
+from walkout.recording import RecordedVideo, RecordingError, load_recording, recording_path
+from walkout.results import VideoResult
+
+VARIANTS: dict[str, str] = {
+    "models": "nothing (the recorded run)",
+    "true_products": "product detections",
+    "true_identities": "track identities",
+    "true_wrists": "keypoints (wrists)",
+    "true_shoppers": "persons: boxes, identities and keypoints",
+    "oracle": "everything",
+    "retracked": "nothing; the tracker re-run on recorded detections",
+}
+DEFAULT_VARIANTS = ("models", "true_products", "true_identities", "true_wrists", "true_shoppers", "oracle")
+# Which stage a wrong receipt is charged to: the first variant (in this order) that makes it right.
+ATTRIBUTION = (
+    ("true_products", "detection: products"),
+    ("true_identities", "tracking: identities"),
+    ("true_wrists", "pose: wrists"),
+    ("true_shoppers", "persons: boxes, ids and wrists together"),
+    ("oracle", "several models together"),
+)
+ENGINE_STAGE = "engine (wrong on ground truth too)"
+UNATTRIBUTED = "not fixed by any replayed variant"
+MATCH_IOU = 0.3  # a recorded box and a ground-truth person overlapping less than this are not one person
+KEYPOINT_REUSE_IOU = 0.5  # retracked: a re-tracked box takes the keypoints of a recorded box this close
+UNMATCHED_ID_BASE = 1_000_000  # true_identities: ids for boxes no person matches (no collision with truth)
+
+
+class ReplayError(WalkoutError):
+    """Replay could not run: missing or mismatched recordings, ground truth or options."""
+
+
+def match_boxes(
+    boxes_a: Sequence[Sequence[float]], boxes_b: Sequence[Sequence[float]], min_iou: float
+) -> dict[int, int]:
+    """One-to-one matching of two box lists (x1 y1 x2 y2 px) maximising IoU: {index in a: index in b}.
+
+    Pairs overlapping less than `min_iou` are never matched.
+    """
+    if not len(boxes_a) or not len(boxes_b):
+        return {}
+    iou = np.array([[box_iou(a, b) for b in boxes_b] for a in boxes_a], dtype=np.float64)
+    rows, cols = linear_sum_assignment(-iou)
+    return {int(r): int(c) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= min_iou}
+
+
+def _true_person_of(
+    shoppers: Sequence[ShopperObservation], truth: Sequence[ShopperObservation], min_iou: float
+) -> dict[int, ShopperObservation]:
+    """{index of a recorded shopper: the ground-truth person its box matches}."""
+    matches = match_boxes([s.box for s in shoppers], [t.box for t in truth], min_iou)
+    return {index: truth[match] for index, match in matches.items()}
+
+
+def with_true_identities(
+    frame: FrameObservation, truth: FrameObservation, min_iou: float
+) -> FrameObservation:
+    """The recorded shoppers under the ids of the ground-truth persons they match (boxes, wrists kept)."""
+    person = _true_person_of(frame.shoppers, truth.shoppers, min_iou)
+    shoppers = tuple(
+        replace(
+            shopper,
+            track_id=person[i].track_id if i in person else UNMATCHED_ID_BASE + shopper.track_id,
+        )
+        for i, shopper in enumerate(frame.shoppers)
+    )
+    return replace(frame, shoppers=shoppers)
+
+
+def with_true_wrists(frame: FrameObservation, truth: FrameObservation, min_iou: float) -> FrameObservation:
+    """The recorded shoppers with the keypoints of the ground-truth persons they match (ids, boxes kept)."""
+    person = _true_person_of(frame.shoppers, truth.shoppers, min_iou)
+    shoppers = tuple(
+        replace(shopper, keypoints=np.asarray(person[i].keypoints, dtype=np.float64))
+        if i in person
+        else shopper
+        for i, shopper in enumerate(frame.shoppers)
+    )
+    return replace(frame, shoppers=shoppers)
+
+
+def variant_frames(
+    variant: str, recording: RecordedVideo, truth: VideoGroundTruth, *, min_iou: float = MATCH_IOU
+) -> Iterator[FrameObservation]:
+    """The engine's input for one variant (not `retracked`, see `retracked_frames`), frame by frame."""
+    if recording.frame_count != truth.frame_count:
+        raise ReplayError(
+            f"{recording.path.name}: {recording.frame_count} frames recorded, the video's ground truth "
+            f"has {truth.frame_count} (recorded from another split?)"
+        )
+    for record, true in zip(recording.frames(), truth.frames, strict=True):
+        if true.frame != record.frame:
+            raise GroundTruthError(
+                f"{truth.name}: ground-truth frame {true.frame} where {record.frame} was expected"
+            )
+        model = record.observation()
+        if variant == "models":
+            yield model
+        elif variant == "true_products":
+            yield replace(model, products=true.products)
+        elif variant == "true_identities":
+            yield with_true_identities(model, true, min_iou)
+        elif variant == "true_wrists":
+            yield with_true_wrists(model, true, min_iou)
+        elif variant == "true_shoppers":
+            yield replace(model, shoppers=true.shoppers)
+        elif variant == "oracle":
+            yield true
+        else:
+            raise ReplayError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+
+
+def retracked_frames(
+    recording: RecordedVideo, truth: VideoGroundTruth, tracker, *, person_min_score: float, stats: dict
+) -> Iterator[FrameObservation]:
+    """The recorded frames with shoppers from `tracker` re-run on the recorded person detections.
+
+    tracker: a fresh tracker (`update(dets [N, 5], frame=image) -> [M, 5]`); it sees the video's
+    frames (appearance). stats gets `boxes` and `keypoints_reused` counts.
+    """
+    from walkout.pipeline import shopper_boxes
+    from walkout.video import iterate_frames
+
+    video = truth.directory / "video.avi"
+    images = iterate_frames(video, layout=truth.layout, expected_frames=truth.frame_count)
+    for record, (number, image) in zip(recording.frames(), images, strict=True):
+        assert number == record.frame, (number, record.frame)
+        tracks = tracker.update(record.person_rows(person_min_score), frame=image)
+        boxes, ids = shopper_boxes(tracks, width=image.shape[1], height=image.shape[0])
+        reuse = match_boxes(boxes.tolist(), [s.box for s in record.shoppers], KEYPOINT_REUSE_IOU)
+        shoppers = tuple(
+            ShopperObservation(
+                track_id=int(track_id),
+                box=tuple(float(v) for v in box),
+                keypoints=(
+                    np.asarray(record.shoppers[reuse[i]].keypoints, dtype=np.float64)
+                    if i in reuse
+                    else np.zeros((7, 3), dtype=np.float64)
+                ),
+            )
+            for i, (box, track_id) in enumerate(zip(boxes, ids, strict=True))
+        )
+        stats["boxes"] = stats.get("boxes", 0) + len(shoppers)
+        stats["keypoints_reused"] = stats.get("keypoints_reused", 0) + len(reuse)
+        yield FrameObservation(frame=record.frame, shoppers=shoppers, products=record.products())
+
+
+@dataclass(frozen=True)
+class ReplayTask:
+    """One video to replay (picklable)."""
+
+    recording: Path
+    truth_dir: Path
+    variants: tuple[str, ...]
+    engine_config: EngineConfig
+    tracking_weights: Path | None = None  # retracked: the tracking model to re-run
+
+
+@dataclass
+class ReplayVideo:
+    """One video's replay: a score per variant, or the error that stopped it."""
+
+    video: str
+    scores: dict[str, VideoScore] = field(default_factory=dict)
+    results: dict[str, VideoResult] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    retrack_stats: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+def replay_video(task: ReplayTask) -> ReplayVideo:
+    """Replay one video in every requested variant and score each; never raises (errors are returned)."""
+    outcome = ReplayVideo(video=task.truth_dir.name)
+    try:
+        recording = load_recording(task.recording)
+        truth = load_video_ground_truth(task.truth_dir)
+        outcome.meta = recording.meta
+        if recording.video != truth.name:
+            raise ReplayError(f"{task.recording.name} records video {recording.video!r}, not {truth.name!r}")
+        for variant in task.variants:
+            if variant == "retracked":
+                if task.tracking_weights is None:
+                    raise ReplayError("variant retracked needs --retrack LOCKFILE (the tracker to re-run)")
+                from walkout.pipeline import tracker_factory
+
+                tracker = tracker_factory(task.tracking_weights, device="cpu")()
+                frames: Iterable[FrameObservation] = retracked_frames(
+                    recording,
+                    truth,
+                    tracker,
+                    person_min_score=float(recording.meta.get("person_min_score", 0.3)),
+                    stats=outcome.retrack_stats,
+                )
+            else:
+                frames = variant_frames(variant, recording, truth)
+            result = run_engine(frames, layout=truth.layout, video=truth.name, config=task.engine_config)
+            outcome.results[variant] = result
+            outcome.scores[variant] = score_video(result, truth)
+    except WalkoutError as error:
+        outcome.error = f"{type(error).__name__}: {error}"
+    except Exception as error:  # a crash is this video's error, reported
+        outcome.error = "unexpected " + traceback.format_exception_only(type(error), error)[-1].strip()
+    return outcome
+
+
+@dataclass
+class Attribution:
+    """One wrong receipt of the recorded run and the stage whose ground truth fixes it."""
+
+    video: str
+    receipt: WrongReceipt
+    stage: str
+    fixed_by: list[str]
+
+
+def attribute(video: str, wrong_by_variant: dict[str, dict[str, WrongReceipt]]) -> list[Attribution]:
+    """Charge each wrong receipt of `models` to a stage (see ATTRIBUTION; the module docstring says how).
+
+    wrong_by_variant: {variant: {receipt key (ground-truth shopper id or unmatched:<id>): WrongReceipt}};
+    must hold `models`; variants left out are simply not considered.
+    """
+    attributions = []
+    for key, receipt in sorted(wrong_by_variant["models"].items()):
+        fixed_by = [v for v, wrong in wrong_by_variant.items() if v != "models" and key not in wrong]
+        stage = next((name for variant, name in ATTRIBUTION if variant in fixed_by), None)
+        if stage is None:
+            stage = ENGINE_STAGE if "oracle" in wrong_by_variant else UNATTRIBUTED
+        attributions.append(Attribution(video=video, receipt=receipt, stage=stage, fixed_by=fixed_by))
+    return attributions
+
+
+@dataclass
+class ReplayOutcome:
+    """A whole replay: metrics per variant, attributions, per-video errors."""
+
+    variants: tuple[str, ...]
+    metrics: dict[str, dict[str, float]]
+    intervals: dict[str, dict]  # per variant: evaluate.confidence_intervals
+    attributions: list[Attribution]
+    introduced: dict[str, int]  # per variant: receipts right in `models` but wrong there
+    reproduces_qc: bool | None  # models variant == the QC run's receipts (None: no predictions given)
+    meta: dict
+    retrack_stats: dict
+    errors: dict[str, str]
+    videos: int
+    seconds: float
+
+
+def _pool_stream(tasks: list[ReplayTask], jobs: int, stack: contextlib.ExitStack) -> Iterator[ReplayVideo]:
+    if jobs == 1:
+        return map(replay_video, tasks)
+    from walkout.predict import map_in_workers
+
+    return stack.enter_context(contextlib.closing(map_in_workers(replay_video, tasks, jobs=jobs)))
+
+
+def run_replay(
+    observations: str | os.PathLike,
+    videos: str | os.PathLike,
+    *,
+    variants: Sequence[str] = DEFAULT_VARIANTS,
+    engine_config: EngineConfig | None = None,
+    retrack_refs: str | os.PathLike | None = None,
+    predictions: str | os.PathLike | None = None,
+    jobs: int = 2,
+    progress: bool = True,
+) -> ReplayOutcome:
+    """Replay every recorded video of a split (see the module docstring).
+
+    observations: the folder `walkout qc --save-observations` wrote; videos: the split (ground truth);
+    predictions: the QC run's predictions.json, to check that `models` reproduces it (default: the one
+    `walkout qc --save-observations` left beside the recordings, if any).
+    """
+    from walkout.pipeline import MODEL_ENGINE_CONFIG
+
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ReplayError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    variants = tuple(dict.fromkeys(["models", *variants]))  # attribution needs the recorded run
+    if jobs < 1:
+        raise ReplayError(f"--jobs must be >= 1, got {jobs}")
+    observations = Path(observations)
+    if not observations.is_dir():
+        raise RecordingError(f"{observations}: no such folder (record with `walkout qc --save-observations`)")
+    tracking_weights = None
+    if "retracked" in variants:
+        if retrack_refs is None:
+            raise ReplayError("variant retracked needs --retrack LOCKFILE (the tracker to re-run)")
+        from walkout.pipeline import verify_refs
+
+        tracking_weights = verify_refs(retrack_refs)["tracking"]
+    elif retrack_refs is not None:
+        variants = (*variants, "retracked")
+        from walkout.pipeline import verify_refs
+
+        tracking_weights = verify_refs(retrack_refs)["tracking"]
+    video_dirs = find_videos(videos)
+    missing = [d.name for d in video_dirs if not recording_path(observations, d.name).is_file()]
+    if missing:
+        raise RecordingError(
+            f"{observations}: no recording for {len(missing)} of {len(video_dirs)} video(s) of {videos} "
+            f"({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}); record that split with "
+            "`walkout qc --save-observations`"
+        )
+    config = engine_config or MODEL_ENGINE_CONFIG
+    tasks = [
+        ReplayTask(
+            recording=recording_path(observations, d.name),
+            truth_dir=d,
+            variants=variants,
+            engine_config=config,
+            tracking_weights=tracking_weights,
+        )
+        for d in video_dirs
+    ]
+    start = time.perf_counter()
+    outcomes: list[ReplayVideo] = []
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(tqdm(total=len(tasks), desc="replay", unit="video", disable=not progress))
+        for outcome in _pool_stream(tasks, max(1, min(jobs, len(tasks))), stack):
+            outcomes.append(outcome)
+            bar.update(1)
+    errors = {o.video: o.error for o in outcomes if o.error is not None}
+    done = [o for o in outcomes if o.error is None]
+    metrics: dict[str, dict[str, float]] = {}
+    intervals: dict[str, dict] = {}
+    introduced: dict[str, int] = {}
+    attributions: list[Attribution] = []
+    retrack_stats: dict[str, int] = {}
+    if done and not errors:
+        for variant in variants:
+            scores = [o.scores[variant] for o in done]
+            metrics[variant], _ = summarize(scores)
+            intervals[variant] = confidence_intervals(scores)
+        for o in done:
+            wrong = {v: {w.shopper: w for w in o.scores[v].wrong} for v in variants}
+            attributions += attribute(o.video, wrong)
+            for v in variants:
+                introduced[v] = introduced.get(v, 0) + sum(
+                    1 for key in wrong[v] if key not in wrong["models"]
+                )
+            for name, count in o.retrack_stats.items():
+                retrack_stats[name] = retrack_stats.get(name, 0) + count
+    if predictions is None and (observations / "predictions.json").is_file():
+        predictions = observations / "predictions.json"  # written there by `walkout qc --save-observations`
+    reproduces = None
+    if predictions is not None and done and not errors:
+        reproduces = _reproduces(predictions, {o.video: o.results["models"] for o in done})
+    return ReplayOutcome(
+        variants=variants,
+        metrics=metrics,
+        intervals=intervals,
+        attributions=attributions,
+        introduced=introduced,
+        reproduces_qc=reproduces,
+        meta=done[0].meta if done else {},
+        retrack_stats=retrack_stats,
+        errors=errors,
+        videos=len(video_dirs),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _reproduces(predictions: str | os.PathLike, results: dict[str, VideoResult]) -> bool:
+    """True when every video's replayed receipts, events and review reasons equal the QC run's."""
+    import json
+
+    path = Path(predictions)
+    if path.is_dir():
+        path = path / "predictions.json"
+    try:
+        recorded = {v["video"]: v for v in json.loads(path.read_text(encoding="utf-8"))["videos"]}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ReplayError(f"{path}: cannot read the QC run's predictions ({error})") from error
+    for name, result in results.items():
+        original = recorded.get(name)
+        if original is None:
+            return False
+        replayed = json.loads(json.dumps(result.output_json()))
+        for key in ("receipts", "review", "events"):
+            if replayed[key] != original[key]:
+                return False
+    return True
+
+
+STAGE_ORDER = (*(name for _, name in ATTRIBUTION), ENGINE_STAGE, UNATTRIBUTED)
+SHOWN_METRICS = (
+    ("receipt_exact_match", "exact-match", "{:.3f}"),
+    ("false_charges_per_100", "false charges /100", "{:.2f}"),
+    ("missed_items_per_100", "missed /100", "{:.2f}"),
+    ("item_f1", "item F1", "{:.3f}"),
+)
+
+
+def outcome_json(outcome: ReplayOutcome) -> dict:
+    """The replay as JSON (replay.json): metrics and intervals per variant, every attribution."""
+    return {
+        "format": "walkout-replay",
+        "version": 1,
+        "videos": outcome.videos,
+        "variants": {v: VARIANTS[v] for v in outcome.variants},
+        "metrics": outcome.metrics,
+        "confidence_intervals": outcome.intervals,
+        "stages": stage_counts(outcome.attributions),
+        "introduced": outcome.introduced,
+        "reproduces_qc": outcome.reproduces_qc,
+        "recorded_with": outcome.meta,
+        "retracked_keypoints": outcome.retrack_stats,
+        "wrong_receipts": [
+            {
+                "video": a.video,
+                "shopper": a.receipt.shopper,
+                "kind": a.receipt.kind,
+                "skus": a.receipt.skus,
+                "expected": a.receipt.expected,
+                "predicted": a.receipt.predicted,
+                "frames": a.receipt.frames,
+                "flagged": bool(a.receipt.review),
+                "stage": a.stage,
+                "fixed_by": a.fixed_by,
+            }
+            for a in outcome.attributions
+        ],
+        "errors": outcome.errors,
+        "seconds": round(outcome.seconds, 2),
+    }
+
+
+def stage_counts(attributions: Sequence[Attribution]) -> dict[str, dict[str, int]]:
+    """{stage: {wrong, false_charge, missed_item, false_charge_and_missed_item, flagged}} in stage order."""
+    counts: dict[str, dict[str, int]] = {}
+    for stage in STAGE_ORDER:
+        mine = [a for a in attributions if a.stage == stage]
+        if not mine:
+            continue
+        row = {"wrong": len(mine), "false_charge": 0, "missed_item": 0, "false_charge_and_missed_item": 0}
+        for a in mine:
+            row[a.receipt.kind] += 1
+        row["flagged"] = sum(1 for a in mine if a.receipt.review)
+        counts[stage] = row
+    return counts
+
+
+def render_markdown(outcome: ReplayOutcome, *, title: str) -> str:
+    """replay.md: what a person reads (no machine paths; quoted names escaped)."""
+    from walkout_ci.render import md_escape
+
+    lines = [f"# Replay: where wrong receipts come from ({md_escape(title)})", ""]
+    experiments = outcome.meta.get("experiments", {})
+    if experiments:
+        pinned = ", ".join(f"{md_escape(c)} `{md_escape(e)}`" for c, e in sorted(experiments.items()))
+        lines += [f"Recorded with: {pinned}.", ""]
+    models = outcome.metrics.get("models", {})
+    lines += [
+        f"{outcome.videos} videos, {int(models.get('receipts_judged', 0))} receipts judged. "
+        "Each variant re-runs the engine with one part swapped for ground truth; intervals are "
+        "video-level bootstrap 95%.",
+        "",
+    ]
+    if outcome.reproduces_qc is not None:
+        lines += [
+            "The `models` variant "
+            + ("reproduces" if outcome.reproduces_qc else "**does not reproduce**")
+            + " the QC run's receipts, events and review reasons.",
+            "",
+        ]
+    header = "| variant | ground truth for | wrong receipts | new wrong | " + " | ".join(
+        label for _, label, _ in SHOWN_METRICS
+    )
+    lines += [header + " |", "|" + "---|" * (4 + len(SHOWN_METRICS))]
+    for variant in outcome.variants:
+        m = outcome.metrics.get(variant)
+        if not m:
+            continue
+        wrong = int(m["receipts_judged"] - round(m["receipt_exact_match"] * m["receipts_judged"]))
+        cells = []
+        for key, _, fmt in SHOWN_METRICS:
+            interval = outcome.intervals.get(variant, {}).get("metrics", {}).get(key)
+            bounds = (
+                f" [{fmt.format(interval['lower'])}, {fmt.format(interval['upper'])}]" if interval else ""
+            )
+            cells.append(fmt.format(m[key]) + bounds)
+        lines.append(
+            f"| `{variant}` | {VARIANTS[variant]} | {wrong} | {outcome.introduced.get(variant, 0)} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines += [
+        "",
+        "## Wrong receipts of the models, by the stage whose ground truth fixes them",
+        "",
+        "| stage | wrong receipts | false charge | missed item | both | flagged for review |",
+        "|---|---|---|---|---|---|",
+    ]
+    for stage, row in stage_counts(outcome.attributions).items():
+        lines.append(
+            f"| {stage} | {row['wrong']} | {row['false_charge']} | {row['missed_item']} | "
+            f"{row['false_charge_and_missed_item']} | {row['flagged']} |"
+        )
+    if outcome.attributions:
+        lines += [
+            "",
+            "## Each wrong receipt",
+            "",
+            "| video | shopper | kind | SKUs (expected -> predicted) | frames | stage | also fixed by |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for a in outcome.attributions:
+            r = a.receipt
+            skus = ", ".join(
+                f"{md_escape(s)} {r.expected.get(s, 0)}->{r.predicted.get(s, 0)}" for s in r.skus
+            )
+            frames = ", ".join(str(f) for f in r.frames[:6]) + (" ..." if len(r.frames) > 6 else "")
+            shopper = md_escape(r.shopper.replace(UNMATCHED_PREFIX, "phantom "))
+            lines.append(
+                f"| {md_escape(a.video)} | {shopper} | {r.kind.replace('_', ' ')} | {skus} | {frames} | "
+                f"{a.stage} | {', '.join(a.fixed_by) or '-'} |"
+            )
+    if outcome.retrack_stats:
+        boxes = outcome.retrack_stats.get("boxes", 0)
+        reused = outcome.retrack_stats.get("keypoints_reused", 0)
+        lines += [
+            "",
+            f"`retracked`: {reused} of {boxes} re-tracked boxes took recorded keypoints; the rest none.",
+        ]
+    return "\n".join(lines) + "\n"
