@@ -181,6 +181,29 @@ def test_replay_reproduces_the_qc_run_and_traces_each_tracked_exception(real_qc)
     assert outcome.metrics["oracle"]["receipt_exact_match"] == 1.0
 
 
+def test_the_pinned_tracker_re_run_on_recorded_detections_reproduces_the_run(real_qc):
+    """`replay --retrack model_refs.yaml` with the pinned settings re-tracks exactly what was recorded
+    (so a changed setting's effect is the setting's alone)."""
+    from walkout.pipeline import MODEL_ENGINE_CONFIG, verify_refs
+    from walkout.recording import recording_path
+    from walkout.replay import ReplayTask, replay_video
+
+    name = "two_at_one_shelf"
+    task = ReplayTask(
+        recording=recording_path(real_qc["_observations"], name),
+        truth_dir=real_qc["_split"] / "videos" / name,
+        variants=("models", "retracked"),
+        engine_config=MODEL_ENGINE_CONFIG,
+        tracking_weights=verify_refs(REFS)["tracking"],
+    )
+    outcome = replay_video(task)
+    assert outcome.error is None
+    models, retracked = (outcome.results[v].to_dict() for v in ("models", "retracked"))
+    for key in ("events", "receipts", "review", "trajectories"):
+        assert retracked[key] == models[key], key
+    assert outcome.retrack_stats["boxes"] == outcome.retrack_stats["keypoints_reused"] > 0
+
+
 def test_receipt_exact_match_floor_on_a_small_random_split(real_qc):
     per_video = real_qc["extra"]["per_video"]
     random_videos = real_qc["_random_videos"]

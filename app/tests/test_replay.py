@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from walkout.recording import ObservationRecorder, recording_path
 from walkout.replay import ATTRIBUTION, ENGINE_STAGE, ReplayError, attribute, match_boxes, run_replay
 
 SCENARIO = "single_pick"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _record_truth(video_dir, out_dir, *, products=lambda frame, p: p, shoppers=lambda frame, s: s):
@@ -150,6 +152,17 @@ def test_the_cli_writes_both_reports_and_fails_closed(split, tmp_path, capsys):
     assert "no recording for 1 of 1 video(s)" in capsys.readouterr().err
     with pytest.raises(ReplayError, match="retracked needs --retrack"):
         run_replay(tmp_path / "obs", split, variants=["retracked"], jobs=1, progress=False)
+    with pytest.raises(ReplayError, match="it needs --retrack LOCKFILE"):
+        run_replay(tmp_path / "obs", split, tracker_overrides={"max_age": 60}, jobs=1, progress=False)
+    refs = str(REPO / "model_refs.yaml")
+    typo = ["--retrack", refs, "--tracker-set", "max_agee=60", "--report-dir", str(tmp_path / "r4")]
+    assert main([*argv, *typo]) == 2
+    assert "unknown config key 'tracker.max_agee': did you mean 'max_age'?" in capsys.readouterr().err
+    assert (
+        main([*argv, "--retrack", refs, "--tracker-set", "max_age", "--report-dir", str(tmp_path / "r5")])
+        == 2
+    )
+    assert "expected KEY=VALUE" in capsys.readouterr().err
 
 
 def test_a_replay_that_does_not_reproduce_the_recorded_run_exits_1(split, tmp_path, capsys):

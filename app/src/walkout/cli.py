@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also re-run this lock file's tracker on the recorded detections",
     )
     replay.add_argument(
+        "--tracker-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="retracked: change one of the tracker's settings (tracking configs' `tracker:` keys; repeat)",
+    )
+    replay.add_argument(
         "--predictions", help="the QC run's predictions.json: check that the `models` variant reproduces it"
     )
     replay.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
@@ -349,16 +356,25 @@ def lock_command(args: argparse.Namespace) -> int:
 
 def replay_command(args: argparse.Namespace) -> int:
     """`walkout replay`: exit 0, or 1 when --predictions is not reproduced, 2 when it could not run."""
+    import yaml
+
     from walkout.replay import outcome_json, render_markdown, run_replay
     from walkout.results import write_json_atomic
     from walkout_ci.store import atomic_write_text
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    overrides = {}
+    for item in args.tracker_set:
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip():
+            raise WalkoutError(f"--tracker-set {item!r}: expected KEY=VALUE, e.g. max_age=60")
+        overrides[key.strip()] = yaml.safe_load(value)
     outcome = run_replay(
         args.observations,
         args.videos,
         variants=variants,
         retrack_refs=args.retrack,
+        tracker_overrides=overrides,
         predictions=args.predictions,
         jobs=args.jobs,
     )

@@ -12,7 +12,7 @@ for the simulator's ground truth, and scores every variant like QC does:
 | `true_wrists` | recorded ids and boxes, keypoints of the matched ground-truth person | recorded |
 | `true_shoppers` | ground truth | recorded |
 | `oracle` | ground truth | ground truth |
-| `retracked` | the tracker (`--retrack LOCKFILE`) re-run on the recorded person detections | recorded |
+| `retracked` | the tracker (`--retrack`, `--tracker-set`) re-run on recorded detections | recorded |
 
 A recorded box matches the ground-truth person it overlaps most (Hungarian on IoU, at least
 `match_iou`); an unmatched box keeps its track, under an id no person has. Each wrong receipt of
@@ -29,6 +29,7 @@ seconds to minutes instead of the models' hour.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import time
 import traceback
@@ -49,6 +50,7 @@ from walkout.observations import FrameObservation, ShopperObservation
 from walkout.oracle import run_engine
 from walkout.recording import RecordedVideo, RecordingError, load_recording, recording_path
 from walkout.results import VideoResult
+from walkout_ci.store import atomic_write_bytes
 
 VARIANTS: dict[str, str] = {
     "models": "nothing (the recorded run)",
@@ -159,23 +161,62 @@ def variant_frames(
             raise ReplayError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
 
 
-def retracked_frames(
-    recording: RecordedVideo, truth: VideoGroundTruth, tracker, *, person_min_score: float, stats: dict
-) -> Iterator[FrameObservation]:
-    """The recorded frames with shoppers from `tracker` re-run on the recorded person detections.
+def appearance_features(
+    recording: RecordedVideo, truth: VideoGroundTruth, model, *, person_min_score: float, cache: Path
+) -> list[np.ndarray]:
+    """The appearance model's features of every frame's tracker input: [P_f, D] per frame, in row order.
 
-    tracker: a fresh tracker (`update(dets [N, 5], frame=image) -> [M, 5]`); it sees the video's
-    frames (appearance). stats gets `boxes` and `keypoints_reused` counts.
+    They depend only on the recording, the video and the appearance weights, not on the tracker's
+    settings, so they are computed once (decoding the video) and kept in `cache` (an .npz beside the
+    recordings); a setting sweep then costs the tracker's arithmetic alone.
     """
-    from walkout.pipeline import shopper_boxes
+    frames = list(recording.frames())
+    counts = [len(record.person_rows(person_min_score)) for record in frames]
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as data:
+            features, cached_starts = data["features"], data["starts"]
+        if np.array_equal(cached_starts, starts):
+            return [features[starts[i] : starts[i + 1]] for i in range(len(frames))]
     from walkout.video import iterate_frames
 
     video = truth.directory / "video.avi"
     images = iterate_frames(video, layout=truth.layout, expected_frames=truth.frame_count)
-    for record, (number, image) in zip(recording.frames(), images, strict=True):
+    rows = []
+    for record, (number, image) in zip(frames, images, strict=True):
         assert number == record.frame, (number, record.frame)
-        tracks = tracker.update(record.person_rows(person_min_score), frame=image)
-        boxes, ids = shopper_boxes(tracks, width=image.shape[1], height=image.shape[0])
+        boxes = record.person_rows(person_min_score)[:, :4]
+        rows.append(np.asarray(model.embedder.embed(image, boxes), dtype=np.float32).reshape(len(boxes), -1))
+    features = np.concatenate(rows) if rows else np.zeros((0, 1), dtype=np.float32)
+    buffer = io.BytesIO()
+    np.savez(buffer, features=features, starts=starts)
+    atomic_write_bytes(cache, buffer.getvalue())
+    return rows
+
+
+def retracked_frames(
+    recording: RecordedVideo,
+    tracker,
+    features: Sequence[np.ndarray] | None,
+    *,
+    width: int,
+    height: int,
+    person_min_score: float,
+    stats: dict,
+) -> Iterator[FrameObservation]:
+    """The recorded frames with shoppers from `tracker` re-run on the recorded person detections.
+
+    tracker: a fresh tracker (`update(dets [N, 5], embeddings=[N, D]) -> [M, 5]`); features: each
+    frame's appearance features of those detections (None: motion only). stats gets `boxes` and
+    `keypoints_reused` counts.
+    """
+    from walkout.pipeline import shopper_boxes
+
+    for index, record in enumerate(recording.frames()):
+        rows = record.person_rows(person_min_score)
+        embeddings = features[index] if features is not None else None
+        tracks = tracker.update(rows, embeddings=embeddings)
+        boxes, ids = shopper_boxes(tracks, width=width, height=height)
         reuse = match_boxes(boxes.tolist(), [s.box for s in record.shoppers], KEYPOINT_REUSE_IOU)
         shoppers = tuple(
             ShopperObservation(
@@ -194,6 +235,29 @@ def retracked_frames(
         yield FrameObservation(frame=record.frame, shoppers=shoppers, products=record.products())
 
 
+def check_tracker_overrides(overrides: dict[str, object]) -> None:
+    """Refuse tracker settings the tracking package does not know (its error suggests the right key)."""
+    from walkout_tracking.config import load_config
+    from walkout_tracking.errors import ConfigError
+
+    try:
+        load_config({"tracker": dict(overrides)})
+    except ConfigError as error:
+        raise ReplayError(f"--tracker-set: {error}") from error
+
+
+def load_tracker_model(weights: Path, overrides: dict[str, object]):
+    """The tracking model at `weights` (walkout_tracking LoadedModel), its stored settings changed."""
+    from walkout_tracking.config import TrackerConfig
+    from walkout_tracking.predict import load_tracking_model
+
+    model = load_tracking_model(str(weights), device="cpu")
+    if overrides:
+        config = TrackerConfig(**{**model.config.tracker.__dict__, **overrides})
+        model = load_tracking_model(str(weights), tracker_config=config, device="cpu")
+    return model
+
+
 @dataclass(frozen=True)
 class ReplayTask:
     """One video to replay (picklable)."""
@@ -203,6 +267,7 @@ class ReplayTask:
     variants: tuple[str, ...]
     engine_config: EngineConfig
     tracking_weights: Path | None = None  # retracked: the tracking model to re-run
+    tracker_overrides: tuple[tuple[str, object], ...] = ()  # retracked: tracker settings to change
 
 
 @dataclass
@@ -221,6 +286,14 @@ def replay_video(task: ReplayTask) -> ReplayVideo:
     """Replay one video in every requested variant and score each; never raises (errors are returned)."""
     outcome = ReplayVideo(video=task.truth_dir.name)
     try:
+        if task.tracking_weights is not None:
+            # One thread per process, as in QC: parallelism is across videos, and 2 cores are shared
+            # (two workers with torch's default threads each ran many times slower here).
+            import cv2
+            import torch
+
+            cv2.setNumThreads(1)
+            torch.set_num_threads(1)
         recording = load_recording(task.recording)
         truth = load_video_ground_truth(task.truth_dir)
         outcome.meta = recording.meta
@@ -230,14 +303,22 @@ def replay_video(task: ReplayTask) -> ReplayVideo:
             if variant == "retracked":
                 if task.tracking_weights is None:
                     raise ReplayError("variant retracked needs --retrack LOCKFILE (the tracker to re-run)")
-                from walkout.pipeline import tracker_factory
-
-                tracker = tracker_factory(task.tracking_weights, device="cpu")()
+                model = load_tracker_model(task.tracking_weights, dict(task.tracker_overrides))
+                person_min_score = float(recording.meta.get("person_min_score", 0.3))
+                features = None
+                if model.config.tracker.use_appearance and model.embedder is not None:
+                    digest = model.weights_sha256[:16]
+                    cache = task.recording.parent / "appearance" / digest / task.recording.name
+                    features = appearance_features(
+                        recording, truth, model, person_min_score=person_min_score, cache=cache
+                    )
                 frames: Iterable[FrameObservation] = retracked_frames(
                     recording,
-                    truth,
-                    tracker,
-                    person_min_score=float(recording.meta.get("person_min_score", 0.3)),
+                    model.make_tracker(),
+                    features,
+                    width=truth.layout.width,
+                    height=truth.layout.height,
+                    person_min_score=person_min_score,
                     stats=outcome.retrack_stats,
                 )
             else:
@@ -288,6 +369,7 @@ class ReplayOutcome:
     attributions: list[Attribution]
     introduced: dict[str, int]  # per variant: receipts right in `models` but wrong there
     reproduces_qc: bool | None  # models variant == the QC run's receipts (None: no predictions given)
+    tracker_overrides: dict[str, object]
     meta: dict
     retrack_stats: dict
     errors: dict[str, str]
@@ -310,6 +392,7 @@ def run_replay(
     variants: Sequence[str] = DEFAULT_VARIANTS,
     engine_config: EngineConfig | None = None,
     retrack_refs: str | os.PathLike | None = None,
+    tracker_overrides: dict[str, object] | None = None,
     predictions: str | os.PathLike | None = None,
     jobs: int = 2,
     progress: bool = True,
@@ -317,6 +400,8 @@ def run_replay(
     """Replay every recorded video of a split (see the module docstring).
 
     observations: the folder `walkout qc --save-observations` wrote; videos: the split (ground truth);
+    retrack_refs: the lock file whose tracker `retracked` re-runs, its settings changed by
+    tracker_overrides ({TrackerConfig field: value}).
     predictions: the QC run's predictions.json, to check that `models` reproduces it (default: the one
     `walkout qc --save-observations` left beside the recordings, if any).
     """
@@ -343,6 +428,10 @@ def run_replay(
         from walkout.pipeline import verify_refs
 
         tracking_weights = verify_refs(retrack_refs)["tracking"]
+    if tracker_overrides:
+        if tracking_weights is None:
+            raise ReplayError("--tracker-set changes the re-run tracker: it needs --retrack LOCKFILE")
+        check_tracker_overrides(tracker_overrides)
     video_dirs = find_videos(videos)
     missing = [d.name for d in video_dirs if not recording_path(observations, d.name).is_file()]
     if missing:
@@ -359,6 +448,7 @@ def run_replay(
             variants=variants,
             engine_config=config,
             tracking_weights=tracking_weights,
+            tracker_overrides=tuple(sorted((tracker_overrides or {}).items())),
         )
         for d in video_dirs
     ]
@@ -402,6 +492,7 @@ def run_replay(
         attributions=attributions,
         introduced=introduced,
         reproduces_qc=reproduces,
+        tracker_overrides=dict(tracker_overrides or {}),
         meta=done[0].meta if done else {},
         retrack_stats=retrack_stats,
         errors=errors,
@@ -455,6 +546,7 @@ def outcome_json(outcome: ReplayOutcome) -> dict:
         "reproduces_qc": outcome.reproduces_qc,
         "recorded_with": outcome.meta,
         "retracked_keypoints": outcome.retrack_stats,
+        "tracker_overrides": outcome.tracker_overrides,
         "wrong_receipts": [
             {
                 "video": a.video,
