@@ -328,3 +328,22 @@ def test_a_track_restarted_at_the_entrance_on_a_body_in_full_view_continues_that
     frames = _restart_track(frames, 1, 7, turn, drift=(14.0, -14.0))
     engine = _feed(frames, layout)
     assert engine.receipts_json() == {"1": {"apple": 1}}
+
+
+def test_a_put_back_booked_at_a_slot_beside_the_one_that_received_the_item_is_moved_there(scene, layout):
+    # A cheese (from A3) is left in the apple slot A1 (mis-shelved), but pose draws the wrist's deepest
+    # point 5 px from A2 (bread). A2 shows bread after the reach, A1 changes to cheese: the item went
+    # into A1, so the shopper is not charged (without the rule: "still charged", a false charge).
+    shopper = scene.actor(1)
+    a1 = scene.slot_center("A1")
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A3")), 10).reach("A3", take=True).wait(4)
+    shopper.walk(near(a1, 20.0), 8).reach("A1", give=True).walk(scene.EXIT, 20)
+    frames = scene.frames()
+    [_, put_back] = scene.events
+    deepest = put_back["frame"]
+    drawn = {deepest - 1: (a1[0], a1[1] + 10.0), deepest: (90.0, 30.0), deepest + 1: (a1[0], a1[1] + 10.0)}
+    frames = [_move_wrist(f, 1, drawn[f.frame]) if f.frame in drawn else f for f in frames]
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {}}
+    [booked] = [e for e in engine.events if e.type == "put_back"]
+    assert booked.slot == "A1" and "booked at A2" in booked.review

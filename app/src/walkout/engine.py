@@ -840,6 +840,16 @@ class Engine:
             window = self.config.shelf_view_frames
             after = [seen for f, seen in self._slot_seen.get(slot.key, []) if frame < f <= frame + window]
             if len(after) >= 2 and sku not in after:
+                neighbour = self._neighbour_receiving(shopper, sku, frame, exclude=slot)
+                if neighbour is not None:
+                    # The deepest reach was booked one slot off (pose wrists stop short), but a slot
+                    # the hand was also at shows the released item on top right after: it went there.
+                    notes.append(
+                        f"reach booked at {slot.name}, which shows {after[-1]}; {sku} is on {neighbour.name}"
+                    )
+                    slot, confidence = neighbour, min(confidence, 0.6)
+                    after = []
+            if len(after) >= 2 and sku not in after:
                 # The slot, in view after the reach, shows something else on top: the item did not go there.
                 notes.append(
                     f"{sku} left the hand in {slot.name}, but the slot shows {after[-1]}: still charged"
@@ -919,6 +929,27 @@ class Engine:
         for _, key in candidates:
             slot = self._slots[key]
             if self._stack_top(slot) == sku and self._shelf_top_before(slot, frame, sku) in (sku, None):
+                return slot
+        return None
+
+    def _neighbour_receiving(self, shopper: _Shopper, sku: str, frame: int, *, exclude: Slot) -> Slot | None:
+        """A slot the shopper's wrist came near around `frame` that shows `sku` on top in its last two
+        sightings after `frame` and did not show it just before (closest first): where a released item
+        went when the reach was booked at the slot beside it. A slot that showed `sku` all along (its
+        own planogram slot, say) proves nothing: it would show it whether or not the item went there."""
+        window = 2 * self.config.shelf_view_frames
+        candidates = sorted(
+            (distance, key)
+            for key, (_, distance, last_near) in shopper.near_slots.items()
+            if key != exclude.key and last_near >= frame - window
+        )
+        horizon = frame + self.config.shelf_view_frames
+        for _, key in candidates:
+            slot = self._slots[key]
+            after = [seen for f, seen in self._slot_seen.get(key, []) if frame < f <= horizon]
+            if len(after) < 2 or after[-2:] != [sku, sku]:
+                continue
+            if self._shelf_top_before(slot, frame, sku) != sku:
                 return slot
         return None
 
