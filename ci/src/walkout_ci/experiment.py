@@ -424,6 +424,31 @@ class Experiment:
                 transfer=True,
             )
 
+    def derive_from(self, source_dir: str | Path) -> None:
+        """Record that this experiment's weights are another experiment's, unchanged (e.g. a tracker
+        whose association settings were retuned): `cloned_from` names the source, and the source's
+        training data (entries and content hashes) is this one's, so the gate's leakage check and
+        the pin's training dataset see exactly what the weights were trained on."""
+        source_dir = Path(source_dir)
+        record = read_json(source_dir / "experiment.json")
+        if not isinstance(record, dict) or not record.get("id"):
+            raise ExperimentError(f"{source_dir}/experiment.json is not an experiment record")
+        hashes = training_content_hashes(source_dir)
+        known_file = self.dir / "training_data.json"
+        known = set(read_json(known_file)["content_hashes"]) if known_file.is_file() else set()
+        atomic_write_json(known_file, {"content_hashes": sorted(known | hashes)})
+        self.record["training_data"] = [*self.record["training_data"], *record.get("training_data", [])]
+        self.record["cloned_from"] = str(record["id"])
+        self._write_record()
+        if self._task is not None:
+            self._safe(
+                "derive_from",
+                lambda: self._task.connect_configuration(
+                    {"training_data": self.record["training_data"], "cloned_from": record["id"]},
+                    name="walkout_training_data",
+                ),
+            )
+
     def upload_weights(self, path: str | Path, name: str = "weights") -> str:
         """Store a weights file with the experiment; returns its sha256.
 

@@ -129,7 +129,7 @@ def _write_json_atomic(path: Path, data: object) -> None:
     atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
-def _experiment_id_of(ref: str, weights: Path) -> str | None:
+def experiment_id_of(ref: str, weights: Path) -> str | None:
     """The experiment a model came from: the pin's / the id asked for, else the checkpoint's record."""
     from walkout_pose.model import read_checkpoint
 
@@ -188,7 +188,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         model=model,
         weights_path=weights,
         model_ref=str(args.model),
-        experiment_id=_experiment_id_of(str(args.model), weights),
+        experiment_id=experiment_id_of(str(args.model), weights),
         data=args.data,
         report_dir=args.report_dir,
         config=evaluate_config,

@@ -48,6 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, help="override train.epochs")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    retune = sub.add_parser(
+        "retune",
+        help="the model with other tracker settings, same appearance weights, as a new experiment",
+    )
+    retune.add_argument("--model", required=True, help="experiment id | model_ref.yaml")
+    retune.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="tracker.KEY=VALUE",
+        help="a tracker setting to change (YAML value), e.g. tracker.max_appearance_distance=0.4; repeat",
+    )
+    retune.add_argument("--out", required=True, help="output folder for best.pt and retune_result.json")
+
     evaluate = sub.add_parser("evaluate", help="track and score a dataset; write report.json")
     evaluate.add_argument(
         "--model", required=True, help="experiment id | model_ref.yaml | checkpoint path | 'motion-only'"
@@ -127,6 +141,23 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retune(args: argparse.Namespace) -> int:
+    import yaml
+
+    from walkout_tracking.errors import ConfigError
+    from walkout_tracking.retune import retune
+
+    overrides = {}
+    for item in args.set:
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected tracker.KEY=VALUE, e.g. tracker.max_age=60")
+        overrides[key.strip()] = yaml.safe_load(value)
+    result = retune(args.model, overrides, args.out)
+    print(json.dumps(result.to_dict(), indent=1))
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from walkout_ci.report import discard_stale_report
     from walkout_tracking.evaluate import evaluate
@@ -189,6 +220,7 @@ def _gate_score(args: argparse.Namespace) -> int:
 
 HANDLERS = {
     "train": _train,
+    "retune": _retune,
     "evaluate": _evaluate,
     "predict": _predict,
     "gate-inputs": _gate_inputs,

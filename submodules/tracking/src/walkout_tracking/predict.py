@@ -67,7 +67,7 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _experiment_id_of(ref: str) -> str | None:
+def experiment_id_of(ref: str) -> str | None:
     """The experiment id behind a reference: the pin's id, the id itself, or None for a bare checkpoint."""
     from walkout_ci import pins
 
@@ -102,7 +102,7 @@ def load_tracking_model(
         config = TrackingConfig(tracker=tracker_config, model=config.model, train=config.train)
     embedder = AppearanceEmbedder(model=model, config=config.model, device=device)
     return LoadedModel(
-        ref, config, embedder, Path(weights), _sha256_file(Path(weights)), _experiment_id_of(ref)
+        ref, config, embedder, Path(weights), _sha256_file(Path(weights)), experiment_id_of(ref)
     )
 
 
