@@ -356,19 +356,13 @@ def lock_command(args: argparse.Namespace) -> int:
 
 def replay_command(args: argparse.Namespace) -> int:
     """`walkout replay`: exit 0, or 1 when --predictions is not reproduced, 2 when it could not run."""
-    import yaml
-
     from walkout.replay import outcome_json, render_markdown, run_replay
     from walkout.results import write_json_atomic
+    from walkout_ci.clone import parse_overrides
     from walkout_ci.store import atomic_write_text
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    overrides = {}
-    for item in args.tracker_set:
-        key, equals, value = item.partition("=")
-        if not equals or not key.strip():
-            raise WalkoutError(f"--tracker-set {item!r}: expected KEY=VALUE, e.g. max_age=60")
-        overrides[key.strip()] = yaml.safe_load(value)
+    overrides = parse_overrides(args.tracker_set)
     outcome = run_replay(
         args.observations,
         args.videos,

@@ -142,18 +142,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _retune(args: argparse.Namespace) -> int:
-    import yaml
-
-    from walkout_tracking.errors import ConfigError
+    from walkout_ci.clone import parse_overrides
     from walkout_tracking.retune import retune
 
-    overrides = {}
-    for item in args.set:
-        key, equals, value = item.partition("=")
-        if not equals or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected tracker.KEY=VALUE, e.g. tracker.max_age=60")
-        overrides[key.strip()] = yaml.safe_load(value)
-    result = retune(args.model, overrides, args.out)
+    result = retune(args.model, parse_overrides(args.set), args.out)
     print(json.dumps(result.to_dict(), indent=1))
     return 0
 
