@@ -186,7 +186,7 @@ def appearance_features(
     for record, (number, image) in zip(frames, images, strict=True):
         assert number == record.frame, (number, record.frame)
         boxes = record.person_rows(person_min_score)[:, :4]
-        rows.append(np.asarray(model.embedder.embed(image, boxes), dtype=np.float32).reshape(len(boxes), -1))
+        rows.append(np.asarray(model.embedder.embed(image, boxes), dtype=np.float32))  # [P_f, D], P_f >= 0
     features = np.concatenate(rows) if rows else np.zeros((0, 1), dtype=np.float32)
     buffer = io.BytesIO()
     np.savez(buffer, features=features, starts=starts)
