@@ -131,6 +131,7 @@ def test_the_cli_writes_both_reports_and_fails_closed(split, tmp_path, capsys):
     assert report["metrics"]["oracle"]["receipt_exact_match"] == 1.0 and report["wrong_receipts"] == []
     text = (tmp_path / "r" / "replay.md").read_text()
     assert "| `true_products` |" in text and str(tmp_path) not in text
+    assert "| (no wrong receipt) | 0 |" in text
     # an unknown variant, a split without recordings, or a foreign predictions file: exit 2, named
     assert main([*argv, "--report-dir", str(tmp_path / "r2"), "--variants", "models,ground"]) == 2
     assert "unknown variant(s) ground" in capsys.readouterr().err

@@ -253,8 +253,9 @@ def load_tracker_model(weights: Path, overrides: dict[str, object]):
 
     model = load_tracking_model(str(weights), device="cpu")
     if overrides:
-        config = TrackerConfig(**{**model.config.tracker.__dict__, **overrides})
-        model = load_tracking_model(str(weights), tracker_config=config, device="cpu")
+        # the weights are loaded once; only the association settings change
+        tracker = TrackerConfig(**{**model.config.tracker.__dict__, **overrides})
+        model = replace(model, config=replace(model.config, tracker=tracker))
     return model
 
 
@@ -417,16 +418,12 @@ def run_replay(
     if not observations.is_dir():
         raise RecordingError(f"{observations}: no such folder (record with `walkout qc --save-observations`)")
     tracking_weights = None
-    if "retracked" in variants:
-        if retrack_refs is None:
-            raise ReplayError("variant retracked needs --retrack LOCKFILE (the tracker to re-run)")
+    if "retracked" in variants and retrack_refs is None:
+        raise ReplayError("variant retracked needs --retrack LOCKFILE (the tracker to re-run)")
+    if retrack_refs is not None:
         from walkout.pipeline import verify_refs
 
-        tracking_weights = verify_refs(retrack_refs)["tracking"]
-    elif retrack_refs is not None:
-        variants = (*variants, "retracked")
-        from walkout.pipeline import verify_refs
-
+        variants = tuple(dict.fromkeys([*variants, "retracked"]))
         tracking_weights = verify_refs(retrack_refs)["tracking"]
     if tracker_overrides:
         if tracking_weights is None:
@@ -633,6 +630,8 @@ def render_markdown(outcome: ReplayOutcome, *, title: str) -> str:
         "| stage | wrong receipts | false charge | missed item | both | flagged for review |",
         "|---|---|---|---|---|---|",
     ]
+    if not outcome.attributions:
+        lines.append("| (no wrong receipt) | 0 | 0 | 0 | 0 | 0 |")
     for stage, row in stage_counts(outcome.attributions).items():
         lines.append(
             f"| {stage} | {row['wrong']} | {row['false_charge']} | {row['missed_item']} | "
@@ -664,4 +663,7 @@ def render_markdown(outcome: ReplayOutcome, *, title: str) -> str:
             "",
             f"`retracked`: {reused} of {boxes} re-tracked boxes took recorded keypoints; the rest none.",
         ]
+    if outcome.tracker_overrides:
+        changed = ", ".join(f"{key}={value}" for key, value in sorted(outcome.tracker_overrides.items()))
+        lines += ["", f"`retracked` ran the tracker with {md_escape(changed)}."]
     return "\n".join(lines) + "\n"
