@@ -164,6 +164,11 @@ def test_the_cli_writes_both_reports_and_fails_closed(split, tmp_path, capsys):
         == 2
     )
     assert "expected KEY=VALUE" in capsys.readouterr().err
+    retrack = ["--retrack", refs, "--tracker-set", "max_age=60", "--variants", "models", "--jobs", "1"]
+    assert main([*argv, *retrack, "--report-dir", str(tmp_path / "r6")]) == 0
+    retracked = json.loads((tmp_path / "r6" / "replay.json").read_text())
+    assert retracked["tracker_overrides"] == {"max_age": 60} and "retracked" in retracked["metrics"]
+    assert "ran the tracker with max" in (tmp_path / "r6" / "replay.md").read_text()
 
 
 def test_a_replay_that_does_not_reproduce_the_recorded_run_exits_1(split, tmp_path, capsys):
