@@ -385,6 +385,9 @@ def run_qc(
     video_dirs = find_videos(videos_root)
     _clear_report_dir(report_dir)
     refs = Path(refs_path) if refs_path is not None else None
+    if observations_dir is not None:
+        # a failed run must not leave an older run's predictions beside its new recordings
+        (Path(observations_dir) / "predictions.json").unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="walkout-qc-") as temporary:
         inputs = Path(temporary) / "inputs"
         prepare_inputs(videos_root, inputs, link=True)
