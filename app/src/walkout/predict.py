@@ -104,7 +104,7 @@ def predict_video(task: PredictTask) -> PredictOutcome:
                 recorder.save(
                     recording_path(task.observations_dir, name),
                     video=name,
-                    fps=float(task.video.fps) if task.video.fps is not None else 10.0,
+                    fps=task.video.fps,
                     meta=recording_meta(task.refs_path, system),
                 )
         return PredictOutcome(video=name, result=replace(result, video=name))

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import time
 import traceback
@@ -500,8 +501,6 @@ def run_replay(
 
 def _reproduces(predictions: str | os.PathLike, results: dict[str, VideoResult]) -> bool:
     """True when every video's replayed receipts, events and review reasons equal the QC run's."""
-    import json
-
     path = Path(predictions)
     if path.is_dir():
         path = path / "predictions.json"
