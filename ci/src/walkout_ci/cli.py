@@ -3,7 +3,8 @@
 A thin argparse wrapper. Each group of subcommands lives in its own module with a
 `register(subparsers)` function that adds its parsers and sets `handler=<function(args) -> int>`:
 `commands_experiment` (experiment push|export|import, pin, resolve, blind seal, clone),
-`commands_gate` (evaluate, gate), `commands_org` (org init, ci check|record-verdict|...). Exit codes:
+`commands_gate` (evaluate, gate), `commands_org` (org init, ci check|record-verdict|...),
+`commands_dataset` (dataset merge). Exit codes:
 0 ok, 1 regression / failed check, 2 bad input or could not evaluate (every WalkoutCIError).
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from walkout_ci import commands_experiment, commands_gate, commands_org
+from walkout_ci import commands_dataset, commands_experiment, commands_gate, commands_org
 from walkout_ci.errors import WalkoutCIError
 from walkout_ci.signals import run_command
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands_experiment.register(subparsers)
     commands_gate.register(subparsers)
     commands_org.register(subparsers)
+    commands_dataset.register(subparsers)
     return parser
 
 

@@ -46,7 +46,7 @@ if [[ -n "${WALKOUT_BLIND_SEED:-}" ]]; then
 fi
 # `wait` alone ignores the children's exit status: wait for each so a failed part stops the run.
 for job in $(jobs -p); do wait "$job"; done
-"$PYTHON" "$HERE/scripts/merge_coco.py" "$OUT/train" "${part_dirs[@]}"
+"$PYTHON" -m walkout_ci.cli dataset merge "$OUT/train" "${part_dirs[@]}"
 "$PYTHON" -m walkout_detection.cli train --config "$HERE/configs/production.yaml" \
   --data "$OUT/train" --val-data "$OUT/val" --output "$OUT/run" --name production --no-progress "$@"
 EXP=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['experiment_id'])" "$OUT/run/metrics.json")

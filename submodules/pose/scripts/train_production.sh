@@ -1,38 +1,67 @@
 #!/usr/bin/env bash
-# Reproduce the production pose model from scratch, on CPU:
-#   generate the training / validation splits with walkout-sim, train with configs/production.yaml,
-#   evaluate on the validation split and, when WALKOUT_BLIND_SEED is set, on a blind split.
-# Then (by hand, after reading the figures) export and pin the experiment it prints:
+# Reproduce the production pose model from scratch: generate training parts with walkout-sim (one
+# process per part, merged with `walkout-ci dataset merge`), train, evaluate on the validation split
+# and, when WALKOUT_BLIND_SEED is set, on a blind split. Then (by hand, after its model gate against
+# the current pin passes) export and pin the experiment it prints:
 #   walkout-ci experiment export <id> --to submodules/pose/experiments
 #   walkout-ci pin <id> --component pose --out submodules/pose/model_ref.yaml \
-#       --blind-metrics out/pose/report_blind/report.json --search submodules/pose/experiments
+#       [--blind-metrics OUT/report_blind/report.json] --search submodules/pose/experiments
 #
-# Usage (from the repository root): submodules/pose/scripts/train_production.sh [OUT_DIR]
+#   [PARTS="default:101"] [CONFIG=submodules/pose/configs/production.yaml] [WALKOUT_BLIND_SEED=<secret>] \
+#       submodules/pose/scripts/train_production.sh [OUT_DIR]
+#
+# PARTS lists the training parts as PRESET:SEED, each 24 videos x 150 frames, every 2nd frame; PRESET
+# is a `walkout-sim generate --config` preset or `default` (the default store). The defaults are the
+# current production model's recipe (README "Measured figures"): on one GPU, six busy parts, one hard
+# and one default part with configs/production_gpu.yaml. The CPU recipe of the earlier model is
+# PARTS=default:101 CONFIG=submodules/pose/configs/production.yaml (14 CPU-minutes).
+#
+# Run from the repository root. PYTHON defaults to the venv's (`make` creates .venv), else python3 with
+# the packages' src folders on PYTHONPATH (the GPU machine, which has no entry points installed).
 set -euo pipefail
 
 OUT=${1:-out/pose}
-BIN=${BIN:-.venv/bin}
-PACKAGE=submodules/pose
-export WALKOUT_HOME=${WALKOUT_HOME:-$PWD/.walkout}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x "$ROOT/.venv/bin/python" ]]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
+fi
+export PYTHONPATH="$ROOT/ci/src:$ROOT/sim/src:$HERE/src${PYTHONPATH:+:$PYTHONPATH}"
+PARTS=${PARTS:-"busy:61 busy:62 busy:63 busy:64 busy:65 busy:66 hard:67 default:68"}
+CONFIG=${CONFIG:-$HERE/configs/production_gpu.yaml}
+mkdir -p "$OUT"
 
-# The splits of the pinned model: 24 training videos (every 2nd frame), 4 validation videos.
-nice -n 5 "$BIN/walkout-sim" generate --split train --videos 24 --frames 150 --seed 101 --image-stride 2 \
-    --out "$OUT/train" --force --quiet
-nice -n 5 "$BIN/walkout-sim" generate --split val --videos 4 --frames 150 --seed 202 --image-stride 3 \
-    --out "$OUT/val" --force --quiet
+part_dirs=()
+for part in $PARTS; do
+  preset=${part%%:*}
+  seed=${part##*:}
+  dir="$OUT/part-$preset-$seed"
+  part_dirs+=("$dir")
+  preset_args=()
+  [[ "$preset" != default ]] && preset_args=(--config "$preset")
+  "$PYTHON" -m walkout_sim.cli generate --split train "${preset_args[@]}" --videos 24 --frames 150 \
+    --image-stride 2 --seed "$seed" --out "$dir" --force --quiet &
+done
+# The validation split of the pinned models: 4 videos, every 3rd frame.
+"$PYTHON" -m walkout_sim.cli generate --split val --videos 4 --frames 150 --seed 202 --image-stride 3 \
+  --out "$OUT/val" --force --quiet &
+if [[ -n "${WALKOUT_BLIND_SEED:-}" ]]; then
+  "$PYTHON" -m walkout_sim.cli generate --split blind --videos 4 --frames 150 --image-stride 2 \
+    --out "$OUT/blind" --force --quiet &
+fi
+# `wait` alone ignores the children's exit status: wait for each so a failed part stops the run.
+for job in $(jobs -p); do wait "$job"; done
+"$PYTHON" -m walkout_ci.cli dataset merge "$OUT/train" "${part_dirs[@]}"
 
 # summary.json records the wall and CPU time of the run.
-nice -n 5 "$BIN/walkout-pose" train --data "$OUT/train" --val-data "$OUT/val" \
-    --out "$OUT/prod" --config "$PACKAGE/configs/production.yaml" --name production --no-progress
-
-nice -n 5 "$BIN/walkout-pose" evaluate --model "$OUT/prod/best.pt" --data "$OUT/val" \
-    --report-dir "$OUT/report_val" --no-progress
-
+"$PYTHON" -m walkout_pose.cli train --data "$OUT/train" --val-data "$OUT/val" \
+  --out "$OUT/prod" --config "$CONFIG" --name production --no-progress
+"$PYTHON" -m walkout_pose.cli evaluate --model "$OUT/prod/best.pt" --data "$OUT/val" \
+  --report-dir "$OUT/report_val" --no-progress
 if [[ -n "${WALKOUT_BLIND_SEED:-}" ]]; then
-    nice -n 5 "$BIN/walkout-sim" generate --split blind --videos 4 --frames 150 --image-stride 2 \
-        --out "$OUT/blind" --force --quiet
-    nice -n 5 "$BIN/walkout-pose" evaluate --model "$OUT/prod/best.pt" --data "$OUT/blind" \
-        --report-dir "$OUT/report_blind" --no-progress
+  "$PYTHON" -m walkout_pose.cli evaluate --model "$OUT/prod/best.pt" --data "$OUT/blind" \
+    --report-dir "$OUT/report_blind" --no-progress
+else
+  echo "WALKOUT_BLIND_SEED is not set: no blind evaluation (the pin will carry no blind metrics)."
 fi
-
-echo "experiment: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["experiment_id"])' "$OUT/prod/summary.json")"
+echo "experiment: $("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["experiment_id"])' "$OUT/prod/summary.json")"

@@ -1,31 +1,22 @@
-"""scripts/merge_coco.py: parts generated in parallel train as one set, and still record their frames."""
+"""`walkout-ci dataset merge`: detection parts generated in parallel train as one set, and still record
+their frames (the merge itself lives in walkout_ci.datasets)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-import pytest
 from synthetic import make_dataset
 
+from walkout_ci.cli import main as walkout_ci_main
 from walkout_detection.data import dataset_root, find_coco_json, load_coco
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "merge_coco.py"
-
-
-def _merge_module():
-    spec = importlib.util.spec_from_file_location("merge_coco", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_merged_parts_load_as_one_dataset_with_every_frame_hash(tmp_path: Path) -> None:
     first = make_dataset(tmp_path / "part0", images=5, seed=1)
     second = make_dataset(tmp_path / "part1", images=3, seed=2)
     out = tmp_path / "train"
-    assert _merge_module().main([str(out), str(first), str(second)]) == 0
+    assert walkout_ci_main(["dataset", "merge", str(out), str(first), str(second)]) == 0
 
     merged = load_coco(out)  # every image path resolves from the merged JSON's folder
     parts = [load_coco(first), load_coco(second)]
@@ -49,6 +40,5 @@ def test_a_blind_part_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
     train = make_dataset(tmp_path / "part0", images=2, seed=1)
     blind = make_dataset(tmp_path / "blind", images=2, seed=2, blind=True)
     out = tmp_path / "train"
-    with pytest.raises(SystemExit, match="only train splits"):
-        _merge_module().main([str(out), str(train), str(blind)])
+    assert walkout_ci_main(["dataset", "merge", str(out), str(train), str(blind)]) == 2
     assert not (out / "detection.json").exists() and not (out / "manifest.json").exists()
