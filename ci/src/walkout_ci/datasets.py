@@ -83,17 +83,15 @@ def merge_coco(out_dir: Path, json_paths: list[Path]) -> dict[str, Any]:
             source = image_base / image["file_name"]
             if not source.is_file():
                 source = json_path.parent / image["file_name"]
-            merged["images"].append(
-                {**image, "id": new_id, "file_name": os.path.relpath(source, out_dir)}
-            )
+            merged["images"].append({**image, "id": new_id, "file_name": os.path.relpath(source, out_dir)})
         for annotation in data.get("annotations", []):
             if annotation["image_id"] not in id_map:
                 raise ConfigError(
                     f"{json_path}: annotation {annotation.get('id')!r} names image_id "
                     f"{annotation['image_id']!r}, which is not among its images"
                 )
-            new_id = len(merged["annotations"]) + 1
-            merged["annotations"].append({**annotation, "id": new_id, "image_id": id_map[annotation["image_id"]]})
+            renumbered = {"id": len(merged["annotations"]) + 1, "image_id": id_map[annotation["image_id"]]}
+            merged["annotations"].append({**annotation, **renumbered})
     return merged
 
 
