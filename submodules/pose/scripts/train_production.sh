@@ -7,14 +7,14 @@
 #   walkout-ci pin <id> --component pose --out submodules/pose/model_ref.yaml \
 #       [--blind-metrics OUT/report_blind/report.json] --search submodules/pose/experiments
 #
-#   [PARTS="default:101"] [CONFIG=submodules/pose/configs/production.yaml] [WALKOUT_BLIND_SEED=<secret>] \
+#   [PARTS="default:101"] [CONFIG=path/to/config.yaml] [WALKOUT_BLIND_SEED=<secret>] \
 #       submodules/pose/scripts/train_production.sh [OUT_DIR]
 #
 # PARTS lists the training parts as PRESET:SEED, each 24 videos x 150 frames, every 2nd frame; PRESET
 # is a `walkout-sim generate --config` preset or `default` (the default store). The defaults are the
-# current production model's recipe (README "Measured figures"): on one GPU, six busy parts, one hard
-# and one default part with configs/production_gpu.yaml. The CPU recipe of the earlier model is
-# PARTS=default:101 CONFIG=submodules/pose/configs/production.yaml (14 CPU-minutes).
+# current production model's recipe (README "Measured figures"): six busy parts, one hard and one
+# default part, configs/production.yaml, about 7 minutes on two CPU cores (a GPU is used when present).
+# The earlier model's data was PARTS=default:101 alone.
 #
 # Run from the repository root. PYTHON defaults to the venv's (`make` creates .venv), else python3 with
 # the packages' src folders on PYTHONPATH (the GPU machine, which has no entry points installed).
@@ -28,7 +28,7 @@ if [[ -z "${PYTHON:-}" ]]; then
 fi
 export PYTHONPATH="$ROOT/ci/src:$ROOT/sim/src:$HERE/src${PYTHONPATH:+:$PYTHONPATH}"
 PARTS=${PARTS:-"busy:61 busy:62 busy:63 busy:64 busy:65 busy:66 hard:67 default:68"}
-CONFIG=${CONFIG:-$HERE/configs/production_gpu.yaml}
+CONFIG=${CONFIG:-$HERE/configs/production.yaml}
 mkdir -p "$OUT"
 
 part_dirs=()
