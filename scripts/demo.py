@@ -7,7 +7,7 @@
   2. A code-only pull request that keeps the model: model gate PASS; merged into main.
   3. The integrator bumps detection in the app (`walkout bump`): system QC PASS; the app's main advances.
   4. A detection pull request that recalibrates the detector: every score shifted down (one logit
-     offset on the heatmap head) with the model's own operating point moved to match (0.3 -> 0.05).
+     offset on the heatmap head) with the model's own operating point moved to match (0.3 -> 0.02).
      Same ranking, same detections at its operating point, so AP, per-class AP50 and per-image F1 are
      unchanged: model gate PASS, merged into main. The integrator bumps it in the app (`walkout bump`,
      lock --check passes): the app keeps its fixed detection threshold (0.2), no longer sees the pick
@@ -479,11 +479,13 @@ class Demo:
         return result.stdout.strip().splitlines()[-1]
 
 
-# The recalibrated detector's operating point (the production model's is 0.3). Measured on the demo's
-# data (both sizes): the model gate's metrics are identical down to 0.04 (at 0.03 min_score 0.01
-# starts cutting low-scoring true persons: person AP50 -0.02 on the full set); with the app's fixed 0.2
-# threshold the receipts stay exact at 0.1 and miss the pick from 0.08 down. 0.05 sits inside both.
-RECALIBRATED_THRESHOLD = 0.05
+# The recalibrated detector's operating point (the production model's is 0.3). It must shift held
+# products' scores below the app's fixed 0.2 while leaving the model gate's metrics unchanged, so it
+# follows the pinned detector's score distribution. Production detector offline-a1ed63b8 (2026-12-04),
+# demo data of both sizes: at 0.05 the receipts stay exact (this model scores held products higher
+# than the previous pin, whose receipts missed the pick from 0.08 down); at 0.02 the pick is missed
+# and the model gate's metrics are identical (AP, AP50, per-class AP50, per-image F1).
+RECALIBRATED_THRESHOLD = 0.02
 # The app gate's receipt metrics (app/gate.yaml), in the order the notes show them.
 RECEIPT_METRICS = ("receipt_exact_match", "false_charges_per_100", "item_f1", "missed_items_per_100",
                    "event_f1", "review_rate")  # fmt: skip
