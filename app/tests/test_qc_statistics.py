@@ -12,6 +12,7 @@ from walkout.evaluate import (
     COUNT_NAMES,
     VideoScore,
     confidence_intervals,
+    paired_differences,
     review_flag_figures,
     score_video,
     summarize,
@@ -95,6 +96,38 @@ def test_a_perfect_split_has_a_degenerate_interval_and_undefined_flag_share():
     figures = review_flag_figures(scores)
     assert figures["wrong_receipts"] == 0 and figures["wrong_receipts_flagged_share"] is None
     assert figures["unflagged_exact_match"] == 1.0
+
+
+def test_paired_differences_draw_the_same_videos_for_both_runs():
+    # Videos differ a lot in difficulty; the candidate fixes one receipt in each of the two hard ones.
+    before = [
+        _video("a", judged=10, exact=4),
+        _video("b", judged=10, exact=10),
+        _video("c", judged=10, exact=6),
+    ]
+    after = [
+        _video("a", judged=10, exact=5),
+        _video("b", judged=10, exact=10),
+        _video("c", judged=10, exact=7),
+    ]
+    result = paired_differences(before, after, resamples=500, seed=1)
+    change = result["metrics"]["receipt_exact_match"]
+    assert change["estimate"] == pytest.approx(2 / 30)
+    # Independent re-implementation: one draw of videos, both runs' totals from it.
+    judged, exact_before, exact_after = np.full(3, 10.0), np.array([4, 10, 6.0]), np.array([5, 10, 7.0])
+    draws = np.random.default_rng(1).integers(0, 3, size=(500, 3))
+    diffs = (exact_after[draws].sum(axis=1) - exact_before[draws].sum(axis=1)) / judged[draws].sum(axis=1)
+    assert (change["lower"], change["upper"]) == pytest.approx(tuple(np.quantile(diffs, [0.025, 0.975])))
+    # Paired, the between-video spread cancels: the interval is far narrower than the runs' own.
+    own = confidence_intervals(after, resamples=500, seed=1)["metrics"]["receipt_exact_match"]
+    assert change["upper"] - change["lower"] < (own["upper"] - own["lower"]) / 3
+    assert paired_differences(before, before)["metrics"]["receipt_exact_match"] == {
+        "estimate": 0.0,
+        "lower": 0.0,
+        "upper": 0.0,
+    }
+    with pytest.raises(QCError, match="same videos in both runs, got 3 and 2"):
+        paired_differences(before, after[:2])
 
 
 def test_no_video_is_an_error():

@@ -20,6 +20,7 @@ from walkout.groundtruth import load_video_ground_truth
 from walkout.observations import WRIST_INDICES
 from walkout.recording import ObservationRecorder, recording_path
 from walkout.replay import ATTRIBUTION, ENGINE_STAGE, ReplayError, attribute, match_boxes, run_replay
+from walkout_ci.render import md_escape
 
 SCENARIO = "single_pick"
 REPO = Path(__file__).resolve().parents[2]
@@ -184,3 +185,60 @@ def test_qc_refuses_to_record_the_oracle(split, tmp_path, capsys):
     argv = ["qc", "--videos", str(split), "--oracle", "--report-dir", str(tmp_path / "r")]
     assert main([*argv, "--save-observations", str(tmp_path / "obs")]) == 2
     assert "needs --refs, not --oracle" in capsys.readouterr().err
+
+
+def test_several_splits_replay_together_with_per_split_counts_and_a_paired_comparison(
+    split, tmp_path, capsys
+):
+    truth = load_video_ground_truth(_video(split))
+    picked = {e["sku"] for e in truth.events if e["type"] == "pick"}
+    first_pick = min(e["frame"] for e in truth.events if e["type"] == "pick")
+    _record_truth(_video(split), tmp_path / "clean")
+    _record_truth(
+        _video(split),
+        tmp_path / "blind_spot",
+        products=lambda frame, p: not (p.sku in picked and frame >= first_pick - 5),
+    )
+    outcome = run_replay(
+        [tmp_path / "clean", tmp_path / "blind_spot"],
+        [split, split],
+        variants=["true_products"],
+        jobs=1,
+        progress=False,
+    )
+    assert outcome.errors == {} and outcome.videos == 2
+    # The same folder twice: numbered, so every video keeps a distinct name.
+    name = split.resolve().name
+    assert [s["name"] for s in outcome.splits] == [f"1:{name}", f"2:{name}"]
+    clean, blind_spot = (s["variants"] for s in outcome.splits)
+    assert clean["models"]["wrong"] == 0 and blind_spot["models"]["wrong"] >= 1
+    assert blind_spot["true_products"]["wrong"] == 0
+    assert {a.video for a in outcome.attributions} == {f"2:{name}/{SCENARIO}"}
+    paired = outcome.paired["true_products"]
+    assert paired["fixed"] == blind_spot["models"]["wrong"] and paired["videos"] == 2
+    change = paired["metrics"]["receipt_exact_match"]
+    judged = outcome.metrics["models"]["receipts_judged"]
+    assert change["estimate"] == pytest.approx(blind_spot["models"]["wrong"] / judged)
+    assert 0.0 <= change["lower"] <= change["estimate"] <= change["upper"]
+
+    argv = ["replay", "--jobs", "1", "--variants", "true_products", "--report-dir", str(tmp_path / "r")]
+    for folder in ("clean", "blind_spot"):
+        argv += ["--observations", str(tmp_path / folder), "--videos", str(split)]
+    assert main(argv) == 0
+    text = (tmp_path / "r" / "replay.md").read_text()
+    assert "## Per split" in text and f"| {md_escape(f'2:{name}')} | 1 |" in text
+    assert "## Each variant against the recorded run" in text and str(tmp_path) not in text
+    assert json.loads((tmp_path / "r" / "replay.json").read_text())["splits"][1]["name"] == f"2:{name}"
+    capsys.readouterr()
+
+    # One --videos per --observations, and one predictions file cannot check two splits.
+    with pytest.raises(ReplayError, match="got 2 --observations and 1 --videos"):
+        run_replay([tmp_path / "clean", tmp_path / "blind_spot"], [split], jobs=1, progress=False)
+    with pytest.raises(ReplayError, match="--predictions checks one split"):
+        run_replay(
+            [tmp_path / "clean", tmp_path / "blind_spot"],
+            [split, split],
+            predictions=tmp_path / "p.json",
+            jobs=1,
+            progress=False,
+        )

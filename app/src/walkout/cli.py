@@ -77,10 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
         "which stage each wrong receipt comes from",
     )
     replay.add_argument(
-        "--observations", required=True, help="the folder `walkout qc --save-observations` wrote"
+        "--observations",
+        required=True,
+        action="append",
+        help="the folder `walkout qc --save-observations` wrote (repeat, with one --videos each, to "
+        "replay several splits together)",
     )
     replay.add_argument(
-        "--videos", required=True, help="the split those recordings are of (with its ground truth)"
+        "--videos",
+        required=True,
+        action="append",
+        help="the split those recordings are of (with its ground truth); in --observations order",
     )
     replay.add_argument("--report-dir", required=True, help="folder for replay.json and replay.md")
     replay.add_argument(
@@ -356,7 +363,7 @@ def lock_command(args: argparse.Namespace) -> int:
 
 def replay_command(args: argparse.Namespace) -> int:
     """`walkout replay`: exit 0, or 1 when --predictions is not reproduced, 2 when it could not run."""
-    from walkout.replay import outcome_json, render_markdown, run_replay
+    from walkout.replay import outcome_json, render_markdown, run_replay, split_names
     from walkout.results import write_json_atomic
     from walkout_ci.clone import parse_overrides
     from walkout_ci.store import atomic_write_text
@@ -377,7 +384,7 @@ def replay_command(args: argparse.Namespace) -> int:
         return 2
     report_dir = Path(args.report_dir)
     write_json_atomic(report_dir / "replay.json", outcome_json(outcome))
-    text = render_markdown(outcome, title=Path(args.videos).resolve().name)
+    text = render_markdown(outcome, title=", ".join(split_names([Path(v) for v in args.videos])))
     atomic_write_text(report_dir / "replay.md", text)
     print(text.split("\n## Each wrong receipt")[0].rstrip())
     print(f"replay: {outcome.videos} videos in {outcome.seconds:.1f} s -> {report_dir / 'replay.md'}")

@@ -321,6 +321,64 @@ def confidence_intervals(
     }
 
 
+PAIRED_METRICS = ("receipt_exact_match", "false_charges_per_100", "missed_items_per_100", "item_f1")
+
+
+def paired_differences(
+    baseline: list[VideoScore],
+    candidate: list[VideoScore],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = BOOTSTRAP_CONFIDENCE,
+) -> dict:
+    """Candidate minus baseline for the receipt ratios, with a paired video-level bootstrap interval.
+
+    baseline, candidate: the two runs' scores of the same videos, in the same order. Each resample
+    draws videos with replacement, the same draw for both runs (that is what makes it paired: the
+    spread between videos cancels), adds up each run's counts and recomputes each ratio's difference.
+    Returns {"method", "confidence", "resamples", "seed", "videos", "metrics": {name: {"estimate",
+    "lower", "upper"} | None}} for PAIRED_METRICS (None when a ratio is undefined).
+    """
+    from walkout_ci import stats
+    from walkout_ci.errors import GateError
+
+    if len(baseline) != len(candidate) or not baseline:
+        raise QCError(
+            f"paired comparison needs the same videos in both runs, got {len(baseline)} and {len(candidate)}"
+        )
+    before, after = count_table(baseline), count_table(candidate)
+    width = before.shape[1]
+    resampled = stats.resample_cluster_totals(np.hstack([before, after]), resamples=resamples, seed=seed)
+    totals_before = dict(zip(COUNT_NAMES, before.sum(axis=0), strict=True))
+    totals_after = dict(zip(COUNT_NAMES, after.sum(axis=0), strict=True))
+    columns_before = {name: resampled[:, index] for index, name in enumerate(COUNT_NAMES)}
+    columns_after = {name: resampled[:, width + index] for index, name in enumerate(COUNT_NAMES)}
+    differences: dict[str, dict | None] = {}
+    for name in PAIRED_METRICS:
+        ratio = RATIO_METRICS[name]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            estimate = float(ratio(totals_after) - ratio(totals_before))
+            values = np.asarray(ratio(columns_after) - ratio(columns_before), dtype=np.float64)
+        if not np.isfinite(estimate):
+            differences[name] = None
+            continue
+        try:
+            lower, upper = stats.percentile_interval(values, confidence)
+        except GateError:
+            differences[name] = None
+            continue
+        differences[name] = {"estimate": estimate, "lower": lower, "upper": upper}
+    return {
+        "method": "paired video-level (cluster) percentile bootstrap: the same videos drawn for both runs",
+        "confidence": confidence,
+        "resamples": resamples,
+        "seed": seed,
+        "videos": len(baseline),
+        "metrics": differences,
+    }
+
+
 def review_flag_figures(scores: list[VideoScore]) -> dict:
     """Do the review flags earn their keep? Counts and rates over all judged receipts.
 

@@ -44,7 +44,14 @@ from tqdm import tqdm
 
 from walkout.engine import EngineConfig
 from walkout.errors import GroundTruthError, WalkoutError
-from walkout.evaluate import VideoScore, WrongReceipt, confidence_intervals, score_video, summarize
+from walkout.evaluate import (
+    VideoScore,
+    WrongReceipt,
+    confidence_intervals,
+    paired_differences,
+    score_video,
+    summarize,
+)
 from walkout.groundtruth import VideoGroundTruth, find_videos, load_video_ground_truth
 from walkout.metrics import UNMATCHED_PREFIX, box_iou
 from walkout.observations import FrameObservation, ShopperObservation
@@ -270,6 +277,8 @@ class ReplayTask:
     engine_config: EngineConfig
     tracking_weights: Path | None = None  # retracked: the tracking model to re-run
     tracker_overrides: tuple[tuple[str, object], ...] = ()  # retracked: tracker settings to change
+    split: int = 0  # index of the split (recordings + videos) it belongs to
+    label: str = ""  # the video's name in reports ("<split>/<video>" when several splits replay)
 
 
 @dataclass
@@ -277,6 +286,8 @@ class ReplayVideo:
     """One video's replay: a score per variant, or the error that stopped it."""
 
     video: str
+    split: int = 0
+    name: str = ""  # the video's own name (`video` is qualified by its split when there are several)
     scores: dict[str, VideoScore] = field(default_factory=dict)
     results: dict[str, VideoResult] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
@@ -286,7 +297,7 @@ class ReplayVideo:
 
 def replay_video(task: ReplayTask) -> ReplayVideo:
     """Replay one video in every requested variant and score each; never raises (errors are returned)."""
-    outcome = ReplayVideo(video=task.truth_dir.name)
+    outcome = ReplayVideo(video=task.label or task.truth_dir.name, split=task.split, name=task.truth_dir.name)
     try:
         if task.tracking_weights is not None:
             # One thread per process, as in QC: parallelism is across videos, and 2 cores are shared
@@ -377,6 +388,8 @@ class ReplayOutcome:
     errors: dict[str, str]
     videos: int
     seconds: float
+    splits: list[dict] = field(default_factory=list)  # per split: name, videos, {variant: judged, wrong}
+    paired: dict[str, dict] = field(default_factory=dict)  # per variant: paired_differences vs models
 
 
 def _pool_stream(tasks: list[ReplayTask], jobs: int, stack: contextlib.ExitStack) -> Iterator[ReplayVideo]:
@@ -387,9 +400,35 @@ def _pool_stream(tasks: list[ReplayTask], jobs: int, stack: contextlib.ExitStack
     return stack.enter_context(contextlib.closing(map_in_workers(replay_video, tasks, jobs=jobs)))
 
 
+def _as_list(value: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    if isinstance(value, (str, os.PathLike)):
+        return [Path(value)]
+    return [Path(v) for v in value]
+
+
+def split_names(videos: Sequence[Path]) -> list[str]:
+    """Report names of the replayed splits: each split folder's name, numbered when two share one."""
+    names = [path.resolve().name for path in videos]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{index + 1}:{name}" for index, name in enumerate(names)]
+
+
+def _split_counts(scores: Sequence[VideoScore]) -> dict[str, int]:
+    """Receipts judged, wrong receipts and false-charged items of some videos."""
+    totals = {
+        name: sum(score.counts()[name] for score in scores) for name in ("receipts_judged", "receipts_exact")
+    }
+    return {
+        "judged": totals["receipts_judged"],
+        "wrong": totals["receipts_judged"] - totals["receipts_exact"],
+        "false_charges": sum(score.counts()["false_charges"] for score in scores),
+    }
+
+
 def run_replay(
-    observations: str | os.PathLike,
-    videos: str | os.PathLike,
+    observations: str | os.PathLike | Sequence[str | os.PathLike],
+    videos: str | os.PathLike | Sequence[str | os.PathLike],
     *,
     variants: Sequence[str] = DEFAULT_VARIANTS,
     engine_config: EngineConfig | None = None,
@@ -401,11 +440,14 @@ def run_replay(
 ) -> ReplayOutcome:
     """Replay every recorded video of a split (see the module docstring).
 
-    observations: the folder `walkout qc --save-observations` wrote; videos: the split (ground truth);
+    observations: the folder `walkout qc --save-observations` wrote; videos: the split (ground truth).
+    Several splits replay together when both are lists (paired by position): metrics, intervals and
+    the paired comparison then pool every video, and the reports name videos "<split>/<video>".
     retrack_refs: the lock file whose tracker `retracked` re-runs, its settings changed by
     tracker_overrides ({TrackerConfig field: value}).
     predictions: the QC run's predictions.json, to check that `models` reproduces it (default: the one
-    `walkout qc --save-observations` left beside the recordings, if any).
+    `walkout qc --save-observations` left beside the recordings, if any; with several splits, each
+    split's own).
     """
     from walkout.pipeline import MODEL_ENGINE_CONFIG
 
@@ -415,9 +457,19 @@ def run_replay(
     variants = tuple(dict.fromkeys(["models", *variants]))  # attribution needs the recorded run
     if jobs < 1:
         raise ReplayError(f"--jobs must be >= 1, got {jobs}")
-    observations = Path(observations)
-    if not observations.is_dir():
-        raise RecordingError(f"{observations}: no such folder (record with `walkout qc --save-observations`)")
+    observation_dirs, split_dirs = _as_list(observations), _as_list(videos)
+    if len(observation_dirs) != len(split_dirs) or not split_dirs:
+        raise ReplayError(
+            f"give one --videos split per --observations folder (got {len(observation_dirs)} --observations "
+            f"and {len(split_dirs)} --videos)"
+        )
+    if predictions is not None and len(split_dirs) > 1:
+        raise ReplayError(
+            "--predictions checks one split; with several splits each folder's own predictions.json is used"
+        )
+    for folder in observation_dirs:
+        if not folder.is_dir():
+            raise RecordingError(f"{folder}: no such folder (record with `walkout qc --save-observations`)")
     tracking_weights = None
     if "retracked" in variants and retrack_refs is None:
         raise ReplayError("variant retracked needs --retrack LOCKFILE (the tracker to re-run)")
@@ -430,26 +482,32 @@ def run_replay(
         if tracking_weights is None:
             raise ReplayError("--tracker-set changes the re-run tracker: it needs --retrack LOCKFILE")
         check_tracker_overrides(tracker_overrides)
-    video_dirs = find_videos(videos)
-    missing = [d.name for d in video_dirs if not recording_path(observations, d.name).is_file()]
-    if missing:
-        raise RecordingError(
-            f"{observations}: no recording for {len(missing)} of {len(video_dirs)} video(s) of {videos} "
-            f"({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}); record that split with "
-            "`walkout qc --save-observations`"
-        )
     config = engine_config or MODEL_ENGINE_CONFIG
-    tasks = [
-        ReplayTask(
-            recording=recording_path(observations, d.name),
-            truth_dir=d,
-            variants=variants,
-            engine_config=config,
-            tracking_weights=tracking_weights,
-            tracker_overrides=tuple(sorted((tracker_overrides or {}).items())),
-        )
-        for d in video_dirs
-    ]
+    names = split_names(split_dirs)
+    several = len(split_dirs) > 1
+    tasks: list[ReplayTask] = []
+    for index, (folder, split) in enumerate(zip(observation_dirs, split_dirs, strict=True)):
+        video_dirs = find_videos(split)
+        missing = [d.name for d in video_dirs if not recording_path(folder, d.name).is_file()]
+        if missing:
+            raise RecordingError(
+                f"{folder}: no recording for {len(missing)} of {len(video_dirs)} video(s) of {split} "
+                f"({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}); record that split with "
+                "`walkout qc --save-observations`"
+            )
+        tasks += [
+            ReplayTask(
+                recording=recording_path(folder, d.name),
+                truth_dir=d,
+                variants=variants,
+                engine_config=config,
+                tracking_weights=tracking_weights,
+                tracker_overrides=tuple(sorted((tracker_overrides or {}).items())),
+                split=index,
+                label=f"{names[index]}/{d.name}" if several else d.name,
+            )
+            for d in video_dirs
+        ]
     start = time.perf_counter()
     outcomes: list[ReplayVideo] = []
     with contextlib.ExitStack() as stack:
@@ -478,11 +536,39 @@ def run_replay(
                 )
             for name, count in o.retrack_stats.items():
                 retrack_stats[name] = retrack_stats.get(name, 0) + count
-    if predictions is None and (observations / "predictions.json").is_file():
-        predictions = observations / "predictions.json"  # written there by `walkout qc --save-observations`
     reproduces = None
-    if predictions is not None and done and not errors:
-        reproduces = _reproduces(predictions, {o.video: o.results["models"] for o in done})
+    if done and not errors:
+        checks = []
+        for index, folder in enumerate(observation_dirs):
+            recorded = predictions if predictions is not None else folder / "predictions.json"
+            if predictions is None and not recorded.is_file():
+                continue  # `walkout qc --save-observations` writes it there; older recordings lack it
+            mine = {o.name: o.results["models"] for o in done if o.split == index}
+            checks.append(_reproduces(recorded, mine))
+        reproduces = all(checks) if checks else None
+    splits = []
+    paired: dict[str, dict] = {}
+    if done and not errors:
+        for index, name in enumerate(names):
+            mine = [o for o in done if o.split == index]
+            splits.append(
+                {
+                    "name": name,
+                    "videos": len(mine),
+                    "variants": {v: _split_counts([o.scores[v] for o in mine]) for v in variants},
+                }
+            )
+        for variant in variants:
+            if variant != "models":
+                paired[variant] = paired_differences(
+                    [o.scores["models"] for o in done], [o.scores[variant] for o in done]
+                )
+                paired[variant]["fixed"] = sum(
+                    1
+                    for o in done
+                    for key in {w.shopper for w in o.scores["models"].wrong}
+                    - {w.shopper for w in o.scores[variant].wrong}
+                )
     return ReplayOutcome(
         variants=variants,
         metrics=metrics,
@@ -494,8 +580,10 @@ def run_replay(
         meta=done[0].meta if done else {},
         retrack_stats=retrack_stats,
         errors=errors,
-        videos=len(video_dirs),
+        videos=len(tasks),
         seconds=time.perf_counter() - start,
+        splits=splits,
+        paired=paired,
     )
 
 
@@ -543,6 +631,8 @@ def outcome_json(outcome: ReplayOutcome) -> dict:
         "recorded_with": outcome.meta,
         "retracked_keypoints": outcome.retrack_stats,
         "tracker_overrides": outcome.tracker_overrides,
+        "splits": outcome.splits,
+        "paired_with_models": outcome.paired,
         "wrong_receipts": [
             {
                 "video": a.video,
@@ -622,6 +712,51 @@ def render_markdown(outcome: ReplayOutcome, *, title: str) -> str:
             + " | ".join(cells)
             + " |"
         )
+    if outcome.paired:
+        lines += [
+            "",
+            "## Each variant against the recorded run, video by video",
+            "",
+            "Differences are variant minus `models`, with a paired video-level bootstrap 95% interval "
+            "(the same videos drawn for both): an interval that excludes 0 is a difference these videos "
+            "can show.",
+            "",
+            "| variant | receipts fixed | newly wrong | "
+            + " | ".join(f"{label} change" for _, label, _ in SHOWN_METRICS)
+            + " |",
+            "|" + "---|" * (3 + len(SHOWN_METRICS)),
+        ]
+        for variant, paired in outcome.paired.items():
+            cells = []
+            for key, _, fmt in SHOWN_METRICS:
+                d = paired["metrics"].get(key)
+                signed = "{:+" + fmt[2:]  # "{:.3f}" -> "{:+.3f}"
+                values = [signed.format(d[k]) for k in ("estimate", "lower", "upper")] if d else []
+                cells.append(f"{values[0]} [{values[1]}, {values[2]}]" if d else "-")
+            lines.append(
+                f"| `{variant}` | {paired['fixed']} | {outcome.introduced.get(variant, 0)} | "
+                + " | ".join(cells)
+                + " |"
+            )
+    if len(outcome.splits) > 1:
+        shown = list(outcome.variants)
+        lines += [
+            "",
+            "## Per split",
+            "",
+            "Wrong receipts (false-charged items) of each variant.",
+            "",
+            "| split | videos | receipts judged | " + " | ".join(f"`{v}`" for v in shown) + " |",
+            "|" + "---|" * (3 + len(shown)),
+        ]
+        for split in outcome.splits:
+            counts = split["variants"]
+            cells = [f"{counts[v]['wrong']} ({counts[v]['false_charges']})" for v in shown]
+            lines.append(
+                f"| {md_escape(split['name'])} | {split['videos']} | {counts['models']['judged']} | "
+                + " | ".join(cells)
+                + " |"
+            )
     lines += [
         "",
         "## Wrong receipts of the models, by the stage whose ground truth fixes them",
