@@ -123,3 +123,30 @@ def test_a_signal_swallowed_by_a_finalizer_still_stops_the_run(tmp_path):
     assert stop.value.exit_code == 143
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) is before  # the handler is scoped to the block
+
+
+def test_sigterm_during_parts_stops_every_part_and_leaves_nothing(tmp_path):
+    out = tmp_path / "parts"
+    size = ["--videos", "2", "--frames", "200", "--image-stride", "1"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "walkout_sim.cli", "parts", "busy:1", "hard:2", "--out", str(out), *size],
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while len({png.parents[2] for png in out.glob(".*.tmp-*/coco/images/*.png")}) < 2:  # both render
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            pytest.fail(f"walkout-sim parts wrote no frame: {process.stderr.read().decode()}")
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    err = process.stderr.read().decode()
+    assert code == 128 + signal.SIGTERM, err
+    assert list(out.iterdir()) == [], err  # the parts' temp folders were removed by their processes
+    assert "walkout-sim parts: stopped by SIGTERM" in err

@@ -45,6 +45,26 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--force", action="store_true", help="replace an existing output folder")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    parts = commands.add_parser(
+        "parts",
+        help="render training parts in parallel, one train split per PRESET:SEED (merge them with "
+        "`walkout-ci dataset merge`)",
+    )
+    parts.add_argument(
+        "parts",
+        nargs="+",
+        metavar="PRESET:SEED",
+        help="e.g. busy:31 hard:37 default:68 (PRESET: a preset or default)",
+    )
+    parts.add_argument("--out", type=Path, required=True, help="folder for the parts (part-PRESET-SEED/)")
+    parts.add_argument("--videos", type=int, default=24, help="videos per part (default 24)")
+    parts.add_argument("--frames", type=int, default=150, help="frames per video (default 150)")
+    parts.add_argument(
+        "--image-stride", type=int, default=2, help="every n-th frame goes to coco/ (default 2)"
+    )
+    parts.add_argument("--jobs", type=int, default=2, help="parts rendered at once (default 2)")
+    parts.add_argument("--force", action="store_true", help="replace existing part folders")
+
     scenario = commands.add_parser("scenario", help="render one scenario (a shipped name or a YAML file)")
     scenario.add_argument("scenario", nargs="?", help="shipped scenario name or path to a scenario YAML")
     scenario.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
@@ -73,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _generate(args)
             if args.command == "scenario":
                 return _scenario(args)
+            if args.command == "parts":
+                return _parts(args)
             return _show(args)
     except SimError as error:
         sys.stderr.write(f"walkout-sim: error: {error}\n")
@@ -108,6 +130,26 @@ def _generate(args: argparse.Namespace) -> int:
     )
     events = sum(len(s.events) for s in summaries)
     sys.stdout.write(f"wrote {args.out}: {len(summaries)} videos x {args.frames} frames, {events} events\n")
+    return 0
+
+
+def _parts(args: argparse.Namespace) -> int:
+    from walkout_sim.parts import generate_parts, parse_parts
+
+    def done(part, folder, seconds):
+        sys.stdout.write(f"wrote {folder} ({part.preset}, seed {part.seed}) in {seconds:.0f} s\n")
+        sys.stdout.flush()
+
+    generate_parts(
+        parse_parts(args.parts),
+        args.out,
+        videos=args.videos,
+        frames=args.frames,
+        image_stride=args.image_stride,
+        jobs=args.jobs,
+        force=args.force,
+        on_done=done,
+    )
     return 0
 
 
