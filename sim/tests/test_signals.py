@@ -21,19 +21,32 @@ from walkout_sim.signals import Interrupted, interruptible
 TINY = GeneratorConfig(output=OutputConfig(png_compression=0, image_stride=10))
 
 
-def _start(tmp_path: Path, *command: str) -> subprocess.Popen:
-    """Start `walkout-sim <command> --quiet` and return once it has written a frame into its temp folder."""
+def _start(tmp_path: Path, *command: str, renders: int = 1) -> subprocess.Popen:
+    """Start `walkout-sim <command> --quiet` and return once `renders` temp folders in `tmp_path` hold a
+    written frame (one per running generate process)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "walkout_sim.cli", *command, "--quiet"], stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + 120
-    while not any(tmp_path.glob(".*.tmp-*/coco/images/*.png")):
+    while len({png.parents[2] for png in tmp_path.glob(".*.tmp-*/coco/images/*.png")}) < renders:
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             process.wait()
             pytest.fail(f"walkout-sim wrote no frame: {process.stderr.read().decode()}")
         time.sleep(0.02)
     return process
+
+
+def _signal_and_wait(process: subprocess.Popen, signum: int) -> tuple[int, str]:
+    """Send `signum`, wait for the exit (killed after 120 s); returns (exit code, stderr)."""
+    process.send_signal(signum)
+    try:
+        code = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return code, process.stderr.read().decode()
 
 
 def _dead_pid() -> int:
@@ -45,14 +58,7 @@ def _dead_pid() -> int:
 
 def test_sigint_during_scenario_exits_130_and_leaves_nothing(tmp_path):
     process = _start(tmp_path, "scenario", "crowd_of_six", "--out", str(tmp_path / "crowd"))
-    process.send_signal(signal.SIGINT)
-    try:
-        code = process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    err = process.stderr.read().decode()
+    code, err = _signal_and_wait(process, signal.SIGINT)
     assert code == 128 + signal.SIGINT, err
     assert list(tmp_path.iterdir()) == [], err
     assert err.strip() == "walkout-sim scenario: stopped by SIGINT; the partial output was removed"
@@ -128,25 +134,8 @@ def test_a_signal_swallowed_by_a_finalizer_still_stops_the_run(tmp_path):
 def test_sigterm_during_parts_stops_every_part_and_leaves_nothing(tmp_path):
     out = tmp_path / "parts"
     size = ["--videos", "2", "--frames", "200", "--image-stride", "1"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "walkout_sim.cli", "parts", "busy:1", "hard:2", "--out", str(out), *size],
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 120
-    while len({png.parents[2] for png in out.glob(".*.tmp-*/coco/images/*.png")}) < 2:  # both render
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            pytest.fail(f"walkout-sim parts wrote no frame: {process.stderr.read().decode()}")
-        time.sleep(0.02)
-    process.send_signal(signal.SIGTERM)
-    try:
-        code = process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    err = process.stderr.read().decode()
+    process = _start(out, "parts", "busy:1", "hard:2", "--out", str(out), *size, renders=2)
+    code, err = _signal_and_wait(process, signal.SIGTERM)
     assert code == 128 + signal.SIGTERM, err
     assert list(out.iterdir()) == [], err  # the parts' temp folders were removed by their processes
-    assert "walkout-sim parts: stopped by SIGTERM" in err
+    assert err.strip() == "walkout-sim parts: stopped by SIGTERM; the partial output was removed"

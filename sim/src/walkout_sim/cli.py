@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parts.add_argument("--jobs", type=int, default=2, help="parts rendered at once (default 2)")
     parts.add_argument("--force", action="store_true", help="replace existing part folders")
+    parts.add_argument("--quiet", action="store_true", help="no line per finished part")
 
     scenario = commands.add_parser("scenario", help="render one scenario (a shipped name or a YAML file)")
     scenario.add_argument("scenario", nargs="?", help="shipped scenario name or path to a scenario YAML")
@@ -148,7 +149,7 @@ def _parts(args: argparse.Namespace) -> int:
         image_stride=args.image_stride,
         jobs=args.jobs,
         force=args.force,
-        on_done=done,
+        on_done=None if args.quiet else done,
     )
     return 0
 

@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from walkout_sim.config import load_config, shipped_configs
 from walkout_sim.errors import SimError
@@ -75,7 +76,7 @@ def _command(part: Part, out: Path, *, videos: int, frames: int, image_stride: i
 class _Running:
     part: Part
     process: subprocess.Popen
-    log: object  # the child's stderr + stdout, a temp file (a pipe could fill and block the child)
+    log: IO[str]  # the child's stderr + stdout, a temp file (a pipe could fill and block the child)
 
 
 def _stop(running: list[_Running]) -> None:

@@ -30,14 +30,10 @@ export PYTHONPATH="$ROOT/ci/src:$ROOT/sim/src:$HERE/src${PYTHONPATH:+:$PYTHONPAT
 PARTS=${PARTS:-"busy:31 busy:32 busy:33 busy:34 busy:35 busy:36 hard:37 hard:38"}
 mkdir -p "$OUT"
 part_dirs=()
-for part in $PARTS; do
-  preset=${part%%:*}
-  seed=${part##*:}
-  dir="$OUT/part-$preset-$seed"
-  part_dirs+=("$dir")
-  "$PYTHON" -m walkout_sim.cli generate --split train --config "$preset" --videos 24 --frames 150 \
-    --image-stride 2 --seed "$seed" --out "$dir" --force --quiet &
-done
+for part in $PARTS; do part_dirs+=("$OUT/part-${part%%:*}-${part##*:}"); done
+# One process per part (`walkout-sim parts`), beside the validation and blind splits.
+"$PYTHON" -m walkout_sim.cli parts $PARTS --out "$OUT" --videos 24 --frames 150 --image-stride 2 \
+  --jobs "$(nproc)" --force &
 "$PYTHON" -m walkout_sim.cli generate --split val --videos 6 --frames 150 --image-stride 10 --seed 12 \
   --out "$OUT/val" --force --quiet &
 if [[ -n "${WALKOUT_BLIND_SEED:-}" ]]; then

@@ -32,16 +32,10 @@ CONFIG=${CONFIG:-$HERE/configs/production.yaml}
 mkdir -p "$OUT"
 
 part_dirs=()
-for part in $PARTS; do
-  preset=${part%%:*}
-  seed=${part##*:}
-  dir="$OUT/part-$preset-$seed"
-  part_dirs+=("$dir")
-  preset_args=()
-  [[ "$preset" != default ]] && preset_args=(--config "$preset")
-  "$PYTHON" -m walkout_sim.cli generate --split train "${preset_args[@]}" --videos 24 --frames 150 \
-    --image-stride 2 --seed "$seed" --out "$dir" --force --quiet &
-done
+for part in $PARTS; do part_dirs+=("$OUT/part-${part%%:*}-${part##*:}"); done
+# One process per part (`walkout-sim parts`), beside the validation and blind splits.
+"$PYTHON" -m walkout_sim.cli parts $PARTS --out "$OUT" --videos 24 --frames 150 --image-stride 2 \
+  --jobs "$(nproc)" --force &
 # The validation split of the pinned models: 4 videos, every 3rd frame.
 "$PYTHON" -m walkout_sim.cli generate --split val --videos 4 --frames 150 --seed 202 --image-stride 3 \
   --out "$OUT/val" --force --quiet &
