@@ -268,6 +268,26 @@ def count_table(scores: list[VideoScore]) -> np.ndarray:
     ).reshape(len(scores), len(COUNT_NAMES))
 
 
+def _interval(estimate: float, values: np.ndarray, confidence: float) -> dict | None:
+    """{"estimate", "lower", "upper"} from a point estimate and its bootstrap values [B] (NaN: a
+    resample whose denominator was 0, left out and counted as "undefined_resamples"); None when the
+    estimate itself is undefined."""
+    from walkout_ci import stats
+    from walkout_ci.errors import GateError
+
+    if not np.isfinite(estimate):
+        return None
+    try:
+        lower, upper = stats.percentile_interval(values, confidence)
+    except GateError:  # every resample undefined: cannot happen with a defined estimate, kept safe
+        return None
+    entry = {"estimate": estimate, "lower": lower, "upper": upper}
+    undefined = int(np.count_nonzero(~np.isfinite(values)))
+    if undefined:
+        entry["undefined_resamples"] = undefined
+    return entry
+
+
 def confidence_intervals(
     scores: list[VideoScore],
     *,
@@ -285,7 +305,6 @@ def confidence_intervals(
     whose denominator was 0 (left out of the percentiles).
     """
     from walkout_ci import stats
-    from walkout_ci.errors import GateError
 
     table = count_table(scores)
     if table.shape[0] == 0:
@@ -298,19 +317,7 @@ def confidence_intervals(
         with np.errstate(divide="ignore", invalid="ignore"):
             estimate = float(ratio(totals))
             values = np.asarray(ratio(columns), dtype=np.float64)
-        if not np.isfinite(estimate):
-            intervals[name] = None
-            continue
-        undefined = int(np.count_nonzero(~np.isfinite(values)))
-        try:
-            lower, upper = stats.percentile_interval(values, confidence)
-        except GateError:  # every resample undefined: cannot happen with a defined estimate, kept safe
-            intervals[name] = None
-            continue
-        entry = {"estimate": estimate, "lower": lower, "upper": upper}
-        if undefined:
-            entry["undefined_resamples"] = undefined
-        intervals[name] = entry
+        intervals[name] = _interval(estimate, values, confidence)
     return {
         "method": "video-level (cluster) percentile bootstrap: videos resampled, ratios recomputed",
         "confidence": confidence,
@@ -341,7 +348,6 @@ def paired_differences(
     "lower", "upper"} | None}} for PAIRED_METRICS (None when a ratio is undefined).
     """
     from walkout_ci import stats
-    from walkout_ci.errors import GateError
 
     if len(baseline) != len(candidate) or not baseline:
         raise QCError(
@@ -360,15 +366,7 @@ def paired_differences(
         with np.errstate(divide="ignore", invalid="ignore"):
             estimate = float(ratio(totals_after) - ratio(totals_before))
             values = np.asarray(ratio(columns_after) - ratio(columns_before), dtype=np.float64)
-        if not np.isfinite(estimate):
-            differences[name] = None
-            continue
-        try:
-            lower, upper = stats.percentile_interval(values, confidence)
-        except GateError:
-            differences[name] = None
-            continue
-        differences[name] = {"estimate": estimate, "lower": lower, "upper": upper}
+        differences[name] = _interval(estimate, values, confidence)
     return {
         "method": "paired video-level (cluster) percentile bootstrap: the same videos drawn for both runs",
         "confidence": confidence,

@@ -45,9 +45,11 @@ from tqdm import tqdm
 from walkout.engine import EngineConfig
 from walkout.errors import GroundTruthError, WalkoutError
 from walkout.evaluate import (
+    COUNT_NAMES,
     VideoScore,
     WrongReceipt,
     confidence_intervals,
+    count_table,
     paired_differences,
     score_video,
     summarize,
@@ -416,13 +418,11 @@ def split_names(videos: Sequence[Path]) -> list[str]:
 
 def _split_counts(scores: Sequence[VideoScore]) -> dict[str, int]:
     """Receipts judged, wrong receipts and false-charged items of some videos."""
-    totals = {
-        name: sum(score.counts()[name] for score in scores) for name in ("receipts_judged", "receipts_exact")
-    }
+    totals = dict(zip(COUNT_NAMES, count_table(list(scores)).sum(axis=0).astype(int).tolist(), strict=True))
     return {
         "judged": totals["receipts_judged"],
         "wrong": totals["receipts_judged"] - totals["receipts_exact"],
-        "false_charges": sum(score.counts()["false_charges"] for score in scores),
+        "false_charges": totals["false_charges"],
     }
 
 
