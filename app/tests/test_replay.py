@@ -242,3 +242,27 @@ def test_several_splits_replay_together_with_per_split_counts_and_a_paired_compa
             jobs=1,
             progress=False,
         )
+
+
+def test_engine_thresholds_can_be_changed_for_every_variant(split, tmp_path, capsys):
+    _record_truth(_video(split), tmp_path / "obs")
+    argv = ["replay", "--observations", str(tmp_path / "obs"), "--videos", str(split), "--jobs", "1"]
+    argv += ["--variants", "models"]
+    # No product is ever close enough to a wrist to be in the hand: the pick is lost, and the report
+    # says why.
+    assert main([*argv, "--engine-set", "hand_radius_px=0.01", "--report-dir", str(tmp_path / "r")]) == 0
+    report = json.loads((tmp_path / "r" / "replay.json").read_text())
+    assert report["engine_overrides"] == {"hand_radius_px": 0.01}
+    assert report["metrics"]["models"]["receipt_exact_match"] < 1.0
+    assert report["reproduces_qc"] is None  # changed thresholds cannot reproduce the QC run
+    assert "ran the engine with hand" in (tmp_path / "r" / "replay.md").read_text()
+    capsys.readouterr()
+    for setting, message in [
+        ("min_product_scor=0.4", "unknown key 'min_product_scor'; did you mean 'min_product_score'?"),
+        ("after_window=2.5", "after_window=2.5: expected a whole number"),
+        ("hand_radius_px=wide", "hand_radius_px='wide': expected a number"),
+        ("hand_radius_px=-1", "hand_radius_px=-1.0 is out of range"),
+    ]:
+        assert main([*argv, "--engine-set", setting, "--report-dir", str(tmp_path / "bad")]) == 2, setting
+        assert message in capsys.readouterr().err, setting
+    assert not (tmp_path / "bad").exists()

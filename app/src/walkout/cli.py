@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="retracked: change one of the tracker's settings (tracking configs' `tracker:` keys; repeat)",
     )
     replay.add_argument(
+        "--engine-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one of the engine's thresholds in every variant (EngineConfig fields; repeat)",
+    )
+    replay.add_argument(
         "--predictions", help="the QC run's predictions.json: check that the `models` variant reproduces it"
     )
     replay.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
@@ -376,6 +383,7 @@ def replay_command(args: argparse.Namespace) -> int:
         variants=variants,
         retrack_refs=args.retrack,
         tracker_overrides=overrides,
+        engine_overrides=parse_overrides(args.engine_set),
         predictions=args.predictions,
         jobs=args.jobs,
     )

@@ -43,7 +43,7 @@ from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
 from walkout.engine import EngineConfig
-from walkout.errors import GroundTruthError, WalkoutError
+from walkout.errors import ConfigError, GroundTruthError, WalkoutError
 from walkout.evaluate import (
     COUNT_NAMES,
     VideoScore,
@@ -245,6 +245,30 @@ def retracked_frames(
         yield FrameObservation(frame=record.frame, shoppers=shoppers, products=record.products())
 
 
+def engine_config_with(base: EngineConfig, overrides: dict[str, object]) -> EngineConfig:
+    """`base` with some thresholds changed ({EngineConfig field: value}); a key the engine does not
+    know (with the closest known one suggested), a value of the wrong type or out of range is a
+    ReplayError naming it."""
+    import dataclasses
+
+    from walkout.config_util import check_keys
+
+    kinds = {f.name: f.type for f in dataclasses.fields(EngineConfig)}
+    check_keys(overrides, set(kinds), where="--engine-set", error=ReplayError)
+    values: dict[str, object] = {}
+    for key, value in overrides.items():
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if kinds[key] == "int" and not whole:
+            raise ReplayError(f"--engine-set {key}={value!r}: expected a whole number")
+        if kinds[key] == "float" and not (whole or isinstance(value, float)):
+            raise ReplayError(f"--engine-set {key}={value!r}: expected a number")
+        values[key] = float(value) if kinds[key] == "float" else value
+    try:
+        return replace(base, **values)
+    except ConfigError as error:
+        raise ReplayError(f"--engine-set: {error}") from error
+
+
 def check_tracker_overrides(overrides: dict[str, object]) -> None:
     """Refuse tracker settings the tracking package does not know (its error suggests the right key)."""
     from walkout_tracking.config import load_config
@@ -385,6 +409,7 @@ class ReplayOutcome:
     introduced: dict[str, int]  # per variant: receipts right in `models` but wrong there
     reproduces_qc: bool | None  # models variant == the QC run's receipts (None: no predictions given)
     tracker_overrides: dict[str, object]
+    engine_overrides: dict[str, object]
     meta: dict
     retrack_stats: dict
     errors: dict[str, str]
@@ -434,6 +459,7 @@ def run_replay(
     engine_config: EngineConfig | None = None,
     retrack_refs: str | os.PathLike | None = None,
     tracker_overrides: dict[str, object] | None = None,
+    engine_overrides: dict[str, object] | None = None,
     predictions: str | os.PathLike | None = None,
     jobs: int = 2,
     progress: bool = True,
@@ -444,7 +470,9 @@ def run_replay(
     Several splits replay together when both are lists (paired by position): metrics, intervals and
     the paired comparison then pool every video, and the reports name videos "<split>/<video>".
     retrack_refs: the lock file whose tracker `retracked` re-runs, its settings changed by
-    tracker_overrides ({TrackerConfig field: value}).
+    tracker_overrides ({TrackerConfig field: value}); engine_overrides ({EngineConfig field: value})
+    change the engine's thresholds in every variant (the `models` variant then no longer reproduces
+    the QC run, so that check is skipped).
     predictions: the QC run's predictions.json, to check that `models` reproduces it (default: the one
     `walkout qc --save-observations` left beside the recordings, if any; with several splits, each
     split's own).
@@ -482,7 +510,7 @@ def run_replay(
         if tracking_weights is None:
             raise ReplayError("--tracker-set changes the re-run tracker: it needs --retrack LOCKFILE")
         check_tracker_overrides(tracker_overrides)
-    config = engine_config or MODEL_ENGINE_CONFIG
+    config = engine_config_with(engine_config or MODEL_ENGINE_CONFIG, dict(engine_overrides or {}))
     names = split_names(split_dirs)
     several = len(split_dirs) > 1
     tasks: list[ReplayTask] = []
@@ -537,7 +565,7 @@ def run_replay(
             for name, count in o.retrack_stats.items():
                 retrack_stats[name] = retrack_stats.get(name, 0) + count
     reproduces = None
-    if done and not errors:
+    if done and not errors and not engine_overrides:
         checks = []
         for index, folder in enumerate(observation_dirs):
             recorded = predictions if predictions is not None else folder / "predictions.json"
@@ -577,6 +605,7 @@ def run_replay(
         introduced=introduced,
         reproduces_qc=reproduces,
         tracker_overrides=dict(tracker_overrides or {}),
+        engine_overrides=dict(engine_overrides or {}),
         meta=done[0].meta if done else {},
         retrack_stats=retrack_stats,
         errors=errors,
@@ -631,6 +660,7 @@ def outcome_json(outcome: ReplayOutcome) -> dict:
         "recorded_with": outcome.meta,
         "retracked_keypoints": outcome.retrack_stats,
         "tracker_overrides": outcome.tracker_overrides,
+        "engine_overrides": outcome.engine_overrides,
         "splits": outcome.splits,
         "paired_with_models": outcome.paired,
         "wrong_receipts": [
@@ -796,6 +826,12 @@ def render_markdown(outcome: ReplayOutcome, *, title: str) -> str:
         lines += [
             "",
             f"`retracked`: {reused} of {boxes} re-tracked boxes took recorded keypoints; the rest none.",
+        ]
+    if outcome.engine_overrides:
+        changed = ", ".join(f"{key}={value}" for key, value in sorted(outcome.engine_overrides.items()))
+        lines += [
+            "",
+            f"Every variant ran the engine with {md_escape(changed)} (so `models` is not the QC run).",
         ]
     if outcome.tracker_overrides:
         changed = ", ".join(f"{key}={value}" for key, value in sorted(outcome.tracker_overrides.items()))
