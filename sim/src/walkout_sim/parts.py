@@ -77,6 +77,7 @@ class _Running:
     part: Part
     process: subprocess.Popen
     log: IO[str]  # the child's stderr + stdout, a temp file (a pipe could fill and block the child)
+    started: float  # time.perf_counter() at its start
 
 
 def _stop(running: list[_Running]) -> None:
@@ -123,7 +124,6 @@ def generate_parts(
     out.mkdir(parents=True, exist_ok=True)
     waiting = list(parts)
     running: list[_Running] = []
-    started: dict[Part, float] = {}
     try:
         while waiting or running:
             while waiting and len(running) < jobs:
@@ -134,8 +134,7 @@ def generate_parts(
                     part, out, videos=videos, frames=frames, image_stride=image_stride, force=force
                 )
                 process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-                running.append(_Running(part, process, log))
-                started[part] = time.perf_counter()
+                running.append(_Running(part, process, log, time.perf_counter()))
             time.sleep(_POLL_S)
             for child in [c for c in running if c.process.poll() is not None]:
                 running.remove(child)
@@ -147,8 +146,7 @@ def generate_parts(
                     raise SimError(f"part {name} failed (exit {code}):\n{tail}")
                 child.log.close()
                 if on_done is not None:
-                    seconds = time.perf_counter() - started[child.part]
-                    on_done(child.part, child.part.folder(out), seconds)
+                    on_done(child.part, child.part.folder(out), time.perf_counter() - child.started)
     finally:
         _stop(running)  # a failure or an Interrupted: the other children clean up before we unwind
     return [part.folder(out) for part in parts]
