@@ -31,6 +31,21 @@ def test_builds_a_section_coercing_ints_to_floats_and_lists_to_tuples():
     assert build_section("train", ExampleSection, None, error=ExampleError) == ExampleSection()
 
 
+def test_a_float_written_with_an_exponent_is_a_float_though_yaml_1_1_reads_it_as_text():
+    import yaml
+
+    raw = yaml.safe_load("learning_rate: 1e-7")  # PyYAML: '1e-7', a string (YAML 1.1 wants a dot)
+    assert raw == {"learning_rate": "1e-7"}
+    assert build_section("train", ExampleSection, raw, error=ExampleError).learning_rate == 1e-7
+    assert (
+        build_section("train", ExampleSection, {"learning_rate": "-2E3"}, error=ExampleError).learning_rate
+        == -2000.0
+    )
+    for text in ("1e", "e-7", "fast", "nan"):
+        with pytest.raises(ExampleError, match=r"train\.learning_rate must be of type float"):
+            build_section("train", ExampleSection, {"learning_rate": text}, error=ExampleError)
+
+
 def test_an_unknown_key_suggests_the_closest_one_in_the_packages_own_error():
     with pytest.raises(
         ExampleError, match=r"unknown config key train\.'learning_rat'; did you mean 'learning_rate'"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import typing
 from typing import Any
 
@@ -26,6 +27,9 @@ def unknown_key_error(key: str, valid: list[str], where: str, *, error: type[Exc
     return error(f"unknown config key {where}{key!r}{hint}")
 
 
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def coerce(key: str, value: Any, expected: Any, *, error: type[Exception]) -> Any:
     """Check `value` against a field's type; ints are accepted where floats are expected.
 
@@ -40,6 +44,9 @@ def coerce(key: str, value: Any, expected: Any, *, error: type[Exception]) -> An
             raise error(f"{key} must be true or false; got {value!r}")
         return value
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is float and isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+        # PyYAML follows YAML 1.1, which reads 1e-7 (no dot in the mantissa) as a string.
         return float(value)
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise error(f"{key} must be of type {expected.__name__}; got {value!r}")

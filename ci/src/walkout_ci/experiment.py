@@ -28,7 +28,8 @@ recorded in the local store (`walkout_ci.store`), which is what pins and exports
  "code": {"commit": sha | null, "dirty": bool | null, "argv": [...], "cwd": str},
  "provenance": {"user": str, "host": str, "device": "cpu" | GPU model, "started_at": ISO-8601 UTC,
                 "commit": sha | null, "dirty": bool | null},
- "cloned_from": experiment id | null}          # `walkout-ci clone` (local rerun, or a server clone)
+ "cloned_from": experiment id | null,          # `walkout-ci clone` (local rerun, or a server clone)
+ "initialized_from": experiment id}             # only when training started from its weights (fine-tuning)
 ```
 
 A training run started from one of our entry points is made agent-runnable on ClearML
@@ -429,6 +430,17 @@ class Experiment:
         whose association settings were retuned): `cloned_from` names the source, and the source's
         training data (entries and content hashes) is this one's, so the gate's leakage check and
         the pin's training dataset see exactly what the weights were trained on."""
+        self._inherit_training_data(source_dir, relation="cloned_from")
+
+    def initialize_from(self, source_dir: str | Path) -> None:
+        """Record that training started from another experiment's weights (fine-tuning):
+        `initialized_from` names the source, and the source's training data is added to this one's,
+        because the weights have seen it (the gate's leakage check must look at both)."""
+        self._inherit_training_data(source_dir, relation="initialized_from")
+
+    def _inherit_training_data(self, source_dir: str | Path, *, relation: str) -> None:
+        """Add the training data of the experiment in `source_dir` to this one's and name it under
+        `relation` ("cloned_from" or "initialized_from")."""
         source_dir = Path(source_dir)
         record = read_json(source_dir / "experiment.json")
         if not isinstance(record, dict) or not record.get("id"):
@@ -438,13 +450,13 @@ class Experiment:
         known = set(read_json(known_file)["content_hashes"]) if known_file.is_file() else set()
         atomic_write_json(known_file, {"content_hashes": sorted(known | hashes)})
         self.record["training_data"] = [*self.record["training_data"], *record.get("training_data", [])]
-        self.record["cloned_from"] = str(record["id"])
+        self.record[relation] = str(record["id"])
         self._write_record()
         if self._task is not None:
             self._safe(
-                "derive_from",
+                relation,
                 lambda: self._task.connect_configuration(
-                    {"training_data": self.record["training_data"], "cloned_from": record["id"]},
+                    {"training_data": self.record["training_data"], relation: record["id"]},
                     name="walkout_training_data",
                 ),
             )

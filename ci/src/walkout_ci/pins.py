@@ -460,6 +460,15 @@ def resolve_pin(
     return verified_artifact(location, pin.artifact, pin.weights_sha256)
 
 
+def experiment_id_of_ref(ref: str | Path) -> str | None:
+    """The experiment behind a model reference: a model_ref.yaml's pinned id, the id itself, or None
+    for a bare checkpoint file (which names no experiment)."""
+    path = Path(os.fspath(ref)).expanduser()
+    if path.is_file():
+        return read_pin(path).experiment_id if path.suffix in (".yaml", ".yml") else None
+    return os.fspath(ref)
+
+
 def resolve_model_ref(
     ref: str | Path,
     search: Sequence[str | Path] = (),
@@ -494,7 +503,8 @@ def explain_lineage(
 ) -> list[str]:
     """Lines describing where a model comes from: the pin (if `ref` is a model_ref.yaml), then its
     experiment's provenance (who, where, device, when, commit + dirty flag, dataset name + hash) and
-    what it was cloned from, following `cloned_from` through the records that can be found."""
+    what it was cloned or fine-tuned from, following `cloned_from` and `initialized_from` through the
+    records that can be found."""
     lines: list[str] = []
     path = Path(os.fspath(ref)).expanduser()
     dirs = list(search)
@@ -540,4 +550,7 @@ def explain_lineage(
         experiment_id = record.get("cloned_from")
         if experiment_id:
             lines.append(f"  cloned from {experiment_id}")
+        elif record.get("initialized_from"):
+            experiment_id = record["initialized_from"]
+            lines.append(f"  fine-tuned from the weights of {experiment_id}")
     return lines

@@ -226,3 +226,51 @@ def test_gate_yaml_drives_walkout_ci_on_our_reports(trained: Path, sim_data: Pat
     assert failing == {"per_class.floor"}
     names = {rule["name"].split("[")[0] for rule in verdict["rules"]}
     assert {"comparable", "metric", "per_class.max_drop"} <= names
+
+
+def test_fine_tuning_starts_from_an_experiments_weights_and_inherits_its_training_data(
+    sim_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from walkout_ci import pins
+
+    assert main(["train", "--data", str(sim_data), "--output", str(tmp_path / "source"), *TINY]) == 0
+    source_id = json.loads((tmp_path / "source" / "metrics.json").read_text())["experiment_id"]
+    # A learning rate of ~0 keeps the weights where they started: the source's, not a fresh init.
+    tune = [*TINY, "--set", "train.epochs=1", "--set", "train.learning_rate=1e-7"]
+    assert main(["train", "--data", str(sim_data), "--output", str(tmp_path / "tuned"), *tune,
+                 "--set", f"train.init_from={source_id}"]) == 0  # fmt: skip
+    assert main(["train", "--data", str(sim_data), "--output", str(tmp_path / "scratch"), *tune]) == 0
+
+    def first_conv(checkpoint: str) -> torch.Tensor:
+        state = torch.load(tmp_path / checkpoint, weights_only=True)["state_dict"]
+        return next(value for key, value in state.items() if value.dim() == 4)
+
+    # The experiment's weights artifact is its best checkpoint.
+    assert torch.allclose(first_conv("tuned/last.pt"), first_conv("source/best.pt"), atol=1e-4)
+    assert not torch.allclose(first_conv("scratch/last.pt"), first_conv("source/best.pt"), atol=1e-2)
+
+    tuned_id = json.loads((tmp_path / "tuned" / "metrics.json").read_text())["experiment_id"]
+    record = pins.locate_experiment(tuned_id).record
+    assert record["initialized_from"] == source_id and record["cloned_from"] is None
+    assert len(record["training_data"]) == 2  # the source's data and this run's
+    assert record["params"]["train"]["init_from"] == source_id
+    lineage = "\n".join(pins.explain_lineage(tuned_id))
+    assert f"fine-tuned from the weights of {source_id}" in lineage
+    assert f"experiment {source_id}:" in lineage
+    capsys.readouterr()
+
+    # A different network shape, a bare checkpoint, an unknown id: exit 2 before any experiment starts.
+    bad = {
+        "model.width=16": "set the model section to the source's",
+        str(tmp_path / "source" / "best.pt"): "bare checkpoint",
+        "offline-0123456789abcdef0123456789abcdef": "unknown experiment id",
+    }
+    for value, message in bad.items():
+        override = ["--set", value, "--set", f"train.init_from={source_id}"] if "=" in value else [
+            "--set", f"train.init_from={value}"]  # fmt: skip
+        code = main(["train", "--data", str(sim_data), "--output", str(tmp_path / "bad"), *tune, *override])
+        assert code == 2, value
+        assert message in capsys.readouterr().err, value
+        assert not (tmp_path / "bad" / "best.pt").exists()

@@ -50,6 +50,10 @@ class TrainConfig:
     amp: mixed precision, used only on CUDA.
     num_workers: DataLoader worker processes preparing batches (0 = in the training process); on a
         GPU the per-image target encoding is the bottleneck without them.
+    init_from: "" (random initialisation) or a model reference to fine-tune: an experiment id or a
+        model_ref.yaml (a bare checkpoint names no experiment, so its training data could not be
+        recorded). The network shape and class names must match; the new experiment records
+        `initialized_from` and inherits the source's training data for the gate's leakage check.
     """
 
     epochs: int = 30
@@ -69,6 +73,7 @@ class TrainConfig:
     max_val_images: int = 60
     size_loss_weight: float = 0.3
     offset_loss_weight: float = 1.0
+    init_from: str = ""
 
     def validate(self) -> None:
         _check_range("train.epochs", self.epochs, 1, 100_000)

@@ -7,6 +7,7 @@ no server is configured), whose id is stored in the checkpoints.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -26,7 +27,7 @@ from ignite.handlers.tensorboard_logger import OutputHandler, TensorboardLogger
 from tqdm import tqdm
 
 from walkout_detection.atomic import atomic_write_text
-from walkout_detection.checkpoint import save_checkpoint
+from walkout_detection.checkpoint import load_checkpoint, save_checkpoint
 from walkout_detection.config import DetectionConfig, load_config
 from walkout_detection.data import (
     CocoDataset,
@@ -35,11 +36,17 @@ from walkout_detection.data import (
     collate,
     load_coco,
 )
-from walkout_detection.errors import DataError
+from walkout_detection.errors import CheckpointError, ConfigError, DataError
 from walkout_detection.evaluate import evaluate_detections, run_detector
 from walkout_detection.losses import centernet_loss
 from walkout_detection.model import CenterNet
-from walkout_detection.predict import Detector, draw_detections, select_device
+from walkout_detection.predict import (
+    EXPERIMENTS_DIR,
+    Detector,
+    draw_detections,
+    resolve_weights,
+    select_device,
+)
 
 PROJECT = "walkout/detection"
 # Validation fraction held out of the training set when no separate validation set is given.
@@ -200,15 +207,22 @@ def train(
     if not len(train_dataset) or not len(val_dataset):
         raise DataError(f"training set {train_data} is too small to train and validate on")
 
+    # Checked before the experiment starts: a wrong reference is a config error, not a failed run.
+    initial = _initial_weights_of(config, train_dataset.class_names)
     exp = experiment.start(project=PROJECT, name=name, params=config.to_dict())
     try:
         # A cloned experiment (walkout-ci clone) may override parameters: what the tracker hands back wins.
         config = load_config(exp.params)
+        if initial is None or initial.ref != config.train.init_from:
+            initial = _initial_weights_of(config, train_dataset.class_names)
+        if initial is not None:
+            exp.initialize_from(initial.experiment_dir)
         manifest = train_dataset.root / "manifest.json"
         if manifest.is_file():
             exp.set_training_data(manifest)
         result = _train_tracked(
             config=config,
+            initial_state=initial.state_dict if initial is not None else None,
             exp=exp,
             train_dataset=train_dataset,
             val_dataset=limit_images(val_dataset, config.train.max_val_images),
@@ -222,6 +236,65 @@ def train(
     return result
 
 
+@dataclass
+class InitialWeights:
+    """Weights to fine-tune from, and the experiment they came from."""
+
+    ref: str
+    state_dict: dict[str, torch.Tensor]
+    experiment_id: str
+    experiment_dir: Path
+
+
+def initial_weights(ref: str, *, config: DetectionConfig, class_names: list[str]) -> InitialWeights:
+    """Load the weights `train.init_from` names (an experiment id or a model_ref.yaml).
+
+    Raises ConfigError naming the reference when it is a bare checkpoint, or when its network shape
+    or class names differ from this run's (the fix is named: match the model section, or train from
+    scratch); CheckpointError when it cannot be resolved or loaded (weights_only=True).
+    """
+    from walkout_ci import pins
+    from walkout_ci.errors import WalkoutCIError
+
+    try:
+        source_id = pins.experiment_id_of_ref(ref)
+    except WalkoutCIError as error:
+        raise ConfigError(f"train.init_from={ref!r}: {error}") from error
+    if source_id is None:
+        raise ConfigError(
+            f"train.init_from={ref!r} is a bare checkpoint, which names no experiment: pass an experiment "
+            "id or a model_ref.yaml, so the new experiment records what its weights have seen"
+        )
+    checkpoint = load_checkpoint(resolve_weights(ref))
+    if checkpoint.config.model != config.model:
+        raise ConfigError(
+            f"train.init_from={ref!r} has model {dataclasses.asdict(checkpoint.config.model)}, this run "
+            f"{dataclasses.asdict(config.model)}: set the model section to the source's, or leave "
+            "train.init_from empty to train from scratch"
+        )
+    if checkpoint.class_names != list(class_names):
+        raise ConfigError(
+            f"train.init_from={ref!r} was trained on classes {checkpoint.class_names}, the training set "
+            f"has {list(class_names)}: fine-tuning needs the same classes in the same order"
+        )
+    try:
+        location = pins.locate_experiment(source_id, search=[EXPERIMENTS_DIR])
+    except WalkoutCIError as error:
+        raise CheckpointError(f"train.init_from={ref!r}: {error}") from error
+    return InitialWeights(
+        ref=ref,
+        state_dict=checkpoint.model.state_dict(),
+        experiment_id=source_id,
+        experiment_dir=location.directory,
+    )
+
+
+def _initial_weights_of(config: DetectionConfig, class_names: list[str]) -> InitialWeights | None:
+    if not config.train.init_from:
+        return None
+    return initial_weights(config.train.init_from, config=config, class_names=class_names)
+
+
 def _reseed_worker(worker_id: int) -> None:
     """Give each DataLoader worker its own flip sequence (workers start with copies of one generator)."""
     info = torch.utils.data.get_worker_info()
@@ -231,13 +304,15 @@ def _reseed_worker(worker_id: int) -> None:
 def _train_tracked(
     *,
     config: DetectionConfig,
+    initial_state: dict[str, torch.Tensor] | None,
     exp: Any,
     train_dataset: CocoDataset,
     val_dataset: CocoDataset,
     output_dir: Path,
     progress: bool,
 ) -> TrainResult:
-    """The training loop proper, reporting to an already started experiment `exp`."""
+    """The training loop proper, reporting to an already started experiment `exp`; `initial_state`
+    (fine-tuning) replaces the random initialisation."""
     settings = config.train
     seed_everything(settings.seed)
     if settings.num_threads:
@@ -249,7 +324,10 @@ def _train_tracked(
 
     class_names = train_dataset.class_names
     num_classes = len(class_names)
-    model = CenterNet.from_config(config.model, num_classes=num_classes).to(device)
+    model = CenterNet.from_config(config.model, num_classes=num_classes)
+    if initial_state is not None:
+        model.load_state_dict(initial_state)
+    model = model.to(device)
     training_set = DetectionTrainingSet(
         dataset=train_dataset, flip_probability=settings.flip_probability, seed=settings.seed
     )
