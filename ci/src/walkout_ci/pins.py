@@ -498,6 +498,38 @@ def resolve_model_ref(
     return verified_artifact(location, artifact, None)
 
 
+@dataclass(frozen=True)
+class FineTuneSource:
+    """The model a training run starts from: its experiment, verified weights and record folder."""
+
+    experiment_id: str
+    weights: Path
+    experiment_dir: Path
+
+
+def fine_tune_source(ref: str | Path, search: Sequence[str | Path] = (), *, key: str) -> FineTuneSource:
+    """Resolve what a package's `key` (e.g. "train.init_from") names for fine-tuning.
+
+    ref: an experiment id or a model_ref.yaml. A bare checkpoint is refused (PinError naming `key`):
+    it names no experiment, so the new experiment could not record, nor inherit for the gate's
+    leakage check, what the weights were trained on.
+    """
+    text = os.fspath(ref)
+    experiment_id = experiment_id_of_ref(text)
+    if experiment_id is None:
+        raise PinError(
+            f"{key}={text!r} is a bare checkpoint, which names no experiment: pass an experiment id or "
+            "a model_ref.yaml, so the new experiment records what its weights have seen"
+        )
+    dirs = list(search)
+    path = Path(text).expanduser()
+    if path.is_file():
+        dirs.append(path.parent.absolute() / "experiments")
+    weights = resolve_model_ref(text, search=search)
+    location = locate_experiment(experiment_id, search=dirs)
+    return FineTuneSource(experiment_id=experiment_id, weights=weights, experiment_dir=location.directory)
+
+
 def explain_lineage(
     ref: str | Path, search: Sequence[str | Path] = (), *, store: Store | None = None
 ) -> list[str]:

@@ -237,8 +237,9 @@ def test_fine_tuning_starts_from_an_experiments_weights_and_inherits_its_trainin
 
     assert main(["train", "--data", str(sim_data), "--output", str(tmp_path / "source"), *TINY]) == 0
     source_id = json.loads((tmp_path / "source" / "metrics.json").read_text())["experiment_id"]
-    # A learning rate of ~0 keeps the weights where they started: the source's, not a fresh init.
-    tune = [*TINY, "--set", "train.epochs=1", "--set", "train.learning_rate=1e-7"]
+    # A learning rate of ~0 keeps the weights where they started: the source's, not a fresh init (of
+    # another seed: the source's own seed would draw the source's initial weights again).
+    tune = [*TINY, "--set", "train.epochs=1", "--set", "train.learning_rate=1e-7", "--set", "train.seed=1"]
     assert main(["train", "--data", str(sim_data), "--output", str(tmp_path / "tuned"), *tune,
                  "--set", f"train.init_from={source_id}"]) == 0  # fmt: skip
     assert main(["train", "--data", str(sim_data), "--output", str(tmp_path / "scratch"), *tune]) == 0

@@ -222,3 +222,49 @@ def test_predict_with_detector_boxes_uses_only_confident_person_detections(train
     results = json.loads(out.read_text())
     assert len(results) == len(coco["annotations"])
     assert all(len(result["keypoint_confidences"]) == 7 for result in results)
+
+
+def test_fine_tuning_starts_from_an_experiments_weights_and_inherits_its_training_data(
+    trained, tiny_split, tiny_val_split, tmp_path, monkeypatch, capsys
+):
+    from walkout_ci import pins
+
+    run, home = trained
+    source_id = json.loads((run / "summary.json").read_text())["experiment_id"]
+    monkeypatch.setenv("WALKOUT_HOME", str(home))
+    monkeypatch.delenv("CLEARML_API_HOST", raising=False)
+    # A learning rate of ~0 keeps the weights where they started: the source's, not a fresh init (of
+    # another seed: the source's own seed would draw the source's initial weights again).
+    config = {
+        "model": TINY_CONFIG["model"],
+        "train": {**TINY_CONFIG["train"], "learning_rate": 1e-7, "seed": 1},
+    }
+    (tmp_path / "tune.yaml").write_text(yaml.safe_dump(config))
+    common = ["--data", str(tiny_split), "--val-data", str(tiny_val_split), "--epochs", "1", "--no-progress"]
+    tune = [*common, "--config", str(tmp_path / "tune.yaml")]
+    assert main(["train", *tune, "--out", str(tmp_path / "tuned"), "--init-from", source_id]) == 0
+    assert main(["train", *tune, "--out", str(tmp_path / "scratch")]) == 0
+
+    def first_conv(path):
+        return next(value for value in read_checkpoint(path)["state_dict"].values() if value.dim() == 4)
+
+    source = first_conv(run / "best.pt")  # the experiment's weights artifact is its best checkpoint
+    assert torch.allclose(first_conv(tmp_path / "tuned" / "last.pt"), source, atol=1e-4)
+    assert not torch.allclose(first_conv(tmp_path / "scratch" / "last.pt"), source, atol=1e-2)
+    tuned_id = json.loads((tmp_path / "tuned" / "summary.json").read_text())["experiment_id"]
+    record = pins.locate_experiment(tuned_id).record
+    assert record["initialized_from"] == source_id
+    assert len(record["training_data"]) == 2  # the source's data and this run's
+    capsys.readouterr()
+
+    # Another network shape, or a bare checkpoint: exit 2, naming the fix, before any experiment starts.
+    wider = {"model": {**TINY_CONFIG["model"], "width": 16}, "train": TINY_CONFIG["train"]}
+    (tmp_path / "wider.yaml").write_text(yaml.safe_dump(wider))
+    cases = [
+        (["--config", str(tmp_path / "wider.yaml"), "--init-from", source_id], "set the model section"),
+        (["--config", str(tmp_path / "tune.yaml"), "--init-from", str(run / "best.pt")], "bare checkpoint"),
+    ]
+    for extra, message in cases:
+        assert main(["train", *common, *extra, "--out", str(tmp_path / "bad")]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "bad" / "best.pt").exists()

@@ -36,7 +36,7 @@ from walkout_detection.data import (
     collate,
     load_coco,
 )
-from walkout_detection.errors import CheckpointError, ConfigError, DataError
+from walkout_detection.errors import ConfigError, DataError
 from walkout_detection.evaluate import evaluate_detections, run_detector
 from walkout_detection.losses import centernet_loss
 from walkout_detection.model import CenterNet
@@ -44,7 +44,6 @@ from walkout_detection.predict import (
     EXPERIMENTS_DIR,
     Detector,
     draw_detections,
-    resolve_weights,
     select_device,
 )
 
@@ -249,23 +248,18 @@ class InitialWeights:
 def initial_weights(ref: str, *, config: DetectionConfig, class_names: list[str]) -> InitialWeights:
     """Load the weights `train.init_from` names (an experiment id or a model_ref.yaml).
 
-    Raises ConfigError naming the reference when it is a bare checkpoint, or when its network shape
-    or class names differ from this run's (the fix is named: match the model section, or train from
-    scratch); CheckpointError when it cannot be resolved or loaded (weights_only=True).
+    Raises ConfigError naming the reference when it is a bare checkpoint or cannot be found, or when
+    its network shape or class names differ from this run's (the fix is named: match the model
+    section, or train from scratch); CheckpointError when its weights cannot be loaded.
     """
     from walkout_ci import pins
     from walkout_ci.errors import WalkoutCIError
 
     try:
-        source_id = pins.experiment_id_of_ref(ref)
+        source = pins.fine_tune_source(ref, search=[EXPERIMENTS_DIR], key="train.init_from")
     except WalkoutCIError as error:
-        raise ConfigError(f"train.init_from={ref!r}: {error}") from error
-    if source_id is None:
-        raise ConfigError(
-            f"train.init_from={ref!r} is a bare checkpoint, which names no experiment: pass an experiment "
-            "id or a model_ref.yaml, so the new experiment records what its weights have seen"
-        )
-    checkpoint = load_checkpoint(resolve_weights(ref))
+        raise ConfigError(str(error)) from error
+    checkpoint = load_checkpoint(source.weights)
     if checkpoint.config.model != config.model:
         raise ConfigError(
             f"train.init_from={ref!r} has model {dataclasses.asdict(checkpoint.config.model)}, this run "
@@ -277,15 +271,11 @@ def initial_weights(ref: str, *, config: DetectionConfig, class_names: list[str]
             f"train.init_from={ref!r} was trained on classes {checkpoint.class_names}, the training set "
             f"has {list(class_names)}: fine-tuning needs the same classes in the same order"
         )
-    try:
-        location = pins.locate_experiment(source_id, search=[EXPERIMENTS_DIR])
-    except WalkoutCIError as error:
-        raise CheckpointError(f"train.init_from={ref!r}: {error}") from error
     return InitialWeights(
         ref=ref,
         state_dict=checkpoint.model.state_dict(),
-        experiment_id=source_id,
-        experiment_dir=location.directory,
+        experiment_id=source.experiment_id,
+        experiment_dir=source.experiment_dir,
     )
 
 

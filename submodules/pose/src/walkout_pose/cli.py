@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="output folder (checkpoints, TensorBoard, summary)")
     train.add_argument("--config", help="YAML config (sections model/train/evaluate; default: built-in)")
     train.add_argument("--epochs", type=int, help="override train.epochs")
+    train.add_argument(
+        "--init-from",
+        metavar="REF",
+        help="fine-tune: start from this experiment id's or model_ref.yaml's weights (train.init_from)",
+    )
     train.add_argument("--name", default="train", help="experiment name")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -148,9 +153,12 @@ def _train(args: argparse.Namespace) -> int:
     from walkout_pose.train import train
 
     config = load_config(args.config)
-    if args.epochs is not None:
+    if args.epochs is not None or args.init_from is not None:
         values = config.to_dict()
-        values["train"]["epochs"] = args.epochs
+        if args.epochs is not None:
+            values["train"]["epochs"] = args.epochs
+        if args.init_from is not None:
+            values["train"]["init_from"] = args.init_from
         config = load_config(values)
     result = train(
         data=args.data,

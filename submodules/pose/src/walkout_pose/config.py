@@ -96,6 +96,10 @@ class TrainConfig:
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda".
     amp: mixed precision, used only on CUDA.
     num_threads: torch intra-op threads (0 = leave torch's default).
+    init_from: "" (random initialisation) or a model reference to fine-tune: an experiment id or a
+        model_ref.yaml (not a bare checkpoint, which names no experiment). The model section must be
+        the source's; the new experiment records `initialized_from` and inherits the source's
+        training data for the gate's leakage check.
     """
 
     epochs: int = 20
@@ -119,6 +123,7 @@ class TrainConfig:
     num_workers: int = 0
     time_limit_s: float = 0.0
     cpu_time_limit_s: float = 0.0
+    init_from: str = ""
 
     def validate(self) -> None:
         _check_range("train.epochs", self.epochs, 1, 100_000)

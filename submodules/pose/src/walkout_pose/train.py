@@ -11,6 +11,7 @@ summary.json (best epoch, validation metrics, training time, experiment id), ten
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -44,7 +45,8 @@ from walkout_pose.data import (
 )
 from walkout_pose.errors import ConfigError, DataError
 from walkout_pose.evaluate import compute_metrics, predict_persons
-from walkout_pose.model import build_model, save_checkpoint
+from walkout_pose.model import build_model, load_checkpoint, save_checkpoint
+from walkout_pose.predict import PACKAGE_DIR
 
 LOGGER = logging.getLogger("walkout_pose.train")
 PROJECT = "walkout/pose"
@@ -157,12 +159,24 @@ def train(
             refuse_blind(folder)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Checked before the experiment starts: a wrong reference is a config error, not a failed run.
+    initial = initial_weights(config) if config.train.init_from else None
     exp = tracking.start(project=PROJECT, name=experiment_name, params=config.to_dict())
     try:
         # A cloned experiment (ClearML agent / `walkout-ci clone`) hands its overridden params back.
         config = load_config(exp.params)
+        if initial is None or initial.ref != config.train.init_from:
+            initial = initial_weights(config) if config.train.init_from else None
+        if initial is not None:
+            exp.initialize_from(initial.experiment_dir)
         result = _run(
-            data=data, val_data=val_data, out_dir=out_dir, config=config, exp=exp, progress=progress
+            data=data,
+            val_data=val_data,
+            out_dir=out_dir,
+            config=config,
+            initial_state=initial.state_dict if initial is not None else None,
+            exp=exp,
+            progress=progress,
         )
     except BaseException:
         exp.close(status="failed")
@@ -171,12 +185,46 @@ def train(
     return result
 
 
+@dataclass
+class InitialWeights:
+    """Weights to fine-tune from (`train.init_from`), and the experiment they came from."""
+
+    ref: str
+    state_dict: dict[str, torch.Tensor]
+    experiment_dir: Path
+
+
+def initial_weights(config: PoseConfig) -> InitialWeights:
+    """Load the weights `train.init_from` names (an experiment id or a model_ref.yaml).
+
+    Raises ConfigError naming the reference when it is a bare checkpoint or cannot be found, or when
+    its model section differs from this run's; CheckpointError when its weights cannot be loaded.
+    """
+    from walkout_ci import pins
+    from walkout_ci.errors import WalkoutCIError
+
+    ref = config.train.init_from
+    try:
+        source = pins.fine_tune_source(ref, search=[PACKAGE_DIR / "experiments"], key="train.init_from")
+    except WalkoutCIError as error:
+        raise ConfigError(str(error)) from error
+    model, source_config = load_checkpoint(source.weights)
+    if source_config.model != config.model:
+        raise ConfigError(
+            f"train.init_from={ref!r} has model {dataclasses.asdict(source_config.model)}, this run "
+            f"{dataclasses.asdict(config.model)}: set the model section to the source's, or leave "
+            "train.init_from empty to train from scratch"
+        )
+    return InitialWeights(ref=ref, state_dict=model.state_dict(), experiment_dir=source.experiment_dir)
+
+
 def _run(
     *,
     data: str | os.PathLike,
     val_data: str | os.PathLike | None,
     out_dir: Path,
     config: PoseConfig,
+    initial_state: dict[str, torch.Tensor] | None,
     exp: Any,
     progress: bool,
 ) -> TrainResult:
@@ -211,7 +259,10 @@ def _run(
     val_dataset, val_persons = subset(val_dataset, val_persons, train_config.max_val_persons)
 
     # Channels-last: the memory layout oneDNN convolutions prefer (about 1.3x faster steps on CPU).
-    model = build_model(config.model).to(device, memory_format=torch.channels_last)
+    model = build_model(config.model)
+    if initial_state is not None:
+        model.load_state_dict(initial_state)
+    model = model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=train_config.learning_rate, weight_decay=train_config.weight_decay
     )
