@@ -496,12 +496,7 @@ def _code_hash(root: Path, commit: str, relative: str, config: GateConfig) -> st
 def _experiment_id_of(ref: str, weights: Path) -> str | None:
     """The training experiment behind a model reference: the id itself, a pin's id, or the id a
     checkpoint recorded when our training wrote it (None when it recorded none)."""
-    path = Path(ref).expanduser()
-    if not path.is_file():
-        return ref
-    if path.suffix in (".yaml", ".yml"):
-        return pins.read_pin(path).experiment_id
-    return checkpoint_experiment_id(weights)
+    return pins.experiment_id_of_ref(ref) or checkpoint_experiment_id(weights)
 
 
 def checkpoint_experiment_id(path: Path) -> str | None:

@@ -136,15 +136,12 @@ def _write_json_atomic(path: Path, data: object) -> None:
 
 def experiment_id_of(ref: str, weights: Path) -> str | None:
     """The experiment a model came from: the pin's / the id asked for, else the checkpoint's record."""
+    from walkout_ci import pins
     from walkout_pose.model import read_checkpoint
 
-    path = Path(ref)
-    if path.is_file() and path.suffix in (".yaml", ".yml"):
-        from walkout_ci import pins
-
-        return pins.read_pin(path).experiment_id
-    if not path.exists():
-        return ref
+    found = pins.experiment_id_of_ref(ref)
+    if found is not None:
+        return found
     recorded = read_checkpoint(weights).get("extra", {}).get("experiment_id")
     return recorded if isinstance(recorded, str) else None
 

@@ -68,15 +68,10 @@ def _sha256_file(path: Path) -> str:
 
 
 def experiment_id_of(ref: str) -> str | None:
-    """The experiment id behind a reference: the pin's id, the id itself, or None for a bare checkpoint."""
+    """The experiment behind a reference: the pin's id, the id itself, or None for a bare checkpoint."""
     from walkout_ci import pins
 
-    path = Path(ref)
-    if path.is_file():
-        if path.suffix in (".yaml", ".yml"):
-            return pins.read_pin(path).experiment_id
-        return None
-    return ref
+    return pins.experiment_id_of_ref(ref)
 
 
 def load_tracking_model(
