@@ -66,3 +66,19 @@ def test_missing_or_invalid_file(tmp_path: Path) -> None:
     bad.write_text("train: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_the_fine_tuning_recipe_starts_from_the_pinned_model(pinned_experiment: Path) -> None:
+    """configs/finetune.yaml names the pin and the pin's network: fine-tuning from it cannot exit 2."""
+    from walkout_detection.checkpoint import load_checkpoint
+    from walkout_detection.predict import PACKAGE_DIR, PIN_PATH, resolve_weights
+    from walkout_detection.train import initial_weights
+
+    config = load_config(PACKAGE_DIR / "configs" / "finetune.yaml")
+    # The recipe runs from the app's root (submodules/detection/model_ref.yaml); in the package's own
+    # repository that file is model_ref.yaml at its root.
+    assert Path(config.train.init_from).name == PIN_PATH.name
+    pinned = load_checkpoint(resolve_weights(PIN_PATH))
+    assert config.model == pinned.config.model
+    initial = initial_weights(str(PIN_PATH), config=config, class_names=pinned.class_names)
+    assert initial.experiment_id == pinned.experiment_id

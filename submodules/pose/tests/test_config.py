@@ -57,3 +57,25 @@ def test_missing_file_and_bad_yaml_name_the_file(tmp_path):
     bad.write_text("train: [unclosed\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml is not valid YAML"):
         load_config(bad)
+
+
+def test_the_fine_tuning_recipe_starts_from_the_pinned_model(pinned_experiment):
+    """configs/finetune.yaml names the pin and the pin's network: fine-tuning from it cannot exit 2."""
+    import dataclasses
+    from pathlib import Path
+
+    from walkout_ci.pins import read_pin
+    from walkout_pose.predict import PACKAGE_DIR
+    from walkout_pose.train import initial_weights
+
+    pin_path = PACKAGE_DIR / "model_ref.yaml"
+    config = load_config(PACKAGE_DIR / "configs" / "finetune.yaml")
+    # The recipe runs from the app's root (submodules/pose/model_ref.yaml); in the package's own
+    # repository that file is model_ref.yaml at its root.
+    assert Path(config.train.init_from).name == pin_path.name
+    production = load_config(PACKAGE_DIR / "configs" / "production.yaml")
+    assert config.model == production.model and config.evaluate == production.evaluate
+    initial = initial_weights(
+        dataclasses.replace(config, train=dataclasses.replace(config.train, init_from=str(pin_path)))
+    )
+    assert initial.experiment_dir.name == read_pin(pin_path).experiment_id
