@@ -481,8 +481,7 @@ class Demo:
 
 # The recalibrated detector's operating point (the production model's is 0.3). It must shift held
 # products' scores below the app's fixed 0.2 while leaving the model gate's metrics unchanged, so it
-# follows the pinned detector's score distribution. Production detector offline-a1ed63b8 (2026-12-04;
-# the same for its fine-tuned successor offline-0cd1ddc0, 2026-12-05, on the quick demo: tests/test_demo.py),
+# follows the pinned detector's score distribution. Production detector offline-a1ed63b8 (2026-12-04),
 # demo data of both sizes: at 0.05 the receipts stay exact (this model scores held products higher
 # than the previous pin, whose receipts missed the pick from 0.08 down); at 0.02 the pick is missed
 # and the model gate's metrics are identical (AP, AP50, per-class AP50, per-image F1).
