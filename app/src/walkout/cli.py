@@ -1,8 +1,8 @@
-"""Command-line entry point `walkout`: run, qc, replay, lock, bump, and the gate's gate-inputs,
-gate-predict, gate-score.
+"""Command-line entry point `walkout`: run, qc, replay, compare, lock, bump, and the gate's
+gate-inputs, gate-predict, gate-score.
 
 Exit codes: 0 ok; 1 a check failed (`lock --check` found a disagreement, `replay --predictions` was not
-reproduced); 2 bad input or could not
+reproduced, `compare --fail-if-worse` showed the candidate worse); 2 bad input or could not
 evaluate or bump (missing/corrupt video, bad refs, bad predictions, any QC video error); 128 + the signal
 number when stopped by SIGINT/SIGTERM (temp folders and worker processes are cleaned up first).
 """
@@ -118,6 +118,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--predictions", help="the QC run's predictions.json: check that the `models` variant reproduces it"
     )
     replay.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
+
+    compare = commands.add_parser(
+        "compare",
+        help="two QC runs of the same split(s), e.g. pins vs a candidate: receipts per split and a "
+        "paired video-level bootstrap of every change",
+    )
+    compare.add_argument(
+        "--baseline",
+        required=True,
+        action="append",
+        help="a `walkout qc` report folder (or its report.json); repeat, one per split",
+    )
+    compare.add_argument(
+        "--candidate",
+        required=True,
+        action="append",
+        help="the other run's report of the same split; in --baseline order",
+    )
+    compare.add_argument("--report-dir", required=True, help="folder for compare.json and compare.md")
+    compare.add_argument(
+        "--fail-if-worse",
+        action="store_true",
+        help="exit 1 when a paired interval shows the candidate worse (exact-match, item F1, false "
+        "charges or missed items)",
+    )
 
     inputs = commands.add_parser(
         "gate-inputs",
@@ -402,6 +427,25 @@ def replay_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare_command(args: argparse.Namespace) -> int:
+    """`walkout compare`: exit 0; 1 with --fail-if-worse when the candidate is shown worse; 2 bad input."""
+    from walkout.compare import compare_runs, comparison_json, render_markdown, verdict_line
+    from walkout.results import write_json_atomic
+    from walkout_ci.store import atomic_write_text
+
+    comparison = compare_runs(args.baseline, args.candidate)
+    report_dir = Path(args.report_dir)
+    write_json_atomic(report_dir / "compare.json", comparison_json(comparison))
+    text = render_markdown(comparison)
+    atomic_write_text(report_dir / "compare.md", text)
+    print(text.split("\n## Videos whose receipts changed")[0].rstrip())
+    print(f"compare: {comparison.paired['videos']} videos -> {report_dir / 'compare.md'}")
+    if args.fail_if_worse and comparison.worse:
+        print("compare: FAIL: " + verdict_line(comparison).replace("**", ""))
+        return 1
+    return 0
+
+
 def bump_command(args: argparse.Namespace) -> int:
     """`walkout bump`."""
     from walkout.bump import bump
@@ -436,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         "lock": lock_command,
         "bump": bump_command,
         "replay": replay_command,
+        "compare": compare_command,
     }
     # Component packages raise their own error types (CheckpointError, PinError...): bad input there
     # is still "could not run", exit 2 with the message; any other crash is 2 too, never a pass.

@@ -341,19 +341,47 @@ def paired_differences(
 ) -> dict:
     """Candidate minus baseline for the receipt ratios, with a paired video-level bootstrap interval.
 
-    baseline, candidate: the two runs' scores of the same videos, in the same order. Each resample
-    draws videos with replacement, the same draw for both runs (that is what makes it paired: the
-    spread between videos cancels), adds up each run's counts and recomputes each ratio's difference.
-    Returns {"method", "confidence", "resamples", "seed", "videos", "metrics": {name: {"estimate",
-    "lower", "upper"} | None}} for PAIRED_METRICS (None when a ratio is undefined).
+    baseline, candidate: the two runs' scores of the same videos, in the same order. See
+    `paired_count_differences` for the method and what is returned.
     """
-    from walkout_ci import stats
-
     if len(baseline) != len(candidate) or not baseline:
         raise QCError(
             f"paired comparison needs the same videos in both runs, got {len(baseline)} and {len(candidate)}"
         )
-    before, after = count_table(baseline), count_table(candidate)
+    return paired_count_differences(
+        count_table(baseline), count_table(candidate), resamples=resamples, seed=seed, confidence=confidence
+    )
+
+
+def paired_count_differences(
+    before: np.ndarray,
+    after: np.ndarray,
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = BOOTSTRAP_CONFIDENCE,
+) -> dict:
+    """Candidate minus baseline for the receipt ratios from two count tables of the same videos.
+
+    before, after: float [videos, len(COUNT_NAMES)], row i of both is the same video (`count_table`,
+    or a QC report's `extra.per_video[*].counts`). Each resample draws videos with replacement, the
+    same draw for both runs (that is what makes it paired: the spread between videos cancels), adds
+    up each run's counts and recomputes each ratio's difference. Returns {"method", "confidence",
+    "resamples", "seed", "videos", "metrics": {name: {"estimate", "lower", "upper"} | None}} for
+    PAIRED_METRICS (None when a ratio is undefined).
+    """
+    from walkout_ci import stats
+
+    if (
+        before.shape != after.shape
+        or before.ndim != 2
+        or before.shape[1] != len(COUNT_NAMES)
+        or not len(before)
+    ):
+        raise QCError(
+            f"paired comparison needs the same videos in both runs, got count tables of shapes "
+            f"{before.shape} and {after.shape}"
+        )
     width = before.shape[1]
     resampled = stats.resample_cluster_totals(np.hstack([before, after]), resamples=resamples, seed=seed)
     totals_before = dict(zip(COUNT_NAMES, before.sum(axis=0), strict=True))
@@ -372,7 +400,7 @@ def paired_differences(
         "confidence": confidence,
         "resamples": resamples,
         "seed": seed,
-        "videos": len(baseline),
+        "videos": int(before.shape[0]),
         "metrics": differences,
     }
 
