@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
 from pathlib import Path
@@ -328,3 +329,55 @@ def test_pins_name_the_dataset_and_explain_prints_the_lineage(
     monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "store"))
     assert cli.main(["resolve", "--explain", str(tmp_path / "model_ref.yaml")]) == 0
     assert "experiment local-lineage" in capsys.readouterr().out
+
+
+def test_initial_weights_load_once_through_the_packages_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """load_initial_weights resolves the reference, hands the verified weights to the package's check
+    and wraps an unusable reference in the package's error; initial_weights_for loads a reference once."""
+    monkeypatch.setenv("WALKOUT_HOME", str(tmp_path / "home"))
+    store = Store.open(tmp_path / "home")
+    experiment_id = make_experiment(store, tmp_path, experiment_id="local-src", session=False)
+
+    class PackageConfigError(Exception):
+        pass
+
+    seen: list[Path] = []
+
+    def load_state(weights: Path) -> dict:
+        seen.append(weights)
+        return torch.load(weights, weights_only=True)
+
+    initial = pins.load_initial_weights(
+        experiment_id, search=[], key="train.init_from", load_state=load_state, error=PackageConfigError
+    )
+    assert initial.ref == experiment_id and initial.experiment_id == experiment_id
+    assert initial.state_dict["w"].tolist() == [0, 1, 2, 3, 4, 5]
+    assert initial.experiment_dir == store.experiment_dir(experiment_id)
+    torch.save({"w": torch.zeros(6)}, tmp_path / "other.pt")
+    with pytest.raises(PackageConfigError, match=r"train\.init_from='.*other\.pt' is a bare checkpoint"):
+        pins.load_initial_weights(
+            str(tmp_path / "other.pt"),
+            search=[],
+            key="train.init_from",
+            load_state=load_state,
+            error=PackageConfigError,
+        )
+    with pytest.raises(PackageConfigError, match="local-missing"):
+        pins.load_initial_weights(
+            "local-missing", search=[], key="train.init_from", load_state=load_state, error=PackageConfigError
+        )
+    assert len(seen) == 1  # the package's check only ever sees resolved, verified weights
+
+    calls: list[str] = []
+
+    def load(ref: str) -> pins.InitialWeights:
+        calls.append(ref)
+        return dataclasses.replace(initial, ref=ref)
+
+    assert pins.initial_weights_for("", None, load) is None
+    first = pins.initial_weights_for(experiment_id, None, load)
+    assert pins.initial_weights_for(experiment_id, first, load) is first  # a clone kept the reference
+    assert pins.initial_weights_for("local-other", first, load).ref == "local-other"  # a clone changed it
+    assert calls == [experiment_id, "local-other"]

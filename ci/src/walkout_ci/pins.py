@@ -28,7 +28,7 @@ import hashlib
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -528,6 +528,61 @@ def fine_tune_source(ref: str | Path, search: Sequence[str | Path] = (), *, key:
     weights = resolve_model_ref(text, search=search)
     location = locate_experiment(experiment_id, search=dirs)
     return FineTuneSource(experiment_id=experiment_id, weights=weights, experiment_dir=location.directory)
+
+
+@dataclass(frozen=True)
+class InitialWeights:
+    """Weights a training run fine-tunes from (a package's `train.init_from`), and their experiment.
+
+    ref: the reference as configured (experiment id or model_ref.yaml). state_dict: the network's
+    weights, already checked against the run's network by the package.
+    """
+
+    ref: str
+    state_dict: dict[str, Any]
+    experiment_id: str
+    experiment_dir: Path
+
+
+def load_initial_weights(
+    ref: str,
+    *,
+    search: Sequence[str | Path],
+    key: str,
+    load_state: Callable[[Path], dict[str, Any]],
+    error: type[Exception],
+) -> InitialWeights:
+    """Resolve `ref` for fine-tuning (`fine_tune_source`) and load its weights with the package's
+    `load_state(weights_path) -> state_dict`, which checks them against the run (network shape, class
+    names) and raises the package's own error. A reference that cannot be used is raised as `error`
+    (the package's ConfigError: exit 2 before any experiment starts), its message naming `key`.
+    """
+    from walkout_ci.errors import WalkoutCIError
+
+    try:
+        source = fine_tune_source(ref, search=search, key=key)
+    except WalkoutCIError as problem:
+        raise error(str(problem)) from problem
+    return InitialWeights(
+        ref=ref,
+        state_dict=load_state(source.weights),
+        experiment_id=source.experiment_id,
+        experiment_dir=source.experiment_dir,
+    )
+
+
+def initial_weights_for(
+    ref: str | None, loaded: InitialWeights | None, load: Callable[[str], InitialWeights]
+) -> InitialWeights | None:
+    """The weights `ref` names: None when empty, `loaded` when it came from the same reference, else
+    `load(ref)`. A run resolves its reference before its experiment starts (a wrong one is a config
+    error, not a failed run) and again with the parameters the tracker hands back, which a cloned
+    experiment may have changed; this keeps the second call from loading the same weights twice."""
+    if not ref:
+        return None
+    if loaded is not None and loaded.ref == ref:
+        return loaded
+    return load(ref)
 
 
 def explain_lineage(

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -46,6 +46,9 @@ from walkout_detection.predict import (
     draw_detections,
     select_device,
 )
+
+if TYPE_CHECKING:
+    from walkout_ci.pins import InitialWeights
 
 PROJECT = "walkout/detection"
 # Validation fraction held out of the training set when no separate validation set is given.
@@ -206,14 +209,24 @@ def train(
     if not len(train_dataset) or not len(val_dataset):
         raise DataError(f"training set {train_data} is too small to train and validate on")
 
+    from walkout_ci import pins
+
     # Checked before the experiment starts: a wrong reference is a config error, not a failed run.
-    initial = _initial_weights_of(config, train_dataset.class_names)
+    initial = pins.initial_weights_for(
+        config.train.init_from,
+        None,
+        lambda ref: initial_weights(ref, config=config, class_names=train_dataset.class_names),
+    )
     exp = experiment.start(project=PROJECT, name=name, params=config.to_dict())
     try:
         # A cloned experiment (walkout-ci clone) may override parameters: what the tracker hands back wins.
         config = load_config(exp.params)
-        if initial is None or initial.ref != config.train.init_from:
-            initial = _initial_weights_of(config, train_dataset.class_names)
+        tracked = config
+        initial = pins.initial_weights_for(
+            config.train.init_from,
+            initial,
+            lambda ref: initial_weights(ref, config=tracked, class_names=train_dataset.class_names),
+        )
         if initial is not None:
             exp.initialize_from(initial.experiment_dir)
         manifest = train_dataset.root / "manifest.json"
@@ -235,16 +248,6 @@ def train(
     return result
 
 
-@dataclass
-class InitialWeights:
-    """Weights to fine-tune from, and the experiment they came from."""
-
-    ref: str
-    state_dict: dict[str, torch.Tensor]
-    experiment_id: str
-    experiment_dir: Path
-
-
 def initial_weights(ref: str, *, config: DetectionConfig, class_names: list[str]) -> InitialWeights:
     """Load the weights `train.init_from` names (an experiment id or a model_ref.yaml).
 
@@ -253,36 +256,25 @@ def initial_weights(ref: str, *, config: DetectionConfig, class_names: list[str]
     section, or train from scratch); CheckpointError when its weights cannot be loaded.
     """
     from walkout_ci import pins
-    from walkout_ci.errors import WalkoutCIError
 
-    try:
-        source = pins.fine_tune_source(ref, search=[EXPERIMENTS_DIR], key="train.init_from")
-    except WalkoutCIError as error:
-        raise ConfigError(str(error)) from error
-    checkpoint = load_checkpoint(source.weights)
-    if checkpoint.config.model != config.model:
-        raise ConfigError(
-            f"train.init_from={ref!r} has model {dataclasses.asdict(checkpoint.config.model)}, this run "
-            f"{dataclasses.asdict(config.model)}: set the model section to the source's, or leave "
-            "train.init_from empty to train from scratch"
-        )
-    if checkpoint.class_names != list(class_names):
-        raise ConfigError(
-            f"train.init_from={ref!r} was trained on classes {checkpoint.class_names}, the training set "
-            f"has {list(class_names)}: fine-tuning needs the same classes in the same order"
-        )
-    return InitialWeights(
-        ref=ref,
-        state_dict=checkpoint.model.state_dict(),
-        experiment_id=source.experiment_id,
-        experiment_dir=source.experiment_dir,
+    def checked_state(weights: Path) -> dict[str, torch.Tensor]:
+        checkpoint = load_checkpoint(weights)
+        if checkpoint.config.model != config.model:
+            raise ConfigError(
+                f"train.init_from={ref!r} has model {dataclasses.asdict(checkpoint.config.model)}, this run "
+                f"{dataclasses.asdict(config.model)}: set the model section to the source's, or leave "
+                "train.init_from empty to train from scratch"
+            )
+        if checkpoint.class_names != list(class_names):
+            raise ConfigError(
+                f"train.init_from={ref!r} was trained on classes {checkpoint.class_names}, the training set "
+                f"has {list(class_names)}: fine-tuning needs the same classes in the same order"
+            )
+        return checkpoint.model.state_dict()
+
+    return pins.load_initial_weights(
+        ref, search=[EXPERIMENTS_DIR], key="train.init_from", load_state=checked_state, error=ConfigError
     )
-
-
-def _initial_weights_of(config: DetectionConfig, class_names: list[str]) -> InitialWeights | None:
-    if not config.train.init_from:
-        return None
-    return initial_weights(config.train.init_from, config=config, class_names=class_names)
 
 
 def _reseed_worker(worker_id: int) -> None:

@@ -31,7 +31,9 @@ from ignite.handlers.tensorboard_logger import OutputHandler, TensorboardLogger
 from torch.utils.data import DataLoader, RandomSampler
 
 from walkout_ci import experiment as tracking
+from walkout_ci import pins
 from walkout_ci.blind import refuse_blind
+from walkout_ci.pins import InitialWeights
 from walkout_ci.store import atomic_write_text
 from walkout_pose.config import PoseConfig, load_config
 from walkout_pose.data import (
@@ -160,13 +162,15 @@ def train(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Checked before the experiment starts: a wrong reference is a config error, not a failed run.
-    initial = initial_weights(config) if config.train.init_from else None
+    initial = pins.initial_weights_for(config.train.init_from, None, lambda ref: initial_weights(config))
     exp = tracking.start(project=PROJECT, name=experiment_name, params=config.to_dict())
     try:
         # A cloned experiment (ClearML agent / `walkout-ci clone`) hands its overridden params back.
         config = load_config(exp.params)
-        if initial is None or initial.ref != config.train.init_from:
-            initial = initial_weights(config) if config.train.init_from else None
+        tracked = config
+        initial = pins.initial_weights_for(
+            tracked.train.init_from, initial, lambda ref: initial_weights(tracked)
+        )
         if initial is not None:
             exp.initialize_from(initial.experiment_dir)
         result = _run(
@@ -185,37 +189,31 @@ def train(
     return result
 
 
-@dataclass
-class InitialWeights:
-    """Weights to fine-tune from (`train.init_from`), and the experiment they came from."""
-
-    ref: str
-    state_dict: dict[str, torch.Tensor]
-    experiment_dir: Path
-
-
 def initial_weights(config: PoseConfig) -> InitialWeights:
     """Load the weights `train.init_from` names (an experiment id or a model_ref.yaml).
 
     Raises ConfigError naming the reference when it is a bare checkpoint or cannot be found, or when
     its model section differs from this run's; CheckpointError when its weights cannot be loaded.
     """
-    from walkout_ci import pins
-    from walkout_ci.errors import WalkoutCIError
-
     ref = config.train.init_from
-    try:
-        source = pins.fine_tune_source(ref, search=[PACKAGE_DIR / "experiments"], key="train.init_from")
-    except WalkoutCIError as error:
-        raise ConfigError(str(error)) from error
-    model, source_config = load_checkpoint(source.weights)
-    if source_config.model != config.model:
-        raise ConfigError(
-            f"train.init_from={ref!r} has model {dataclasses.asdict(source_config.model)}, this run "
-            f"{dataclasses.asdict(config.model)}: set the model section to the source's, or leave "
-            "train.init_from empty to train from scratch"
-        )
-    return InitialWeights(ref=ref, state_dict=model.state_dict(), experiment_dir=source.experiment_dir)
+
+    def checked_state(weights: Path) -> dict[str, torch.Tensor]:
+        model, source_config = load_checkpoint(weights)
+        if source_config.model != config.model:
+            raise ConfigError(
+                f"train.init_from={ref!r} has model {dataclasses.asdict(source_config.model)}, this run "
+                f"{dataclasses.asdict(config.model)}: set the model section to the source's, or leave "
+                "train.init_from empty to train from scratch"
+            )
+        return model.state_dict()
+
+    return pins.load_initial_weights(
+        ref,
+        search=[PACKAGE_DIR / "experiments"],
+        key="train.init_from",
+        load_state=checked_state,
+        error=ConfigError,
+    )
 
 
 def _run(
