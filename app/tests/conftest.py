@@ -267,3 +267,34 @@ def rendered_scenarios(tmp_path_factory) -> dict[str, Path]:
         render_scenario(name, root / name, config=config)
         rendered[name] = root / name
     return rendered
+
+
+def make_video_score(name: str, *, judged: int, exact: int, false_charges: int = 0, missed: int = 0):
+    """A scored video (walkout.evaluate.VideoScore) with `judged` ground-truth shoppers of one item
+    each, `exact` of them right, and the given false-charged and missed items."""
+    from walkout.evaluate import VideoScore
+    from walkout.metrics import EventCounts, ItemCounts, ReceiptComparison
+
+    comparison = ReceiptComparison(
+        shoppers=judged,
+        receipts=judged,
+        exact_receipts=exact,
+        items=ItemCounts(
+            true_positives=judged - missed, false_positives=false_charges, false_negatives=missed
+        ),
+    )
+    return VideoScore(
+        video=name,
+        comparison=comparison,
+        events=EventCounts(),
+        receipts_issued=judged,
+        receipts_flagged=0,
+        frames=100,
+        seconds=1.0,
+    )
+
+
+@pytest.fixture
+def video_score():
+    """make_video_score, for tests that build QC statistics from hand-made video scores."""
+    return make_video_score

@@ -10,30 +10,9 @@ import pytest
 from walkout.cli import main
 from walkout.compare import compare_runs, read_run_counts
 from walkout.errors import QCError
-from walkout.evaluate import VideoScore, paired_differences
-from walkout.metrics import EventCounts, ItemCounts, ReceiptComparison
+from walkout.evaluate import paired_differences
 from walkout.qc import ReportIdentity, VideoOutcome, build_report
 from walkout_ci.report import write_report
-
-
-def _score(name: str, *, judged: int, exact: int, false_charges: int = 0, missed: int = 0) -> VideoScore:
-    comparison = ReceiptComparison(
-        shoppers=judged,
-        receipts=judged,
-        exact_receipts=exact,
-        items=ItemCounts(
-            true_positives=judged - missed, false_positives=false_charges, false_negatives=missed
-        ),
-    )
-    return VideoScore(
-        video=name,
-        comparison=comparison,
-        events=EventCounts(),
-        receipts_issued=judged,
-        receipts_flagged=0,
-        frames=100,
-        seconds=1.0,
-    )
 
 
 def _report(folder, scores, *, detection="offline-aaa", split="out/somewhere/val2090", dataset_hash="h" * 64):
@@ -50,19 +29,39 @@ def _report(folder, scores, *, detection="offline-aaa", split="out/somewhere/val
     return folder
 
 
-BEFORE = [
-    _score("v0", judged=10, exact=8, false_charges=1, missed=1),
-    _score("v1", judged=10, exact=10),
-    _score("v2", judged=10, exact=6, false_charges=3, missed=2),
-]
-AFTER = [
-    _score("v0", judged=10, exact=9, missed=1),
-    _score("v1", judged=10, exact=10),
-    _score("v2", judged=10, exact=8, false_charges=1, missed=1),
-]
+@pytest.fixture
+def before_after(video_score):
+    """Three videos; the candidate fixes three receipts and two false charges."""
+    before = [
+        video_score("v0", judged=10, exact=8, false_charges=1, missed=1),
+        video_score("v1", judged=10, exact=10),
+        video_score("v2", judged=10, exact=6, false_charges=3, missed=2),
+    ]
+    after = [
+        video_score("v0", judged=10, exact=9, missed=1),
+        video_score("v1", judged=10, exact=10),
+        video_score("v2", judged=10, exact=8, false_charges=1, missed=1),
+    ]
+    return before, after
 
 
-def test_compare_pools_splits_and_matches_the_paired_bootstrap_of_the_scores(tmp_path):
+def _compare_cli(baseline, candidate, out, *extra: str) -> int:
+    return main(
+        [
+            "compare",
+            "--baseline",
+            str(baseline),
+            "--candidate",
+            str(candidate),
+            "--report-dir",
+            str(out),
+            *extra,
+        ]
+    )
+
+
+def test_compare_pools_splits_and_matches_the_paired_bootstrap_of_the_scores(tmp_path, before_after):
+    BEFORE, AFTER = before_after
     base_a = _report(tmp_path / "a_base", BEFORE)
     cand_a = _report(tmp_path / "a_cand", AFTER, detection="offline-bbb")
     base_b = _report(tmp_path / "b_base", BEFORE, split="x/val2091", dataset_hash="g" * 64)
@@ -89,23 +88,13 @@ def test_compare_pools_splits_and_matches_the_paired_bootstrap_of_the_scores(tmp
     assert result.candidate_components["detection"] == ["offline-bbb"]
 
 
-def test_a_clear_regression_is_shown_worse_and_fails_with_fail_if_worse(tmp_path, capsys):
-    good = [_score(f"v{i}", judged=10, exact=10) for i in range(12)]
-    bad = [_score(f"v{i}", judged=10, exact=8, false_charges=2) for i in range(12)]
+def test_a_clear_regression_is_shown_worse_and_fails_with_fail_if_worse(tmp_path, video_score):
+    good = [video_score(f"v{i}", judged=10, exact=10) for i in range(12)]
+    bad = [video_score(f"v{i}", judged=10, exact=8, false_charges=2) for i in range(12)]
     base, cand = _report(tmp_path / "base", good), _report(tmp_path / "cand", bad)
     out = tmp_path / "cmp"
-    assert main(["compare", "--baseline", str(base), "--candidate", str(cand), "--report-dir", str(out)]) == 0
-    args = [
-        "compare",
-        "--baseline",
-        str(base),
-        "--candidate",
-        str(cand),
-        "--report-dir",
-        str(out),
-        "--fail-if-worse",
-    ]
-    assert main(args) == 1
+    assert _compare_cli(base, cand, out) == 0
+    assert _compare_cli(base, cand, out, "--fail-if-worse") == 1
     saved = json.loads((out / "compare.json").read_text())
     assert set(saved["candidate_worse_on"]) == {"receipt_exact_match", "false_charges_per_100", "item_f1"}
     assert saved["candidate_better_on"] == []
@@ -113,21 +102,7 @@ def test_a_clear_regression_is_shown_worse_and_fails_with_fail_if_worse(tmp_path
     assert "**worse** on exact-match" in text
     assert str(tmp_path) not in text and "out/somewhere" not in text  # no machine paths for people
     # The same run against itself: nothing changed, nothing shown, and --fail-if-worse passes.
-    assert (
-        main(
-            [
-                "compare",
-                "--baseline",
-                str(base),
-                "--candidate",
-                str(base),
-                "--report-dir",
-                str(out),
-                "--fail-if-worse",
-            ]
-        )
-        == 0
-    )
+    assert _compare_cli(base, base, out, "--fail-if-worse") == 0
     assert "No difference shown" in (out / "compare.md").read_text()
     assert "None: every video's receipts are the same" in (out / "compare.md").read_text()
     assert np.isclose(
@@ -138,7 +113,8 @@ def test_a_clear_regression_is_shown_worse_and_fails_with_fail_if_worse(tmp_path
     )
 
 
-def test_runs_of_different_videos_are_refused_naming_both(tmp_path, capsys):
+def test_runs_of_different_videos_are_refused_naming_both(tmp_path, capsys, before_after):
+    BEFORE, _ = before_after
     base = _report(tmp_path / "base", BEFORE)
     other_split = _report(tmp_path / "other", BEFORE, dataset_hash="f" * 64)
     fewer = _report(tmp_path / "fewer", BEFORE[:2])
@@ -149,25 +125,13 @@ def test_runs_of_different_videos_are_refused_naming_both(tmp_path, capsys):
     with pytest.raises(QCError, match="one --candidate per --baseline"):
         compare_runs([base, base], [base])
     out = tmp_path / "cmp"
-    assert (
-        main(
-            [
-                "compare",
-                "--baseline",
-                str(base),
-                "--candidate",
-                str(tmp_path / "nothing"),
-                "--report-dir",
-                str(out),
-            ]
-        )
-        == 2
-    )
+    assert _compare_cli(base, tmp_path / "nothing", out) == 2
     assert "no evaluation report" in capsys.readouterr().err
     assert not (out / "compare.md").exists()
 
 
-def test_a_report_without_per_video_counts_is_refused(tmp_path):
+def test_a_report_without_per_video_counts_is_refused(tmp_path, before_after):
+    BEFORE, _ = before_after
     folder = _report(tmp_path / "base", BEFORE)
     data = json.loads((folder / "report.json").read_text())
     del data["extra"]["per_video"]["v1"]["counts"]["false_charges"]

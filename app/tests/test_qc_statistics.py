@@ -10,7 +10,6 @@ import pytest
 from walkout.errors import QCError
 from walkout.evaluate import (
     COUNT_NAMES,
-    VideoScore,
     confidence_intervals,
     paired_differences,
     review_flag_figures,
@@ -19,40 +18,18 @@ from walkout.evaluate import (
 )
 from walkout.groundtruth import VideoGroundTruth
 from walkout.layout import Slot, StoreLayout
-from walkout.metrics import EventCounts, ItemCounts, ReceiptComparison
 from walkout.qc import printed_figures
 from walkout.results import VideoResult
 
 
-def _video(name: str, *, judged: int, exact: int, false_charges: int = 0, missed: int = 0) -> VideoScore:
-    """A scored video with `judged` ground-truth shoppers of one item each, `exact` of them right."""
-    comparison = ReceiptComparison(
-        shoppers=judged,
-        receipts=judged,
-        exact_receipts=exact,
-        items=ItemCounts(
-            true_positives=judged - missed, false_positives=false_charges, false_negatives=missed
-        ),
-    )
-    return VideoScore(
-        video=name,
-        comparison=comparison,
-        events=EventCounts(),
-        receipts_issued=judged,
-        receipts_flagged=0,
-        frames=100,
-        seconds=1.0,
-    )
-
-
-def test_intervals_are_ratios_of_resampled_video_totals():
+def test_intervals_are_ratios_of_resampled_video_totals(video_score):
     # Videos of unequal size: the ratio of sums (0.8) differs from the mean of rates (0.6), so an
     # implementation averaging per-video rates would fail here.
     scores = [
-        _video("a", judged=2, exact=0, false_charges=2),
-        _video("b", judged=8, exact=8),
-        _video("c", judged=5, exact=4, missed=1),
-        _video("d", judged=5, exact=4, false_charges=1),
+        video_score("a", judged=2, exact=0, false_charges=2),
+        video_score("b", judged=8, exact=8),
+        video_score("c", judged=5, exact=4, missed=1),
+        video_score("d", judged=5, exact=4, false_charges=1),
     ]
     result = confidence_intervals(scores, resamples=500, seed=3)
     exact_match = result["metrics"]["receipt_exact_match"]
@@ -77,9 +54,9 @@ def test_intervals_are_ratios_of_resampled_video_totals():
     assert confidence_intervals(scores, resamples=500, seed=3) == result  # seeded: reproducible
 
 
-def test_errors_clustered_in_one_video_widen_the_interval_beyond_the_shopper_level_one():
+def test_errors_clustered_in_one_video_widen_the_interval_beyond_the_shopper_level_one(video_score):
     # 10 videos x 10 shoppers, all 10 wrong receipts in one video (one bad camera day).
-    scores = [_video(f"v{i}", judged=10, exact=0 if i == 0 else 10) for i in range(10)]
+    scores = [video_score(f"v{i}", judged=10, exact=0 if i == 0 else 10) for i in range(10)]
     entry = confidence_intervals(scores)["metrics"]["receipt_exact_match"]
     assert entry["estimate"] == pytest.approx(0.9)
     shopper_level_half_width = 1.96 * np.sqrt(0.9 * 0.1 / 100)  # as if 100 independent shoppers
@@ -87,8 +64,8 @@ def test_errors_clustered_in_one_video_widen_the_interval_beyond_the_shopper_lev
     assert entry["upper"] == pytest.approx(1.0)  # resamples without the bad video are perfect
 
 
-def test_a_perfect_split_has_a_degenerate_interval_and_undefined_flag_share():
-    scores = [_video("a", judged=3, exact=3), _video("b", judged=4, exact=4)]
+def test_a_perfect_split_has_a_degenerate_interval_and_undefined_flag_share(video_score):
+    scores = [video_score("a", judged=3, exact=3), video_score("b", judged=4, exact=4)]
     metrics = confidence_intervals(scores)["metrics"]
     assert metrics["receipt_exact_match"] == {"estimate": 1.0, "lower": 1.0, "upper": 1.0}
     assert metrics["false_charges_per_100"] == {"estimate": 0.0, "lower": 0.0, "upper": 0.0}
@@ -98,17 +75,17 @@ def test_a_perfect_split_has_a_degenerate_interval_and_undefined_flag_share():
     assert figures["unflagged_exact_match"] == 1.0
 
 
-def test_paired_differences_draw_the_same_videos_for_both_runs():
+def test_paired_differences_draw_the_same_videos_for_both_runs(video_score):
     # Videos differ a lot in difficulty; the candidate fixes one receipt in each of the two hard ones.
     before = [
-        _video("a", judged=10, exact=4),
-        _video("b", judged=10, exact=10),
-        _video("c", judged=10, exact=6),
+        video_score("a", judged=10, exact=4),
+        video_score("b", judged=10, exact=10),
+        video_score("c", judged=10, exact=6),
     ]
     after = [
-        _video("a", judged=10, exact=5),
-        _video("b", judged=10, exact=10),
-        _video("c", judged=10, exact=7),
+        video_score("a", judged=10, exact=5),
+        video_score("b", judged=10, exact=10),
+        video_score("c", judged=10, exact=7),
     ]
     result = paired_differences(before, after, resamples=500, seed=1)
     change = result["metrics"]["receipt_exact_match"]
