@@ -14,6 +14,7 @@ from walkout.evaluate import (
     paired_differences,
     review_flag_figures,
     score_video,
+    split_labels,
     summarize,
 )
 from walkout.groundtruth import VideoGroundTruth
@@ -230,3 +231,12 @@ def test_rejected_reaches_the_engine_emits_are_valid_predictions_and_never_score
     )
     score = score_video(checked.results["v"], truth)
     assert score.events.predicted == 0 and score.comparison.exact_receipts == 1
+
+
+def test_split_labels_name_pooled_splits_by_as_little_of_their_paths_as_tells_them_apart():
+    assert split_labels(["/home/ana/out/2090/val", "/home/ana/out/2091/val"]) == ["2090/val", "2091/val"]
+    assert split_labels(["out/val2050", "out/val2051"]) == ["val2050", "val2051"]
+    assert split_labels(["a/x/val", "b/x/val", "c/y/val"]) == ["a/x/val", "b/x/val", "c/y/val"]
+    # The same split twice stays two splits: numbered, never merged.
+    assert split_labels(["out/val", "out/val"]) == ["val", "val (2)"]
+    assert split_labels([""]) == ["split"]

@@ -209,11 +209,11 @@ def test_several_splits_replay_together_with_per_split_counts_and_a_paired_compa
     assert outcome.errors == {} and outcome.videos == 2
     # The same folder twice: numbered, so every video keeps a distinct name.
     name = split.resolve().name
-    assert [s["name"] for s in outcome.splits] == [f"1:{name}", f"2:{name}"]
+    assert [s["name"] for s in outcome.splits] == [name, f"{name} (2)"]
     clean, blind_spot = (s["variants"] for s in outcome.splits)
     assert clean["models"]["wrong"] == 0 and blind_spot["models"]["wrong"] >= 1
     assert blind_spot["true_products"]["wrong"] == 0
-    assert {a.video for a in outcome.attributions} == {f"2:{name}/{SCENARIO}"}
+    assert {a.video for a in outcome.attributions} == {f"{name} (2)/{SCENARIO}"}
     paired = outcome.paired["true_products"]
     assert paired["fixed"] == blind_spot["models"]["wrong"] and paired["videos"] == 2
     change = paired["metrics"]["receipt_exact_match"]
@@ -226,9 +226,9 @@ def test_several_splits_replay_together_with_per_split_counts_and_a_paired_compa
         argv += ["--observations", str(tmp_path / folder), "--videos", str(split)]
     assert main(argv) == 0
     text = (tmp_path / "r" / "replay.md").read_text()
-    assert "## Per split" in text and f"| {md_escape(f'2:{name}')} | 1 |" in text
+    assert "## Per split" in text and f"| {md_escape(f'{name} (2)')} | 1 |" in text
     assert "## Each variant against the recorded run" in text and str(tmp_path) not in text
-    assert json.loads((tmp_path / "r" / "replay.json").read_text())["splits"][1]["name"] == f"2:{name}"
+    assert json.loads((tmp_path / "r" / "replay.json").read_text())["splits"][1]["name"] == f"{name} (2)"
     capsys.readouterr()
 
     # One --videos per --observations, and one predictions file cannot check two splits.

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +27,7 @@ from walkout.evaluate import (
     COUNT_NAMES,
     PAIRED_METRICS,
     paired_count_differences,
+    split_labels,
 )
 
 # Paired metrics where a higher value is better (the others, charges and misses, are better lower).
@@ -49,7 +49,7 @@ _LABELS = {
 class RunCounts:
     """What one QC report says about its videos.
 
-    split: the split's folder name (reports carry the path they were given; people see the name).
+    split: the split's folder as the report gives it (people see `split_labels` of it).
     dataset_hash: the report's `dataset.hash` (the videos and their ground truth).
     components: component -> experiment id, from the report's `experiment_id` ("" in oracle mode).
     videos: video name -> counts {COUNT_NAMES}.
@@ -96,7 +96,7 @@ def read_run_counts(path: str | os.PathLike) -> RunCounts:
             components[name.strip()] = experiment.strip()
     dataset = report.get("dataset") or {}
     return RunCounts(
-        split=Path(str(dataset.get("id") or "split")).name,
+        split=str(dataset.get("id") or "split"),
         dataset_hash=str(dataset.get("hash") or ""),
         components=components,
         videos=videos,
@@ -151,9 +151,9 @@ def compare_runs(
     rows_after: list[list[int]] = []
     seen_before: dict[str, set[str]] = {}
     seen_after: dict[str, set[str]] = {}
-    names_used: dict[str, int] = {}
-    for baseline_path, candidate_path in zip(baselines, candidates, strict=True):
-        before, after = read_run_counts(baseline_path), read_run_counts(candidate_path)
+    runs = [(read_run_counts(b), read_run_counts(c)) for b, c in zip(baselines, candidates, strict=True)]
+    labels = split_labels([before.split for before, _ in runs])
+    for baseline_path, candidate_path, (before, after) in zip(baselines, candidates, runs, strict=True):
         if before.dataset_hash != after.dataset_hash:
             raise QCError(
                 f"{baseline_path} and {candidate_path} judged different videos (dataset hash "
@@ -169,10 +169,7 @@ def compare_runs(
         for seen, run in ((seen_before, before), (seen_after, after)):
             for component, experiment in run.components.items():
                 seen.setdefault(component, set()).add(experiment)
-        name = before.split
-        names_used[name] = names_used.get(name, 0) + 1
-        if names_used[name] > 1:
-            name = f"{name} ({names_used[name]})"
+        name = labels[len(splits)]
         split = SplitComparison(
             name=name,
             videos=len(before.videos),

@@ -430,3 +430,28 @@ def review_flag_figures(scores: list[VideoScore]) -> dict:
         "unflagged_exact": unflagged_exact,
         "unflagged_exact_match": unflagged_exact / unflagged if unflagged else None,
     }
+
+
+def split_labels(paths: list[str]) -> list[str]:
+    """Names people read for splits pooled in one report, in order: the fewest trailing path parts
+    that tell every distinct split apart (`out/2090/val`, `out/2091/val` -> `2090/val`, `2091/val`),
+    so a report names no more of a machine path than it needs; a split given twice is numbered
+    (`val`, `val (2)`) so every video keeps a distinct name.
+
+    paths: the splits' folders as given (strings; relative or absolute, POSIX separators).
+    """
+    parts = [
+        tuple(p for p in str(path).replace("\\", "/").split("/") if p not in ("", ".")) or ("split",)
+        for path in paths
+    ]
+    distinct = set(parts)
+    depth = 1
+    while len({p[-depth:] for p in distinct}) < len(distinct) and depth < max(len(p) for p in distinct):
+        depth += 1
+    labels: list[str] = []
+    used: dict[str, int] = {}
+    for p in parts:
+        label = "/".join(p[-depth:])
+        used[label] = used.get(label, 0) + 1
+        labels.append(label if used[label] == 1 else f"{label} ({used[label]})")
+    return labels

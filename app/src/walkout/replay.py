@@ -52,6 +52,7 @@ from walkout.evaluate import (
     count_table,
     paired_differences,
     score_video,
+    split_labels,
     summarize,
 )
 from walkout.groundtruth import VideoGroundTruth, find_videos, load_video_ground_truth
@@ -434,11 +435,8 @@ def _as_list(value: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Pat
 
 
 def split_names(videos: Sequence[Path]) -> list[str]:
-    """Report names of the replayed splits: each split folder's name, numbered when two share one."""
-    names = [path.resolve().name for path in videos]
-    if len(set(names)) == len(names):
-        return names
-    return [f"{index + 1}:{name}" for index, name in enumerate(names)]
+    """Report names of the replayed splits (`split_labels` of their resolved folders)."""
+    return split_labels([path.resolve().as_posix() for path in videos])
 
 
 def _split_counts(scores: Sequence[VideoScore]) -> dict[str, int]:
