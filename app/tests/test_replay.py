@@ -266,3 +266,30 @@ def test_engine_thresholds_can_be_changed_for_every_variant(split, tmp_path, cap
         assert main([*argv, "--engine-set", setting, "--report-dir", str(tmp_path / "bad")]) == 2, setting
         assert message in capsys.readouterr().err, setting
     assert not (tmp_path / "bad").exists()
+
+
+def test_compare_pairs_two_replays_of_the_same_recordings(split, tmp_path, capsys):
+    _record_truth(_video(split), tmp_path / "obs")
+    argv = ["replay", "--observations", str(tmp_path / "obs"), "--videos", str(split), "--jobs", "1"]
+    argv += ["--variants", "models,true_products"]
+    assert main([*argv, "--report-dir", str(tmp_path / "as_recorded")]) == 0
+    assert main([*argv, "--engine-set", "hand_radius_px=0.01", "--report-dir", str(tmp_path / "blind")]) == 0
+    report = json.loads((tmp_path / "blind" / "replay.json").read_text())
+    assert set(report["per_video"]) == {"models", "true_products"}
+    judged = report["per_video"]["models"][SCENARIO]["receipts_judged"]
+    assert judged >= 1 and report["dataset"]["hash"]
+    capsys.readouterr()
+
+    compare = ["compare", "--baseline", str(tmp_path / "as_recorded" / "replay.json")]
+    compare += ["--candidate", f"{tmp_path / 'blind' / 'replay.json'}#true_products"]
+    assert main([*compare, "--report-dir", str(tmp_path / "c"), "--fail-if-worse"]) == 1
+    result = json.loads((tmp_path / "c" / "compare.json").read_text())
+    lost = report["per_video"]["models"][SCENARIO]["receipts_exact"] - judged
+    assert result["paired"]["metrics"]["receipt_exact_match"]["estimate"] == pytest.approx(lost / judged)
+    text = (tmp_path / "c" / "compare.md").read_text()
+    assert "hand_radius_px=0.01" in text and str(tmp_path) not in text
+    capsys.readouterr()
+    # A variant the replay did not run is refused by name.
+    missing = ["compare", "--baseline", str(tmp_path / "as_recorded"), "--report-dir", str(tmp_path / "x")]
+    assert main([*missing, "--candidate", f"{tmp_path / 'blind' / 'replay.json'}#oracle"]) == 2
+    assert "no variant 'oracle'" in capsys.readouterr().err

@@ -8,14 +8,19 @@ change in every receipt ratio with a **paired video-level bootstrap** interval (
 for both runs: `walkout.evaluate.paired_count_differences`), plus every video whose receipts changed.
 
 Nothing is re-run: only the reports' per-video counts (`extra.per_video[*].counts`) are read, so runs
-made on another machine (say `--device cuda` on a GPU host) compare with runs made here.
+made on another machine (say `--device cuda` on a GPU host) compare with runs made here. A
+`walkout replay` output counts as a run too: `DIR/replay.json` (its `models` variant) or
+`DIR/replay.json#VARIANT`, so engine thresholds or tracker settings tried on recordings of many
+splits are judged the same way (two replays pair when they replayed the same splits).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -62,7 +67,8 @@ class RunCounts:
 
 
 def read_run_counts(path: str | os.PathLike) -> RunCounts:
-    """Read a `walkout qc` report (its folder or report.json) for comparison.
+    """Read a `walkout qc` report (its folder or report.json), or a variant of a `walkout replay`
+    (`replay.json`, `replay.json#VARIANT`; default `models`), for comparison.
 
     Raises ReportError (walkout_ci) when it breaks the report contract, QCError when it is not a
     system QC report or a video lacks a count (a report from before per-video counts were written:
@@ -70,6 +76,12 @@ def read_run_counts(path: str | os.PathLike) -> RunCounts:
     """
     from walkout_ci.report import read_report
 
+    text = str(path)
+    replay_file, _, variant = text.partition("#")
+    if Path(replay_file).name == REPLAY_FILENAME or (
+        Path(replay_file).is_dir() and (Path(replay_file) / REPLAY_FILENAME).is_file()
+    ):
+        return read_replay_counts(Path(replay_file), variant or "models")
     report = read_report(path)
     if report.get("component") != "app":
         raise QCError(
@@ -97,6 +109,52 @@ def read_run_counts(path: str | os.PathLike) -> RunCounts:
     dataset = report.get("dataset") or {}
     return RunCounts(
         split=str(dataset.get("id") or "split"),
+        dataset_hash=str(dataset.get("hash") or ""),
+        components=components,
+        videos=videos,
+    )
+
+
+REPLAY_FILENAME = "replay.json"
+
+
+def read_replay_counts(path: Path, variant: str) -> RunCounts:
+    """One variant of a `walkout replay` (its folder or replay.json) as a run (see read_run_counts)."""
+    if path.is_dir():
+        path = path / REPLAY_FILENAME
+    try:
+        replay = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise QCError(f"{path}: cannot read the replay ({error})") from error
+    if not isinstance(replay, dict) or replay.get("format") != "walkout-replay":
+        raise QCError(f"{path} is not a `walkout replay` output (format walkout-replay)")
+    per_variant = replay.get("per_video")
+    if not isinstance(per_variant, dict) or not per_variant:
+        raise QCError(f"{path} has no per_video counts: it predates them, or its replay failed; replay again")
+    if variant not in per_variant:
+        raise QCError(
+            f"{path} has no variant {variant!r}: it replayed {', '.join(sorted(per_variant))} "
+            f"(name one as {path}#VARIANT)"
+        )
+    videos: dict[str, dict[str, int]] = {}
+    for video, counts in per_variant[variant].items():
+        missing = [name for name in COUNT_NAMES if not isinstance((counts or {}).get(name), int)]
+        if missing:
+            raise QCError(f"{path}: per_video.{variant}.{video} lacks {', '.join(missing)}")
+        videos[video] = {name: counts[name] for name in COUNT_NAMES}
+    components = dict((replay.get("recorded_with") or {}).get("experiments") or {})
+    if variant == "retracked" and replay.get("tracker_overrides"):
+        settings = ", ".join(f"{k}={v}" for k, v in sorted(replay["tracker_overrides"].items()))
+        components["tracker settings"] = settings
+    if replay.get("engine_overrides"):
+        components["engine"] = ", ".join(f"{k}={v}" for k, v in sorted(replay["engine_overrides"].items()))
+    if variant != "models":
+        components["replay variant"] = variant
+    dataset = replay.get("dataset") or {}
+    return RunCounts(
+        split=f"{path.parent.name}#{variant}"
+        if len(dataset.get("splits") or []) != 1
+        else dataset["splits"][0],
         dataset_hash=str(dataset.get("hash") or ""),
         components=components,
         videos=videos,

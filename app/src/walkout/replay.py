@@ -24,11 +24,17 @@ re-tracked box reuses the keypoints of the recorded box it overlaps most, IoU >=
 
 Only the engine runs per variant (plus the tracker for `retracked`), so a whole split replays in
 seconds to minutes instead of the models' hour.
+
+replay.json also keeps every variant's per-video counts (`per_video`, the counts QC reports carry) and
+a hash of the replayed splits (`dataset.hash`), so `walkout compare` can pair two replays, say one
+with `--engine-set` against one without (`walkout compare --baseline A/replay.json --candidate
+B/replay.json#retracked`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -418,6 +424,10 @@ class ReplayOutcome:
     seconds: float
     splits: list[dict] = field(default_factory=list)  # per split: name, videos, {variant: judged, wrong}
     paired: dict[str, dict] = field(default_factory=dict)  # per variant: paired_differences vs models
+    per_video: dict[str, dict[str, dict[str, int]]] = field(
+        default_factory=dict
+    )  # variant -> video -> counts
+    dataset_hash: str = ""  # sha256 over the splits' `qc.dataset_hash`, in order
 
 
 def _pool_stream(tasks: list[ReplayTask], jobs: int, stack: contextlib.ExitStack) -> Iterator[ReplayVideo]:
@@ -574,7 +584,9 @@ def run_replay(
         reproduces = all(checks) if checks else None
     splits = []
     paired: dict[str, dict] = {}
+    per_video: dict[str, dict[str, dict[str, int]]] = {}
     if done and not errors:
+        per_video = {v: {o.video: o.scores[v].counts() for o in done} for v in variants}
         for index, name in enumerate(names):
             mine = [o for o in done if o.split == index]
             splits.append(
@@ -611,7 +623,20 @@ def run_replay(
         seconds=time.perf_counter() - start,
         splits=splits,
         paired=paired,
+        per_video=per_video,
+        dataset_hash=_splits_hash(split_dirs),
     )
+
+
+def _splits_hash(split_dirs: Sequence[Path]) -> str:
+    """One hash for the replayed videos: the splits' QC dataset hashes in order (what `walkout
+    compare` checks before it pairs two replays' videos)."""
+    from walkout.qc import dataset_hash
+
+    digest = hashlib.sha256()
+    for split in split_dirs:
+        digest.update(dataset_hash(split, find_videos(split)).encode())
+    return digest.hexdigest()
 
 
 def _reproduces(predictions: str | os.PathLike, results: dict[str, VideoResult]) -> bool:
@@ -661,6 +686,8 @@ def outcome_json(outcome: ReplayOutcome) -> dict:
         "engine_overrides": outcome.engine_overrides,
         "splits": outcome.splits,
         "paired_with_models": outcome.paired,
+        "dataset": {"splits": [s["name"] for s in outcome.splits], "hash": outcome.dataset_hash},
+        "per_video": outcome.per_video,
         "wrong_receipts": [
             {
                 "video": a.video,
