@@ -129,30 +129,3 @@ def test_embedder_is_called_with_the_frame_when_no_embeddings_are_given():
 def test_bad_detections_raise_clear_errors(detections, embeddings, message):
     with pytest.raises(DetectionsError, match=message):
         Tracker().update(detections, embeddings=embeddings)
-
-
-def _bounce(tracker: Tracker, red: np.ndarray, blue: np.ndarray) -> list[float]:
-    """Two people meet, overlap, and turn back (the crossing above); ids of the left one, per frame."""
-    ids = []
-    for frame in range(34):
-        phase = frame if frame < 17 else 34 - frame
-        left = _walker(phase, 0, 6)
-        right = _walker(phase, 200, -6)
-        tracks = tracker.update(np.array([left, right]), embeddings=np.stack([red, blue]))
-        ids.append(_id_nearest(tracks, left))
-    return ids
-
-
-def test_identity_check_trades_back_ids_swapped_while_two_people_overlapped():
-    # Association by overlap alone (appearance weight 0, no appearance gate) swaps the two at the
-    # turn; the identity check compares their looks once they stand apart and trades the ids back.
-    base = dict(min_hits=1, max_age=10, iou_threshold=0.1, appearance_weight=0.0, max_appearance_distance=2.0)
-    red, blue = np.array([1.0, 0.0]), np.array([0.0, 1.0])
-    swapped = _bounce(Tracker(config=TrackerConfig(**base)), red, blue)
-    assert swapped[0] != swapped[-1]  # without the check the left person ends under the other id
-    checked_tracker = Tracker(config=TrackerConfig(**base, swap_check=True))
-    checked = _bounce(checked_tracker, red, blue)
-    assert checked[0] == checked[-1] and checked_tracker.swaps_undone == 1
-    # Look-alikes (the same appearance) give no reason to trade: the check leaves the ids alone.
-    same = Tracker(config=TrackerConfig(**base, swap_check=True))
-    assert _bounce(same, red, red) == swapped and same.swaps_undone == 0

@@ -46,14 +46,6 @@ class TrackerConfig:
     coast_frames: int = 2  # keep reporting a confirmed track's predicted box for this many missed frames
     report_early: bool = True  # report tracks during the first `min_hits` frames of a sequence (SORT)
     delete_tentative_on_miss: bool = True  # a not-yet-confirmed track dies at its first miss
-    # Identity check after an encounter (off in every pin before issue 15's seventh round): two tracks
-    # whose boxes overlapped by more than `contact_iou` may have traded persons while they did. Once
-    # both stand apart again, each new look is compared with both tracks' appearance from before the
-    # encounter; when the crossed pairing is closer by more than `swap_margin` (sum of two cosine
-    # distances), the ids are traded back, so a cart keeps following the shopper who filled it.
-    swap_check: bool = False
-    contact_iou: float = 0.1
-    swap_margin: float = 0.2
 
     def __post_init__(self) -> None:
         section = "tracker"
@@ -73,12 +65,10 @@ class TrackerConfig:
             "second_pass_iou",
             "appearance_weight",
             "embedding_momentum",
-            "contact_iou",
         ):
             _check_range(section, name, getattr(self, name), 0.0, 1.0)
         _check_range(section, "max_appearance_distance", self.max_appearance_distance, 0.0, 2.0)
         _check_range(section, "reid_appearance_distance", self.reid_appearance_distance, 0.0, 2.0)
-        _check_range(section, "swap_margin", self.swap_margin, 0.0, 4.0)
         if self.low_score > self.high_score:
             raise ConfigError(
                 f"tracker.low_score = {self.low_score} is above tracker.high_score = {self.high_score}: "

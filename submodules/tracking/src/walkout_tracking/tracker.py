@@ -54,11 +54,6 @@ class Track:
     time_since_update: int = 0
     confirmed: bool = False
     predicted: np.ndarray = field(default_factory=lambda: np.zeros(4))
-    # Identity check (`TrackerConfig.swap_check`): the running mean appearance over frames the track
-    # stood apart from every other track, and the ids of the tracks it is in contact with now.
-    anchor: np.ndarray | None = None
-    contacts: set[int] = field(default_factory=set)
-    last_feature: np.ndarray | None = None  # this frame's detection feature (matched tracks only)
 
 
 def validate_detections(detections: np.ndarray | None, embeddings: np.ndarray | None) -> np.ndarray:
@@ -106,14 +101,12 @@ class Tracker:
         self.tracks: list[Track] = []
         self.frame_count = 0
         self._next_id = 1
-        self.swaps_undone = 0  # identity check: id pairs traded back (see _check_identities)
 
     def reset(self) -> None:
         """Forget every track and restart ids at 1 (use between sequences)."""
         self.tracks = []
         self.frame_count = 0
         self._next_id = 1
-        self.swaps_undone = 0
 
     def update(
         self,
@@ -181,8 +174,6 @@ class Tracker:
             matched_tracks += [self.tracks[remaining[i]] for i in low_matches[:, 0]]
             matched_dets += list(low[low_matches[:, 1]])
         self._apply_matches(matched_tracks, dets, matched_dets, features)
-        if cfg.swap_check and features is not None:
-            self._check_identities()
 
         # Remove dead tracks: lost too long, or tentative tracks that missed.
         survivors = []
@@ -219,7 +210,6 @@ class Tracker:
         for track, det_index, box in zip(tracks, det_indices, corrected, strict=True):
             track.hits += 1
             track.time_since_update = 0
-            track.last_feature = None if features is None else features[det_index]
             track.box = dets[det_index, :4].copy() if use_detection else box
             if track.hits >= self.config.min_hits:
                 track.confirmed = True
@@ -231,61 +221,6 @@ class Tracker:
                     momentum = self.config.embedding_momentum
                     mixed = momentum * track.feature + (1.0 - momentum) * new
                     track.feature = mixed / max(float(np.linalg.norm(mixed)), 1e-12)
-
-    def _check_identities(self) -> None:
-        """Trade ids back between two tracks that swapped persons while their boxes overlapped.
-
-        Among confirmed tracks matched this frame: a track overlapping another (IoU > contact_iou)
-        records the contact; a track standing apart updates its anchor appearance. When both tracks of
-        a contact stand apart again, their looks now (a, b) are compared with their anchors (A, B):
-        if d(a, B) + d(b, A) + swap_margin < d(a, A) + d(b, B), the persons were swapped, and the ids,
-        anchors and running features are traded back. Contacts of tracks that vanish are dropped.
-        """
-        cfg = self.config
-        seen = [
-            t for t in self.tracks if t.time_since_update == 0 and t.confirmed and t.last_feature is not None
-        ]
-        by_id = {t.track_id: t for t in seen}
-        alive = {t.track_id for t in self.tracks}
-        if seen:
-            boxes = np.stack([t.box for t in seen])
-            overlap = iou_batch(boxes, boxes)
-            np.fill_diagonal(overlap, 0.0)
-        for index, track in enumerate(seen):
-            partners = {seen[j].track_id for j in np.flatnonzero(overlap[index] > cfg.contact_iou)}
-            track.contacts = {c for c in track.contacts if c in alive} | partners
-        apart = [t for i, t in enumerate(seen) if not np.any(overlap[i] > cfg.contact_iou)]
-        apart_ids = {t.track_id for t in apart}
-        pairs = [
-            (track, by_id[partner_id])
-            for track in apart
-            for partner_id in sorted(track.contacts)
-            if partner_id in apart_ids and partner_id > track.track_id
-        ]
-        for track, partner in pairs:
-            track.contacts.discard(partner.track_id)
-            partner.contacts.discard(track.track_id)
-            if track.anchor is None or partner.anchor is None:
-                continue
-            distance = cosine_distance(
-                np.stack([track.anchor, partner.anchor]), np.stack([track.last_feature, partner.last_feature])
-            )  # [2 anchors, 2 looks now]
-            straight = distance[0, 0] + distance[1, 1]
-            crossed = distance[1, 0] + distance[0, 1]
-            if crossed + cfg.swap_margin < straight:
-                track.track_id, partner.track_id = partner.track_id, track.track_id
-                track.anchor, partner.anchor = partner.anchor, track.anchor
-                track.feature, partner.feature = partner.feature, track.feature
-                self.swaps_undone += 1
-        for track in apart:
-            track.contacts &= alive - apart_ids  # a partner that stood apart was checked above
-        momentum = cfg.embedding_momentum
-        for track in apart:
-            if track.contacts:
-                continue  # waiting for a partner to stand apart: its look is not yet a clean reference
-            new = track.last_feature
-            mixed = new if track.anchor is None else momentum * track.anchor + (1.0 - momentum) * new
-            track.anchor = mixed / max(float(np.linalg.norm(mixed)), 1e-12)
 
     def _report(self) -> np.ndarray:
         early = self.config.report_early and self.frame_count <= self.config.min_hits
