@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--baseline",
         required=True,
         action="append",
-        help="a `walkout qc` report folder (or its report.json); repeat, one per split",
+        help="a `walkout qc` report folder (or its report.json), or a `walkout replay`'s "
+        "replay.json[#VARIANT] (default variant: models); repeat, one per split",
     )
     compare.add_argument(
         "--candidate",
