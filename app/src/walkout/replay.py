@@ -424,9 +424,8 @@ class ReplayOutcome:
     seconds: float
     splits: list[dict] = field(default_factory=list)  # per split: name, videos, {variant: judged, wrong}
     paired: dict[str, dict] = field(default_factory=dict)  # per variant: paired_differences vs models
-    per_video: dict[str, dict[str, dict[str, int]]] = field(
-        default_factory=dict
-    )  # variant -> video -> counts
+    # variant -> video -> counts (`VideoScore.counts`): what `walkout compare` pairs two replays by
+    per_video: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     dataset_hash: str = ""  # sha256 over the splits' `qc.dataset_hash`, in order
 
 
