@@ -211,7 +211,9 @@ def compare_runs(
     seen_after: dict[str, set[str]] = {}
     runs = [(read_run_counts(b), read_run_counts(c)) for b, c in zip(baselines, candidates, strict=True)]
     labels = split_labels([before.split for before, _ in runs])
-    for baseline_path, candidate_path, (before, after) in zip(baselines, candidates, runs, strict=True):
+    for baseline_path, candidate_path, (before, after), name in zip(
+        baselines, candidates, runs, labels, strict=True
+    ):
         if before.dataset_hash != after.dataset_hash:
             raise QCError(
                 f"{baseline_path} and {candidate_path} judged different videos (dataset hash "
@@ -227,7 +229,6 @@ def compare_runs(
         for seen, run in ((seen_before, before), (seen_after, after)):
             for component, experiment in run.components.items():
                 seen.setdefault(component, set()).add(experiment)
-        name = labels[len(splits)]
         split = SplitComparison(
             name=name,
             videos=len(before.videos),

@@ -65,6 +65,7 @@ from walkout.groundtruth import VideoGroundTruth, find_videos, load_video_ground
 from walkout.metrics import UNMATCHED_PREFIX, box_iou
 from walkout.observations import FrameObservation, ShopperObservation
 from walkout.oracle import run_engine
+from walkout.qc import dataset_hash
 from walkout.recording import RecordedVideo, RecordingError, load_recording, recording_path
 from walkout.results import VideoResult
 from walkout_ci.store import atomic_write_bytes
@@ -521,8 +522,11 @@ def run_replay(
     names = split_names(split_dirs)
     several = len(split_dirs) > 1
     tasks: list[ReplayTask] = []
+    # What `walkout compare` checks before it pairs two replays: the splits' QC dataset hashes, in order.
+    splits_digest = hashlib.sha256()
     for index, (folder, split) in enumerate(zip(observation_dirs, split_dirs, strict=True)):
         video_dirs = find_videos(split)
+        splits_digest.update(dataset_hash(split, video_dirs).encode())
         missing = [d.name for d in video_dirs if not recording_path(folder, d.name).is_file()]
         if missing:
             raise RecordingError(
@@ -623,19 +627,8 @@ def run_replay(
         splits=splits,
         paired=paired,
         per_video=per_video,
-        dataset_hash=_splits_hash(split_dirs),
+        dataset_hash=splits_digest.hexdigest(),
     )
-
-
-def _splits_hash(split_dirs: Sequence[Path]) -> str:
-    """One hash for the replayed videos: the splits' QC dataset hashes in order (what `walkout
-    compare` checks before it pairs two replays' videos)."""
-    from walkout.qc import dataset_hash
-
-    digest = hashlib.sha256()
-    for split in split_dirs:
-        digest.update(dataset_hash(split, find_videos(split)).encode())
-    return digest.hexdigest()
 
 
 def _reproduces(predictions: str | os.PathLike, results: dict[str, VideoResult]) -> bool:
