@@ -347,3 +347,42 @@ def test_a_put_back_booked_at_a_slot_beside_the_one_that_received_the_item_is_mo
     assert engine.receipts_json() == scene.receipts() == {"1": {}}
     [booked] = [e for e in engine.events if e.type == "put_back"]
     assert booked.slot == "A1" and "booked at A2" in booked.review
+
+
+def test_an_item_first_read_after_a_reach_into_another_slot_is_charged_at_the_earlier_reach(scene, layout):
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    shopper.walk((135.0, 70.0), 8).wait(10).walk(near(scene.slot_center("A3")), 5).reach("A3", hand="left")
+    shopper.walk(scene.EXIT, 15)
+    # the taken apple is missed until the shopper reaches into A3 (cheese), half a second later: it
+    # is first read in the hand after that reach, which cannot have given it
+    engine = _feed(_miss_held_items(scene.frames(), 15, 43), layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}}
+    [pick] = [e for e in engine.events if e.type == "pick"]
+    assert pick.slot == "A1" and pick.frame <= 17
+    assert "first read in the hand after a reach into A3" in pick.review
+
+
+def test_a_second_unit_read_after_a_reach_into_another_slot_is_not_charged_at_a_reach_that_gave_one(
+    scene, layout
+):
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    shopper.walk((135.0, 70.0), 8).wait(10).walk(near(scene.slot_center("A3")), 5).reach("A3", hand="left")
+    shopper.walk(scene.EXIT, 15)
+    # after the reach into A3 the detector sees the apple in the right hand in the left one too
+    frames = []
+    for frame in scene.frames():
+        held = [p for p in frame.products if box_center(p.box)[1] >= 45]
+        if frame.frame >= 47 and held:
+            [held] = held
+            x, y = box_center(held.box)
+            lx, ly = frame.shoppers[0].keypoints[5, :2]
+            ghost = dataclasses.replace(held, box=_shift_box(held.box, dx=lx - x, dy=ly - y))
+            frame = FrameObservation(
+                frame=frame.frame, shoppers=frame.shoppers, products=(*frame.products, ghost)
+            )
+        frames.append(frame)
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}}
+    assert [e.type for e in engine.events].count("pick") == 1

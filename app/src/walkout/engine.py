@@ -223,6 +223,8 @@ class _Shopper:
     relinked_frame: int = -(10**9)  # when a new track last continued this shopper
     # reaches of resolved visits: (frame the visit was resolved, reach), newest last
     past_reaches: list[tuple[int, _Reach]] = field(default_factory=list)
+    # what those visits were read to have gained: frame the visit was resolved -> SKUs
+    visit_gains: dict[int, Counter] = field(default_factory=dict)
     # of the box edges x1 y1 x2 y2, pixels per frame (smoothed): at the image border the box is
     # clipped, and only its trailing edge still moves at the shopper's speed
     edge_velocity: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
@@ -747,6 +749,8 @@ class Engine:
         shopper.confirmed = after
         shopper.recent = list(visit.after[-self.config.free_window :])
         gained, lost = after - visit.before, visit.before - after
+        shopper.visit_gains = {f: g for f, g in shopper.visit_gains.items() if f >= horizon}
+        shopper.visit_gains[self._frame] = gained
         if not gained and not lost:
             return
         confidence = self._agreement(visit.after, after)
@@ -811,6 +815,19 @@ class Engine:
                 # the hand was also at a slot that shows this SKU: the product came from there.
                 notes.append(f"reach booked at {slot.name}, which shows {top}; {sku} is on {neighbour.name}")
                 slot, confidence, top = neighbour, min(confidence, 0.6), sku
+            else:
+                earlier = self._earlier_reach_showing(shopper, sku, exclude=slot)
+                if earlier is not None:
+                    earlier_slot = self._slots[earlier.slot]
+                    # The detector missed the held item after an earlier reach into a slot showing it,
+                    # and first read it now, after a reach into another slot: the same late sighting
+                    # `_late_pick` books when it happens away from the shelves.
+                    notes.append(
+                        f"{sku} first read in the hand after a reach into {slot.name}, which shows {top}; "
+                        f"taken from {earlier_slot.name} at frame {earlier.peak_frame}"
+                    )
+                    frame, slot = earlier.peak_frame, earlier_slot
+                    confidence, top = min(confidence, 0.6), sku
         if slot is not None and top is not None and top != sku:
             # The shelf cannot have given this: the slot showed another SKU on top. A misread hand
             # must not become a charge (a false charge is the worst error a store can make).
@@ -1079,6 +1096,26 @@ class Engine:
                 self._pick(shopper, reach.peak_frame, slot, sku, 0.6, notes)
                 return True
         return False
+
+    def _earlier_reach_showing(self, shopper: _Shopper, sku: str, *, exclude: Slot) -> _Reach | None:
+        """The latest reach of the shopper's, resolved within `late_pick_frames`, into another slot
+        believed to show `sku` on top and seen showing it (or hidden) just before; it is used up.
+
+        A visit whose hands were read to have gained `sku` is passed over: its item was booked, and
+        a second unit read later is more likely a double detection than a second missed pick.
+        """
+        horizon = self._frame - self.config.late_pick_frames
+        for resolved, reach in reversed(shopper.past_reaches):
+            slot = self._slots[reach.slot]
+            if resolved < horizon or slot.key == exclude.key or self._stack_top(slot) != sku:
+                continue
+            if shopper.visit_gains.get(resolved, Counter())[sku] > 0:
+                continue
+            if self._shelf_top_before(slot, reach.peak_frame, sku) not in (sku, None):
+                continue
+            shopper.past_reaches.remove((resolved, reach))
+            return reach
+        return None
 
     def _settle_unpartnered_gains(self) -> None:
         """An item that showed up in a shopper's hands away from the shelves right after the shopper's
