@@ -19,7 +19,15 @@ from walkout.evaluate import WrongReceipt
 from walkout.groundtruth import load_video_ground_truth
 from walkout.observations import WRIST_INDICES
 from walkout.recording import ObservationRecorder, recording_path
-from walkout.replay import ATTRIBUTION, ENGINE_STAGE, ReplayError, attribute, match_boxes, run_replay
+from walkout.replay import (
+    ATTRIBUTION,
+    ENGINE_STAGE,
+    ReplayError,
+    attribute,
+    match_boxes,
+    run_replay,
+    stage_counts,
+)
 from walkout_ci.render import md_escape
 
 SCENARIO = "single_pick"
@@ -214,6 +222,10 @@ def test_several_splits_replay_together_with_per_split_counts_and_a_paired_compa
     assert clean["models"]["wrong"] == 0 and blind_spot["models"]["wrong"] >= 1
     assert blind_spot["true_products"]["wrong"] == 0
     assert {a.video for a in outcome.attributions} == {f"{name} (2)/{SCENARIO}"}
+    # every wrong receipt is counted under its own split's stages
+    assert outcome.splits[0]["stages"] == {}
+    assert sum(row["wrong"] for row in outcome.splits[1]["stages"].values()) == blind_spot["models"]["wrong"]
+    assert outcome.splits[1]["stages"] == stage_counts(outcome.attributions)
     paired = outcome.paired["true_products"]
     assert paired["fixed"] == blind_spot["models"]["wrong"] and paired["videos"] == 2
     change = paired["metrics"]["receipt_exact_match"]
@@ -227,6 +239,8 @@ def test_several_splits_replay_together_with_per_split_counts_and_a_paired_compa
     assert main(argv) == 0
     text = (tmp_path / "r" / "replay.md").read_text()
     assert "## Per split" in text and f"| {md_escape(f'{name} (2)')} | 1 |" in text
+    assert "Per split: wrong receipts (with a false charge), by stage." in text
+    assert f"| {md_escape(name)} | 0 |" in text
     assert "## Each variant against the recorded run" in text and str(tmp_path) not in text
     assert json.loads((tmp_path / "r" / "replay.json").read_text())["splits"][1]["name"] == f"{name} (2)"
     capsys.readouterr()

@@ -590,6 +590,7 @@ def run_replay(
     per_video: dict[str, dict[str, dict[str, int]]] = {}
     if done and not errors:
         per_video = {v: {o.video: o.scores[v].counts() for o in done} for v in variants}
+        split_of = {o.video: o.split for o in done}
         for index, name in enumerate(names):
             mine = [o for o in done if o.split == index]
             splits.append(
@@ -597,6 +598,7 @@ def run_replay(
                     "name": name,
                     "videos": len(mine),
                     "variants": {v: _split_counts([o.scores[v] for o in mine]) for v in variants},
+                    "stages": stage_counts([a for a in attributions if split_of[a.video] == index]),
                 }
             )
         for variant in variants:
@@ -818,6 +820,22 @@ def render_markdown(outcome: ReplayOutcome, *, title: str) -> str:
             f"| {stage} | {row['wrong']} | {row['false_charge']} | {row['missed_item']} | "
             f"{row['false_charge_and_missed_item']} | {row['flagged']} |"
         )
+    stages = [stage for stage in STAGE_ORDER if any(a.stage == stage for a in outcome.attributions)]
+    if len(outcome.splits) > 1 and stages:
+        lines += [
+            "",
+            "Per split: wrong receipts (with a false charge), by stage.",
+            "",
+            "| split | " + " | ".join(stages) + " |",
+            "|" + "---|" * (1 + len(stages)),
+        ]
+        for split in outcome.splits:
+            cells = []
+            for stage in stages:
+                row = split["stages"].get(stage)
+                charged = row["false_charge"] + row["false_charge_and_missed_item"] if row else 0
+                cells.append(f"{row['wrong']} ({charged})" if row else "0")
+            lines.append(f"| {md_escape(split['name'])} | " + " | ".join(cells) + " |")
     if outcome.attributions:
         lines += [
             "",
