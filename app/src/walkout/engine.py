@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from walkout.errors import ConfigError
@@ -1085,17 +1086,21 @@ class Engine:
         while the wrist kept brushing the shelf), and seen full only later. Booked (flagged) at the
         reach; True when booked.
         """
+        for resolved, reach, slot in self._recent_reaches_showing(shopper, sku):
+            shopper.past_reaches.remove((resolved, reach))
+            notes = [f"{sku} seen in the hand only {self._frame - reach.peak_frame} frames after the reach"]
+            self._pick(shopper, reach.peak_frame, slot, sku, 0.6, notes)
+            return True
+        return False
+
+    def _recent_reaches_showing(self, shopper: _Shopper, sku: str) -> Iterator[tuple[int, _Reach, Slot]]:
+        """The shopper's reaches of visits resolved within `late_pick_frames`, newest first, into slots
+        believed to show `sku` on top: (frame the visit was resolved, reach, slot)."""
         horizon = self._frame - self.config.late_pick_frames
         for resolved, reach in reversed(shopper.past_reaches):
             slot = self._slots[reach.slot]
             if resolved >= horizon and self._stack_top(slot) == sku:
-                shopper.past_reaches.remove((resolved, reach))
-                notes = [
-                    f"{sku} seen in the hand only {self._frame - reach.peak_frame} frames after the reach"
-                ]
-                self._pick(shopper, reach.peak_frame, slot, sku, 0.6, notes)
-                return True
-        return False
+                yield resolved, reach, slot
 
     def _earlier_reach_showing(self, shopper: _Shopper, sku: str, *, exclude: Slot) -> _Reach | None:
         """The latest reach of the shopper's, resolved within `late_pick_frames`, into another slot
@@ -1104,12 +1109,8 @@ class Engine:
         A visit whose hands were read to have gained `sku` is passed over: its item was booked, and
         a second unit read later is more likely a double detection than a second missed pick.
         """
-        horizon = self._frame - self.config.late_pick_frames
-        for resolved, reach in reversed(shopper.past_reaches):
-            slot = self._slots[reach.slot]
-            if resolved < horizon or slot.key == exclude.key or self._stack_top(slot) != sku:
-                continue
-            if shopper.visit_gains.get(resolved, Counter())[sku] > 0:
+        for resolved, reach, slot in self._recent_reaches_showing(shopper, sku):
+            if slot.key == exclude.key or shopper.visit_gains.get(resolved, Counter())[sku] > 0:
                 continue
             if self._shelf_top_before(slot, reach.peak_frame, sku) not in (sku, None):
                 continue
