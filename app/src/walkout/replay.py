@@ -815,12 +815,13 @@ def render_markdown(outcome: ReplayOutcome, *, title: str) -> str:
     ]
     if not outcome.attributions:
         lines.append("| (no wrong receipt) | 0 | 0 | 0 | 0 | 0 |")
-    for stage, row in stage_counts(outcome.attributions).items():
+    overall = stage_counts(outcome.attributions)
+    for stage, row in overall.items():
         lines.append(
             f"| {stage} | {row['wrong']} | {row['false_charge']} | {row['missed_item']} | "
             f"{row['false_charge_and_missed_item']} | {row['flagged']} |"
         )
-    stages = [stage for stage in STAGE_ORDER if any(a.stage == stage for a in outcome.attributions)]
+    stages = list(overall)  # the stages with a wrong receipt, in stage order
     if len(outcome.splits) > 1 and stages:
         lines += [
             "",
