@@ -6,6 +6,7 @@ from walkout_tracking.data import (
     extract_crops,
     find_sequences,
     iter_frames,
+    jitter_boxes,
     read_ground_truth,
     synthesize_detections,
 )
@@ -50,6 +51,30 @@ def test_crop_patches_clips_and_resizes():
     )
     assert patches.shape == (3, 8, 4, 3)
     assert patches[0].min() == 200 and patches[1].max() == 0
+
+
+def test_jitter_boxes_moves_and_rescales_within_the_amount():
+    boxes = np.array([[10.0, 20.0, 30.0, 60.0]] * 2000)
+    jittered = jitter_boxes(boxes, 0.2, np.random.default_rng(0))
+    size = jittered[:, 2:] - jittered[:, :2]
+    shift = (jittered[:, :2] + jittered[:, 2:]) / 2 - np.array([20.0, 40.0])
+    assert np.all(np.abs(shift) <= 0.2 * np.array([20.0, 40.0]) + 1e-9)
+    ratio = size / np.array([20.0, 40.0])
+    assert np.all((ratio >= np.exp(-0.2) - 1e-9) & (ratio <= np.exp(0.2) + 1e-9))
+    # Spread over the whole range, and width and height scaled independently.
+    assert ratio[:, 0].min() < 0.85 and ratio[:, 0].max() > 1.18
+    assert abs(np.corrcoef(ratio[:, 0], ratio[:, 1])[0, 1]) < 0.1
+    assert np.array_equal(jitter_boxes(boxes, 0.0, np.random.default_rng(0)), boxes)
+
+
+def test_extract_crops_with_box_jitter_cuts_other_pixels_from_the_same_identities(sim_train):
+    sequences = find_sequences(sim_train)
+    args = {"height": 32, "width": 32, "max_per_identity": 5, "min_box_height": 5, "seed": 0}
+    exact = extract_crops(sequences, **args)
+    jittered = extract_crops(sequences, **args, box_jitter=0.2)
+    assert np.array_equal(exact.labels, jittered.labels) and np.array_equal(exact.frames, jittered.frames)
+    changed = np.abs(exact.images.astype(int) - jittered.images.astype(int)).mean(axis=(1, 2, 3)) > 1
+    assert changed.mean() > 0.8
 
 
 def test_extract_crops_labels_identities_per_sequence(sim_train):

@@ -111,6 +111,10 @@ class TrainConfig:
     margin: float = 0.3  # triplet margin on cosine distance
     max_crops_per_identity: int = 200  # per video identity; keeps crop extraction fast
     min_box_height: int = 12  # crops smaller than this (pixels) are skipped
+    # Training crops cut from perturbed ground-truth boxes (data.jitter_boxes: centre shift and side
+    # scale, as a fraction of the box), as the detector's boxes are placed in a crowd; 0 = exact boxes.
+    # Validation crops always use the exact boxes.
+    box_jitter: float = 0.0
     validation_fraction: float = 0.2  # share of videos held out for validation
     seed: int = 0
     device: str = "cpu"  # "cpu", "cuda", or "auto" (CUDA + AMP when available)
@@ -126,6 +130,7 @@ class TrainConfig:
         _check_range("train", "margin", self.margin, 0.0, 2.0)
         _check_range("train", "max_crops_per_identity", self.max_crops_per_identity, 2, None)
         _check_range("train", "min_box_height", self.min_box_height, 1, None)
+        _check_range("train", "box_jitter", self.box_jitter, 0.0, 0.5)
         _check_range("train", "validation_fraction", self.validation_fraction, 0.0, 0.9)
         _check_range("train", "num_workers", self.num_workers, 0, 64)
         if self.device not in ("cpu", "cuda", "auto"):

@@ -189,6 +189,21 @@ def crop_patches(frame: np.ndarray, boxes: np.ndarray, *, height: int, width: in
     return out
 
 
+def jitter_boxes(boxes: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+    """Perturbed copies of boxes: float [N, 4] x1 y1 x2 y2 px -> float [N, 4].
+
+    Each box's centre moves by up to `amount` of its width/height, and each side length is scaled by
+    exp(U(-amount, amount)) independently (aspect changes too). amount = 0 returns the boxes as given.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if amount <= 0 or not len(boxes):
+        return boxes.copy()
+    size = boxes[:, 2:4] - boxes[:, 0:2]
+    centre = (boxes[:, 0:2] + boxes[:, 2:4]) / 2 + rng.uniform(-amount, amount, size.shape) * size
+    half = size * np.exp(rng.uniform(-amount, amount, size.shape)) / 2
+    return np.concatenate([centre - half, centre + half], axis=1)
+
+
 @dataclass(frozen=True)
 class CropSet:
     """Person crops for metric learning.
@@ -214,10 +229,16 @@ def extract_crops(
     max_per_identity: int,
     min_box_height: int,
     seed: int,
+    box_jitter: float = 0.0,
 ) -> CropSet:
     """Crop every ground-truth person of the given sequences (at most `max_per_identity` frames per
-    identity, spread evenly over its lifetime; boxes shorter than `min_box_height` skipped)."""
+    identity, spread evenly over its lifetime; boxes shorter than `min_box_height` skipped).
+
+    box_jitter > 0 cuts each crop from a perturbed box (`jitter_boxes`), as a detector's box is
+    placed: shifted, too large or too small, part of a neighbour inside it."""
     rng = np.random.default_rng(seed)
+    # Its own stream, so that jitter leaves the choice of crops unchanged.
+    jitter_rng = np.random.default_rng([seed, 1])
     images, labels, groups, frames_out = [], [], [], []
     next_label = 0
     for group, sequence in enumerate(sequences):
@@ -233,6 +254,8 @@ def extract_crops(
             label_of[int(identity)] = next_label
             next_label += 1
         boxes_xyxy = np.concatenate([gt.boxes[:, :2], gt.boxes[:, :2] + gt.boxes[:, 2:]], axis=1)
+        if box_jitter > 0:
+            boxes_xyxy = jitter_boxes(boxes_xyxy, box_jitter, jitter_rng)
         for frame_number, frame in enumerate(iter_frames(sequence), start=1):
             rows = np.flatnonzero(wanted & (gt.frames == frame_number))
             if not len(rows):

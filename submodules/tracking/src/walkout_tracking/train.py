@@ -248,7 +248,7 @@ def train(
         "min_box_height": cfg.min_box_height,
         "seed": cfg.seed,
     }
-    train_crops = extract_crops(train_sequences, **crop_args)
+    train_crops = extract_crops(train_sequences, **crop_args, box_jitter=cfg.box_jitter)
     val_crops = extract_crops(val_sequences, **crop_args) if val_sequences else train_crops
     if len(np.unique(train_crops.labels)) < 2:
         raise DataError(f"{data_dir}: metric learning needs at least 2 identities, found 1")
