@@ -27,7 +27,11 @@ def test_yaml_file_with_int_widened_to_float(tmp_path):
         ({"tracker": {"low_score": 0.9, "high_score": 0.5}}, "low_score must be <= high_score"),
         ({"tracker": {"coast_frames": 10, "max_age": 5}}, "exceeds tracker.max_age"),
         ({"train": {"device": "tpu"}}, "train.device"),
-        ({"train": {"box_jitter": 0.6}}, r"train.box_jitter = 0.6 is out of range: it must be in \[0.0, 0.5\]"),
+        ({"train": {"negatives": "video"}}, "train.negatives = 'video' is not one of"),
+        (
+            {"train": {"box_jitter": 0.6}},
+            r"train.box_jitter = 0.6 is out of range: it must be in \[0.0, 0.5\]",
+        ),
         ({"model": {"channels": []}}, "model.channels is empty"),
     ],
 )

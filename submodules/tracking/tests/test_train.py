@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from walkout_tracking.train import augment, batch_hard_triplet_loss, rank1_accuracy, sample_pk_batch
+from walkout_tracking.train import (
+    augment,
+    batch_hard_triplet_loss,
+    rank1_accuracy,
+    sample_pk_batch,
+    sample_sequence_pk_batch,
+)
 
 
 def test_batch_hard_triplet_loss_golden():
@@ -15,6 +21,30 @@ def test_batch_hard_triplet_loss_golden():
     assert batch_hard_triplet_loss(e, labels, 0.3).item() == pytest.approx(1.3)
     separated = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     assert batch_hard_triplet_loss(separated, labels, 0.3).item() == pytest.approx(0.0)
+
+
+def test_triplet_loss_with_groups_takes_negatives_from_the_anchors_own_group_only():
+    # Identities 0 and 1 share video 0; identity 2 (video 1) looks exactly like identity 0.
+    e = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    groups = torch.tensor([0, 0, 0, 0, 1, 1])
+    # Without groups, identity 0's hardest negative is the look-alike of the other video (distance 0):
+    # anchors of 0 and 2 lose 0.3 each, identity 1's anchors nothing.
+    assert batch_hard_triplet_loss(e, labels, 0.3).item() == pytest.approx(4 * 0.3 / 6)
+    # With groups, identity 0's only negative is identity 1 (distance 1) and identity 2 has no negative.
+    assert batch_hard_triplet_loss(e, labels, 0.3, groups).item() == pytest.approx(0.0)
+
+
+def test_sequence_pk_batches_take_whole_videos_first():
+    by_label = [np.array([0, 1]), np.array([2, 3]), np.array([4]), np.array([5, 6]), np.array([7, 8, 9])]
+    label_groups = np.array([0, 0, 0, 1, 1])
+    for seed in range(10):
+        batch = sample_sequence_pk_batch(by_label, label_groups, np.random.default_rng(seed), p=3, k=2)
+        owners = [next(i for i, ids in enumerate(by_label) if b in ids) for b in batch]
+        assert len(batch) == 6 and len(set(owners)) == 3
+        # Video 0 first: its three identities; video 1 first: both of its, then one of video 0's.
+        counts = sorted(np.bincount(label_groups[sorted(set(owners))], minlength=2).tolist())
+        assert counts in ([0, 3], [1, 2])
 
 
 def test_triplet_loss_without_positives_is_zero_but_differentiable():

@@ -115,6 +115,11 @@ class TrainConfig:
     # scale, as a fraction of the box), as the detector's boxes are placed in a crowd; 0 = exact boxes.
     # Validation crops always use the exact boxes.
     box_jitter: float = 0.0
+    # Where the triplet loss finds each crop's hardest negative: "batch" (any other identity in the
+    # batch) or "same_sequence" (batches are built from whole videos and negatives come from the
+    # crop's own video). The simulator draws shoppers' looks from small palettes, so identities of
+    # different videos often look alike; the tracker never has to tell those apart.
+    negatives: str = "batch"
     validation_fraction: float = 0.2  # share of videos held out for validation
     seed: int = 0
     device: str = "cpu"  # "cpu", "cuda", or "auto" (CUDA + AMP when available)
@@ -133,6 +138,8 @@ class TrainConfig:
         _check_range("train", "box_jitter", self.box_jitter, 0.0, 0.5)
         _check_range("train", "validation_fraction", self.validation_fraction, 0.0, 0.9)
         _check_range("train", "num_workers", self.num_workers, 0, 64)
+        if self.negatives not in ("batch", "same_sequence"):
+            raise ConfigError(f"train.negatives = {self.negatives!r} is not one of 'batch', 'same_sequence'")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ConfigError(f"train.device = {self.device!r} is not one of 'cpu', 'cuda', 'auto'")
 

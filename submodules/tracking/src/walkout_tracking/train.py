@@ -40,18 +40,23 @@ PROJECT = "walkout/tracking"
 VALIDATION_FRAME_GAP = 10
 
 
-def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
+def batch_hard_triplet_loss(
+    embeddings: torch.Tensor, labels: torch.Tensor, margin: float, groups: torch.Tensor | None = None
+) -> torch.Tensor:
     """Batch-hard triplet loss on cosine distance.
 
-    embeddings: float [B, D] unit rows; labels: int [B]. For each anchor: hardest positive (largest
-    distance, same label, not itself) and hardest negative (smallest distance, other label);
-    loss = mean(relu(d_pos - d_neg + margin)) over anchors that have both.
+    embeddings: float [B, D] unit rows; labels: int [B]; groups: int [B] or None. For each anchor:
+    hardest positive (largest distance, same label, not itself) and hardest negative (smallest
+    distance, other label, and with `groups` the same group: the tracker only ever tells apart the
+    shoppers of one video); loss = mean(relu(d_pos - d_neg + margin)) over anchors that have both.
     """
     distance = 1.0 - embeddings @ embeddings.T
     same = labels[:, None] == labels[None, :]
     eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
     positive_mask = same & ~eye
     negative_mask = ~same
+    if groups is not None:
+        negative_mask = negative_mask & (groups[:, None] == groups[None, :])
     valid = positive_mask.any(dim=1) & negative_mask.any(dim=1)
     if not bool(valid.any()):
         return embeddings.sum() * 0.0
@@ -89,6 +94,23 @@ def rank1_accuracy(
     return float((labels[nearest] == labels)[queries].mean())
 
 
+def sample_sequence_pk_batch(
+    by_label: list[np.ndarray], label_groups: np.ndarray, rng: np.random.Generator, p: int, k: int
+) -> np.ndarray:
+    """Indices of one P x K batch whose identities come from as few sequences as possible: sequences
+    are drawn at random and all their identities taken (at most P in all, the last sequence's drawn
+    at random), so every identity has negatives from its own video. by_label: crop indices of each
+    identity; label_groups: int [L] the sequence of each identity."""
+    chosen: list[int] = []
+    for group in rng.permutation(np.unique(label_groups)):
+        members = np.flatnonzero(label_groups == group)
+        chosen += rng.permutation(members)[: p - len(chosen)].tolist()
+        if len(chosen) >= p:
+            break
+    picks = [rng.choice(by_label[i], size=k, replace=len(by_label[i]) < k) for i in chosen]
+    return np.concatenate(picks)
+
+
 def sample_pk_batch(by_label: list[np.ndarray], rng: np.random.Generator, p: int, k: int) -> np.ndarray:
     """Indices of one P x K batch: P distinct identities (fewer if fewer exist), K crops each (with
     replacement when an identity has fewer than K crops). by_label: crop indices of each identity."""
@@ -120,6 +142,7 @@ def train_step(
     *,
     margin: float,
     scaler: torch.amp.GradScaler | None,
+    groups: torch.Tensor | None = None,
 ) -> float:
     """One optimisation step on one P x K batch; returns the loss value."""
     model.train()
@@ -127,7 +150,7 @@ def train_step(
     device_type = images.device.type
     with torch.autocast(device_type=device_type, enabled=scaler is not None):
         embeddings = model(images)
-    loss = batch_hard_triplet_loss(embeddings.float(), labels, margin)
+    loss = batch_hard_triplet_loss(embeddings.float(), labels, margin, groups)
     if scaler is not None:
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -207,13 +230,21 @@ class _Batches:
         self.p = cfg.identities_per_batch
         self.k = cfg.crops_per_identity
         self.device = device
+        self.same_sequence = cfg.negatives == "same_sequence"
+        self.label_groups = np.array([crops.groups[rows[0]] for rows in self.by_label], dtype=np.int64)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         while True:
-            index = sample_pk_batch(self.by_label, self.rng, self.p, self.k)
+            if self.same_sequence:
+                index = sample_sequence_pk_batch(self.by_label, self.label_groups, self.rng, self.p, self.k)
+            else:
+                index = sample_pk_batch(self.by_label, self.rng, self.p, self.k)
             images = augment(images_to_tensor(self.crops.images[index]), self.generator)
             labels = torch.from_numpy(self.crops.labels[index])
-            yield images.to(self.device), labels.to(self.device)
+            groups = None
+            if self.same_sequence:
+                groups = torch.from_numpy(self.crops.groups[index]).to(self.device)
+            yield images.to(self.device), labels.to(self.device), groups
 
 
 def train(
@@ -270,8 +301,9 @@ def train(
     best_path = out_dir / "best.pt"
     last_path = out_dir / "last.pt"
 
-    def step(engine: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
-        loss = train_step(model, optimizer, batch[0], batch[1], margin=cfg.margin, scaler=scaler)
+    def step(engine: Engine, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]) -> float:
+        images, labels, groups = batch
+        loss = train_step(model, optimizer, images, labels, margin=cfg.margin, scaler=scaler, groups=groups)
         scheduler.step()
         return loss
 
