@@ -208,3 +208,42 @@ def test_evaluation_that_cannot_run_fails_closed(tmp_path, capsys):
     assert code == 2
     assert "has no frames" in capsys.readouterr().err
     assert not (report_dir / "report.json").exists()
+
+
+def test_train_on_several_parts_records_their_joined_manifest(sim_train, tmp_path, walkout_home):
+    import shutil
+
+    import walkout_sim
+
+    second = tmp_path / "part2"
+    walkout_sim.generate_split(second, split="train", videos=2, frames=40, seed=1)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], "negatives": "same_sequence"}}))
+    out = tmp_path / "train"
+    args = ["train", "--data", str(sim_train), "--data", str(second), "--config", str(config)]
+    assert main([*args, "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "train_result.json").read_text())
+    one_part = tmp_path / "one"
+    assert (
+        main(["train", "--data", str(sim_train), "--config", str(config), "--out", str(one_part), "--quiet"])
+        == 0
+    )
+    alone = json.loads((one_part / "train_result.json").read_text())
+    # Crops of both parts' shoppers: more identities than one part has.
+    assert summary["metrics"]["train_identities"] > alone["metrics"]["train_identities"]
+    joined = json.loads((out / "training_manifest.json").read_text())
+    assert len(joined["merged_from"]) == 2 and joined["split"] == "train"
+    first_hashes = set(json.loads((sim_train / "manifest.json").read_text())["content_hashes"])
+    second_hashes = set(json.loads((second / "manifest.json").read_text())["content_hashes"])
+    assert set(joined["content_hashes"]) == first_hashes | second_hashes
+    record = json.loads(
+        (walkout_home / "experiments" / summary["experiment_id"] / "experiment.json").read_text()
+    )
+    assert record["training_data"][0]["split"] == "train"
+
+    # A folder without a manifest beside one with it would leave frames out of the record: refused.
+    bare = tmp_path / "bare"
+    shutil.copytree(second, bare)
+    (bare / "manifest.json").unlink()
+    bad = ["train", "--data", str(sim_train), "--data", str(bare), "--out", str(tmp_path / "bad"), "--quiet"]
+    assert main(bad) == 2

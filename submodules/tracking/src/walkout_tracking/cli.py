@@ -40,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train the appearance embedding (PyTorch-Ignite)")
     train.add_argument(
-        "--data", required=True, help="training data: simulator export or MOTChallenge folders"
+        "--data",
+        required=True,
+        action="append",
+        help="training data: simulator export or MOTChallenge folders (repeat to train on several "
+        "parts, e.g. `walkout-sim parts` folders)",
     )
     train.add_argument("--val-data", help="validation data (default: hold out part of --data)")
     train.add_argument("--config", help="YAML config (sections tracker/model/train)")
@@ -132,7 +136,7 @@ def _train(args: argparse.Namespace) -> int:
         config = TrackingConfig(tracker=config.tracker, model=config.model, train=train_config)
     result = train(
         config=config,
-        data_dir=args.data,
+        data_dir=args.data if len(args.data) > 1 else args.data[0],
         out_dir=args.out,
         val_dir=args.val_data,
         show_progress=not args.quiet,

@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from collections.abc import Sequence as Sequence_
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from ignite.handlers.tensorboard_logger import TensorboardLogger
 
 from walkout_ci import experiment as ci_experiment
 from walkout_ci.blind import refuse_blind
+from walkout_ci.datasets import merge_manifests
+from walkout_ci.store import atomic_write_json
 from walkout_tracking.config import TrackingConfig
 from walkout_tracking.data import CropSet, Sequence, extract_crops, find_sequences
 from walkout_tracking.errors import DataError
@@ -188,6 +191,27 @@ def split_sequences(
     return train, val
 
 
+def training_manifest(data_dirs: list[Path], out_dir: Path) -> Path | None:
+    """The manifest that records what the model was trained on: the folder's own manifest.json, or
+    for several folders their manifests joined (walkout_ci.datasets.merge_manifests) and written to
+    `<out_dir>/training_manifest.json`. None when no folder has one (MOTChallenge data); a DataError
+    when only some do (the record would be incomplete)."""
+    having = [folder for folder in data_dirs if (folder / "manifest.json").is_file()]
+    if not having:
+        return None
+    if len(having) != len(data_dirs):
+        missing = ", ".join(str(folder) for folder in data_dirs if folder not in having)
+        raise DataError(
+            f"{missing}: no manifest.json, while the other training folders have one; train on "
+            "simulator exports only, or on MOTChallenge folders only"
+        )
+    if len(data_dirs) == 1:
+        return data_dirs[0] / "manifest.json"
+    path = out_dir / "training_manifest.json"
+    atomic_write_json(path, merge_manifests(data_dirs))
+    return path
+
+
 def resolve_device(name: str) -> torch.device:
     """'cpu' | 'cuda' | 'auto' (CUDA when available) -> torch.device."""
     if name == "auto":
@@ -250,24 +274,29 @@ class _Batches:
 def train(
     *,
     config: TrackingConfig,
-    data_dir: str | Path,
+    data_dir: str | Path | Sequence_[str | Path],
     out_dir: str | Path,
     val_dir: str | Path | None = None,
     show_progress: bool = True,
 ) -> TrainResult:
-    """Train the appearance model on `data_dir` (refused if it is the blind set); write
-    `<out_dir>/best.pt`, `<out_dir>/last.pt` and `<out_dir>/tensorboard/`; record a ClearML experiment."""
+    """Train the appearance model on `data_dir` (one folder or several, e.g. simulator parts; each is
+    refused if it is the blind set); write `<out_dir>/best.pt`, `<out_dir>/last.pt` and
+    `<out_dir>/tensorboard/`; record a ClearML experiment with the training data's manifest (several
+    folders: their manifests joined, `<out_dir>/training_manifest.json`)."""
     cfg = config.train
-    data_dir = Path(data_dir)
+    data_dirs = [Path(data_dir)] if isinstance(data_dir, str | Path) else [Path(d) for d in data_dir]
+    if not data_dirs:
+        raise DataError("no training data: give at least one --data folder")
     out_dir = Path(out_dir)
-    refuse_blind(data_dir)
+    for folder in data_dirs:
+        refuse_blind(folder)
     if val_dir is not None:
         refuse_blind(val_dir)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     use_amp = device.type == "cuda"
 
-    sequences = find_sequences(data_dir)
+    sequences = [sequence for folder in data_dirs for sequence in find_sequences(folder)]
     if val_dir is not None:
         train_sequences, val_sequences = sequences, find_sequences(val_dir)
     else:
@@ -282,7 +311,9 @@ def train(
     train_crops = extract_crops(train_sequences, **crop_args, box_jitter=cfg.box_jitter)
     val_crops = extract_crops(val_sequences, **crop_args) if val_sequences else train_crops
     if len(np.unique(train_crops.labels)) < 2:
-        raise DataError(f"{data_dir}: metric learning needs at least 2 identities, found 1")
+        raise DataError(
+            f"{', '.join(map(str, data_dirs))}: metric learning needs at least 2 identities, found 1"
+        )
 
     model = build_model(config.model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -292,10 +323,10 @@ def train(
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
 
     exp = ci_experiment.start(project=PROJECT, name="train-appearance", params=config.to_dict())
-    manifest = data_dir / "manifest.json"
-    if manifest.is_file():
-        exp.set_training_data(manifest)
     out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = training_manifest(data_dirs, out_dir)
+    if manifest is not None:
+        exp.set_training_data(manifest)
     tensorboard = TensorboardLogger(log_dir=str(out_dir / "tensorboard"))
     best = {"rank1": -1.0, "epoch": 0}
     best_path = out_dir / "best.pt"
