@@ -292,6 +292,9 @@ def train(
         refuse_blind(folder)
     if val_dir is not None:
         refuse_blind(val_dir)
+    # Before the slow crop extraction: a training record that would miss frames is refused up front.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = training_manifest(data_dirs, out_dir)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     use_amp = device.type == "cuda"
@@ -323,8 +326,6 @@ def train(
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
 
     exp = ci_experiment.start(project=PROJECT, name="train-appearance", params=config.to_dict())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = training_manifest(data_dirs, out_dir)
     if manifest is not None:
         exp.set_training_data(manifest)
     tensorboard = TensorboardLogger(log_dir=str(out_dir / "tensorboard"))
