@@ -136,7 +136,7 @@ def _train(args: argparse.Namespace) -> int:
         config = TrackingConfig(tracker=config.tracker, model=config.model, train=train_config)
     result = train(
         config=config,
-        data_dir=args.data if len(args.data) > 1 else args.data[0],
+        data_dir=args.data,
         out_dir=args.out,
         val_dir=args.val_data,
         show_progress=not args.quiet,
