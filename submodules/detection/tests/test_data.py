@@ -186,6 +186,16 @@ def test_zero_size_boxes_are_allowed_but_not_learned(small_dataset: Path, tmp_pa
     assert len(after.labels) == len(before.labels) - 1
 
 
+def test_held_products_are_read_from_held_by(small_dataset: Path, tmp_path: Path) -> None:
+    root = _copy(small_dataset, tmp_path)
+    _edit_json(root, lambda coco: coco["annotations"][1].update(held_by=3))
+    image_id = json.loads((root / "coco" / "detection.json").read_text())["annotations"][1]["image_id"]
+    records = load_coco(root).images
+    held = next(r for r in records if r.image_id == image_id).held
+    assert held.dtype == bool and held.sum() == 1
+    assert sum(int(r.held.sum()) for r in records) == 1  # the others have no held_by
+
+
 def test_encode_targets_peaks_and_regression() -> None:
     boxes = np.array([[8.0, 8.0, 24.0, 40.0]], np.float32)
     targets = encode_targets(boxes, np.array([1]), num_classes=2, height=64, width=64)

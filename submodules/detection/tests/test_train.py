@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from walkout_detection.data import ImageRecord, load_coco
+from walkout_detection.data import ImageRecord, balanced_sample_weights, held_sample_weights, load_coco
+from walkout_detection.errors import ConfigError
 from walkout_detection.train import (
     learning_rate_factor,
     limit_images,
@@ -17,7 +18,7 @@ from walkout_detection.train import (
 )
 
 
-def _record(index: int, labels: list[int]) -> ImageRecord:
+def _record(index: int, labels: list[int], held: list[bool] | None = None) -> ImageRecord:
     return ImageRecord(
         image_id=index,
         sample_id=str(index),
@@ -26,7 +27,42 @@ def _record(index: int, labels: list[int]) -> ImageRecord:
         height=1,
         boxes=np.zeros((len(labels), 4), np.float32),
         labels=np.array(labels, dtype=np.int64),
+        held=np.array(held if held is not None else [False] * len(labels), dtype=bool),
     )
+
+
+def test_held_weights_favour_the_rarest_product_in_a_hand() -> None:
+    # Every image has shelf stock of classes 1 and 2; class 1 is held in 10 images, class 2 in one.
+    records = [_record(i, [1, 2]) for i in range(89)]
+    records += [_record(89 + i, [1, 2, 1], [False, False, True]) for i in range(10)]
+    records.append(_record(99, [1, 2, 2], [False, False, True]))
+    weights = held_sample_weights(records, num_classes=3)
+    assert weights[:89].sum() == 0.0  # nothing held: chosen by the base sampler only
+    # weights 1/10 for each of the ten, 1/1 for the rare one -> the rare image is half of the draws
+    assert weights[99] == pytest.approx(0.5)
+    assert weights[89:99] == pytest.approx(np.full(10, 0.05))
+    # Class balance alone cannot see it: every image holds both classes on the shelf.
+    assert balanced_sample_weights(records, 3)[99] == pytest.approx(0.01)
+
+
+def test_sampler_mixes_a_share_of_held_draws_and_refuses_data_without_held_products() -> None:
+    records = [_record(i, [1, 2]) for i in range(99)] + [_record(99, [1, 2, 2], [False, False, True])]
+    draws = 4000
+    sampler = make_sampler(
+        records,
+        num_classes=3,
+        balanced=True,
+        samples=draws,
+        generator=torch.Generator().manual_seed(0),
+        held_share=0.3,
+    )
+    # 0.7 x 1/100 (balanced: all alike) + 0.3 x 1 (the only image with a held product)
+    assert Counter(list(sampler))[99] / draws == pytest.approx(0.307, abs=0.03)
+    unmarked = [_record(i, [1, 2]) for i in range(5)]
+    with pytest.raises(ConfigError, match=r"held_sampling_share = 0\.3 but no training image has a held"):
+        make_sampler(
+            unmarked, num_classes=3, balanced=True, samples=10, generator=torch.Generator(), held_share=0.3
+        )
 
 
 def test_balanced_sampler_draws_the_rare_class_far_more_often_than_the_plain_one() -> None:

@@ -43,6 +43,11 @@ class TrainConfig:
 
     balanced_sampling: draw images with probability proportional to the inverse frequency of their
         rarest class (on by default); false gives the plain uniform shuffle, for comparison.
+    held_sampling_share: share of the drawn images chosen instead by the products held in them: an
+        image's weight is the inverse frequency of its rarest held class (frequency = images where a
+        person holds that class; COCO annotations with `held_by`, as walkout-sim writes). Shelf stock
+        of every SKU is in nearly every image, so class balance alone never favours a rare product
+        in a hand, which is what the app must read. 0 (the default) = off.
     samples_per_epoch: images drawn per epoch (0 = the size of the training set).
     time_limit_s: wall-clock budget in seconds, validation included (0 = none): training stops when it
         is spent, and the learning-rate schedule anneals by then.
@@ -62,6 +67,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_iterations: int = 50
     balanced_sampling: bool = True
+    held_sampling_share: float = 0.0
     samples_per_epoch: int = 0
     flip_probability: float = 0.5
     seed: int = 0
@@ -82,6 +88,7 @@ class TrainConfig:
         _check_range("train.weight_decay", self.weight_decay, 0.0, 1.0)
         _check_range("train.warmup_iterations", self.warmup_iterations, 0, 1_000_000)
         _check_range("train.samples_per_epoch", self.samples_per_epoch, 0, 10_000_000)
+        _check_range("train.held_sampling_share", self.held_sampling_share, 0.0, 1.0)
         _check_range("train.flip_probability", self.flip_probability, 0.0, 1.0)
         _check_range("train.num_threads", self.num_threads, 0, 1024)
         _check_range("train.num_workers", self.num_workers, 0, 64)

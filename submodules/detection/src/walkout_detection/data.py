@@ -31,7 +31,9 @@ GAUSSIAN_MIN_OVERLAP = 0.7
 class ImageRecord:
     """One annotated image.
 
-    boxes: float32 array [N, 4], x1 y1 x2 y2 in pixels; labels: int64 array [N], class indices.
+    boxes: float32 array [N, 4], x1 y1 x2 y2 in pixels; labels: int64 array [N], class indices;
+    held: bool array [N], True for an object a person holds (the annotation has `held_by`), or None
+    when built without that information.
     """
 
     image_id: int
@@ -41,6 +43,7 @@ class ImageRecord:
     height: int
     boxes: np.ndarray
     labels: np.ndarray
+    held: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -283,6 +286,7 @@ def load_coco(
     images = _validated_images(coco["images"], json_path)
     boxes: dict[int, list[list[float]]] = {image_id: [] for image_id in images}
     labels: dict[int, list[int]] = {image_id: [] for image_id in images}
+    held: dict[int, list[bool]] = {image_id: [] for image_id in images}
     seen_annotations: set[int] = set()
     for position, annotation in enumerate(coco["annotations"]):
         _check_annotation(annotation, position, json_path, images, names_by_id, seen_annotations)
@@ -293,6 +297,7 @@ def load_coco(
         image_id = annotation["image_id"]
         boxes[image_id].append([x, y, x + w, y + h])
         labels[image_id].append(index_by_category[annotation["category_id"]])
+        held[image_id].append(annotation.get("held_by") is not None)
 
     records = []
     missing = []
@@ -310,6 +315,7 @@ def load_coco(
                 height=int(image.get("height", 0)),
                 boxes=np.asarray(boxes[image_id], dtype=np.float32).reshape(-1, 4),
                 labels=np.asarray(labels[image_id], dtype=np.int64),
+                held=np.asarray(held[image_id], dtype=bool),
             )
         )
     if check_images and missing:
@@ -417,6 +423,26 @@ def balanced_sample_weights(records: list[ImageRecord], num_classes: int) -> np.
         dtype=np.float64,
     )
     return weights / weights.sum()
+
+
+def held_sample_weights(records: list[ImageRecord], num_classes: int) -> np.ndarray:
+    """Per-image sampling weights by held products: the inverse frequency of the image's rarest held
+    class (frequency = number of images in which some person holds the class).
+
+    Images with no held product (or no `held` information) weigh 0. Returns float64 array [N] summing
+    to 1, or all zeros when no image has a held product.
+    """
+    frequency = np.zeros(num_classes, dtype=np.float64)
+    held_labels = []
+    for record in records:
+        labels = np.unique(record.labels[record.held]) if record.held is not None else np.zeros(0, np.int64)
+        held_labels.append(labels)
+        frequency[labels] += 1
+    weights = np.array(
+        [(1.0 / frequency[labels]).max() if len(labels) else 0.0 for labels in held_labels], dtype=np.float64
+    )
+    total = weights.sum()
+    return weights / total if total > 0 else weights
 
 
 class DetectionTrainingSet(torch.utils.data.Dataset):

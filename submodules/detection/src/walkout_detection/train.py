@@ -34,6 +34,7 @@ from walkout_detection.data import (
     DetectionTrainingSet,
     balanced_sample_weights,
     collate,
+    held_sample_weights,
     load_coco,
 )
 from walkout_detection.errors import ConfigError, DataError
@@ -123,9 +124,33 @@ def limit_images(dataset: CocoDataset, count: int) -> CocoDataset:
 
 
 def make_sampler(
-    records: list, *, num_classes: int, balanced: bool, samples: int, generator: torch.Generator
+    records: list,
+    *,
+    num_classes: int,
+    balanced: bool,
+    samples: int,
+    generator: torch.Generator,
+    held_share: float = 0.0,
 ) -> torch.utils.data.Sampler:
-    """Class-balanced sampler (inverse frequency of each image's rarest class) or the plain shuffle."""
+    """Class-balanced sampler (inverse frequency of each image's rarest class) or the plain shuffle,
+    with a share `held_share` of the draws made by held products instead (`held_sample_weights`).
+
+    Raises ConfigError when held_share > 0 and no image has a held product (a dataset that does not
+    mark them: only walkout-sim's COCO export writes `held_by`).
+    """
+    if held_share > 0:
+        held = held_sample_weights(records, num_classes)
+        if not held.any():
+            raise ConfigError(
+                f"train.held_sampling_share = {held_share} but no training image has a held product "
+                "(COCO annotations with `held_by`, as walkout-sim writes them); set it to 0 for this data"
+            )
+        if balanced:
+            base = balanced_sample_weights(records, num_classes)
+        else:
+            base = np.full(len(records), 1.0 / len(records))
+        weights = torch.as_tensor((1.0 - held_share) * base + held_share * held)
+        return torch.utils.data.WeightedRandomSampler(weights, samples, replacement=True, generator=generator)
     if balanced:
         weights = torch.as_tensor(balanced_sample_weights(records, num_classes))
         return torch.utils.data.WeightedRandomSampler(weights, samples, replacement=True, generator=generator)
@@ -321,6 +346,7 @@ def _train_tracked(
         balanced=settings.balanced_sampling,
         samples=samples,
         generator=generator,
+        held_share=settings.held_sampling_share,
     )
     loader = torch.utils.data.DataLoader(
         training_set,
