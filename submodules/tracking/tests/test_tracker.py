@@ -96,6 +96,44 @@ def test_appearance_keeps_identities_through_a_crossing():
     assert len(set(ids_motion)) > 1
 
 
+def test_a_second_box_on_a_tracked_person_starts_no_track():
+    # A walker with a whole-body box; from frame 5 the detector also keeps an upper-body box on the
+    # same person (same look, IoU ~0.5 with the body box). A third person looks different.
+    same, other = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+
+    def run(config):
+        tracker = Tracker(config=config)
+        ids = set()
+        for frame in range(12):
+            body = _walker(frame, 0, 2)
+            dets, feats = [body, _walker(frame, 200, 0)], [same, other]
+            if frame >= 5:
+                dets.append([body[0], body[1], body[2], body[1] + 30.0, 0.9])  # upper half
+                feats.append(same)
+            out = tracker.update(np.array(dets), embeddings=np.stack(feats))
+            ids |= set(out[:, 4].tolist())
+        return ids
+
+    base = dict(min_hits=1, high_score=0.5, new_track_score=0.5)
+    assert run(TrackerConfig(**base)) == {1.0, 2.0, 3.0}  # without the rule: a duplicate track
+    assert run(TrackerConfig(**base, duplicate_birth_distance=0.15)) == {1.0, 2.0}
+
+
+def test_an_overlapping_person_who_looks_different_still_starts_a_track():
+    same, other = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    tracker = Tracker(
+        config=TrackerConfig(min_hits=1, high_score=0.5, new_track_score=0.5, duplicate_birth_distance=0.15)
+    )
+    for frame in range(8):
+        body = _walker(frame, 0, 2)
+        dets, feats = [body], [same]
+        if frame >= 4:  # someone else steps half into the box
+            dets.append([body[0], body[1], body[2], body[1] + 30.0, 0.9])
+            feats.append(other)
+        out = tracker.update(np.array(dets), embeddings=np.stack(feats))
+    assert sorted(out[:, 4].tolist()) == [1.0, 2.0]
+
+
 def _id_nearest(tracks: np.ndarray, box: list[float]) -> float:
     centres = (tracks[:, 0] + tracks[:, 2]) / 2
     return float(tracks[np.argmin(np.abs(centres - (box[0] + box[2]) / 2)), 4])

@@ -46,6 +46,13 @@ class TrackerConfig:
     coast_frames: int = 2  # keep reporting a confirmed track's predicted box for this many missed frames
     report_early: bool = True  # report tracks during the first `min_hits` frames of a sequence (SORT)
     delete_tentative_on_miss: bool = True  # a not-yet-confirmed track dies at its first miss
+    # A second box on a person who already has a track (the detector's NMS keeps an upper-body box
+    # beside the whole body in a crowd) must not start a second track: it competes with the first
+    # one and takes over its identity a few frames later. An unmatched detection that overlaps a
+    # detection matched this frame by at least `duplicate_birth_iou` AND looks like that detection's
+    # track (cosine distance <= `duplicate_birth_distance`) starts no track. 0 disables the check.
+    duplicate_birth_distance: float = 0.0
+    duplicate_birth_iou: float = 0.3
 
     def __post_init__(self) -> None:
         section = "tracker"
@@ -65,10 +72,12 @@ class TrackerConfig:
             "second_pass_iou",
             "appearance_weight",
             "embedding_momentum",
+            "duplicate_birth_iou",
         ):
             _check_range(section, name, getattr(self, name), 0.0, 1.0)
         _check_range(section, "max_appearance_distance", self.max_appearance_distance, 0.0, 2.0)
         _check_range(section, "reid_appearance_distance", self.reid_appearance_distance, 0.0, 2.0)
+        _check_range(section, "duplicate_birth_distance", self.duplicate_birth_distance, 0.0, 2.0)
         if self.low_score > self.high_score:
             raise ConfigError(
                 f"tracker.low_score = {self.low_score} is above tracker.high_score = {self.high_score}: "

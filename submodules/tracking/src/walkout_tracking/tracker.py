@@ -92,6 +92,36 @@ def validate_detections(detections: np.ndarray | None, embeddings: np.ndarray | 
     return dets
 
 
+def duplicate_detections(
+    boxes: np.ndarray,
+    features: np.ndarray | None,
+    *,
+    candidates: np.ndarray,
+    matched_dets: np.ndarray,
+    matched_features: list[np.ndarray | None],
+    max_distance: float,
+    min_iou: float,
+) -> set[int]:
+    """The candidate detections that are second boxes on persons tracked in this frame.
+
+    boxes: float [N, 4] x1 y1 x2 y2 (this frame's detections); features: float [N, D] unit rows or
+    None; candidates: int [C] indices into boxes (unmatched detections); matched_dets: int [M]
+    indices of the detections matched this frame, matched_features: the [D] features of their
+    tracks (same order; None where a track has none). A candidate is a duplicate when it overlaps a
+    matched detection by IoU >= min_iou and its cosine distance to that detection's track is
+    <= max_distance. max_distance 0 (or no features) disables the check: returns an empty set.
+    """
+    if max_distance <= 0 or features is None or not len(candidates) or not len(matched_dets):
+        return set()
+    usable = [i for i, feature in enumerate(matched_features) if feature is not None]
+    if not usable:
+        return set()
+    overlap = iou_batch(boxes[candidates], boxes[matched_dets[usable]])  # [C, M']
+    distance = cosine_distance(features[candidates], np.stack([matched_features[i] for i in usable]))
+    duplicate = np.any((overlap >= min_iou) & (distance <= max_distance), axis=1)
+    return {int(index) for index in candidates[duplicate]}
+
+
 class Tracker:
     """SORT + appearance + ByteTrack multi-object tracker. See the module docstring for formats."""
 
@@ -185,10 +215,19 @@ class Tracker:
             survivors.append(track)
         self.tracks = survivors
 
-        # Start tracks from confident unmatched detections.
+        # Start tracks from confident unmatched detections, except second boxes on tracked persons.
+        duplicates = duplicate_detections(
+            dets[:, :4],
+            features,
+            candidates=high[unmatched_high],
+            matched_dets=np.asarray(matched_dets, dtype=np.int64),
+            matched_features=[track.feature for track in matched_tracks],
+            max_distance=cfg.duplicate_birth_distance,
+            min_iou=cfg.duplicate_birth_iou,
+        )
         for det_index in high[unmatched_high]:
             det = dets[det_index]
-            if det[4] < cfg.new_track_score:
+            if det[4] < cfg.new_track_score or det_index in duplicates:
                 continue
             track = Track(track_id=self._next_id, kf=new_box_filter(det[:4]), box=det[:4].copy())
             self._next_id += 1
