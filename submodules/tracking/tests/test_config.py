@@ -33,6 +33,11 @@ def test_yaml_file_with_int_widened_to_float(tmp_path):
             r"train.box_jitter = 0.6 is out of range: it must be in \[0.0, 0.5\]",
         ),
         ({"model": {"channels": []}}, "model.channels is empty"),
+        (
+            {"tracker": {"duplicate_birth_distance": 2.5}},
+            r"tracker.duplicate_birth_distance = 2.5 is out of range: it must be in \[0.0, 2.0\]",
+        ),
+        ({"tracker": {"duplicate_birth_iou": -0.1}}, r"tracker.duplicate_birth_iou = -0.1 is out of range"),
     ],
 )
 def test_bad_configs_name_the_key(data, message):
