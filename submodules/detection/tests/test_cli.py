@@ -195,6 +195,18 @@ def test_training_refuses_the_blind_set(
     assert not (tmp_path / "run" / "best.pt").exists()
 
 
+def test_held_sampling_on_data_that_marks_no_held_product_is_refused_before_training(
+    sim_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    coco = json.loads((sim_data / "coco" / "detection.json").read_text())
+    assert not any("held_by" in a for a in coco["annotations"])  # 16 frames: nobody holds anything yet
+    args = ["train", "--data", str(sim_data), "--output", str(tmp_path / "run"), *TINY]
+    code = main([*args, "--set", "train.held_sampling_share=0.5"])
+    assert code == 2
+    assert "held_sampling_share = 0.5 but no training image has a held product" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_training_rejects_bad_config(
     sim_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -123,6 +123,15 @@ def limit_images(dataset: CocoDataset, count: int) -> CocoDataset:
     return _subset(dataset, [dataset.images[index] for index in sorted(set(picks.tolist()))])
 
 
+def require_held_products(records: list, held_share: float) -> None:
+    """Raise ConfigError when held_share > 0 and no record marks a held product."""
+    if held_share > 0 and not any(r.held is not None and r.held.any() for r in records):
+        raise ConfigError(
+            f"train.held_sampling_share = {held_share} but no training image has a held product "
+            "(COCO annotations with `held_by`, as walkout-sim writes them); set it to 0 for this data"
+        )
+
+
 def make_sampler(
     records: list,
     *,
@@ -139,12 +148,8 @@ def make_sampler(
     mark them: only walkout-sim's COCO export writes `held_by`).
     """
     if held_share > 0:
+        require_held_products(records, held_share)
         held = held_sample_weights(records, num_classes)
-        if not held.any():
-            raise ConfigError(
-                f"train.held_sampling_share = {held_share} but no training image has a held product "
-                "(COCO annotations with `held_by`, as walkout-sim writes them); set it to 0 for this data"
-            )
         if balanced:
             base = balanced_sample_weights(records, num_classes)
         else:
@@ -233,6 +238,7 @@ def train(
         train_dataset, val_dataset = split_holdout(train_dataset, HOLDOUT_FRACTION)
     if not len(train_dataset) or not len(val_dataset):
         raise DataError(f"training set {train_data} is too small to train and validate on")
+    require_held_products(train_dataset.images, config.train.held_sampling_share)
 
     from walkout_ci import pins
 
