@@ -405,23 +405,32 @@ def encode_targets(
     return {"heatmap": heatmap, "index": index, "size": size, "offset": offset, "mask": mask}
 
 
+def _rarest_class_weights(label_sets: list[np.ndarray], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each image's set of class indices: the inverse frequency of its rarest class (frequency =
+    number of images whose set holds the class), 0 for an empty set. Returns (weights float64 [N],
+    frequency float64 [num_classes])."""
+    frequency = np.zeros(num_classes, dtype=np.float64)
+    for labels in label_sets:
+        frequency[labels] += 1
+    weights = np.array(
+        [(1.0 / frequency[labels]).max() if len(labels) else 0.0 for labels in label_sets], dtype=np.float64
+    )
+    return weights, frequency
+
+
 def balanced_sample_weights(records: list[ImageRecord], num_classes: int) -> np.ndarray:
     """Per-image sampling weights: the inverse frequency of the image's rarest class.
 
     Frequency = number of images that contain the class. Images without objects get the weight of
     the commonest class. Returns float64 array [N] summing to 1.
     """
-    frequency = np.zeros(num_classes, dtype=np.float64)
-    for record in records:
-        frequency[np.unique(record.labels)] += 1
+    label_sets = [np.unique(record.labels) for record in records]
+    weights, frequency = _rarest_class_weights(label_sets, num_classes)
     present = frequency[frequency > 0]
     if len(present) == 0:
         return np.full(len(records), 1.0 / max(len(records), 1))
-    default = 1.0 / present.max()
-    weights = np.array(
-        [(1.0 / frequency[np.unique(r.labels)]).max() if len(r.labels) else default for r in records],
-        dtype=np.float64,
-    )
+    empty = np.array([len(labels) == 0 for labels in label_sets], dtype=bool)
+    weights[empty] = 1.0 / present.max()
     return weights / weights.sum()
 
 
@@ -432,15 +441,10 @@ def held_sample_weights(records: list[ImageRecord], num_classes: int) -> np.ndar
     Images with no held product (or no `held` information) weigh 0. Returns float64 array [N] summing
     to 1, or all zeros when no image has a held product.
     """
-    frequency = np.zeros(num_classes, dtype=np.float64)
-    held_labels = []
-    for record in records:
-        labels = np.unique(record.labels[record.held]) if record.held is not None else np.zeros(0, np.int64)
-        held_labels.append(labels)
-        frequency[labels] += 1
-    weights = np.array(
-        [(1.0 / frequency[labels]).max() if len(labels) else 0.0 for labels in held_labels], dtype=np.float64
-    )
+    label_sets = [
+        np.unique(r.labels[r.held]) if r.held is not None else np.zeros(0, np.int64) for r in records
+    ]
+    weights, _ = _rarest_class_weights(label_sets, num_classes)
     total = weights.sum()
     return weights / total if total > 0 else weights
 
