@@ -207,6 +207,19 @@ def test_held_sampling_on_data_that_marks_no_held_product_is_refused_before_trai
     assert not (tmp_path / "run").exists()
 
 
+def test_learning_crowd_regions_of_an_unknown_class_is_refused_before_training(
+    sim_data: Path, tmp_path: Path, walkout_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "--data", str(sim_data), "--output", str(tmp_path / "run"), *TINY]
+    code = main([*args, "--set", "train.learn_crowd_classes=person,shopper"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "train.learn_crowd_classes names 'shopper', not a class of the training data" in err
+    assert "person" in err.split("its classes are", 1)[1]
+    assert not (tmp_path / "run").exists()
+    assert not any(walkout_home.rglob("*.json"))  # refused before an experiment was started
+
+
 def test_training_rejects_bad_config(
     sim_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

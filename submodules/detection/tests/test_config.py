@@ -82,3 +82,15 @@ def test_the_fine_tuning_recipe_starts_from_the_pinned_model(pinned_experiment: 
     assert config.model == pinned.config.model
     initial = initial_weights(str(PIN_PATH), config=config, class_names=pinned.class_names)
     assert initial.experiment_id == pinned.experiment_id
+
+
+def test_checkpoint_selection_metric_and_crowd_classes_are_validated() -> None:
+    assert load_config({"train": {"learn_crowd_classes": " person , cola"}}).train.crowd_class_names() == (
+        "person",
+        "cola",
+    )
+    assert load_config().train.crowd_class_names() == ()
+    with pytest.raises(ConfigError, match=r"train.select_metric must be one of AP50, AP; got 'AP75'"):
+        load_config({"train": {"select_metric": "AP75"}})
+    with pytest.raises(ConfigError, match=r"train.learn_crowd_classes has an empty class name in 'person,'"):
+        load_config({"train": {"learn_crowd_classes": "person,"}})

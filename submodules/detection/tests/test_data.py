@@ -196,6 +196,26 @@ def test_held_products_are_read_from_held_by(small_dataset: Path, tmp_path: Path
     assert sum(int(r.held.sum()) for r in records) == 1  # the others have no held_by
 
 
+def test_crowd_annotations_are_background_unless_their_class_is_learned(
+    small_dataset: Path, tmp_path: Path
+) -> None:
+    root = _copy(small_dataset, tmp_path)
+    coco = json.loads((root / "coco" / "detection.json").read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    first = coco["annotations"][0]
+    _edit_json(root, lambda data: data["annotations"][0].update(iscrowd=1))
+
+    def count(**kwargs) -> int:
+        record = next(r for r in load_coco(root, **kwargs).images if r.image_id == first["image_id"])
+        return len(record.labels)
+
+    as_before = next(r for r in load_coco(small_dataset).images if r.image_id == first["image_id"])
+    assert count() == len(as_before.labels) - 1  # a crowd region is left out: background
+    assert count(learn_crowd=(names[first["category_id"]],)) == len(as_before.labels)
+    other = next(name for name in names.values() if name != names[first["category_id"]])
+    assert count(learn_crowd=(other,)) == len(as_before.labels) - 1
+
+
 def test_encode_targets_peaks_and_regression() -> None:
     boxes = np.array([[8.0, 8.0, 24.0, 40.0]], np.float32)
     targets = encode_targets(boxes, np.array([1]), num_classes=2, height=64, width=64)

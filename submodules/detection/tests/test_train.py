@@ -14,6 +14,7 @@ from walkout_detection.train import (
     limit_images,
     make_sampler,
     run_progress,
+    selection_key,
     split_holdout,
 )
 
@@ -103,3 +104,12 @@ def test_holdout_and_limit_keep_coco_and_records_in_step(small_dataset: Path) ->
     assert all(annotation["image_id"] in ids for annotation in validation.coco["annotations"])
     limited = limit_images(dataset, 5)
     assert len(limited) == 5 and len(limited.coco["images"]) == 5
+
+
+def test_checkpoints_are_ranked_by_the_selection_metric_then_the_other() -> None:
+    # AP50 saturated: epoch 6 wins a tie-break at the third decimal by AP50 with a worse AP.
+    early = {"AP50": 0.999, "AP": 0.972}
+    late = {"AP50": 0.998, "AP": 0.980}
+    assert selection_key(early, "AP50") > selection_key(late, "AP50")
+    assert selection_key(late, "AP") > selection_key(early, "AP")
+    assert selection_key({"AP50": 0.99, "AP": 0.9}, "AP") < selection_key({"AP50": 0.995, "AP": 0.9}, "AP")

@@ -37,6 +37,9 @@ class ModelConfig:
         _check_range("model.blocks_stride16", self.blocks_stride16, 0, 8)
 
 
+SELECT_METRICS = ("AP50", "AP")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Training hyper-parameters (the defaults are the production recipe, bar its time limit).
@@ -59,6 +62,15 @@ class TrainConfig:
         model_ref.yaml (a bare checkpoint names no experiment, so its training data could not be
         recorded). The network shape and class names must match; the new experiment records
         `initialized_from` and inherits the source's training data for the gate's leakage check.
+    learn_crowd_classes: comma-separated class names whose crowd annotations (COCO `iscrowd` 1: for
+        walkout-sim, a person 5-25% in view, a product 10-50%) are learned as objects; "" (the
+        default) learns none, and their regions then count as background. Why persons: a shopper
+        walking out through the exit is still in the store, and still annotated, until under 5% of
+        the body is in view; a detector taught that slivers are background loses them ~10 px early,
+        and the app cannot tell a shopper still in the doorway when a video ends from one gone.
+    select_metric: the validation metric that picks best.pt, "AP50" or "AP" (the other breaks ties).
+        AP50 saturates near 1.0 on the simulator's validation images, where a tie at the third decimal
+        can pick an early, under-trained epoch; AP (IoU 0.50:0.95) keeps separating them.
     """
 
     epochs: int = 30
@@ -80,6 +92,14 @@ class TrainConfig:
     size_loss_weight: float = 0.3
     offset_loss_weight: float = 1.0
     init_from: str = ""
+    learn_crowd_classes: str = ""
+    select_metric: str = "AP50"
+
+    def crowd_class_names(self) -> tuple[str, ...]:
+        """`learn_crowd_classes` as a tuple of class names (empty: none)."""
+        if not self.learn_crowd_classes.strip():
+            return ()
+        return tuple(name.strip() for name in self.learn_crowd_classes.split(","))
 
     def validate(self) -> None:
         _check_range("train.epochs", self.epochs, 1, 100_000)
@@ -98,6 +118,15 @@ class TrainConfig:
         _check_range("train.offset_loss_weight", self.offset_loss_weight, 0.0, 100.0)
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"train.device must be one of auto, cpu, cuda; got {self.device!r}")
+        if self.select_metric not in SELECT_METRICS:
+            raise ConfigError(
+                f"train.select_metric must be one of {', '.join(SELECT_METRICS)}; got {self.select_metric!r}"
+            )
+        if any(not name for name in self.crowd_class_names()):
+            raise ConfigError(
+                f"train.learn_crowd_classes has an empty class name in {self.learn_crowd_classes!r}; "
+                "give comma-separated class names, e.g. person"
+            )
 
 
 @dataclass(frozen=True)

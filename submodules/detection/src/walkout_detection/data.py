@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,16 +225,22 @@ def _check_annotation(
 
 
 def load_coco(
-    data: str | Path, *, class_names: list[str] | None = None, check_images: bool = True
+    data: str | Path,
+    *,
+    class_names: list[str] | None = None,
+    check_images: bool = True,
+    learn_crowd: Collection[str] = (),
 ) -> CocoDataset:
     """Read and validate a COCO detection dataset.
 
     class_names: the model's classes; when given, dataset categories are matched to them by name and a
     category the model does not know is an error. When None, classes are the dataset's categories
-    sorted by id. Raises DataError (naming the file, the image / annotation id and the field) for a
-    missing file, malformed JSON, duplicate image or annotation ids, an annotation whose image or
-    category does not exist, a bbox with NaN/inf or a negative width/height, or (check_images) a
-    missing image file.
+    sorted by id. learn_crowd: category names whose crowd annotations (`iscrowd` 1) become objects of
+    the records (by default crowd regions are left out of the records; COCOeval sees them either way).
+
+    Raises DataError (naming the file, the image / annotation id and the field) for a missing file,
+    malformed JSON, duplicate image or annotation ids, an annotation whose image or category does not
+    exist, a bbox with NaN/inf or a negative width/height, or (check_images) a missing image file.
     """
     json_path = find_coco_json(data)
     try:
@@ -288,11 +295,14 @@ def load_coco(
     labels: dict[int, list[int]] = {image_id: [] for image_id in images}
     held: dict[int, list[bool]] = {image_id: [] for image_id in images}
     seen_annotations: set[int] = set()
+    crowd_learned = {category_id for category_id, name in names_by_id.items() if name in learn_crowd}
     for position, annotation in enumerate(coco["annotations"]):
         _check_annotation(annotation, position, json_path, images, names_by_id, seen_annotations)
         x, y, w, h = (float(value) for value in annotation["bbox"])
-        # Crowd regions and degenerate boxes cannot be learned as centres; COCOeval still sees them.
-        if annotation.get("iscrowd", 0) or w <= 0 or h <= 0:
+        # Degenerate boxes cannot be learned as centres, nor crowd regions unless asked for (a sliver
+        # of a person is still a person); COCOeval still sees them.
+        crowd = annotation.get("iscrowd", 0) and annotation["category_id"] not in crowd_learned
+        if crowd or w <= 0 or h <= 0:
             continue
         image_id = annotation["image_id"]
         boxes[image_id].append([x, y, x + w, y + h])

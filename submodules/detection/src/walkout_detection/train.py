@@ -132,6 +132,23 @@ def require_held_products(records: list, held_share: float) -> None:
         )
 
 
+def require_known_classes(crowd_classes: tuple[str, ...], class_names: list[str]) -> None:
+    """Raise ConfigError when `train.learn_crowd_classes` names a class the training data does not have."""
+    unknown = [name for name in crowd_classes if name not in class_names]
+    if unknown:
+        raise ConfigError(
+            f"train.learn_crowd_classes names {', '.join(map(repr, unknown))}, not a class of the training "
+            f"data; its classes are {', '.join(class_names)}"
+        )
+
+
+def selection_key(metrics: dict[str, float], select_metric: str) -> tuple[float, float]:
+    """How validation metrics rank checkpoints for best.pt: `select_metric` first, the other of AP50 / AP
+    second (a higher tuple is better)."""
+    other = "AP" if select_metric == "AP50" else "AP50"
+    return (metrics[select_metric], metrics[other])
+
+
 def make_sampler(
     records: list,
     *,
@@ -229,7 +246,7 @@ def train(
     """
     from walkout_ci import experiment
 
-    train_dataset = load_coco(train_data)
+    train_dataset = load_coco(train_data, learn_crowd=config.train.crowd_class_names())
     refuse_blind_data(train_dataset.root)
     if val_data is not None:
         val_dataset = load_coco(val_data, class_names=train_dataset.class_names)
@@ -239,6 +256,7 @@ def train(
     if not len(train_dataset) or not len(val_dataset):
         raise DataError(f"training set {train_data} is too small to train and validate on")
     require_held_products(train_dataset.images, config.train.held_sampling_share)
+    require_known_classes(config.train.crowd_class_names(), train_dataset.class_names)
 
     from walkout_ci import pins
 
@@ -248,11 +266,18 @@ def train(
         None,
         lambda ref: initial_weights(ref, config=config, class_names=train_dataset.class_names),
     )
+    train_dataset_crowd = config.train.crowd_class_names()
     exp = experiment.start(project=PROJECT, name=name, params=config.to_dict())
     try:
         # A cloned experiment (walkout-ci clone) may override parameters: what the tracker hands back wins.
         config = load_config(exp.params)
         tracked = config
+        require_known_classes(config.train.crowd_class_names(), train_dataset.class_names)
+        if config.train.crowd_class_names() != train_dataset_crowd:
+            # The clone learns other crowd classes: read the data again the way it asks for.
+            train_dataset = load_coco(train_data, learn_crowd=config.train.crowd_class_names())
+            if val_data is None:
+                train_dataset, _ = split_holdout(train_dataset, HOLDOUT_FRACTION)
         initial = pins.initial_weights_for(
             config.train.init_from,
             initial,
@@ -433,8 +458,8 @@ def _train_tracked(
         for class_name, values in result.per_class.items():
             exp.log_scalar("val_AP50_per_class", class_name, values["AP50"], epoch)
         exp.log_scalar("train", "loss", engine.state.output["loss"], epoch)
-        ranking = (metrics["AP50"], metrics["AP"])
-        if state["best"] is None or ranking > (state["best"]["AP50"], state["best"]["AP"]):
+        ranking = selection_key(metrics, settings.select_metric)
+        if state["best"] is None or ranking > selection_key(state["best"], settings.select_metric):
             state["best"] = metrics
             state["best_epoch"] = epoch
             save_checkpoint(
