@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from walkout.engine import Engine
+from walkout.engine import Engine, EngineConfig
 from walkout.observations import FrameObservation, ShopperObservation, box_center
 
 from .test_engine import near
@@ -388,3 +388,37 @@ def test_a_second_unit_read_after_a_reach_into_another_slot_is_not_charged_at_a_
     engine = _feed(frames, layout)
     assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}}
     assert [e.type for e in engine.events].count("pick") == 1
+
+
+def test_a_sliver_still_boxed_at_the_exit_when_the_video_ends_has_walked_out_if_configured(scene, layout):
+    # A detector that learned partly visible persons boxes a body down to a few pixels; the simulator
+    # stops annotating it (and counts the shopper as gone) under 5% in view.
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A2")), 10).reach("A2", take=True)
+    shopper.walk((280.0, 220.0), 12).walk((340.0, 220.0), 40)
+    clipped = []
+    for frame in scene.frames():
+        shoppers = [
+            dataclasses.replace(s, box=(s.box[0], s.box[1], min(s.box[2], 320.0), s.box[3]))
+            for s in frame.shoppers
+        ]
+        clipped.append(_with_shoppers(frame, shoppers))
+    # the video ends on the first frame where no more than 4 px of the body is boxed
+    end = next(
+        i for i, f in enumerate(clipped) if f.shoppers and f.shoppers[0].box[2] - f.shoppers[0].box[0] <= 4.0
+    )
+    assert clipped[end].shoppers[0].box[2] - clipped[end].shoppers[0].box[0] > 2.0
+    frames = clipped[: end + 1]
+    exit_layout = _exit_layout(layout)
+    assert _feed(frames, exit_layout).receipts_json() == {}  # default: seen in the last frame = still here
+    engine = Engine(layout=exit_layout, config=EngineConfig(end_sliver_px=4.5))
+    for frame in frames:
+        engine.step(frame)
+    engine.finish()
+    assert engine.receipts_json() == {"1": {"bread": 1}}
+    # a wider body in the doorway is still in the store
+    engine = Engine(layout=exit_layout, config=EngineConfig(end_sliver_px=4.5))
+    for frame in clipped[: end - 3]:
+        engine.step(frame)
+    engine.finish()
+    assert engine.receipts_json() == {}

@@ -95,6 +95,10 @@ class EngineConfig:
     # a person under 5% visible; leaving through a corner, the last box is still ~8 px wide.
     lost_sliver_px: float = 10.0
     min_exit_speed_px: float = 0.5
+    # At the video's end, a shopper still tracked at the exit border with a box at most this wide (along
+    # the way out) has walked out: a detector that follows a body down to a sliver still boxes one the
+    # simulator has stopped annotating (under 5% in view). 0 = off (ground-truth boxes: oracle mode).
+    end_sliver_px: float = 0.0
     handover_window_frames: int = 6  # a loss and a gain this close in time can be a hand-over
     handover_distance_px: float = 20.0  # and the two hands this close
     handover_min_frames: int = 10  # both shoppers seen at least this often (a fresh track is no partner)
@@ -127,6 +131,7 @@ class EngineConfig:
             "exit_confirm_frames": self.exit_confirm_frames >= 1,
             "lost_sliver_px": self.lost_sliver_px >= 0.0,
             "min_exit_speed_px": self.min_exit_speed_px > 0.0,
+            "end_sliver_px": self.end_sliver_px >= 0.0,
             "handover_window_frames": self.handover_window_frames >= 0,
             "handover_distance_px": self.handover_distance_px >= 0.0,
             "handover_min_frames": self.handover_min_frames >= 0,
@@ -534,11 +539,14 @@ class Engine:
         Gone for `exit_confirm_frames`, yes. Gone for less: only if, at the speed they were walking
         towards the exit's border, their box would have passed it by now; a tracker loses the last
         slivers of a body leaving the image early, and a shopper still in the doorway when the video
-        ends has not walked out (charging them would be a receipt too many).
+        ends has not walked out (charging them would be a receipt too many). Still seen in the last
+        frame: only when no more than a sliver of the body (`end_sliver_px`) is left at the border.
         """
         gone = self._frame - shopper.last_frame
-        if gone <= 0 or not self._in_exit(shopper.last_box):
+        if not self._in_exit(shopper.last_box):
             return False
+        if gone <= 0:
+            return self._only_a_sliver_in_view(shopper.last_box)
         if gone >= self.config.exit_confirm_frames or self.layout.exit_side is None:
             return True
         box, velocity, border = shopper.last_box, shopper.edge_velocity, self.config.lost_sliver_px
@@ -549,6 +557,20 @@ class Engine:
             "bottom": (self.layout.height - border - box[1], velocity[1]),
         }[self.layout.exit_side]
         return gone >= max(distance, 0.0) / max(speed, self.config.min_exit_speed_px)
+
+    def _only_a_sliver_in_view(self, box: tuple[float, float, float, float]) -> bool:
+        """Is a box seen in the last frame no more than `end_sliver_px` of a body at the exit's border?"""
+        side, sliver = self.layout.exit_side, self.config.end_sliver_px
+        if side is None or sliver <= 0.0:
+            return False
+        border = self.config.exit_border_px
+        extent, at_border = {
+            "left": (box[2] - box[0], box[0] <= border),
+            "right": (box[2] - box[0], box[2] >= self.layout.width - border),
+            "top": (box[3] - box[1], box[1] <= border),
+            "bottom": (box[3] - box[1], box[3] >= self.layout.height - border),
+        }[side]
+        return at_border and extent <= sliver
 
     def _in_exit(self, box: tuple[float, float, float, float]) -> bool:
         return self.layout.leaves_through_exit(
