@@ -56,8 +56,20 @@ def _miss_held_items(frames, first: int, last: int):
     return result
 
 
-def _feed(frames, layout) -> Engine:
-    engine = Engine(layout=layout)
+def _clipped_to_image(frames):
+    """Boxes cut at the image's right (320) and bottom (240) borders, as a body leaving it is seen."""
+    clipped = []
+    for frame in frames:
+        shoppers = [
+            dataclasses.replace(s, box=(s.box[0], s.box[1], min(s.box[2], 320.0), min(s.box[3], 240.0)))
+            for s in frame.shoppers
+        ]
+        clipped.append(_with_shoppers(frame, shoppers))
+    return clipped
+
+
+def _feed(frames, layout, config: EngineConfig | None = None) -> Engine:
+    engine = Engine(layout=layout, config=config)
     for frame in frames:
         engine.step(frame)
     engine.finish()
@@ -171,13 +183,7 @@ def test_a_shopper_leaving_through_the_exit_corner_gets_a_receipt_in_oracle_mode
     shopper = scene.actor(1)
     shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A2")), 10).reach("A2", take=True)
     shopper.walk((280.0, 220.0), 12).walk((324.0, 226.0), 44)
-    clipped = []
-    for frame in scene.frames():
-        shoppers = [
-            dataclasses.replace(s, box=(s.box[0], s.box[1], min(s.box[2], 320.0), min(s.box[3], 240.0)))
-            for s in frame.shoppers
-        ]
-        clipped.append(_with_shoppers(frame, shoppers))
+    clipped = _clipped_to_image(scene.frames())
     last_box = next(f for f in reversed(clipped) if f.shoppers).shoppers[0].box
     assert 311.0 <= last_box[0] <= 313.0 and last_box[2] == 320.0
     engine = _feed(clipped[:-2], _exit_layout(layout))
@@ -396,13 +402,7 @@ def test_a_sliver_still_boxed_at_the_exit_when_the_video_ends_has_walked_out_if_
     shopper = scene.actor(1)
     shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A2")), 10).reach("A2", take=True)
     shopper.walk((280.0, 220.0), 12).walk((340.0, 220.0), 40)
-    clipped = []
-    for frame in scene.frames():
-        shoppers = [
-            dataclasses.replace(s, box=(s.box[0], s.box[1], min(s.box[2], 320.0), s.box[3]))
-            for s in frame.shoppers
-        ]
-        clipped.append(_with_shoppers(frame, shoppers))
+    clipped = _clipped_to_image(scene.frames())
     # the video ends on the first frame where no more than 4 px of the body is boxed
     end = next(
         i for i, f in enumerate(clipped) if f.shoppers and f.shoppers[0].box[2] - f.shoppers[0].box[0] <= 4.0
@@ -411,14 +411,7 @@ def test_a_sliver_still_boxed_at_the_exit_when_the_video_ends_has_walked_out_if_
     frames = clipped[: end + 1]
     exit_layout = _exit_layout(layout)
     assert _feed(frames, exit_layout).receipts_json() == {}  # default: seen in the last frame = still here
-    engine = Engine(layout=exit_layout, config=EngineConfig(end_sliver_px=4.5))
-    for frame in frames:
-        engine.step(frame)
-    engine.finish()
-    assert engine.receipts_json() == {"1": {"bread": 1}}
+    sliver = EngineConfig(end_sliver_px=4.5)
+    assert _feed(frames, exit_layout, sliver).receipts_json() == {"1": {"bread": 1}}
     # a wider body in the doorway is still in the store
-    engine = Engine(layout=exit_layout, config=EngineConfig(end_sliver_px=4.5))
-    for frame in clipped[: end - 3]:
-        engine.step(frame)
-    engine.finish()
-    assert engine.receipts_json() == {}
+    assert _feed(clipped[: end - 3], exit_layout, sliver).receipts_json() == {}
