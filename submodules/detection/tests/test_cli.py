@@ -10,7 +10,9 @@ import cv2
 import pytest
 
 from walkout_ci.report import read_report, sha256_of_file
+from walkout_detection import train as train_module
 from walkout_detection.cli import main
+from walkout_detection.config import load_config
 from walkout_detection.data import load_coco
 from walkout_detection.evaluate import evaluate_detections, run_detector
 from walkout_detection.predict import PIN_PATH, load_detector, resolve_weights
@@ -218,6 +220,36 @@ def test_learning_crowd_regions_of_an_unknown_class_is_refused_before_training(
     assert "person" in err.split("its classes are", 1)[1]
     assert not (tmp_path / "run").exists()
     assert not any(walkout_home.rglob("*.json"))  # refused before an experiment was started
+
+
+def test_a_clone_that_learns_crowd_regions_reads_the_training_data_again(
+    sim_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A clone (walkout-ci clone, run by an agent) overrides the parameters the run started with.
+    data = tmp_path / "train"
+    shutil.copytree(sim_data, data)
+    coco_path = data / "coco" / "detection.json"
+    coco = json.loads(coco_path.read_text())
+    person = next(c["id"] for c in coco["categories"] if c["name"] == "person")
+    crowd = next(a for a in coco["annotations"] if a["category_id"] == person)
+    crowd["iscrowd"] = 1
+    coco_path.write_text(json.dumps(coco))
+    seen = {}
+
+    def capture(**kwargs):
+        seen["boxes"] = sum(len(r.labels) for r in kwargs["train_dataset"].images)
+        raise SystemExit(0)  # stop before training: only the data the run was given matters here
+
+    monkeypatch.setattr(train_module, "_train_tracked", capture)
+    monkeypatch.setenv("WALKOUT_CI_PARAMS_OVERRIDE", json.dumps({"train.learn_crowd_classes": "person"}))
+    config = load_config({"train": {"epochs": 1}})
+    with pytest.raises(SystemExit):
+        train_module.train(config=config, train_data=data, output_dir=tmp_path / "run", progress=False)
+    as_clone = seen["boxes"]
+    monkeypatch.delenv("WALKOUT_CI_PARAMS_OVERRIDE")
+    with pytest.raises(SystemExit):
+        train_module.train(config=config, train_data=data, output_dir=tmp_path / "run2", progress=False)
+    assert as_clone == seen["boxes"] + 1  # the crowd person is learned only as the clone asked
 
 
 def test_training_rejects_bad_config(
