@@ -563,14 +563,9 @@ class Engine:
         side, sliver = self.layout.exit_side, self.config.end_sliver_px
         if side is None or sliver <= 0.0:
             return False
-        border = self.config.exit_border_px
-        extent, at_border = {
-            "left": (box[2] - box[0], box[0] <= border),
-            "right": (box[2] - box[0], box[2] >= self.layout.width - border),
-            "top": (box[3] - box[1], box[1] <= border),
-            "bottom": (box[3] - box[1], box[3] >= self.layout.height - border),
-        }[side]
-        return at_border and extent <= sliver
+        # the box's extent along the way out: its width for a side exit, its height for top or bottom
+        extent = box[2] - box[0] if side in ("left", "right") else box[3] - box[1]
+        return extent <= sliver and self.layout.at_exit_border(box, border_px=self.config.exit_border_px)
 
     def _in_exit(self, box: tuple[float, float, float, float]) -> bool:
         return self.layout.leaves_through_exit(

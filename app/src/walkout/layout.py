@@ -74,8 +74,11 @@ class StoreLayout:
         `border_px`, the image border the exit opens to: shoppers walk out of view there, not always
         through the painted zone.
         """
-        if self.in_exit(*box_center(box), margin=margin):
-            return True
+        return self.in_exit(*box_center(box), margin=margin) or self.at_exit_border(box, border_px=border_px)
+
+    def at_exit_border(self, box: Box, *, border_px: float) -> bool:
+        """True when `box` touches, within `border_px`, the image border the exit opens to (False when
+        the exit opens to no border)."""
         touches = {
             "left": box[0] <= border_px,
             "right": box[2] >= self.width - border_px,
