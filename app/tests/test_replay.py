@@ -22,9 +22,12 @@ from walkout.recording import ObservationRecorder, recording_path
 from walkout.replay import (
     ATTRIBUTION,
     ENGINE_STAGE,
+    UNATTRIBUTED,
     ReplayError,
     attribute,
+    doorway_at_end,
     match_boxes,
+    render_markdown,
     run_replay,
     stage_counts,
 )
@@ -83,6 +86,41 @@ def test_hidden_held_products_are_charged_to_detection(split, tmp_path):
     assert outcome.attributions and {a.stage for a in outcome.attributions} == {"detection: products"}
     assert all(a.receipt.kind == "missed_item" for a in outcome.attributions)
     assert outcome.metrics["true_products"]["receipt_exact_match"] == 1.0
+    # the shopper walked out 20 frames before the video ends: not a doorway-at-the-end receipt
+    assert not any(a.at_video_end for a in outcome.attributions)
+    assert "(end)" not in render_markdown(outcome, title="t")
+
+
+def test_a_video_that_ends_while_a_shopper_walks_out_names_them(split):
+    truth = load_video_ground_truth(_video(split))
+    assert doorway_at_end(truth, last_frames=5, border_px=6.0) == set()
+    at_border = [
+        i
+        for i, frame in enumerate(truth.frames)
+        if any(truth.layout.at_exit_border(s.box, border_px=6.0) for s in frame.shoppers)
+    ]
+    (shopper,) = {str(s.track_id) for s in truth.frames[at_border[-1]].shoppers}
+    # cut as the last pixels of the body leave, and 4 or 5 frames after they are gone
+    for extra, expected in ((0, {shopper}), (4, {shopper}), (5, set())):
+        cut = replace(truth, frames=truth.frames[: at_border[-1] + 1 + extra])
+        assert doorway_at_end(cut, last_frames=5, border_px=6.0) == expected, extra
+    assert doorway_at_end(truth, last_frames=0, border_px=6.0) == set()
+
+
+def test_receipts_of_shoppers_in_the_doorway_at_the_end_are_counted_and_marked(split, tmp_path):
+    truth = load_video_ground_truth(_video(split))
+    picked = {e["sku"] for e in truth.events if e["type"] == "pick"}
+    _record_truth(_video(split), tmp_path / "obs", products=lambda frame, p: p.sku not in picked)
+    outcome = run_replay(tmp_path / "obs", split, jobs=1, progress=False)
+    (wrong,) = outcome.attributions
+    recorded = {"models": {wrong.receipt.shopper: wrong.receipt}}
+    assert attribute("v", recorded)[0].at_video_end is False
+    marked = attribute("v", recorded, at_video_end={wrong.receipt.shopper})
+    assert marked[0].at_video_end is True
+    assert stage_counts(marked)[UNATTRIBUTED]["at_video_end"] == 1
+    report = render_markdown(replace(outcome, attributions=marked), title="t")
+    assert "| missed item (end) |" in report
+    assert "1 of 1 wrong receipts are of shoppers at the exit's border" in report
 
 
 def test_hidden_wrists_are_charged_to_pose(split, tmp_path):

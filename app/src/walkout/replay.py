@@ -21,6 +21,8 @@ detection (products), tracking (identities), pose (wrists), then all person outp
 everything together; a receipt wrong even on ground truth is the engine's. `retracked` is not part
 of that attribution: it is how a tracker change is tried without re-running detection and pose (a
 re-tracked box reuses the keypoints of the recorded box it overlaps most, IoU >= 0.5, else none).
+A wrong receipt of a shopper boxed at the exit's border in the video's last `exit_confirm_frames`
+frames is also marked `at_video_end` (`doorway_at_end`): the video ended while they walked out.
 
 Only the engine runs per variant (plus the tracker for `retracked`), so a whole split replays in
 seconds to minutes instead of the models' hour.
@@ -327,6 +329,7 @@ class ReplayVideo:
     meta: dict = field(default_factory=dict)
     retrack_stats: dict = field(default_factory=dict)
     error: str | None = None
+    at_video_end: set[str] = field(default_factory=set)  # `doorway_at_end` of the video's ground truth
 
 
 def replay_video(task: ReplayTask) -> ReplayVideo:
@@ -344,6 +347,11 @@ def replay_video(task: ReplayTask) -> ReplayVideo:
         recording = load_recording(task.recording)
         truth = load_video_ground_truth(task.truth_dir)
         outcome.meta = recording.meta
+        outcome.at_video_end = doorway_at_end(
+            truth,
+            last_frames=task.engine_config.exit_confirm_frames,
+            border_px=task.engine_config.exit_border_px,
+        )
         if recording.video != truth.name:
             raise ReplayError(f"{task.recording.name} records video {recording.video!r}, not {truth.name!r}")
         for variant in task.variants:
@@ -388,13 +396,36 @@ class Attribution:
     receipt: WrongReceipt
     stage: str
     fixed_by: list[str]
+    # The ground-truth shopper was at the exit's border in the video's last frames (see
+    # `doorway_at_end`): whether they have walked out is decided by the last pixels of a body.
+    at_video_end: bool = False
 
 
-def attribute(video: str, wrong_by_variant: dict[str, dict[str, WrongReceipt]]) -> list[Attribution]:
+def doorway_at_end(truth: VideoGroundTruth, *, last_frames: int, border_px: float) -> set[str]:
+    """Ground-truth shoppers (ids as str) boxed at the exit's border in any of the last `last_frames` frames.
+
+    The simulator counts a shopper as gone once under 5% of the body is in view, so a video that ends
+    while one walks out cuts the walk at an arbitrary pixel: a receipt one or two frames early (a
+    false charge) or late (a missed receipt) is a different error from a wrong item, and reports
+    name it apart. border_px: how close to the image border counts as at it (the engine's
+    `exit_border_px`).
+    """
+    shoppers: set[str] = set()
+    for frame in truth.frames[-last_frames:] if last_frames > 0 else []:
+        for shopper in frame.shoppers:
+            if truth.layout.at_exit_border(shopper.box, border_px=border_px):
+                shoppers.add(str(shopper.track_id))
+    return shoppers
+
+
+def attribute(
+    video: str, wrong_by_variant: dict[str, dict[str, WrongReceipt]], *, at_video_end: set[str] = frozenset()
+) -> list[Attribution]:
     """Charge each wrong receipt of `models` to a stage (see ATTRIBUTION; the module docstring says how).
 
     wrong_by_variant: {variant: {receipt key (ground-truth shopper id or unmatched:<id>): WrongReceipt}};
-    must hold `models`; variants left out are simply not considered.
+    must hold `models`; variants left out are simply not considered. at_video_end: receipt keys of
+    shoppers in the exit doorway when the video ends (`doorway_at_end`).
     """
     attributions = []
     for key, receipt in sorted(wrong_by_variant["models"].items()):
@@ -402,7 +433,11 @@ def attribute(video: str, wrong_by_variant: dict[str, dict[str, WrongReceipt]]) 
         stage = next((name for variant, name in ATTRIBUTION if variant in fixed_by), None)
         if stage is None:
             stage = ENGINE_STAGE if "oracle" in wrong_by_variant else UNATTRIBUTED
-        attributions.append(Attribution(video=video, receipt=receipt, stage=stage, fixed_by=fixed_by))
+        attributions.append(
+            Attribution(
+                video=video, receipt=receipt, stage=stage, fixed_by=fixed_by, at_video_end=key in at_video_end
+            )
+        )
     return attributions
 
 
@@ -568,7 +603,7 @@ def run_replay(
             intervals[variant] = confidence_intervals(scores)
         for o in done:
             wrong = {v: {w.shopper: w for w in o.scores[v].wrong} for v in variants}
-            attributions += attribute(o.video, wrong)
+            attributions += attribute(o.video, wrong, at_video_end=o.at_video_end)
             for v in variants:
                 introduced[v] = introduced.get(v, 0) + sum(
                     1 for key in wrong[v] if key not in wrong["models"]
@@ -694,6 +729,7 @@ def outcome_json(outcome: ReplayOutcome) -> dict:
                 "flagged": bool(a.receipt.review),
                 "stage": a.stage,
                 "fixed_by": a.fixed_by,
+                "at_video_end": a.at_video_end,
             }
             for a in outcome.attributions
         ],
@@ -703,7 +739,8 @@ def outcome_json(outcome: ReplayOutcome) -> dict:
 
 
 def stage_counts(attributions: Sequence[Attribution]) -> dict[str, dict[str, int]]:
-    """{stage: {wrong, false_charge, missed_item, false_charge_and_missed_item, flagged}} in stage order."""
+    """{stage: {wrong, false_charge, missed_item, false_charge_and_missed_item, flagged, at_video_end}}
+    in stage order."""
     counts: dict[str, dict[str, int]] = {}
     for stage in STAGE_ORDER:
         mine = [a for a in attributions if a.stage == stage]
@@ -713,6 +750,7 @@ def stage_counts(attributions: Sequence[Attribution]) -> dict[str, dict[str, int
         for a in mine:
             row[a.receipt.kind] += 1
         row["flagged"] = sum(1 for a in mine if a.receipt.review)
+        row["at_video_end"] = sum(1 for a in mine if a.at_video_end)
         counts[stage] = row
     return counts
 
@@ -810,17 +848,27 @@ def render_markdown(outcome: ReplayOutcome, *, title: str) -> str:
         "",
         "## Wrong receipts of the models, by the stage whose ground truth fixes them",
         "",
-        "| stage | wrong receipts | false charge | missed item | both | flagged for review |",
-        "|---|---|---|---|---|---|",
+        "| stage | wrong receipts | false charge | missed item | both | flagged for review | "
+        "in the exit doorway as the video ends |",
+        "|---|---|---|---|---|---|---|",
     ]
     if not outcome.attributions:
-        lines.append("| (no wrong receipt) | 0 | 0 | 0 | 0 | 0 |")
+        lines.append("| (no wrong receipt) | 0 | 0 | 0 | 0 | 0 | 0 |")
     overall = stage_counts(outcome.attributions)
     for stage, row in overall.items():
         lines.append(
             f"| {stage} | {row['wrong']} | {row['false_charge']} | {row['missed_item']} | "
-            f"{row['false_charge_and_missed_item']} | {row['flagged']} |"
+            f"{row['false_charge_and_missed_item']} | {row['flagged']} | {row['at_video_end']} |"
         )
+    at_end = sum(1 for a in outcome.attributions if a.at_video_end)
+    if at_end:
+        lines += [
+            "",
+            f"{at_end} of {len(outcome.attributions)} wrong receipts are of shoppers at the exit's border in "
+            "the video's last frames (`exit_confirm_frames`): the video ended while they walked out, and "
+            "whether they had left turns on the last pixels of a body (the simulator's 5%-in-view rule), "
+            "not on what they took. They are marked (end) below.",
+        ]
     stages = list(overall)  # the stages with a wrong receipt, in stage order
     if len(outcome.splits) > 1 and stages:
         lines += [
@@ -852,8 +900,9 @@ def render_markdown(outcome: ReplayOutcome, *, title: str) -> str:
             )
             frames = ", ".join(str(f) for f in r.frames[:6]) + (" ..." if len(r.frames) > 6 else "")
             shopper = md_escape(r.shopper.replace(UNMATCHED_PREFIX, "phantom "))
+            kind = r.kind.replace("_", " ") + (" (end)" if a.at_video_end else "")
             lines.append(
-                f"| {md_escape(a.video)} | {shopper} | {r.kind.replace('_', ' ')} | {skus} | {frames} | "
+                f"| {md_escape(a.video)} | {shopper} | {kind} | {skus} | {frames} | "
                 f"{a.stage} | {', '.join(a.fixed_by) or '-'} |"
             )
     if outcome.retrack_stats:
