@@ -175,6 +175,13 @@ def test_a_shopper_striding_out_as_the_video_ends_gets_a_receipt(scene, layout):
     frames = _walk_out(scene, frames_to_border=3)
     engine = _feed(frames[:-3], _exit_layout(layout))
     assert engine.receipts_json() == {"1": {"bread": 1}}
+    # decided by the video's end, not by a confirmed exit: flagged for a person to look at
+    (reason,) = engine.review_reasons()["1"]
+    assert "the video ended" in reason and "doorway" in reason
+    unflagged = _feed(frames[:-3], _exit_layout(layout), EngineConfig(review_end_of_video_exits=False))
+    assert unflagged.receipts_json() == {"1": {"bread": 1}} and unflagged.review_reasons() == {"1": []}
+    # a shopper whose exit was confirmed before the video ended is not flagged
+    assert _feed(frames, _exit_layout(layout)).review_reasons() == {"1": []}
 
 
 def test_a_shopper_leaving_through_the_exit_corner_gets_a_receipt_in_oracle_mode(scene, layout):

@@ -39,7 +39,8 @@ How it decides:
   first confirmed in the hand soon after a reach into its slot is that reach's pick, and a receipt
   at the video's end needs the shopper to have crossed the exit border at their walking speed.
 - Review: what the engine cannot decide cleanly is still decided (best guess) but flagged with a
-  reason; a receipt with a flagged event is flagged too (the review rate is a QC metric).
+  reason; a receipt with a flagged event is flagged too (the review rate is a QC metric), and so is a
+  receipt with items that the video's end decided (`review_end_of_video_exits`).
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ class EngineConfig:
     # the way out) has walked out: a detector that follows a body down to a sliver still boxes one the
     # simulator has stopped annotating (under 5% in view). 0 = off (ground-truth boxes: oracle mode).
     end_sliver_px: float = 0.0
+    # A receipt the video's end decides (the shopper was lost at the exit fewer than
+    # `exit_confirm_frames` before it, or is a sliver in its last frame) rests on where a body was
+    # in the last few frames, not on a confirmed exit: with items on it, a person should look.
+    review_end_of_video_exits: bool = True
     handover_window_frames: int = 6  # a loss and a gain this close in time can be a hand-over
     handover_distance_px: float = 20.0  # and the two hands this close
     handover_min_frames: int = 10  # both shoppers seen at least this often (a fresh track is no partner)
@@ -334,6 +339,12 @@ class Engine:
                 continue
             self._resolve_open_visit(shopper)
             if self._left_before_the_end(shopper):
+                if self.config.review_end_of_video_exits and any(q > 0 for q in shopper.cart.values()):
+                    gone = self._frame - shopper.last_frame
+                    shopper.review_reasons.append(
+                        f"the video ended {gone} frame(s) after the shopper was last seen at the exit: "
+                        "walked out, or still in the doorway?"
+                    )
                 self._issue_receipt(shopper)
 
     def carts(self) -> dict[int, dict[str, int]]:
