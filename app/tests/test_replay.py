@@ -27,6 +27,7 @@ from walkout.replay import (
     attribute,
     doorway_at_end,
     match_boxes,
+    outcome_json,
     render_markdown,
     run_replay,
     stage_counts,
@@ -89,6 +90,9 @@ def test_hidden_held_products_are_charged_to_detection(split, tmp_path):
     # the shopper walked out 20 frames before the video ends: not a doorway-at-the-end receipt
     assert not any(a.at_video_end for a in outcome.attributions)
     assert "(end)" not in render_markdown(outcome, title="t")
+    as_json = outcome_json(outcome)
+    assert {w["at_video_end"] for w in as_json["wrong_receipts"]} == {False}
+    assert as_json["stages"]["detection: products"]["at_video_end"] == 0
 
 
 def test_a_video_that_ends_while_a_shopper_walks_out_names_them(split):
