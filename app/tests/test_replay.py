@@ -124,7 +124,13 @@ def test_receipts_of_shoppers_in_the_doorway_at_the_end_are_counted_and_marked(s
     assert stage_counts(marked)[UNATTRIBUTED]["at_video_end"] == 1
     report = render_markdown(replace(outcome, attributions=marked), title="t")
     assert "| missed item (end) |" in report
-    assert "1 of 1 wrong receipts are of shoppers at the exit's border" in report
+    assert "1 of 1 wrong receipts are whole receipts issued to, or withheld from, shoppers" in report
+    # a wrong item on a receipt that is rightly there is not the doorway's doing
+    partial = replace(wrong.receipt, predicted={**wrong.receipt.expected, "extra": 1})
+    assert (
+        attribute("v", {"models": {partial.shopper: partial}}, at_video_end={partial.shopper})[0].at_video_end
+        is False
+    )
 
 
 def test_hidden_wrists_are_charged_to_pose(split, tmp_path):

@@ -21,8 +21,9 @@ detection (products), tracking (identities), pose (wrists), then all person outp
 everything together; a receipt wrong even on ground truth is the engine's. `retracked` is not part
 of that attribution: it is how a tracker change is tried without re-running detection and pose (a
 re-tracked box reuses the keypoints of the recorded box it overlaps most, IoU >= 0.5, else none).
-A wrong receipt of a shopper boxed at the exit's border in the video's last `exit_confirm_frames`
-frames is also marked `at_video_end` (`doorway_at_end`): the video ended while they walked out.
+A whole receipt issued to, or withheld from, a shopper boxed at the exit's border in the video's last
+`exit_confirm_frames` frames is also marked `at_video_end` (`doorway_at_end`): the video ended while
+they walked out.
 
 Only the engine runs per variant (plus the tracker for `retracked`), so a whole split replays in
 seconds to minutes instead of the models' hour.
@@ -42,7 +43,7 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -396,8 +397,9 @@ class Attribution:
     receipt: WrongReceipt
     stage: str
     fixed_by: list[str]
-    # The ground-truth shopper was at the exit's border in the video's last frames (see
-    # `doorway_at_end`): whether they have walked out is decided by the last pixels of a body.
+    # A whole receipt issued to, or withheld from, a ground-truth shopper at the exit's border in the
+    # video's last frames (see `doorway_at_end`): whether they had walked out turned on the last
+    # pixels of a body.
     at_video_end: bool = False
 
 
@@ -419,13 +421,17 @@ def doorway_at_end(truth: VideoGroundTruth, *, last_frames: int, border_px: floa
 
 
 def attribute(
-    video: str, wrong_by_variant: dict[str, dict[str, WrongReceipt]], *, at_video_end: set[str] = frozenset()
+    video: str,
+    wrong_by_variant: dict[str, dict[str, WrongReceipt]],
+    *,
+    at_video_end: Container[str] = frozenset(),
 ) -> list[Attribution]:
     """Charge each wrong receipt of `models` to a stage (see ATTRIBUTION; the module docstring says how).
 
     wrong_by_variant: {variant: {receipt key (ground-truth shopper id or unmatched:<id>): WrongReceipt}};
     must hold `models`; variants left out are simply not considered. at_video_end: receipt keys of
-    shoppers in the exit doorway when the video ends (`doorway_at_end`).
+    shoppers in the exit doorway when the video ends (`doorway_at_end`); a wrong receipt of theirs
+    is marked when it is a whole receipt too many (nothing expected) or too few (nothing issued).
     """
     attributions = []
     for key, receipt in sorted(wrong_by_variant["models"].items()):
@@ -433,9 +439,16 @@ def attribute(
         stage = next((name for variant, name in ATTRIBUTION if variant in fixed_by), None)
         if stage is None:
             stage = ENGINE_STAGE if "oracle" in wrong_by_variant else UNATTRIBUTED
+        # Only a whole receipt too many or too few is the doorway's doing; a wrong item on a receipt
+        # that is rightly there is not, even when the shopper was leaving as the video ended.
+        whole_receipt = not receipt.expected or not receipt.predicted
         attributions.append(
             Attribution(
-                video=video, receipt=receipt, stage=stage, fixed_by=fixed_by, at_video_end=key in at_video_end
+                video=video,
+                receipt=receipt,
+                stage=stage,
+                fixed_by=fixed_by,
+                at_video_end=whole_receipt and key in at_video_end,
             )
         )
     return attributions
@@ -864,10 +877,11 @@ def render_markdown(outcome: ReplayOutcome, *, title: str) -> str:
     if at_end:
         lines += [
             "",
-            f"{at_end} of {len(outcome.attributions)} wrong receipts are of shoppers at the exit's border in "
-            "the video's last frames (`exit_confirm_frames`): the video ended while they walked out, and "
-            "whether they had left turns on the last pixels of a body (the simulator's 5%-in-view rule), "
-            "not on what they took. They are marked (end) below.",
+            f"{at_end} of {len(outcome.attributions)} wrong receipts are whole receipts issued to, or "
+            "withheld from, shoppers at the exit's border in the video's last frames "
+            "(`exit_confirm_frames`): the video ended while they walked out, and whether they had left "
+            "turned on the last pixels of a body (the simulator's 5%-in-view rule), not on what they "
+            "took. They are marked (end) below.",
         ]
     stages = list(overall)  # the stages with a wrong receipt, in stage order
     if len(outcome.splits) > 1 and stages:
