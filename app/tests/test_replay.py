@@ -324,6 +324,7 @@ def test_engine_thresholds_can_be_changed_for_every_variant(split, tmp_path, cap
         ("after_window=2.5", "after_window=2.5: expected a whole number"),
         ("hand_radius_px=wide", "hand_radius_px='wide': expected a number"),
         ("hand_radius_px=-1", "hand_radius_px=-1.0 is out of range"),
+        ("review_end_of_video_exits=maybe", "review_end_of_video_exits='maybe' must be true or false"),
     ]:
         assert main([*argv, "--engine-set", setting, "--report-dir", str(tmp_path / "bad")]) == 2, setting
         assert message in capsys.readouterr().err, setting

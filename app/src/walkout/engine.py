@@ -149,6 +149,11 @@ class EngineConfig:
         for key, ok in checks.items():
             if not ok:
                 raise ConfigError(f"engine config: {key}={getattr(self, key)!r} is out of range")
+        if not isinstance(self.review_end_of_video_exits, bool):
+            raise ConfigError(
+                f"engine config: review_end_of_video_exits={self.review_end_of_video_exits!r} "
+                "must be true or false"
+            )
 
 
 @dataclass
