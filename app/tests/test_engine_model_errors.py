@@ -36,13 +36,13 @@ def _renumber(frames, old: int, new: int, after: int):
     return result
 
 
-def _restart_track(frames, old: int, new: int, turn: int, *, drift: tuple[float, float]):
-    """From frame `turn` on, the body is track `new`; track `old` coasts two more frames on its last
-    box moved by `drift` (a Kalman box that slid off the body as it turned)."""
+def _restart_track(frames, old: int, new: int, turn: int, *, drift: tuple[float, float], coast: int = 2):
+    """From frame `turn` on, the body is track `new`; track `old` stays `coast` more frames on its
+    last box moved by `drift` (a Kalman box that slid off the body as it turned)."""
     frames = _renumber(frames, old, new, after=turn - 1)
     before = next(s for f in frames if f.frame == turn - 1 for s in f.shoppers if s.track_id == old)
     ghost = dataclasses.replace(before, box=_shift_box(before.box, *drift))
-    return [_with_shoppers(f, [*f.shoppers, ghost]) if turn <= f.frame <= turn + 1 else f for f in frames]
+    return [_with_shoppers(f, [*f.shoppers, ghost]) if turn <= f.frame < turn + coast else f for f in frames]
 
 
 def _miss_held_items(frames, first: int, last: int):
@@ -289,6 +289,37 @@ def test_a_track_born_beside_a_shopper_as_they_are_lost_continues_that_shopper(s
     engine = _feed(frames, layout)
     assert engine.receipts_json() == {"1": {"apple": 1}}
     assert engine.shopper_of_track(7) == 1
+
+
+def test_a_track_born_on_a_shopper_that_outlived_them_walks_out_as_that_shopper(scene, layout):
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk((160.0, 120.0), 10).wait(25)
+    shopper.walk(near(scene.slot_center("A1")), 10).reach("A1", take=True).walk(scene.EXIT, 15)
+    frames = scene.frames()
+    # Standing in the aisle, the body gets a second track (7), which then keeps it; track 1 stays
+    # 15 frames on a box beside it and is lost for good, far longer than `takeover_frames`. Track 7
+    # takes the apple and walks out; it never walked in.
+    frames = _restart_track(frames, 1, 7, 20, drift=(-14.0, -14.0), coast=15)
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == {"1": {"apple": 1}}
+    assert [e.shopper_id for e in engine.events] == [1]
+    assert set(engine.trajectories) == {1}
+    # the newcomer's reason for review goes with the receipt
+    assert any("away from the entrance" in r for r in engine.review_reasons()["1"])
+
+    off = _feed(frames, layout, EngineConfig(exit_takeover_frames=0))
+    assert off.receipts_json() == {"7": {"apple": 1}}
+
+
+def test_a_track_born_inside_is_not_merged_into_a_shopper_lost_far_from_it(scene, layout):
+    lost = scene.actor(1)
+    lost.walk(scene.ENTRANCE, 1).walk((250.0, 120.0), 10).wait(10).vanish(40)
+    # another person first seen in the aisle as shopper 1 is lost 150 px away: someone else
+    other = scene.actor(2).at(15)
+    other.walk((100.0, 120.0), 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    other.walk(scene.EXIT, 15)
+    engine = _feed(scene.frames(), layout)
+    assert engine.receipts_json() == {"2": {"apple": 1}}
 
 
 def test_a_lost_track_id_revived_across_the_store_is_not_its_old_shopper(scene, layout):

@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 
 from walkout.cli import main
+from walkout.compare import read_run_counts
 from walkout.evaluate import WrongReceipt
 from walkout.groundtruth import load_video_ground_truth
 from walkout.observations import WRIST_INDICES
 from walkout.recording import ObservationRecorder, recording_path
+from walkout.refs import load_refs
 from walkout.replay import (
     ATTRIBUTION,
     ENGINE_STAGE,
@@ -226,6 +228,22 @@ def test_the_cli_writes_both_reports_and_fails_closed(split, tmp_path, capsys):
     retracked = json.loads((tmp_path / "r6" / "replay.json").read_text())
     assert retracked["tracker_overrides"] == {"max_age": 60} and "retracked" in retracked["metrics"]
     assert "ran the tracker with max" in (tmp_path / "r6" / "replay.md").read_text()
+    # the tracker that was re-run is named (not only the one that recorded), and `walkout compare`
+    # labels the retracked run with it: two tracking candidates must not read as "same"
+    pinned = load_refs(REPO / "model_refs.yaml").components["tracking"]
+    assert retracked["retracked_with"] == {
+        "experiment_id": pinned.experiment_id,
+        "weights_sha256": pinned.weights_sha256,
+    }
+    assert (
+        f"`retracked` re-ran tracking `{pinned.experiment_id}`" in (tmp_path / "r6" / "replay.md").read_text()
+    )
+    retracked["recorded_with"] = {"experiments": {"tracking": "offline-recorder"}}
+    (tmp_path / "r6" / "replay.json").write_text(json.dumps(retracked))
+    assert read_run_counts(f"{tmp_path / 'r6' / 'replay.json'}#retracked").components["tracking"] == (
+        pinned.experiment_id
+    )
+    assert read_run_counts(tmp_path / "r6" / "replay.json").components["tracking"] == "offline-recorder"
 
 
 def test_a_replay_that_does_not_reproduce_the_recorded_run_exits_1(split, tmp_path, capsys):

@@ -143,6 +143,10 @@ def read_replay_counts(path: Path, variant: str) -> RunCounts:
             raise QCError(f"{path}: per_video.{variant}.{video} lacks {', '.join(missing)}")
         videos[video] = {name: counts[name] for name in COUNT_NAMES}
     components = dict((replay.get("recorded_with") or {}).get("experiments") or {})
+    retracked_with = replay.get("retracked_with") or {}
+    if variant == "retracked" and retracked_with.get("experiment_id"):
+        # the tracker that variant ran, not the one that recorded the detections
+        components["tracking"] = str(retracked_with["experiment_id"])
     if variant == "retracked" and replay.get("tracker_overrides"):
         settings = ", ".join(f"{k}={v}" for k, v in sorted(replay["tracker_overrides"].items()))
         components["tracker settings"] = settings

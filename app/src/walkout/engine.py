@@ -112,6 +112,10 @@ class EngineConfig:
     relink_blame_frames: int = 15  # an item appearing in a hand this soon after a re-link was a missed pick
     late_pick_frames: int = 40  # an item first confirmed in hand this soon after a reach into its slot
     takeover_frames: int = 3  # a track born this close to a nearby shopper's loss continues that shopper
+    # A track born inside the store that walks out, beside which a shopper was lost inside the store
+    # up to this many frames after its birth (never seen again): at the exit, it is that shopper.
+    # 0 = off.
+    exit_takeover_frames: int = 30
 
     def __post_init__(self) -> None:
         checks = {
@@ -145,6 +149,7 @@ class EngineConfig:
             "relink_blame_frames": self.relink_blame_frames >= 0,
             "late_pick_frames": self.late_pick_frames >= 0,
             "takeover_frames": self.takeover_frames >= 0,
+            "exit_takeover_frames": self.exit_takeover_frames >= 0,
         }
         for key, ok in checks.items():
             if not ok:
@@ -350,7 +355,7 @@ class Engine:
                         f"the video ended {gone} frame(s) after the shopper was last seen at the exit: "
                         "walked out, or still in the doorway?"
                     )
-                self._issue_receipt(shopper)
+                self._issue_receipt(self._exit_takeover(shopper))
 
     def carts(self) -> dict[int, dict[str, int]]:
         """Live carts of shoppers still in the store: shopper id -> SKU -> quantity."""
@@ -541,13 +546,61 @@ class Engine:
         del self._shoppers[young.shopper_id]
 
     def _check_exits(self, present: set[int]) -> None:
-        for shopper in self._shoppers.values():
+        for shopper in list(self._shoppers.values()):
             if shopper.left or shopper.shopper_id in present:
                 continue
             gone = self._frame - shopper.last_frame
             if self._in_exit(shopper.last_box) and gone >= self.config.exit_confirm_frames:
                 self._resolve_open_visit(shopper)
-                self._issue_receipt(shopper)
+                self._issue_receipt(self._exit_takeover(shopper))
+
+    def _exit_takeover(self, leaving: _Shopper) -> _Shopper:
+        """Who walks out: `leaving`, or the shopper it continued, with `leaving`'s cart merged in.
+
+        A second track born on a shopper (a part of the body boxed apart, or the box re-found after
+        the shopper turned at a shelf) can take over from the first one many frames later, and the
+        first is then lost inside the store for good. `_take_over_young_tracks` merges the two only
+        within a few frames and before the newcomer has decided anything; at the exit it is known
+        that the first never came back. Without this the newcomer, who never walked in, is charged
+        what the shopper took from its birth on (a receipt for nobody), and the shopper's own cart
+        never leaves. Only a track born inside the store (`born_inside`) qualifies, and only a
+        shopper lost inside the store (not at the exit) within `exit_takeover_frames` after the
+        newcomer's birth, with the newcomer's box then within `relink_distance_px` of theirs.
+        """
+        window = self.config.exit_takeover_frames
+        if window <= 0 or not leaving.born_inside:
+            return leaving
+        trajectory = self.trajectories.get(leaving.shopper_id, {})
+        best, best_distance = None, float("inf")
+        for lost in self._shoppers.values():
+            if lost is leaving or lost.left or lost.first_frame >= leaving.first_frame:
+                continue
+            if not leaving.first_frame <= lost.last_frame <= leaving.first_frame + window:
+                continue
+            if lost.last_frame >= leaving.last_frame or self._in_exit(lost.last_box):
+                continue
+            box = trajectory.get(lost.last_frame)
+            if box is None:
+                continue
+            distance = _distance(box_center(lost.last_box), box_center(box))
+            if distance <= self.config.relink_distance_px and distance < best_distance:
+                best, best_distance = lost, distance
+        if best is None:
+            return leaving
+        best.cart.update({sku: q for sku, q in leaving.cart.items() if q > 0})
+        best.review_reasons.extend(r for r in leaving.review_reasons if r not in best.review_reasons)
+        best.last_box, best.last_frame = leaving.last_box, leaving.last_frame
+        merged = self.trajectories.setdefault(best.shopper_id, {})
+        for frame, box in self.trajectories.pop(leaving.shopper_id, {}).items():
+            merged.setdefault(frame, box)
+        for event in self.events:
+            if event.shopper_id == leaving.shopper_id:
+                event.shopper_id = best.shopper_id
+            if event.to_shopper_id == leaving.shopper_id:
+                event.to_shopper_id = best.shopper_id
+        leaving.cart = Counter()
+        leaving.left = True  # merged: no receipt of its own
+        return best
 
     def _left_before_the_end(self, shopper: _Shopper) -> bool:
         """At the end of the video: had a shopper last seen at the exit walked out already?

@@ -476,6 +476,8 @@ class ReplayOutcome:
     # variant -> video -> counts (`VideoScore.counts`): what `walkout compare` pairs two replays by
     per_video: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     dataset_hash: str = ""  # sha256 over the splits' `qc.dataset_hash`, in order
+    # `retracked`: the tracking model re-run ({"experiment_id", "weights_sha256"}); empty without it
+    retracked_with: dict[str, str] = field(default_factory=dict)
 
 
 def _pool_stream(tasks: list[ReplayTask], jobs: int, stack: contextlib.ExitStack) -> Iterator[ReplayVideo]:
@@ -555,13 +557,18 @@ def run_replay(
         if not folder.is_dir():
             raise RecordingError(f"{folder}: no such folder (record with `walkout qc --save-observations`)")
     tracking_weights = None
+    retracked_with: dict[str, str] = {}
     if "retracked" in variants and retrack_refs is None:
         raise ReplayError("variant retracked needs --retrack LOCKFILE (the tracker to re-run)")
     if retrack_refs is not None:
         from walkout.pipeline import verify_refs
+        from walkout.refs import load_refs
 
         variants = tuple(dict.fromkeys([*variants, "retracked"]))
         tracking_weights = verify_refs(retrack_refs)["tracking"]
+        # which tracker `retracked` ran: reports and `walkout compare` name it, not the recorded one
+        pin = load_refs(retrack_refs).components["tracking"]
+        retracked_with = {"experiment_id": str(pin.experiment_id), "weights_sha256": str(pin.weights_sha256)}
     if tracker_overrides:
         if tracking_weights is None:
             raise ReplayError("--tracker-set changes the re-run tracker: it needs --retrack LOCKFILE")
@@ -678,6 +685,7 @@ def run_replay(
         paired=paired,
         per_video=per_video,
         dataset_hash=splits_digest.hexdigest(),
+        retracked_with=retracked_with,
     )
 
 
@@ -724,6 +732,7 @@ def outcome_json(outcome: ReplayOutcome) -> dict:
         "reproduces_qc": outcome.reproduces_qc,
         "recorded_with": outcome.meta,
         "retracked_keypoints": outcome.retrack_stats,
+        "retracked_with": outcome.retracked_with,
         "tracker_overrides": outcome.tracker_overrides,
         "engine_overrides": outcome.engine_overrides,
         "splits": outcome.splits,
@@ -777,6 +786,8 @@ def render_markdown(outcome: ReplayOutcome, *, title: str) -> str:
     if experiments:
         pinned = ", ".join(f"{md_escape(c)} `{md_escape(e)}`" for c, e in sorted(experiments.items()))
         lines += [f"Recorded with: {pinned}.", ""]
+    if outcome.retracked_with:
+        lines += [f"`retracked` re-ran tracking `{md_escape(outcome.retracked_with['experiment_id'])}`.", ""]
     models = outcome.metrics.get("models", {})
     lines += [
         f"{outcome.videos} videos, {int(models.get('receipts_judged', 0))} receipts judged. "
