@@ -246,6 +246,22 @@ def test_the_cli_writes_both_reports_and_fails_closed(split, tmp_path, capsys):
     assert read_run_counts(tmp_path / "r6" / "replay.json").components["tracking"] == "offline-recorder"
 
 
+def test_the_retracked_variants_own_wrong_receipts_are_listed(split, tmp_path):
+    _record_truth(_video(split), tmp_path / "obs")
+    argv = ["replay", "--observations", str(tmp_path / "obs"), "--videos", str(split), "--jobs", "1"]
+    # a tracker that confirms no one: the shopper gets no receipt in `retracked` only
+    never = ["--tracker-set", "min_hits=100000", "--tracker-set", "report_early=false"]
+    argv += ["--retrack", str(REPO / "model_refs.yaml"), *never, "--variants", "models"]
+    assert main([*argv, "--report-dir", str(tmp_path / "r")]) == 0
+    report = json.loads((tmp_path / "r" / "replay.json").read_text())
+    assert report["wrong_receipts"] == []  # `models` (the recording) is right
+    [wrong] = report["retracked_wrong_receipts"]
+    assert wrong["video"] == SCENARIO and wrong["kind"] == "missed_item" and wrong["predicted"] == {}
+    text = (tmp_path / "r" / "replay.md").read_text()
+    assert "## Each wrong receipt of `retracked`" in text
+    assert f"| {md_escape(SCENARIO)} | {wrong['shopper']} | missed item |" in text
+
+
 def test_a_replay_that_does_not_reproduce_the_recorded_run_exits_1(split, tmp_path, capsys):
     _record_truth(_video(split), tmp_path / "obs")
     predictions = {"videos": [{"video": SCENARIO, "receipts": {}, "review": {}, "events": []}]}

@@ -21,6 +21,8 @@ detection (products), tracking (identities), pose (wrists), then all person outp
 everything together; a receipt wrong even on ground truth is the engine's. `retracked` is not part
 of that attribution: it is how a tracker change is tried without re-running detection and pose (a
 re-tracked box reuses the keypoints of the recorded box it overlaps most, IoU >= 0.5, else none).
+Its own wrong receipts are listed apart (`retracked_wrong_receipts`), and the tracker it re-ran is
+named (`retracked_with`), which `walkout compare` shows for that variant.
 A whole receipt issued to, or withheld from, a shopper boxed at the exit's border in the video's last
 `exit_confirm_frames` frames is also marked `at_video_end` (`doorway_at_end`): the video ended while
 they walked out.
@@ -478,6 +480,8 @@ class ReplayOutcome:
     dataset_hash: str = ""  # sha256 over the splits' `qc.dataset_hash`, in order
     # `retracked`: the tracking model re-run ({"experiment_id", "weights_sha256"}); empty without it
     retracked_with: dict[str, str] = field(default_factory=dict)
+    # `retracked`: its own wrong receipts (video, receipt), which attribution (of `models`) does not list
+    retracked_wrong: list[tuple[str, WrongReceipt]] = field(default_factory=list)
 
 
 def _pool_stream(tasks: list[ReplayTask], jobs: int, stack: contextlib.ExitStack) -> Iterator[ReplayVideo]:
@@ -616,6 +620,7 @@ def run_replay(
     introduced: dict[str, int] = {}
     attributions: list[Attribution] = []
     retrack_stats: dict[str, int] = {}
+    retracked_wrong: list[tuple[str, WrongReceipt]] = []
     if done and not errors:
         for variant in variants:
             scores = [o.scores[variant] for o in done]
@@ -630,6 +635,8 @@ def run_replay(
                 )
             for name, count in o.retrack_stats.items():
                 retrack_stats[name] = retrack_stats.get(name, 0) + count
+            if "retracked" in variants:
+                retracked_wrong += [(o.video, w) for w in o.scores["retracked"].wrong]
     reproduces = None
     if done and not errors and not engine_overrides:
         checks = []
@@ -686,6 +693,7 @@ def run_replay(
         per_video=per_video,
         dataset_hash=splits_digest.hexdigest(),
         retracked_with=retracked_with,
+        retracked_wrong=retracked_wrong,
     )
 
 
@@ -755,6 +763,19 @@ def outcome_json(outcome: ReplayOutcome) -> dict:
             }
             for a in outcome.attributions
         ],
+        "retracked_wrong_receipts": [
+            {
+                "video": video,
+                "shopper": w.shopper,
+                "kind": w.kind,
+                "skus": w.skus,
+                "expected": w.expected,
+                "predicted": w.predicted,
+                "frames": w.frames,
+                "flagged": bool(w.review),
+            }
+            for video, w in outcome.retracked_wrong
+        ],
         "errors": outcome.errors,
         "seconds": round(outcome.seconds, 2),
     }
@@ -775,6 +796,17 @@ def stage_counts(attributions: Sequence[Attribution]) -> dict[str, dict[str, int
         row["at_video_end"] = sum(1 for a in mine if a.at_video_end)
         counts[stage] = row
     return counts
+
+
+def _receipt_cells(r: WrongReceipt, *, at_video_end: bool = False) -> str:
+    """The shopper, kind, SKUs and frames cells of a wrong receipt's row in replay.md (escaped)."""
+    from walkout_ci.render import md_escape
+
+    skus = ", ".join(f"{md_escape(s)} {r.expected.get(s, 0)}->{r.predicted.get(s, 0)}" for s in r.skus)
+    frames = ", ".join(str(f) for f in r.frames[:6]) + (" ..." if len(r.frames) > 6 else "")
+    shopper = md_escape(r.shopper.replace(UNMATCHED_PREFIX, "phantom "))
+    kind = r.kind.replace("_", " ") + (" (end)" if at_video_end else "")
+    return f"{shopper} | {kind} | {skus} | {frames}"
 
 
 def render_markdown(outcome: ReplayOutcome, *, title: str) -> str:
@@ -919,17 +951,20 @@ def render_markdown(outcome: ReplayOutcome, *, title: str) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for a in outcome.attributions:
-            r = a.receipt
-            skus = ", ".join(
-                f"{md_escape(s)} {r.expected.get(s, 0)}->{r.predicted.get(s, 0)}" for s in r.skus
-            )
-            frames = ", ".join(str(f) for f in r.frames[:6]) + (" ..." if len(r.frames) > 6 else "")
-            shopper = md_escape(r.shopper.replace(UNMATCHED_PREFIX, "phantom "))
-            kind = r.kind.replace("_", " ") + (" (end)" if a.at_video_end else "")
-            lines.append(
-                f"| {md_escape(a.video)} | {shopper} | {kind} | {skus} | {frames} | "
-                f"{a.stage} | {', '.join(a.fixed_by) or '-'} |"
-            )
+            cells = _receipt_cells(a.receipt, at_video_end=a.at_video_end)
+            lines.append(f"| {md_escape(a.video)} | {cells} | {a.stage} | {', '.join(a.fixed_by) or '-'} |")
+    if outcome.retracked_wrong:
+        lines += [
+            "",
+            "## Each wrong receipt of `retracked`",
+            "",
+            "The re-run tracker's own wrong receipts (not attributed to a stage: only `models` is).",
+            "",
+            "| video | shopper | kind | SKUs (expected -> predicted) | frames | flagged |",
+            "|---|---|---|---|---|---|",
+        ]
+        for video, r in outcome.retracked_wrong:
+            lines.append(f"| {md_escape(video)} | {_receipt_cells(r)} | {'yes' if r.review else 'no'} |")
     if outcome.retrack_stats:
         boxes = outcome.retrack_stats.get("boxes", 0)
         reused = outcome.retrack_stats.get("keypoints_reused", 0)
