@@ -566,6 +566,8 @@ class Engine:
         never leaves. Only a track born inside the store (`born_inside`) qualifies, and only a
         shopper lost inside the store (not at the exit) within `exit_takeover_frames` after the
         newcomer's birth, with the newcomer's box then within `relink_distance_px` of theirs.
+        A reach the shopper had open when lost is not resolved here: the newcomer's own readings of
+        the same hands decided what it gave, and resolving it again could charge the item twice.
         """
         window = self.config.exit_takeover_frames
         if window <= 0 or not leaving.born_inside:
