@@ -453,3 +453,58 @@ def test_a_sliver_still_boxed_at_the_exit_when_the_video_ends_has_walked_out_if_
     assert _feed(frames, exit_layout, sliver).receipts_json() == {"1": {"bread": 1}}
     # a wider body in the doorway is still in the store
     assert _feed(clipped[: end - 3], exit_layout, sliver).receipts_json() == {}
+
+
+def test_a_put_back_is_booked_where_the_slot_shows_the_item_not_at_a_deeper_reach_after_it(scene, layout):
+    # The shopper puts the apple back into A1, stands at the shelf with the hands out of sight for 16
+    # frames, then reaches into A2 (bread) before the hands are read again: one long visit. Pose stops
+    # the wrist 5 px short in A1, so A2 is the visit's deepest reach; A2 shows bread after it, A1 the
+    # apple: the apple went back into A1. Without the rule the put-back is booked at A2, rejected, and
+    # the apple stays charged (a false charge); the visit ends long after the reach into A1, so what
+    # A1 showed right after it must still be remembered then.
+    shopper = scene.actor(1)
+    a1 = scene.slot_center("A1")
+    shopper.walk(scene.ENTRANCE, 1).walk(near(a1), 10).reach("A1", take=True).wait(10)
+    shopper.reach("A1", give=True).wait(16).reach("A2").walk(scene.EXIT, 20)
+    frames = scene.frames()
+    [_, put_back] = scene.events
+    short = put_back["frame"]
+    frames = [_move_wrist(f, 1, (a1[0], a1[1] + 5.0)) if f.frame == short else f for f in frames]
+    frames = [_hide_wrists(f) if short + 3 <= f.frame <= short + 18 else f for f in frames]
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {}}
+    [booked] = [e for e in engine.events if e.type == "put_back"]
+    assert booked.slot == "A1"
+    assert not [e for e in engine.events if e.type == "rejected_put_back"]
+
+
+def _hide_wrists(frame: FrameObservation) -> FrameObservation:
+    """Both wrists seen too faintly for the hands to be read (behind a body or a shelf's edge)."""
+    shoppers = []
+    for s in frame.shoppers:
+        points = s.keypoints.copy()
+        points[5:7, 2] = 0.5
+        shoppers.append(dataclasses.replace(s, keypoints=points))
+    return _with_shoppers(frame, shoppers)
+
+
+def test_a_put_back_read_away_from_the_shelf_goes_to_the_near_slot_showing_the_item(scene, layout):
+    # Pose stops the wrist short of the slots: holding the apple, it passes 9 px from A2's center
+    # (bread), then the apple goes back into A1 with the wrist 11 px from A1's. The loss is read away
+    # from any reach; A2 is the latest approach about as deep as a reach, but A2 shows bread, A1 the
+    # apple: the apple went back into A1 (without the rule the put-back is booked at A2, rejected,
+    # and the apple stays charged: a false charge).
+    shopper = scene.actor(1)
+    a1, a2 = scene.slot_center("A1"), scene.slot_center("A2")
+    shopper.walk(scene.ENTRANCE, 1).walk(near(a1), 10).reach("A1", take=True).wait(10)
+    shopper.wait(5).reach("A1", give=True).walk(scene.EXIT, 20)
+    frames = scene.frames()
+    [_, put_back] = scene.events
+    give = put_back["frame"]
+    drawn = {f: (a2[0], a2[1] + 9.0) for f in range(give - 5, give - 3)}
+    drawn |= {f: (a1[0], a1[1] + 11.0) for f in range(give - 1, give + 2)}
+    frames = [_move_wrist(f, 1, drawn[f.frame]) if f.frame in drawn else f for f in frames]
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {}}
+    [booked] = [e for e in engine.events if e.type == "put_back"]
+    assert booked.slot == "A1"

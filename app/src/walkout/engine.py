@@ -213,6 +213,10 @@ class _Reach:
     slot: tuple[str, str]
     peak_frame: int
     peak_distance: float  # wrist to slot center at the peak
+    # what the camera saw on top of the slot in the `shelf_view_frames` after the peak: kept with the
+    # reach, as a long visit (a wrist dragged along a shelf) ends after the engine's short memory of
+    # each slot's recent sightings has moved on
+    seen_after: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -768,6 +772,9 @@ class Engine:
                 )
             elif distance < reach.peak_distance:
                 reach.peak_frame, reach.peak_distance = self._frame, distance
+                reach.seen_after.clear()
+        if visit is not None:
+            self._watch_reached_slots(visit)
         readable = not reaching and all(w is not None and w[1] >= config.item_visibility for w in wrists)
         if not readable:
             return  # a hand is in a slot or hidden: what the shopper holds is unknown this frame
@@ -784,6 +791,14 @@ class Engine:
         if confirmed != shopper.confirmed:
             self._free_change(shopper, shopper.confirmed, confirmed)
             shopper.confirmed = confirmed
+
+    def _watch_reached_slots(self, visit: _Visit) -> None:
+        """Note what each reached slot shows on top this frame, within `shelf_view_frames` of the reach."""
+        for reach in visit.reaches.values():
+            if reach.peak_frame < self._frame <= reach.peak_frame + self.config.shelf_view_frames:
+                reach.seen_after += [
+                    sku for f, sku in self._slot_seen.get(reach.slot, []) if f == self._frame
+                ]
 
     def _confirm_free(self, shopper: _Shopper) -> Counter:
         """What the shopper holds away from the shelves: changes only on strong evidence (hysteresis)."""
@@ -867,20 +882,29 @@ class Engine:
         """Pair each changed SKU with the reach it happened in.
 
         `reaches` come deepest first. A pick goes preferably to a reach into a slot showing that SKU on
-        top; otherwise the deepest unused reach is taken (the deepest again when all are used).
+        top; a put-back to a reach into a slot seen with that SKU on top right after the reach (where
+        the item landed: a wrist dragged along the shelf afterwards can reach deeper into other
+        slots). Otherwise the deepest unused reach is taken (the deepest again when all are used).
         """
         free = list(reaches)
         pairs = []
         for sku in skus:
-            chosen = None
             if pick:
                 chosen = next((r for r in free if self._stack_top(self._slots[r.slot]) == sku), None)
+            else:
+                chosen = next((r for r in free if sku in r.seen_after), None)
             if chosen is None:
                 chosen = free[0] if free else reaches[0]
             if chosen in free:
                 free.remove(chosen)
             pairs.append((sku, chosen))
         return pairs
+
+    def _seen_on_top_after(self, slot: Slot, first: int, last: int, sku: str) -> bool:
+        """Whether `slot` was seen with `sku` on top after a wrist came near it (from frame `first`)
+        and before `shelf_view_frames` had passed since it was last near (frame `last`)."""
+        end = last + self.config.shelf_view_frames
+        return any(seen == sku for f, seen in self._slot_seen.get(slot.key, []) if first < f <= end)
 
     def _pick(
         self,
@@ -1251,6 +1275,12 @@ class Engine:
                 slot_key, (frame, _, _) = min(landed, key=lambda c: (c[1][1], c[1][0], c[0]))
                 self._put_back(shopper, frame, self._slots[slot_key], sku, 0.8, [])
                 return
+            # Else a slot seen with the item on top right after the approach (its own slot, say)
+            # rather than a closer one showing something else, where the put-back would be refused.
+            showing = [
+                c for c in candidates if self._seen_on_top_after(self._slots[c[0]], c[1][0], c[1][2], sku)
+            ]
+            candidates = showing or candidates
         # the latest approach that came almost as deep as a reach, else the closest approach
         deep = [c for c in candidates if c[1][1] <= deep_enough]
         if deep:
