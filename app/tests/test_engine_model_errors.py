@@ -508,3 +508,28 @@ def test_a_put_back_read_away_from_the_shelf_goes_to_the_near_slot_showing_the_i
     assert engine.receipts_json() == scene.receipts() == {"1": {}}
     [booked] = [e for e in engine.events if e.type == "put_back"]
     assert booked.slot == "A1"
+
+
+def test_a_shopper_the_exit_border_took_away_from_the_exit_who_walks_on_as_a_new_track_gets_one_receipt(
+    scene, layout
+):
+    # The exit opens to the right image border. Holding an apple, the shopper walks up to that border
+    # far above the exit zone, where the tracker loses track 1 (an exit, by the border rule: a receipt)
+    # while track 7, born beside the body 7 frames before, walks on: it takes a cheese and leaves
+    # through the exit. One shopper, one receipt with both items, flagged; without the rule track 7
+    # is charged the cheese (a receipt for nobody) and the shopper's receipt misses it.
+    layout = dataclasses.replace(layout, exit_side="right")
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    shopper.walk((308.0, 100.0), 20)
+    lost = max(shopper.steps)
+    newcomer = scene.actor(7).at(lost - 7)
+    newcomer.walk((288.0, 100.0), 1).wait(10).walk(near(scene.slot_center("A3")), 15).reach("A3", take=True)
+    newcomer.walk(scene.EXIT, 20)
+    frames = scene.frames()
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == {"1": {"apple": 1, "cheese": 1}}
+    assert any("the receipt was amended" in reason for reason in engine.review_reasons()["1"])
+    assert {e.shopper_id for e in engine.events if e.type == "pick"} == {1}
+    off = _feed(frames, layout, EngineConfig(exit_takeover_at_border=False))
+    assert off.receipts_json() == {"1": {"apple": 1}, "7": {"cheese": 1}}

@@ -12,8 +12,9 @@ How it decides:
   shopper held before (confirmed with hysteresis over readable frames) and after (a vote over the
   frames after; the SKUs the touched slots are believed to show on top get extra votes, so one
   misread frame of a look-alike does not win) decide: a gained SKU is a pick, a lost one a put-back.
-  Each is booked at the reach that went deepest into a slot (preferring a slot showing that SKU on
-  top for picks), at the frame of its deepest point: the moment the product left or entered the slot.
+  Each is booked at the reach that went deepest into a slot (preferring, for picks, a slot showing
+  that SKU on top; for put-backs, a slot seen with the released SKU on top right after its reach),
+  at the frame of its deepest point: the moment the product left or entered the slot.
   Two shoppers reaching into one shelf at once are told apart because the product that left the slot
   ends in the hand of one of them; a put-back into another slot is booked where the hand went; the
   SKU comes from the product in the hand, so a hidden or misplaced slot top does not matter.
@@ -26,7 +27,8 @@ How it decides:
 - Away from the shelves: a confirmed change of what a shopper holds right after a wrist came near a
   slot is a shallow reach (booked at its closest approach; flagged for review when it stayed far from
   the slot center; a put-back goes to the slot the released item is then seen on top of, whatever
-  that slot's SKU, when that slot showed something else before); a loss paired with a gain of the
+  that slot's SKU, when that slot showed something else before, else preferably to a near slot
+  seen with the item on top after the approach); a loss paired with a gain of the
   same SKU by another shopper whose hands came close is a hand-over (the item moves between carts);
   anything else (an item flickering out of view) changes no cart.
 - Model errors: trackers split, swap and revive ids, detectors lose held items for a moment, pose
@@ -36,8 +38,10 @@ How it decides:
   hands stays with its holder, an item back in the hand soon after its "put-back" never left (the
   put-back event is revised to rejected_put_back), an item still in the cart reappearing is not a
   new pick, a pick the booked slot cannot have given moves to a nearby slot showing the SKU, an item
-  first confirmed in the hand soon after a reach into its slot is that reach's pick, and a receipt
-  at the video's end needs the shopper to have crossed the exit border at their walking speed.
+  first confirmed in the hand soon after a reach into its slot is that reach's pick, a track born
+  inside the store that walks out is the shopper lost beside it (inside the store, or at the exit's
+  image border away from the exit: that receipt is amended), and a receipt at the video's end needs
+  the shopper to have crossed the exit border at their walking speed.
 - Review: what the engine cannot decide cleanly is still decided (best guess) but flagged with a
   reason; a receipt with a flagged event is flagged too (the review rate is a QC metric), and so is a
   receipt with items that the video's end decided (`review_end_of_video_exits`).
@@ -116,6 +120,9 @@ class EngineConfig:
     # up to this many frames after its birth (never seen again): at the exit, it is that shopper.
     # 0 = off.
     exit_takeover_frames: int = 30
+    # ... and a shopper the exit's image border took (away from the exit zone) within that window, whose
+    # receipt is then amended: bodies walking along that border are lost there while inside the store.
+    exit_takeover_at_border: bool = True
 
     def __post_init__(self) -> None:
         checks = {
@@ -569,7 +576,10 @@ class Engine:
         what the shopper took from its birth on (a receipt for nobody), and the shopper's own cart
         never leaves. Only a track born inside the store (`born_inside`) qualifies, and only a
         shopper lost inside the store (not at the exit) within `exit_takeover_frames` after the
-        newcomer's birth, with the newcomer's box then within `relink_distance_px` of theirs.
+        newcomer's birth, with the newcomer's box then within `relink_distance_px` of theirs; or,
+        with `exit_takeover_at_border`, one whose exit was confirmed in that window at the exit's
+        image border away from the exit zone (a body walking along that border inside the store is
+        lost there): their receipt is issued again with both carts and flagged.
         A reach the shopper had open when lost is not resolved here: the newcomer's own readings of
         the same hands decided what it gave, and resolving it again could charge the item twice.
         """
@@ -578,12 +588,18 @@ class Engine:
             return leaving
         trajectory = self.trajectories.get(leaving.shopper_id, {})
         best, best_distance = None, float("inf")
+        receipted = {receipt.shopper_id for receipt in self.receipts}
         for lost in self._shoppers.values():
-            if lost is leaving or lost.left or lost.first_frame >= leaving.first_frame:
+            if lost is leaving or lost.first_frame >= leaving.first_frame:
                 continue
             if not leaving.first_frame <= lost.last_frame <= leaving.first_frame + window:
                 continue
-            if lost.last_frame >= leaving.last_frame or self._in_exit(lost.last_box):
+            if lost.last_frame >= leaving.last_frame:
+                continue
+            if lost.left:
+                if not (lost.shopper_id in receipted and self._left_along_the_border(lost)):
+                    continue
+            elif self._in_exit(lost.last_box):
                 continue
             box = trajectory.get(lost.last_frame)
             if box is None:
@@ -593,6 +609,11 @@ class Engine:
                 best, best_distance = lost, distance
         if best is None:
             return leaving
+        if best.left:
+            best.review_reasons.append(
+                f"lost at the image border at frame {best.last_frame}, away from the exit, and walked on "
+                f"as a new track until frame {leaving.last_frame}: the receipt was amended"
+            )
         best.cart.update({sku: q for sku, q in leaving.cart.items() if q > 0})
         best.review_reasons.extend(r for r in leaving.review_reasons if r not in best.review_reasons)
         best.last_box, best.last_frame = leaving.last_box, leaving.last_frame
@@ -607,6 +628,13 @@ class Engine:
         leaving.cart = Counter()
         leaving.left = True  # merged: no receipt of its own
         return best
+
+    def _left_along_the_border(self, shopper: _Shopper) -> bool:
+        """Whether a shopper's exit was confirmed at the exit's image border away from the exit zone."""
+        center = box_center(shopper.last_box)
+        return self.config.exit_takeover_at_border and not self.layout.in_exit(
+            *center, margin=self.config.exit_margin_px
+        )
 
     def _left_before_the_end(self, shopper: _Shopper) -> bool:
         """At the end of the video: had a shopper last seen at the exit walked out already?
@@ -648,8 +676,10 @@ class Engine:
         )
 
     def _issue_receipt(self, shopper: _Shopper) -> None:
+        """The shopper's receipt; issued again (`_exit_takeover`), it replaces the first one."""
         shopper.left = True
         items = {sku: q for sku, q in sorted(shopper.cart.items()) if q > 0}
+        self.receipts = [r for r in self.receipts if r.shopper_id != shopper.shopper_id]
         self.receipts.append(
             Receipt(
                 shopper_id=shopper.shopper_id,
