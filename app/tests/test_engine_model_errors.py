@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from walkout.engine import Engine, EngineConfig
-from walkout.observations import FrameObservation, ShopperObservation, box_center
+from walkout.observations import FrameObservation, ProductObservation, ShopperObservation, box_center
 
 from .test_engine import near
 
@@ -533,3 +533,30 @@ def test_a_shopper_the_exit_border_took_away_from_the_exit_who_walks_on_as_a_new
     assert {e.shopper_id for e in engine.events if e.type == "pick"} == {1}
     off = _feed(frames, layout, EngineConfig(exit_takeover_at_border=False))
     assert off.receipts_json() == {"1": {"apple": 1}, "7": {"cheese": 1}}
+
+
+def test_an_item_misread_in_the_hand_for_a_moment_and_refused_where_it_left_is_not_charged(scene, layout):
+    # The shopper takes an apple from A1 (its stock hidden from the camera). Right after, the detector
+    # reads a cheese in the other hand until the next reach: a doubtful pick from A1, whose planogram
+    # holds apples. On the next reach, into A2, the "cheese" leaves the hand, but A2 goes on showing
+    # bread: it was never there, and is not charged (without the rule: "still charged", a false charge).
+    scene.hide_stock = {"A1"}
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    shopper.wait(5).reach("A2", frames=4, hand="left").walk(scene.EXIT, 20)
+    frames = scene.frames()
+    [pick] = scene.events
+    misread = {pick["frame"] + k for k in (2, 3, 4, 6, 7, 8, 9)}  # one frame read right
+    frames = [_with_product_at_left_wrist(f, 1, "cheese") if f.frame in misread else f for f in frames]
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}}
+    [undone] = [e for e in engine.events if e.sku == "cheese"]
+    assert undone.type == "rejected_pick" and "a misread" in undone.review
+
+
+def _with_product_at_left_wrist(frame: FrameObservation, track_id: int, sku: str) -> FrameObservation:
+    """The detector sees a `sku` product in the left hand of `track_id` this frame."""
+    shopper = next(s for s in frame.shoppers if s.track_id == track_id)
+    x, y = float(shopper.keypoints[5, 0]), float(shopper.keypoints[5, 1])
+    product = ProductObservation(sku=sku, box=(x - 4.0, y - 4.0, x + 4.0, y + 4.0), score=0.95)
+    return FrameObservation(frame=frame.frame, shoppers=frame.shoppers, products=(*frame.products, product))

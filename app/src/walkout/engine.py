@@ -329,6 +329,9 @@ class Engine:
         self._put_backs: list[tuple[int, Event, Slot | None, bool]] = []
         # put-backs rejected because the slot showed something else, waiting to be seen late
         self._rejected_put_backs: list[tuple[Event, Slot]] = []
+        # picks of a SKU the slot's planogram does not hold, read from hands that disagreed:
+        # (event, slot, the item taken off the slot's believed stack)
+        self._doubtful_picks: list[tuple[Event, Slot, str | None]] = []
 
     # ----------------------------------------------------------------------------------------------
     # public API
@@ -979,12 +982,16 @@ class Engine:
             )
             self._emit(shopper, "rejected_pick", frame, sku, slot, min(confidence, 0.3), notes)
             return
-        if slot is not None and slot.sku != sku and confidence < 1.0:
+        doubtful = slot is not None and slot.sku != sku and confidence < 1.0
+        if doubtful:
             notes.append(f"{sku} taken from slot {slot.name} whose planogram holds {slot.sku}")
         shopper.cart[sku] += 1
+        popped = None
         if slot is not None and self._stacks[slot.key]:
-            self._stacks[slot.key].pop()
+            popped = self._stacks[slot.key].pop()
         self._emit(shopper, "pick", frame, sku, slot, confidence, notes)
+        if doubtful:
+            self._doubtful_picks.append((self.events[-1], slot, popped))
 
     def _put_back(
         self,
@@ -1009,6 +1016,8 @@ class Engine:
                     )
                     slot, confidence = neighbour, min(confidence, 0.6)
                     after = []
+            if len(after) >= 2 and sku not in after and self._undo_misread_pick(shopper, sku, frame, slot):
+                return
             if len(after) >= 2 and sku not in after:
                 # The slot, in view after the reach, shows something else on top: the item did not go there.
                 notes.append(
@@ -1028,6 +1037,31 @@ class Engine:
             self._stacks[slot.key].append(sku)
         self._emit(shopper, "put_back", frame, sku, slot, confidence, notes)
         self._put_backs.append((self._frame, self.events[-1], slot, from_cart))
+
+    def _undo_misread_pick(self, shopper: _Shopper, sku: str, frame: int, slot: Slot) -> bool:
+        """`sku` "left the hand" at `slot`, which refuses it, within `shelf_view_frames` of a doubtful
+        pick of it (a SKU the pick slot's planogram does not hold, read from hands that disagreed):
+        the hands were misread, it was never taken. The pick is revised to rejected_pick and its slot
+        gets back the item the pick took off its believed stack; True when undone."""
+        horizon = frame - self.config.shelf_view_frames
+        self._doubtful_picks = [d for d in self._doubtful_picks if d[0].frame >= horizon]
+        for index in range(len(self._doubtful_picks) - 1, -1, -1):
+            event, pick_slot, popped = self._doubtful_picks[index]
+            if event.type != "pick" or event.shopper_id != shopper.shopper_id or event.sku != sku:
+                continue
+            del self._doubtful_picks[index]
+            event.type = "rejected_pick"
+            event.review = (
+                f"{sku} read in the hand after a reach into {pick_slot.name} (planogram {pick_slot.sku}), "
+                f"gone {frame - event.frame} frames later at {slot.name}, which refuses it: "
+                "a misread, not charged"
+            )
+            if shopper.cart[sku] > 0:
+                shopper.cart[sku] -= 1
+            if popped is not None:
+                self._stacks[pick_slot.key].append(popped)
+            return True
+        return False
 
     def _confirm_late_put_backs(self) -> None:
         """A put-back rejected because its slot showed another SKU on top is booked after all when, within
