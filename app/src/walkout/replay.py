@@ -726,6 +726,20 @@ SHOWN_METRICS = (
 )
 
 
+def _receipt_json(video: str, r: WrongReceipt) -> dict:
+    """A wrong receipt in replay.json: where, whose, what was expected and predicted, and its frames."""
+    return {
+        "video": video,
+        "shopper": r.shopper,
+        "kind": r.kind,
+        "skus": r.skus,
+        "expected": r.expected,
+        "predicted": r.predicted,
+        "frames": r.frames,
+        "flagged": bool(r.review),
+    }
+
+
 def outcome_json(outcome: ReplayOutcome) -> dict:
     """The replay as JSON (replay.json): metrics and intervals per variant, every attribution."""
     return {
@@ -749,33 +763,14 @@ def outcome_json(outcome: ReplayOutcome) -> dict:
         "per_video": outcome.per_video,
         "wrong_receipts": [
             {
-                "video": a.video,
-                "shopper": a.receipt.shopper,
-                "kind": a.receipt.kind,
-                "skus": a.receipt.skus,
-                "expected": a.receipt.expected,
-                "predicted": a.receipt.predicted,
-                "frames": a.receipt.frames,
-                "flagged": bool(a.receipt.review),
+                **_receipt_json(a.video, a.receipt),
                 "stage": a.stage,
                 "fixed_by": a.fixed_by,
                 "at_video_end": a.at_video_end,
             }
             for a in outcome.attributions
         ],
-        "retracked_wrong_receipts": [
-            {
-                "video": video,
-                "shopper": w.shopper,
-                "kind": w.kind,
-                "skus": w.skus,
-                "expected": w.expected,
-                "predicted": w.predicted,
-                "frames": w.frames,
-                "flagged": bool(w.review),
-            }
-            for video, w in outcome.retracked_wrong
-        ],
+        "retracked_wrong_receipts": [_receipt_json(video, w) for video, w in outcome.retracked_wrong],
         "errors": outcome.errors,
         "seconds": round(outcome.seconds, 2),
     }
