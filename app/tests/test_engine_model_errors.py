@@ -560,3 +560,27 @@ def _with_product_at_left_wrist(frame: FrameObservation, track_id: int, sku: str
     x, y = float(shopper.keypoints[5, 0]), float(shopper.keypoints[5, 1])
     product = ProductObservation(sku=sku, box=(x - 4.0, y - 4.0, x + 4.0, y + 4.0), score=0.95)
     return FrameObservation(frame=frame.frame, shoppers=frame.shoppers, products=(*frame.products, product))
+
+
+def test_an_item_back_in_view_takes_no_reach_from_a_put_back_in_the_same_visit(scene, layout):
+    # The shopper holds a cheese (left hand) and an apple (right). Standing beside A2, the detector
+    # loses the cheese for a while: the cart keeps it (`kept`). Then the apple goes back into A1, the
+    # hand brushes A2 on the way out, and the cheese is read again. The cheese is back in view, not
+    # taken: it must not take the reach into A1, where the apple went. Without the rule the apple's
+    # put-back is pushed to A2, refused (A2 shows bread), and the apple stays charged: a false charge.
+    shopper = scene.actor(1)
+    a1, a2, a3 = scene.slot_center("A1"), scene.slot_center("A2"), scene.slot_center("A3")
+    shopper.walk(scene.ENTRANCE, 1).walk(near(a3), 10).reach("A3", take=True, hand="left")
+    shopper.walk(near(a1), 10).reach("A1", take=True).walk(near(a2), 6).wait(12)
+    hidden = range(max(shopper.steps) - 11, max(shopper.steps) + 13)
+    shopper.walk(near(a1), 6).reach("A1", give=True).reach("A2", frames=4).walk(scene.EXIT, 20)
+
+    def without_held_cheese(frame: FrameObservation) -> FrameObservation:
+        products = tuple(p for p in frame.products if not (p.sku == "cheese" and box_center(p.box)[1] > 45))
+        return FrameObservation(frame=frame.frame, shoppers=frame.shoppers, products=products)
+
+    frames = [without_held_cheese(f) if f.frame in hidden else f for f in scene.frames()]
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {"cheese": 1}}
+    [booked] = [e for e in engine.events if e.type == "put_back"]
+    assert booked.sku == "apple" and booked.slot == "A1"

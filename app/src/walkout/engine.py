@@ -894,6 +894,11 @@ class Engine:
         confidence = self._agreement(visit.after, after)
         if confidence < 0.5:
             notes.append(f"the hands were read as {[_key(r) for r in visit.after]} after the reach")
+        # An item the cart still keeps (its loss was refused earlier) is back in view, not taken here:
+        # it must not take a reach that a real put-back of this visit happened in.
+        returning = Counter({sku: min(units, shopper.kept[sku]) for sku, units in gained.items()})
+        shopper.kept -= returning
+        gained -= returning
         # Picks first: each goes to the reach into a slot showing its SKU; put-backs take the reaches left.
         picks = self._match_reaches(reaches, sorted(gained.elements()), pick=True)
         used = [reach for _, reach in picks]
