@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from walkout.engine import Engine, EngineConfig
 from walkout.observations import FrameObservation, ProductObservation, ShopperObservation, box_center
 
@@ -584,3 +586,33 @@ def test_an_item_back_in_view_takes_no_reach_from_a_put_back_in_the_same_visit(s
     assert engine.receipts_json() == scene.receipts() == {"1": {"cheese": 1}}
     [booked] = [e for e in engine.events if e.type == "put_back"]
     assert booked.sku == "apple" and booked.slot == "A1"
+
+
+@pytest.mark.parametrize("apple_hidden_frames", [0, 16])
+def test_an_item_that_leaves_one_hand_at_a_track_swap_and_shows_up_in_the_other_goes_with_it(
+    scene, layout, apple_hidden_frames
+):
+    # Shopper 1 takes an apple from A1 and waits by A2; shopper 2 walks up beside them and reaches
+    # into A2 without taking anything. Where the two boxes overlap the tracker swaps their ids: track 1
+    # now follows shopper 2's empty hand at A2 (the apple "left the hand" there, refused: A2 shows
+    # bread, still charged) and track 2 follows shopper 1, an apple in hand that no reach gave it.
+    # The apple goes with the hand that holds it (without the rule track 1 pays for it, and the
+    # shopper who walks out with it does not). The gain is read before the refusal is booked (at the
+    # end of the reach), or, with the apple unseen for a while after the swap, after it.
+    a1, a2 = scene.slot_center("A1"), scene.slot_center("A2")
+    first = scene.actor(1)
+    first.walk(scene.ENTRANCE, 1).walk(near(a1), 10).reach("A1", take=True).walk(near(a2), 8).wait(30)
+    first.walk(scene.EXIT, 25)
+    second = scene.actor(2).at(15)
+    second.walk(scene.ENTRANCE, 1).walk((a2[0] + 4.0, a2[1] + 25.0), 12).wait(3)
+    swap = max(second.steps)
+    second.reach("A2", frames=8).wait(10).walk(scene.EXIT, 25)
+    frames = _renumber(_renumber(_renumber(scene.frames(), 1, 99, swap), 2, 1, swap), 99, 2, swap)
+    frames = _miss_held_items(frames, swap + 1, swap + apple_hidden_frames)
+    assert scene.receipts() == {"1": {"apple": 1}, "2": {}}
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == {"1": {}, "2": {"apple": 1}}  # the ids swapped at `swap`
+    [handover] = [e for e in engine.events if e.type == "handover"]
+    assert (handover.shopper_id, handover.to_shopper_id) == (1, 2) and "swapped track ids" in handover.review
+    off = _feed(frames, layout, EngineConfig(swap_handover_frames=0))
+    assert off.receipts_json() == {"1": {"apple": 1}, "2": {}}

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 
 from walkout.errors import ConfigError
 from walkout.layout import Slot, StoreLayout
+from walkout.metrics import box_iou
 from walkout.observations import (
     WRIST_INDICES,
     FrameObservation,
@@ -112,6 +113,12 @@ class EngineConfig:
     handover_window_frames: int = 6  # a loss and a gain this close in time can be a hand-over
     handover_distance_px: float = 20.0  # and the two hands this close
     handover_min_frames: int = 10  # both shoppers seen at least this often (a fresh track is no partner)
+    # Two shoppers whose boxes overlap can swap track ids: an item then "leaves the hand" of one at
+    # a slot that refuses it (still charged) and shows up in the other's hand, away from any reach
+    # that could have given it, soon after. Within this many frames of such a refused loss, and
+    # with the two boxes overlapping when it was read, the item goes with the hand that holds it (a
+    # flagged hand-over). 0 = off.
+    swap_handover_frames: int = 20
     duplicate_overlap: float = 0.5  # a new track this much inside a present shopper's box is a duplicate
     regrab_window_frames: int = 60  # an item "put back" that is back in the same hand this soon never left
     relink_blame_frames: int = 15  # an item appearing in a hand this soon after a re-link was a missed pick
@@ -152,6 +159,7 @@ class EngineConfig:
             "handover_window_frames": self.handover_window_frames >= 0,
             "handover_distance_px": self.handover_distance_px >= 0.0,
             "handover_min_frames": self.handover_min_frames >= 0,
+            "swap_handover_frames": self.swap_handover_frames >= 0,
             "duplicate_overlap": 0.0 < self.duplicate_overlap <= 1.0,
             "regrab_window_frames": self.regrab_window_frames >= 0,
             "relink_blame_frames": self.relink_blame_frames >= 0,
@@ -330,6 +338,8 @@ class Engine:
         self._put_backs: list[tuple[int, Event, Slot | None, bool]] = []
         # put-backs rejected because the slot showed something else, waiting to be seen late
         self._rejected_put_backs: list[tuple[Event, Slot]] = []
+        # gains of an item no reach or hand-over explains: (frame, shopper id, SKU), for swapped ids
+        self._foreign_gains: list[tuple[int, int, str]] = []
         # picks of a SKU the slot's planogram does not hold, read from hands that disagreed:
         # (event, slot, the item taken off the slot's believed stack)
         self._doubtful_picks: list[tuple[Event, Slot, str | None]] = []
@@ -1032,6 +1042,9 @@ class Engine:
                 self._emit(shopper, "rejected_put_back", frame, sku, slot, min(confidence, 0.3), notes)
                 shopper.kept[sku] += 1
                 self._rejected_put_backs.append((self.events[-1], slot))
+                taker = self._swapped_taker(shopper, sku, frame) if self.config.swap_handover_frames else None
+                if taker is not None:
+                    self._swap_handover(shopper, taker, sku)
                 return
         from_cart = shopper.cart[sku] > 0
         if from_cart:
@@ -1235,6 +1248,12 @@ class Engine:
         for kind, diff in (("loss", lost), ("gain", gained)):
             for sku in sorted(diff.elements()):
                 partner = self._handover_partner(shopper, kind, sku, trail)
+                if partner is None and kind == "gain" and self.config.swap_handover_frames:
+                    holder = self._swapped_holder(shopper, sku)
+                    if holder is not None:
+                        self._swap_handover(holder, shopper, sku)
+                        continue
+                    self._foreign_gains.append((self._frame, shopper.shopper_id, sku))
                 if partner is None:
                     self._free_changes.append((self._frame, shopper.shopper_id, kind, sku, trail))
                     if kind == "loss" and shopper.cart[sku] > shopper.kept[sku]:
@@ -1372,6 +1391,71 @@ class Engine:
         if len(since) < 2 or since.count(sku) < 2 or since[-1] != sku:
             return False
         return self._shelf_top_before(slot, frame, sku) not in (sku, None)
+
+    def _swap_handover(self, giver: _Shopper, taker: _Shopper, sku: str) -> None:
+        """Move a kept `sku` (its loss refused) from `giver`'s cart to `taker`'s, flagged for both."""
+        giver.kept[sku] -= 1
+        giver.cart[sku] -= 1
+        taker.cart[sku] += 1
+        review = (
+            f"{sku} left shopper {giver.shopper_id}'s hand where their box overlapped shopper "
+            f"{taker.shopper_id}'s, and showed up in the latter's hand: swapped track ids?"
+        )
+        for party in (giver, taker):
+            party.review_reasons.append(f"frame {self._frame} handover {sku}: {review}")
+        self.events.append(
+            Event(
+                type="handover",
+                frame=self._frame,
+                shopper_id=giver.shopper_id,
+                sku=sku,
+                shelf=None,
+                slot=None,
+                confidence=0.5,
+                review=review,
+                to_shopper_id=taker.shopper_id,
+            )
+        )
+
+    def _overlapping_at(self, a: _Shopper, b: _Shopper, frame: int) -> bool:
+        """Whether the boxes of shoppers `a` and `b` overlapped in `frame`."""
+        box_a = self.trajectories.get(a.shopper_id, {}).get(frame)
+        box_b = self.trajectories.get(b.shopper_id, {}).get(frame)
+        return box_a is not None and box_b is not None and box_iou(box_a, box_b) > 0.0
+
+    def _swapped_taker(self, giver: _Shopper, sku: str, frame: int) -> _Shopper | None:
+        """The shopper whose unexplained gain of `sku` came within `swap_handover_frames` of `giver`'s
+        refused loss of it at `frame`, their boxes overlapping then (the gain was read first)."""
+        window = self.config.swap_handover_frames
+        self._foreign_gains = [g for g in self._foreign_gains if self._frame - g[0] <= window]
+        for index, (gained_at, taker_id, gained_sku) in enumerate(self._foreign_gains):
+            taker = self._shoppers.get(taker_id)
+            if gained_sku != sku or taker is None or taker is giver or taker.left or giver.cart[sku] <= 0:
+                continue
+            if abs(gained_at - frame) <= window and self._overlapping_at(giver, taker, frame):
+                del self._foreign_gains[index]
+                # the gain no longer waits for a hand-over partner: it is explained
+                self._free_changes = [
+                    c for c in self._free_changes if c[:4] != (gained_at, taker_id, "gain", sku)
+                ]
+                return taker
+        return None
+
+    def _swapped_holder(self, shopper: _Shopper, sku: str) -> _Shopper | None:
+        """The shopper whose loss of `sku` was refused within `swap_handover_frames` (still charged,
+        kept) while their box overlapped `shopper`'s: the item stayed with the body, the ids swapped."""
+        window = self.config.swap_handover_frames
+        for event, _ in reversed(self._rejected_put_backs):
+            if event.sku != sku or event.shopper_id == shopper.shopper_id:
+                continue
+            if self._frame - event.frame > window:
+                continue
+            holder = self._shoppers.get(event.shopper_id)
+            if holder is None or holder.left or holder.kept[sku] <= 0 or holder.cart[sku] <= 0:
+                continue
+            if self._overlapping_at(shopper, holder, event.frame):
+                return holder
+        return None
 
     def _handover_partner(
         self, shopper: _Shopper, kind: str, sku: str, trail: tuple[Point, ...]
