@@ -37,7 +37,9 @@ How it decides:
   are lost continues them, a track that jumps across the store is someone new, an item near several
   hands stays with its holder, an item back in the hand soon after its "put-back" never left (the
   put-back event is revised to rejected_put_back), an item still in the cart reappearing is not a
-  new pick, a pick the booked slot cannot have given moves to a nearby slot showing the SKU, a
+  new pick (and takes no reach of the visit it reappears in), an item whose loss a slot refused that
+  shows up in the hand of a shopper whose box overlapped (swapped ids) goes with that hand, a pick
+  the booked slot cannot have given moves to a nearby slot showing the SKU, a
   doubtful pick whose item soon "leaves the hand" at a slot that refuses it was a misread, an item
   first confirmed in the hand soon after a reach into its slot is that reach's pick, a track born
   inside the store that walks out is the shopper lost beside it (inside the store, or at the exit's
