@@ -1266,22 +1266,8 @@ class Engine:
                 giver, taker = (shopper, partner) if kind == "loss" else (partner, shopper)
                 if giver.cart[sku] <= 0:
                     continue  # the giver never paid for it: a detection flicker, not a hand-over
-                if kind == "gain" and giver.kept[sku] > 0:
-                    giver.kept[sku] -= 1  # the item the giver lost from view went to the taker
-                giver.cart[sku] -= 1
-                taker.cart[sku] += 1
-                self.events.append(
-                    Event(
-                        type="handover",
-                        frame=self._frame,
-                        shopper_id=giver.shopper_id,
-                        sku=sku,
-                        shelf=None,
-                        slot=None,
-                        confidence=0.8,
-                        to_shopper_id=taker.shopper_id,
-                    )
-                )
+                # on a gain, the item the giver lost from view earlier (kept) went to the taker
+                self._book_handover(giver, taker, sku, from_kept=kind == "gain" and giver.kept[sku] > 0)
 
     def _late_pick(self, shopper: _Shopper, sku: str) -> bool:
         """An item first confirmed in the hand away from the shelves, shortly after a reach into a slot
@@ -1394,17 +1380,25 @@ class Engine:
             return False
         return self._shelf_top_before(slot, frame, sku) not in (sku, None)
 
-    def _swap_handover(self, giver: _Shopper, taker: _Shopper, sku: str) -> None:
-        """Move a kept `sku` (its loss refused) from `giver`'s cart to `taker`'s, flagged for both."""
-        giver.kept[sku] -= 1
+    def _book_handover(
+        self,
+        giver: _Shopper,
+        taker: _Shopper,
+        sku: str,
+        *,
+        from_kept: bool,
+        confidence: float = 0.8,
+        review: str | None = None,
+    ) -> None:
+        """Move one `sku` from `giver`'s cart to `taker`'s (a handover event). `from_kept`: it is the
+        item the giver's cart kept after losing it from view. A `review` flags both receipts."""
+        if from_kept:
+            giver.kept[sku] -= 1
         giver.cart[sku] -= 1
         taker.cart[sku] += 1
-        review = (
-            f"{sku} left shopper {giver.shopper_id}'s hand where their box overlapped shopper "
-            f"{taker.shopper_id}'s, and showed up in the latter's hand: swapped track ids?"
-        )
-        for party in (giver, taker):
-            party.review_reasons.append(f"frame {self._frame} handover {sku}: {review}")
+        if review:
+            for party in (giver, taker):
+                party.review_reasons.append(f"frame {self._frame} handover {sku}: {review}")
         self.events.append(
             Event(
                 type="handover",
@@ -1413,11 +1407,19 @@ class Engine:
                 sku=sku,
                 shelf=None,
                 slot=None,
-                confidence=0.5,
+                confidence=confidence,
                 review=review,
                 to_shopper_id=taker.shopper_id,
             )
         )
+
+    def _swap_handover(self, giver: _Shopper, taker: _Shopper, sku: str) -> None:
+        """Move a kept `sku` (its loss refused) from `giver`'s cart to `taker`'s, flagged for both."""
+        review = (
+            f"{sku} left shopper {giver.shopper_id}'s hand where their box overlapped shopper "
+            f"{taker.shopper_id}'s, and showed up in the latter's hand: swapped track ids?"
+        )
+        self._book_handover(giver, taker, sku, from_kept=True, confidence=0.5, review=review)
 
     def _overlapping_at(self, a: _Shopper, b: _Shopper, frame: int) -> bool:
         """Whether the boxes of shoppers `a` and `b` overlapped in `frame`."""
