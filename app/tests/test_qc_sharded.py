@@ -156,6 +156,10 @@ needs_agent = pytest.mark.skipif(
     reason="clearml-agent is not installed here (pip install -c constraints.txt -r requirements-dev.txt)",
 )
 QUEUE = "walkout-qc"
+# Starting a real clearml-agent daemon (a Python process importing the agent, then registering with
+# the stand-in) took over 60 s once on 2 busy cores; the wait only delays the failure of a broken
+# setup, it measures nothing, so it is generous.
+REGISTER_TIMEOUT_S = 180
 
 
 @pytest.fixture
@@ -227,7 +231,9 @@ def test_qc_sharded_over_two_real_agent_daemons_equals_the_local_run(
     daemons = [clearml_harness.AgentDaemon(standin, QUEUE, tmp_path / f"daemon{i}") for i in (1, 2)]
     started = time.monotonic()
     try:
-        clearml_harness.wait_for(lambda: len(standin.workers) == 2, 60, "both daemons to register")
+        clearml_harness.wait_for(
+            lambda: len(standin.workers) == 2, REGISTER_TIMEOUT_S, "both daemons to register"
+        )
         qc = _sharded_qc(tmp_path, standin, mono, tiny_split, tmp_path / "sharded", 300)
         stdout, stderr = qc.communicate(timeout=400)
         logs = [daemon.log()[-3000:] for daemon in daemons]
@@ -276,7 +282,9 @@ def test_a_killed_daemon_makes_sharded_qc_an_error_within_the_timeout(
     (report_dir / "report.json").write_text("{}")  # a stale report must not survive the ERROR
     wait_timeout_s = 60.0
     try:
-        clearml_harness.wait_for(lambda: len(standin.workers) == 2, 60, "both daemons to register")
+        clearml_harness.wait_for(
+            lambda: len(standin.workers) == 2, REGISTER_TIMEOUT_S, "both daemons to register"
+        )
         started = time.monotonic()
         qc = _sharded_qc(tmp_path, standin, mono, tiny_split, report_dir, wait_timeout_s)
         # Kill the daemon running shard 1 (with its task process) once it is on it.
