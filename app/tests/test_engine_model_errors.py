@@ -616,3 +616,29 @@ def test_an_item_that_leaves_one_hand_at_a_track_swap_and_shows_up_in_the_other_
     assert (handover.shopper_id, handover.to_shopper_id) == (1, 2) and "swapped track ids" in handover.review
     off = _feed(frames, layout, EngineConfig(swap_handover_frames=0))
     assert off.receipts_json() == {"1": {"apple": 1}, "2": {}}
+
+
+def test_a_put_back_that_landed_beside_a_deeper_reach_made_after_it_is_booked_where_it_landed(scene, layout):
+    # The shopper takes an apple from A1 and returns it into A2 (another SKU's slot), the wrist
+    # stopping 10 px short of A2's center (near, not a reach); right after, the other hand reaches
+    # into A3 before the loss could be confirmed away from the shelves. The loss is read at the end
+    # of that visit and booked at its only reach, A3, which shows cheese: refused. A2 shows the apple
+    # from the moment it landed, before A3's reach: that is where it went, not charged. (Without the
+    # rule, "A2 showed the apple just before A3's reach" reads as the apple having been there all
+    # along, and the apple stays charged: a false charge.)
+    a1, a2 = scene.slot_center("A1"), scene.slot_center("A2")
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(a1), 10).reach("A1", take=True).walk(near(a2), 10)
+    give = range(max(shopper.steps) + 1, max(shopper.steps) + 7)
+    shopper.reach("A2", give=True).reach("A3", frames=4, hand="left").walk(scene.EXIT, 20)
+    short = (a2[0], a2[1] + 10.0)
+
+    def stopping_short(frame: FrameObservation) -> FrameObservation:
+        wrist = next(s for s in frame.shoppers if s.track_id == 1).keypoints[6, :2]
+        return _move_wrist(frame, 1, short) if wrist[1] < short[1] else frame
+
+    frames = [stopping_short(f) if f.frame in give else f for f in scene.frames()]
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {}}
+    [booked] = [e for e in engine.events if e.type == "put_back"]
+    assert booked.slot == "A2" and "apple is on A2" in booked.review

@@ -257,6 +257,9 @@ class _Shopper:
     trail: list[Point] = field(default_factory=list)  # wrist positions of those frames
     # slots a wrist came near lately: slot -> (frame of the closest approach, its distance, last frame near)
     near_slots: dict[tuple[str, str], tuple[int, float, int]] = field(default_factory=dict)
+    # what each of those slots was seen showing on top in the `shelf_view_frames` before that closest
+    # approach: kept with it, as the engine's memory of a slot's sightings is short
+    near_slots_before: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     visit: _Visit | None = None
     cart: Counter = field(default_factory=Counter)
     review_reasons: list[str] = field(default_factory=list)
@@ -765,13 +768,17 @@ class Engine:
         `sku` when it was seen there at all; else the most seen SKU when the slot was seen at least
         twice; else None (no evidence either way: the slot was hidden by arms and bodies).
         """
-        since = frame - self.config.shelf_view_frames
-        recent = [seen for f, seen in self._slot_seen.get(slot.key, []) if since <= f < frame]
+        recent = self._seen_before(slot, frame)
         if sku in recent:
             return sku
         if len(recent) >= 2:
             return Counter(recent).most_common(1)[0][0]
         return None
+
+    def _seen_before(self, slot: Slot, frame: int) -> list[str]:
+        """The SKUs the camera saw on top of the slot in the `shelf_view_frames` before `frame`, in order."""
+        since = frame - self.config.shelf_view_frames
+        return [seen for f, seen in self._slot_seen.get(slot.key, []) if since <= f < frame]
 
     def _stack_top(self, slot: Slot) -> str | None:
         """The SKU a slot is believed to show on top (None when believed empty)."""
@@ -802,6 +809,7 @@ class Engine:
                 previous = shopper.near_slots.get(near[0].key)
                 if previous is None or near[1] < previous[1]:
                     shopper.near_slots[near[0].key] = (self._frame, near[1], self._frame)
+                    shopper.near_slots_before[near[0].key] = self._seen_before(near[0], self._frame)
                 else:
                     shopper.near_slots[near[0].key] = (previous[0], previous[1], self._frame)
             if near is None or near[1] > config.reach_radius_px:
@@ -1149,9 +1157,10 @@ class Engine:
 
     def _neighbour_receiving(self, shopper: _Shopper, sku: str, frame: int, *, exclude: Slot) -> Slot | None:
         """A slot the shopper's wrist came near around `frame` that shows `sku` on top in its last two
-        sightings after `frame` and did not show it just before (closest first): where a released item
-        went when the reach was booked at the slot beside it. A slot that showed `sku` all along (its
-        own planogram slot, say) proves nothing: it would show it whether or not the item went there."""
+        sightings after `frame` and did not show it just before, or not before the wrist came closest to
+        it (closest first): where a released item went when the reach was booked at the slot beside it,
+        perhaps after the item landed. A slot that showed `sku` all along (its own planogram slot, say)
+        proves nothing: it would show it whether or not the item went there."""
         window = 2 * self.config.shelf_view_frames
         candidates = sorted(
             (distance, key)
@@ -1166,6 +1175,17 @@ class Engine:
                 continue
             if self._shelf_top_before(slot, frame, sku) != sku:
                 return slot
+            # It showed `sku` just before `frame`, but not before the wrist came closest to it: the
+            # item landed there on that approach, earlier than the deeper reach it was booked at --
+            # unless a put-back booked there since already accounts for that landing.
+            before_approach = shopper.near_slots_before.get(key, [])
+            if len(before_approach) >= 2 and sku not in before_approach:
+                approach = shopper.near_slots[key][0]
+                if not any(
+                    e.type == "put_back" and e.slot == slot.name and e.sku == sku and e.frame >= approach
+                    for e in self.events[-50:]
+                ):
+                    return slot
         return None
 
     def _undo_recent_put_back(self, shopper: _Shopper, sku: str, frame: int) -> bool:
@@ -1234,6 +1254,9 @@ class Engine:
         gained = +gained
         horizon = self._frame - self.config.free_window - 2
         shopper.near_slots = {key: near for key, near in shopper.near_slots.items() if near[2] >= horizon}
+        shopper.near_slots_before = {
+            key: seen for key, seen in shopper.near_slots_before.items() if key in shopper.near_slots
+        }
         if shopper.near_slots:
             for sku in sorted(lost.elements()):
                 self._shallow_reach(shopper, sku, pick=False)
