@@ -642,3 +642,31 @@ def test_a_put_back_that_landed_beside_a_deeper_reach_made_after_it_is_booked_wh
     assert engine.receipts_json() == scene.receipts() == {"1": {}}
     [booked] = [e for e in engine.events if e.type == "put_back"]
     assert booked.slot == "A2" and "apple is on A2" in booked.review
+
+
+def test_a_put_back_dated_before_its_item_was_taken_is_flagged(scene, layout):
+    # The shopper reaches into A2 (its top hidden from the camera) and takes nothing, then takes an
+    # apple from A1 and stands by A2 again, the wrist 14 px from A2's center (near, not a reach),
+    # where the detector stops reading the apple. The loss is booked as a put-back at A2's closest
+    # approach, which came before the apple was taken: mostly that undoes a misread pick, but here it
+    # drops a real item, so a person should look (without the rule the receipt is not flagged).
+    scene.hide_stock = {"A2"}
+    a1, a2 = scene.slot_center("A1"), scene.slot_center("A2")
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(a2), 10).reach("A2", frames=4)
+    shopper.walk(near(a1), 8).reach("A1", take=True).walk(near(a2), 8)
+    by_a2 = range(max(shopper.steps) + 1, max(shopper.steps) + 15)
+    shopper.wait(len(by_a2)).walk(scene.EXIT, 20)
+
+    def without_held_apple(frame: FrameObservation) -> FrameObservation:
+        products = tuple(p for p in frame.products if not (p.sku == "apple" and box_center(p.box)[1] > 41))
+        return FrameObservation(frame=frame.frame, shoppers=frame.shoppers, products=products)
+
+    frames = [_move_wrist(f, 1, (a2[0], a2[1] + 14.0)) if f.frame in by_a2 else f for f in scene.frames()]
+    frames = [without_held_apple(f) if f.frame >= by_a2[0] else f for f in frames]
+    engine = _feed(frames, layout)
+    [pick] = [e for e in engine.events if e.type == "pick"]
+    [put_back] = [e for e in engine.events if e.type == "put_back"]
+    assert put_back.frame < pick.frame and put_back.slot == "A2"
+    assert f"before it was taken (frame {pick.frame})" in put_back.review
+    assert engine.review_reasons()["1"]

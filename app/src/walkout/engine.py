@@ -47,7 +47,9 @@ How it decides:
   the shopper to have crossed the exit border at their walking speed.
 - Review: what the engine cannot decide cleanly is still decided (best guess) but flagged with a
   reason; a receipt with a flagged event is flagged too (the review rate is a QC metric), and so is a
-  receipt with items that the video's end decided (`review_end_of_video_exits`).
+  receipt with items that the video's end decided (`review_end_of_video_exits`), and a put-back
+  booked at a wrist's approach made before the item was taken (mostly the undo of a misread pick,
+  now and then a real item dropped).
 """
 
 from __future__ import annotations
@@ -1373,7 +1375,9 @@ class Engine:
             landed = [c for c in candidates if self._landed_on(self._slots[c[0]], c[1][0], sku)]
             if landed:
                 slot_key, (frame, _, _) = min(landed, key=lambda c: (c[1][1], c[1][0], c[0]))
-                self._put_back(shopper, frame, self._slots[slot_key], sku, 0.8, [])
+                self._put_back(
+                    shopper, frame, self._slots[slot_key], sku, 0.8, self._taken_later(shopper, sku, frame)
+                )
                 return
             # Else a slot seen with the item on top right after the approach (its own slot, say)
             # rather than a closer one showing something else, where the put-back would be refused.
@@ -1389,9 +1393,31 @@ class Engine:
             slot_key, (frame, distance, _) = min(candidates, key=lambda c: (c[1][1], c[1][0], c[0]))
         shallow = distance > deep_enough
         notes = [f"the reach stopped {distance:.0f} px from the slot center"] if shallow else []
+        if not pick:
+            notes += self._taken_later(shopper, sku, frame)
         confidence = 0.6 if shallow else 0.8
         book = self._pick if pick else self._put_back
         book(shopper, frame, self._slots[slot_key], sku, confidence, notes)
+
+    def _taken_later(self, shopper: _Shopper, sku: str, frame: int) -> list[str]:
+        """A review note when the shopper came to hold every `sku` unit in their cart after `frame` (by
+        the picks and hand-overs that gave them, in event frames): a put-back dated then came before
+        the item was taken. Mostly it undoes a pick the detector misread, but it may drop a real item."""
+        units = shopper.cart[sku]
+        gains = sorted(
+            e.frame
+            for e in self.events
+            if e.sku == sku
+            and (
+                (e.type == "pick" and e.shopper_id == shopper.shopper_id)
+                or (e.type == "handover" and e.to_shopper_id == shopper.shopper_id)
+            )
+        )
+        if units <= 0 or units > len(gains) or gains[-units] <= frame:
+            return []
+        return [
+            f"{sku} put back at an approach of frame {frame}, before it was taken (frame {gains[-units]})"
+        ]
 
     def _landed_on(self, slot: Slot, frame: int, sku: str) -> bool:
         """Whether `slot` has shown `sku` on top since `frame` (at least twice, and at its latest
