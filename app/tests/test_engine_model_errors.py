@@ -186,6 +186,19 @@ def test_a_shopper_striding_out_as_the_video_ends_gets_a_receipt(scene, layout):
     assert _feed(frames, _exit_layout(layout)).review_reasons() == {"1": []}
 
 
+def test_an_exit_confirmed_on_the_videos_last_frame_is_flagged(scene, layout):
+    # The video ends exactly `exit_confirm_frames` after the tracker lost the shopper at the exit: the
+    # receipt is confirmed on the last frame itself, with nothing after it that could show the shopper
+    # still in the doorway, so it is the video end's call as much as one issued at the end (flagged).
+    frames = _walk_out(scene, frames_to_border=3)[:-1]
+    engine = _feed(frames, _exit_layout(layout))
+    assert engine.receipts_json() == {"1": {"bread": 1}}
+    (reason,) = engine.review_reasons()["1"]
+    assert "the video ended 5 frame(s)" in reason and "doorway" in reason
+    unflagged = _feed(frames, _exit_layout(layout), EngineConfig(review_end_of_video_exits=False))
+    assert unflagged.receipts_json() == {"1": {"bread": 1}} and unflagged.review_reasons() == {"1": []}
+
+
 def test_a_shopper_leaving_through_the_exit_corner_gets_a_receipt_in_oracle_mode(scene, layout):
     # Ground truth: the simulator stops annotating a person under 5% visible. Leaving slowly through
     # the corner, the last annotated box is an 8 px sliver at the border; the video ends 4 frames on.

@@ -110,7 +110,7 @@ class EngineConfig:
     # the way out) has walked out: a detector that follows a body down to a sliver still boxes one the
     # simulator has stopped annotating (under 5% in view). 0 = off (ground-truth boxes: oracle mode).
     end_sliver_px: float = 0.0
-    # A receipt the video's end decides (the shopper was lost at the exit fewer than
+    # A receipt the video's end decides (the shopper was lost at the exit at most
     # `exit_confirm_frames` before it, or is a sliver in its last frame) rests on where a body was
     # in the last few frames, not on a confirmed exit: with items on it, a person should look.
     review_end_of_video_exits: bool = True
@@ -376,18 +376,30 @@ class Engine:
 
     def finish(self) -> None:
         """End of video: resolve open reaches; shoppers gone from the exit zone get their receipts."""
+        review = self.config.review_end_of_video_exits
         for shopper in self._shoppers.values():
             if shopper.left:
+                # An exit confirmed on the last frame itself is as much the video end's call as those
+                # below: nothing after it could show the shopper still in the doorway.
+                receipt = next((r for r in self.receipts if r.shopper_id == shopper.shopper_id), None)
+                confirmed_now = self._frame - shopper.last_frame == self.config.exit_confirm_frames
+                if review and confirmed_now and receipt is not None and receipt.items:
+                    reason = self._end_of_video_reason(shopper)
+                    shopper.review_reasons.append(reason)
+                    receipt.review.append(reason)
                 continue
             self._resolve_open_visit(shopper)
             if self._left_before_the_end(shopper):
-                if self.config.review_end_of_video_exits and any(q > 0 for q in shopper.cart.values()):
-                    gone = self._frame - shopper.last_frame
-                    shopper.review_reasons.append(
-                        f"the video ended {gone} frame(s) after the shopper was last seen at the exit: "
-                        "walked out, or still in the doorway?"
-                    )
+                if review and any(q > 0 for q in shopper.cart.values()):
+                    shopper.review_reasons.append(self._end_of_video_reason(shopper))
                 self._issue_receipt(self._exit_takeover(shopper))
+
+    def _end_of_video_reason(self, shopper: _Shopper) -> str:
+        gone = self._frame - shopper.last_frame
+        return (
+            f"the video ended {gone} frame(s) after the shopper was last seen at the exit: "
+            "walked out, or still in the doorway?"
+        )
 
     def carts(self) -> dict[int, dict[str, int]]:
         """Live carts of shoppers still in the store: shopper id -> SKU -> quantity."""
