@@ -5,7 +5,10 @@
 Each argument is a `walkout qc` / `walkout gate-score` report folder (or its report.json). A row gives
 shoppers judged, receipt exact-match, item P / R / F1, false charges and missed items per 100
 shoppers, review rate, the review flags' figures, and the video-level 95% bootstrap intervals the
-report carries (`extra.confidence_intervals`). Reports written before those intervals existed are
+report carries (`extra.confidence_intervals`). The last column says how much of the false charges
+is the video's end (`extra.video_end`): whole receipts issued to shoppers still walking out as the
+video ended, and how many of those charged exactly what the shopper carried ("n/a" for reports
+written before the figure existed). Reports written before those intervals existed are
 refused: re-score their predictions with `walkout gate-score` first.
 """
 
@@ -23,7 +26,8 @@ from walkout_ci.report import read_report
 HEADER = (
     "| split | videos | shoppers judged | receipt exact-match [95% CI] | item P / R / F1 [F1 95% CI] | "
     "false charges / 100 [95% CI] | missed / 100 [95% CI] | review rate | wrong receipts flagged | "
-    "unflagged exact-match |\n|---|---|---|---|---|---|---|---|---|---|"
+    "unflagged exact-match | false charges at the video's end / 100 (receipts as carried) |"
+    "\n|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -64,8 +68,18 @@ def row(label: str, report: dict) -> str:
         f"{metrics['item_precision']:.3f} / {metrics['item_recall']:.3f} / "
         f"{_interval(report, 'item_f1', 3)} | {_interval(report, 'false_charges_per_100', 2)} | "
         f"{_interval(report, 'missed_items_per_100', 2)} | {metrics['review_rate']:.3f} | {flagged_share} | "
-        f"{unflagged} |"
+        f"{unflagged} | {_video_end(extra)} |"
     )
+
+
+def _video_end(extra: dict) -> str:
+    """`per-100 (issued as carried / wrong receipts at the end)` from `extra.video_end`, or n/a."""
+    end = extra.get("video_end")
+    if end is None:
+        return "n/a"
+    per_100 = end["false_charges_per_100"]
+    shown = "undefined" if per_100 is None else f"{per_100:.2f}"
+    return f"{shown} ({end['issued_as_carried']} of {end['wrong_receipts']} as carried)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,16 @@ def test_oracle_qc_writes_a_valid_perfect_report(tmp_path, rendered_scenarios, c
     assert "apple" in report["per_class"]
     assert report["failures"] == []
     assert (report_dir / "videos" / "single_pick.json").is_file()
+    # how much of the metrics the video's end is: nothing here (every shopper walked out in time)
+    assert report["extra"]["video_end"] == {
+        "wrong_receipts": 0,
+        "false_charges": 0,
+        "missed_items": 0,
+        "issued_as_carried": 0,
+        "false_charges_per_100": 0.0,
+        "missed_items_per_100": 0.0,
+    }
+    assert "video_end_false_charges_per_100: 0.0000" in capsys.readouterr().out
 
 
 def test_a_wrong_receipt_becomes_a_failure_with_a_contact_sheet(tmp_path, rendered_scenarios):

@@ -258,7 +258,15 @@ def test_qc_sharded_over_two_real_agent_daemons_equals_the_local_run(
     }
     for key in ("per_class", "per_sample", "failures", "model", "experiment_id", "dataset"):
         assert sharded[key] == local[key], key
-    for key in ("per_video", "review", "confidence_intervals", "review_flags", "mode", "components"):
+    for key in (
+        "per_video",
+        "review",
+        "confidence_intervals",
+        "review_flags",
+        "video_end",
+        "mode",
+        "components",
+    ):
         assert sharded["extra"][key] == local["extra"][key], key
     assert (sharded["extra"]["executor"], sharded["extra"]["shards"]) == ("clearml", 2)
     assert {sample["id"] for sample in sharded["per_sample"]} == set(app_gate.SCENARIOS)

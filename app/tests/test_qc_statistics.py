@@ -185,6 +185,7 @@ def test_printed_figures_add_interval_bounds_and_review_figures():
                 },
             },
             "review_flags": {"wrong_receipts_flagged_share": None, "unflagged_exact_match": 0.95},
+            "video_end": {"wrong_receipts": 1, "false_charges_per_100": None},
         },
     }
     assert printed_figures(report) == {
@@ -192,6 +193,7 @@ def test_printed_figures_add_interval_bounds_and_review_figures():
         "receipt_exact_match_ci95_lower": 0.8,
         "receipt_exact_match_ci95_upper": 0.97,
         "review_unflagged_exact_match": 0.95,
+        "video_end_wrong_receipts": 1.0,
     }
 
 

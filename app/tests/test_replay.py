@@ -16,9 +16,10 @@ import pytest
 
 from walkout.cli import main
 from walkout.compare import read_run_counts
-from walkout.evaluate import WrongReceipt
+from walkout.evaluate import WrongReceipt, doorway_at_end, score_video, video_end_figures
 from walkout.groundtruth import load_video_ground_truth
 from walkout.observations import WRIST_INDICES
+from walkout.oracle import run_oracle
 from walkout.recording import ObservationRecorder, recording_path
 from walkout.refs import load_refs
 from walkout.replay import (
@@ -27,7 +28,6 @@ from walkout.replay import (
     UNATTRIBUTED,
     ReplayError,
     attribute,
-    doorway_at_end,
     match_boxes,
     outcome_json,
     render_markdown,
@@ -119,20 +119,66 @@ def test_receipts_of_shoppers_in_the_doorway_at_the_end_are_counted_and_marked(s
     _record_truth(_video(split), tmp_path / "obs", products=lambda frame, p: p.sku not in picked)
     outcome = run_replay(tmp_path / "obs", split, jobs=1, progress=False)
     (wrong,) = outcome.attributions
-    recorded = {"models": {wrong.receipt.shopper: wrong.receipt}}
-    assert attribute("v", recorded)[0].at_video_end is False
-    marked = attribute("v", recorded, at_video_end={wrong.receipt.shopper})
+    assert wrong.at_video_end is False  # the shopper walked out well before the end
+    marked = attribute("v", {"models": {wrong.receipt.shopper: replace(wrong.receipt, at_video_end=True)}})
     assert marked[0].at_video_end is True
     assert stage_counts(marked)[UNATTRIBUTED]["at_video_end"] == 1
     report = render_markdown(replace(outcome, attributions=marked), title="t")
     assert "| missed item (end) |" in report
     assert "1 of 1 wrong receipts are whole receipts issued to, or withheld from, shoppers" in report
-    # a wrong item on a receipt that is rightly there is not the doorway's doing
-    partial = replace(wrong.receipt, predicted={**wrong.receipt.expected, "extra": 1})
-    assert (
-        attribute("v", {"models": {partial.shopper: partial}}, at_video_end={partial.shopper})[0].at_video_end
-        is False
-    )
+
+
+def _cut_as_the_shopper_walks_out(truth):
+    """The truth of a video ended on the last frame its shopper is boxed at the exit's border, before
+    the simulator counted them gone (no receipt yet)."""
+    at_border = [
+        i
+        for i, frame in enumerate(truth.frames)
+        if any(truth.layout.at_exit_border(s.box, border_px=6.0) for s in frame.shoppers)
+    ]
+    return replace(truth, frames=truth.frames[: at_border[-1] + 1], receipts={})
+
+
+def test_a_receipt_issued_as_the_video_ends_is_scored_wrong_and_named_the_video_ends(split):
+    truth = load_video_ground_truth(_video(split))
+    result = run_oracle(_video(split), truth=truth)
+    (shopper,) = result.receipts
+    cut = _cut_as_the_shopper_walks_out(truth)
+    score = score_video(result, cut)
+    # still a wrong receipt and a false charge of all it holds: the metrics do not change ...
+    (wrong,) = score.wrong
+    assert wrong.expected == {} and wrong.predicted == result.receipts[shopper]
+    assert score.comparison.items.false_positives == sum(result.receipts[shopper].values())
+    # ... but it is named: issued as the shopper walked out, and exactly what they carried
+    assert wrong.at_video_end is True
+    charged = sum(result.receipts[shopper].values())
+    assert score.video_end == {
+        "wrong_receipts": 1,
+        "false_charges": charged,
+        "missed_items": 0,
+        "issued_as_carried": 1,
+    }
+    figures = video_end_figures([score])
+    assert figures["wrong_receipts"] == 1 and figures["false_charges"] == charged
+    assert figures["false_charges_per_100"] is None  # nobody left: no per-100 figure
+    with_one_who_left = replace(score, comparison=replace(score.comparison, shoppers=4))
+    assert video_end_figures([with_one_who_left])["false_charges_per_100"] == 100.0 * charged / 4
+    # a receipt charging something else than they carried is not "as carried"
+    other = replace(result, receipts={shopper: {"nothing_they_held": 1}})
+    assert score_video(other, cut).video_end["issued_as_carried"] == 0
+    # the whole video: nothing is the video end's doing
+    assert score_video(result, truth).video_end == dict.fromkeys(score.video_end, 0)
+
+
+def test_a_wrong_item_on_a_receipt_rightly_issued_is_not_the_video_ends_doing(split):
+    truth = load_video_ground_truth(_video(split))
+    result = run_oracle(_video(split), truth=truth)
+    (shopper,) = result.receipts
+    cut = _cut_as_the_shopper_walks_out(truth)
+    cut = replace(cut, receipts={shopper: dict(truth.receipts[shopper])})
+    extra = replace(result, receipts={shopper: {**result.receipts[shopper], "one_more": 1}})
+    (wrong,) = score_video(extra, cut).wrong
+    assert wrong.at_video_end is False
 
 
 def test_hidden_wrists_are_charged_to_pose(split, tmp_path):

@@ -10,6 +10,12 @@ so they are not independent. `confidence_intervals` gives video-level (cluster) 
 resample whole videos, add up their counts, recompute each ratio metric. `review_flag_figures` says
 whether the review flags earn their keep: the share of wrong receipts that were flagged (a store sends
 only flagged receipts to a person) and the exact-match rate of the receipts nobody looks at.
+
+The video's end: a video that ends while a shopper walks out cuts the walk at an arbitrary pixel (the
+simulator counts a shopper as gone once under 5% of the body is in view). A whole receipt issued one
+frame early is then a false charge of everything they carry, one issued late a missed receipt. Those
+stay in every metric (the video's end is part of the data), and `video_end_figures` says how much of
+each metric they are, and how many of the early receipts charged exactly what the shopper carried.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from walkout.errors import QCError
-from walkout.groundtruth import VideoGroundTruth
+from walkout.groundtruth import VideoGroundTruth, cart_from_events
 from walkout.metrics import (
     UNMATCHED_PREFIX,
     EventCounts,
@@ -46,6 +52,8 @@ class WrongReceipt:
     kind: str  # false_charge | missed_item | false_charge_and_missed_item
     skus: list[str]
     review: list[str] = field(default_factory=list)  # the receipt's review reasons ([]: not flagged)
+    # A whole receipt too many or too few of a shopper walking out as the video ended (`doorway_at_end`).
+    at_video_end: bool = False
 
 
 @dataclass
@@ -63,6 +71,8 @@ class VideoScore:
     wrong: list[WrongReceipt] = field(default_factory=list)
     judged_flagged: int = 0  # judged receipts that the system flagged for review
     wrong_flagged: int = 0  # wrong receipts among them
+    # Wrong receipts at the video's end, their items, and early receipts equal to the cart (VIDEO_END_COUNTS).
+    video_end: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """The additive counts of this video that every summary ratio is built from (see COUNT_NAMES)."""
@@ -127,6 +137,48 @@ def relabel_review(review: Mapping[str, list[str]], shopper_map: Mapping[int, in
     return relabelled
 
 
+# The evaluation's own definition of "walking out as the video ended" (not the engine's thresholds,
+# which a system under test may change): boxed within this many pixels of the image border the exit
+# opens to, in any of the video's last frames.
+VIDEO_END_FRAMES = 5
+VIDEO_END_BORDER_PX = 6.0
+VIDEO_END_COUNTS = ("wrong_receipts", "false_charges", "missed_items", "issued_as_carried")
+
+
+def doorway_at_end(
+    truth: VideoGroundTruth, *, last_frames: int = VIDEO_END_FRAMES, border_px: float = VIDEO_END_BORDER_PX
+) -> set[str]:
+    """Ground-truth shoppers (ids as str) boxed at the exit's border in any of the last `last_frames` frames.
+
+    The simulator counts a shopper as gone once under 5% of the body is in view, so a video that ends
+    while one walks out cuts the walk at an arbitrary pixel: a receipt one or two frames early (a
+    false charge) or late (a missed receipt) is a different error from a wrong item, and reports
+    name it apart. border_px: how close to the image border counts as at it.
+    """
+    shoppers: set[str] = set()
+    for frame in truth.frames[-last_frames:] if last_frames > 0 else []:
+        for shopper in frame.shoppers:
+            if truth.layout.at_exit_border(shopper.box, border_px=border_px):
+                shoppers.add(str(shopper.track_id))
+    return shoppers
+
+
+def _video_end_counts(wrong: list[WrongReceipt], truth: VideoGroundTruth) -> dict[str, int]:
+    """VIDEO_END_COUNTS over the wrong receipts marked `at_video_end`."""
+    counts = dict.fromkeys(VIDEO_END_COUNTS, 0)
+    for receipt in wrong:
+        if not receipt.at_video_end:
+            continue
+        counts["wrong_receipts"] += 1
+        for sku in receipt.skus:
+            difference = receipt.predicted.get(sku, 0) - receipt.expected.get(sku, 0)
+            counts["false_charges" if difference > 0 else "missed_items"] += abs(difference)
+        if not receipt.expected and not receipt.shopper.startswith(UNMATCHED_PREFIX):
+            carried = cart_from_events(truth.events, int(receipt.shopper))
+            counts["issued_as_carried"] += int(receipt.predicted == carried)
+    return counts
+
+
 def score_video(result: VideoResult, truth: VideoGroundTruth) -> VideoScore:
     """Compare one run with its video's ground truth (events within +/- 1 s = fps frames)."""
     shopper_map = match_shoppers(truth.track_boxes, result.trajectories)
@@ -145,8 +197,13 @@ def score_video(result: VideoResult, truth: VideoGroundTruth) -> VideoScore:
         )
         for shopper in comparison.wrong_shoppers
     ]
+    walking_out = doorway_at_end(truth)
     for receipt in wrong:
         receipt.review = flagged.get(receipt.shopper, [])
+        # Only a whole receipt too many or too few is the video end's doing; a wrong item on a receipt
+        # that is rightly there is not, even when the shopper was leaving as the video ended.
+        whole_receipt = not receipt.expected or not receipt.predicted
+        receipt.at_video_end = whole_receipt and receipt.shopper in walking_out
     return VideoScore(
         video=result.video,
         comparison=comparison,
@@ -159,6 +216,7 @@ def score_video(result: VideoResult, truth: VideoGroundTruth) -> VideoScore:
         wrong=wrong,
         judged_flagged=sum(1 for shopper in comparison.judged_shoppers if shopper in flagged),
         wrong_flagged=sum(1 for shopper in comparison.wrong_shoppers if shopper in flagged),
+        video_end=_video_end_counts(wrong, truth),
     )
 
 
@@ -403,6 +461,27 @@ def paired_count_differences(
         "videos": int(before.shape[0]),
         "metrics": differences,
     }
+
+
+def video_end_figures(scores: list[VideoScore]) -> dict:
+    """How much of the metrics is the video's end (see the module docstring): counts over all videos.
+
+    wrong_receipts: whole receipts issued to, or withheld from, shoppers walking out as the video
+    ended (`doorway_at_end`); false_charges / missed_items: their items (already in the metrics of the
+    same names); issued_as_carried: those issued before the simulator counted the shopper gone that
+    charged exactly the shopper's cart at the video's end; false_charges_per_100 / missed_items_per_100:
+    their part of the metrics of those names (same denominator; None when no shopper left).
+    """
+    totals = dict.fromkeys(VIDEO_END_COUNTS, 0)
+    shoppers = 0
+    for score in scores:
+        shoppers += score.comparison.shoppers
+        for name in VIDEO_END_COUNTS:
+            totals[name] += score.video_end.get(name, 0)
+    figures: dict[str, float | int | None] = dict(totals)
+    for name in ("false_charges", "missed_items"):
+        figures[f"{name}_per_100"] = 100.0 * totals[name] / shoppers if shoppers else None
+    return figures
 
 
 def review_flag_figures(scores: list[VideoScore]) -> dict:

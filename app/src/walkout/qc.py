@@ -33,6 +33,7 @@ from walkout.evaluate import (
     review_flag_figures,
     score_video,
     summarize,
+    video_end_figures,
 )
 from walkout.gate_inputs import prepare_inputs
 from walkout.groundtruth import VideoGroundTruth, find_videos, load_video_ground_truth
@@ -232,6 +233,7 @@ def build_report(
             },
             "confidence_intervals": confidence_intervals(scores),
             "review_flags": review_flag_figures(scores),
+            "video_end": video_end_figures(scores),
         }
     )
     return {
@@ -277,10 +279,12 @@ class QCOutcome:
 
 
 def printed_figures(report: dict) -> dict[str, float]:
-    """The report's metrics followed by `<metric>_ci95_lower/upper` and the review-flag figures.
+    """The report's metrics followed by `<metric>_ci95_lower/upper`, the review-flag figures and how
+    much of the metrics the video's end is.
 
     Bounds come from `extra.confidence_intervals` (the suffix names its confidence, e.g. ci95); review
-    figures from `extra.review_flags` (`review_` prefix). Undefined figures are left out.
+    figures from `extra.review_flags` (`review_` prefix); the video's end from `extra.video_end`
+    (`video_end_` prefix). Undefined figures are left out.
     """
     figures = {name: float(value) for name, value in report["metrics"].items()}
     extra = report.get("extra", {})
@@ -291,9 +295,10 @@ def printed_figures(report: dict) -> dict[str, float]:
             if entry is not None:
                 figures[f"{name}_{suffix}_lower"] = float(entry["lower"])
                 figures[f"{name}_{suffix}_upper"] = float(entry["upper"])
-    for name, value in extra.get("review_flags", {}).items():
-        if value is not None:
-            figures[f"review_{name}"] = float(value)
+    for prefix, key in (("review", "review_flags"), ("video_end", "video_end")):
+        for name, value in extra.get(key, {}).items():
+            if value is not None:
+                figures[f"{prefix}_{name}"] = float(value)
     return figures
 
 

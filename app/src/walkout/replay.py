@@ -24,8 +24,8 @@ re-tracked box reuses the keypoints of the recorded box it overlaps most, IoU >=
 Its own wrong receipts are listed apart (`retracked_wrong_receipts`), and the tracker it re-ran is
 named (`retracked_with`), which `walkout compare` shows for that variant.
 A whole receipt issued to, or withheld from, a shopper boxed at the exit's border in the video's last
-`exit_confirm_frames` frames is also marked `at_video_end` (`doorway_at_end`): the video ended while
-they walked out.
+frames is also marked `at_video_end` (`walkout.evaluate.doorway_at_end`, the same definition QC
+reports use): the video ended while they walked out.
 
 Only the engine runs per variant (plus the tracker for `retracked`), so a whole split replays in
 seconds to minutes instead of the models' hour.
@@ -45,7 +45,7 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -332,7 +332,6 @@ class ReplayVideo:
     meta: dict = field(default_factory=dict)
     retrack_stats: dict = field(default_factory=dict)
     error: str | None = None
-    at_video_end: set[str] = field(default_factory=set)  # `doorway_at_end` of the video's ground truth
 
 
 def replay_video(task: ReplayTask) -> ReplayVideo:
@@ -350,11 +349,6 @@ def replay_video(task: ReplayTask) -> ReplayVideo:
         recording = load_recording(task.recording)
         truth = load_video_ground_truth(task.truth_dir)
         outcome.meta = recording.meta
-        outcome.at_video_end = doorway_at_end(
-            truth,
-            last_frames=task.engine_config.exit_confirm_frames,
-            border_px=task.engine_config.exit_border_px,
-        )
         if recording.video != truth.name:
             raise ReplayError(f"{task.recording.name} records video {recording.video!r}, not {truth.name!r}")
         for variant in task.variants:
@@ -405,35 +399,16 @@ class Attribution:
     at_video_end: bool = False
 
 
-def doorway_at_end(truth: VideoGroundTruth, *, last_frames: int, border_px: float) -> set[str]:
-    """Ground-truth shoppers (ids as str) boxed at the exit's border in any of the last `last_frames` frames.
-
-    The simulator counts a shopper as gone once under 5% of the body is in view, so a video that ends
-    while one walks out cuts the walk at an arbitrary pixel: a receipt one or two frames early (a
-    false charge) or late (a missed receipt) is a different error from a wrong item, and reports
-    name it apart. border_px: how close to the image border counts as at it (the engine's
-    `exit_border_px`).
-    """
-    shoppers: set[str] = set()
-    for frame in truth.frames[-last_frames:] if last_frames > 0 else []:
-        for shopper in frame.shoppers:
-            if truth.layout.at_exit_border(shopper.box, border_px=border_px):
-                shoppers.add(str(shopper.track_id))
-    return shoppers
-
-
 def attribute(
     video: str,
     wrong_by_variant: dict[str, dict[str, WrongReceipt]],
-    *,
-    at_video_end: Container[str] = frozenset(),
 ) -> list[Attribution]:
     """Charge each wrong receipt of `models` to a stage (see ATTRIBUTION; the module docstring says how).
 
     wrong_by_variant: {variant: {receipt key (ground-truth shopper id or unmatched:<id>): WrongReceipt}};
-    must hold `models`; variants left out are simply not considered. at_video_end: receipt keys of
-    shoppers in the exit doorway when the video ends (`doorway_at_end`); a wrong receipt of theirs
-    is marked when it is a whole receipt too many (nothing expected) or too few (nothing issued).
+    must hold `models`; variants left out are simply not considered. A receipt scoring marked
+    `at_video_end` (a whole receipt too many or too few of a shopper walking out as the video ended,
+    `walkout.evaluate.score_video`) stays marked.
     """
     attributions = []
     for key, receipt in sorted(wrong_by_variant["models"].items()):
@@ -441,16 +416,13 @@ def attribute(
         stage = next((name for variant, name in ATTRIBUTION if variant in fixed_by), None)
         if stage is None:
             stage = ENGINE_STAGE if "oracle" in wrong_by_variant else UNATTRIBUTED
-        # Only a whole receipt too many or too few is the doorway's doing; a wrong item on a receipt
-        # that is rightly there is not, even when the shopper was leaving as the video ended.
-        whole_receipt = not receipt.expected or not receipt.predicted
         attributions.append(
             Attribution(
                 video=video,
                 receipt=receipt,
                 stage=stage,
                 fixed_by=fixed_by,
-                at_video_end=whole_receipt and key in at_video_end,
+                at_video_end=receipt.at_video_end,
             )
         )
     return attributions
@@ -628,7 +600,7 @@ def run_replay(
             intervals[variant] = confidence_intervals(scores)
         for o in done:
             wrong = {v: {w.shopper: w for w in o.scores[v].wrong} for v in variants}
-            attributions += attribute(o.video, wrong, at_video_end=o.at_video_end)
+            attributions += attribute(o.video, wrong)
             for v in variants:
                 introduced[v] = introduced.get(v, 0) + sum(
                     1 for key in wrong[v] if key not in wrong["models"]
@@ -917,9 +889,9 @@ def render_markdown(outcome: ReplayOutcome, *, title: str) -> str:
             "",
             f"{at_end} of {len(outcome.attributions)} wrong receipts are whole receipts issued to, or "
             "withheld from, shoppers at the exit's border in the video's last frames "
-            "(`exit_confirm_frames`): the video ended while they walked out, and whether they had left "
-            "turned on the last pixels of a body (the simulator's 5%-in-view rule), not on what they "
-            "took. They are marked (end) below.",
+            "(`walkout.evaluate.doorway_at_end`): the video ended while they walked out, and whether "
+            "they had left turned on the last pixels of a body (the simulator's 5%-in-view rule), not on "
+            "what they took. They are marked (end) below.",
         ]
     stages = list(overall)  # the stages with a wrong receipt, in stage order
     if len(outcome.splits) > 1 and stages:
