@@ -1,0 +1,88 @@
+"""scripts/fresh_seeds.py: a first look scores brand-new seeds with one commit's frozen code and pins."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "fresh_seeds.py"
+
+
+@pytest.fixture(scope="module")
+def fresh_seeds():
+    spec = importlib.util.spec_from_file_location("fresh_seeds", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while it loads
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+def test_the_snapshot_is_the_commit_and_its_packages_come_first(fresh_seeds, tmp_path):
+    commit = fresh_seeds.resolve_commit("HEAD")
+    snapshot = fresh_seeds.snapshot(commit, tmp_path)
+    assert snapshot.name == f"snapshot-{commit}"
+    committed = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{commit}:model_refs.yaml"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert (snapshot / "model_refs.yaml").read_text() == committed
+    # an edit made after the snapshot (the round goes on working) does not reach it
+    (snapshot / "model_refs.yaml").write_text("edited")
+    assert fresh_seeds.snapshot(commit, tmp_path) == snapshot  # reused, not rebuilt
+    assert [p.name for p in tmp_path.iterdir()] == [snapshot.name]  # no temp folder left
+    path = fresh_seeds.snapshot_environment(snapshot)["PYTHONPATH"].split(":")
+    assert path[0] == str(snapshot / "app" / "src")
+    assert all((snapshot / d).is_dir() for d in fresh_seeds.SOURCE_DIRS)
+
+
+def test_each_seed_is_generated_scored_with_the_snapshots_lock_file_recorded_and_run_in_oracle_mode(
+    fresh_seeds, tmp_path
+):
+    steps = fresh_seeds.seed_steps(
+        "py", tmp_path / "snap", tmp_path / "2240", 2240, videos=22, frames=600, jobs=2
+    )
+    assert [s.name for s in steps] == ["generate", "qc", "oracle"]
+    generate, qc, oracle = (s.command for s in steps)
+    assert generate[generate.index("--seed") + 1] == "2240" and "val" in generate
+    assert generate[generate.index("--frames") + 1] == "600"
+    assert qc[qc.index("--refs") + 1] == str(tmp_path / "snap" / "model_refs.yaml")
+    assert qc[qc.index("--save-observations") + 1] == str(tmp_path / "2240" / "obs")
+    assert "--oracle" in oracle and "--refs" not in oracle
+
+
+def test_a_failed_step_leaves_no_seed_folder_and_names_its_log(fresh_seeds, tmp_path):
+    failing = tmp_path / "python"
+    failing.write_text("#!/bin/sh\necho 'no such package' >&2\nexit 3\n")
+    failing.chmod(0o755)
+    out = tmp_path / "out"
+    with pytest.raises(fresh_seeds.FreshSeedsError, match=r"generate exited 3; its output: .*generate\.log"):
+        fresh_seeds.score_seed(
+            2240, out=out, snapshot_dir=tmp_path, python=str(failing), videos=1, frames=10, jobs=1
+        )
+    assert list(out.iterdir()) == []  # neither a finished folder nor a partial one
+
+
+def test_a_seed_scored_before_a_repeated_seed_and_a_bad_commit_are_refused(fresh_seeds, tmp_path, capsys):
+    (tmp_path / "2240").mkdir()
+    assert fresh_seeds.main(["--seeds", "2240", "2241", "--out", str(tmp_path)]) == 2
+    assert "seeds [2240] already have a folder" in capsys.readouterr().err
+    assert fresh_seeds.main(["--seeds", "2241", "2241", "--out", str(tmp_path)]) == 2
+    assert "repeats a seed" in capsys.readouterr().err
+    assert fresh_seeds.main(["--rev", "no-such-branch", "--seeds", "2241", "--out", str(tmp_path)]) == 2
+    assert "names no commit" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2240"]  # nothing was started
+
+
+def test_the_script_runs_as_documented(tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "--seeds" in done.stdout
