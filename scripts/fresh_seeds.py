@@ -69,6 +69,11 @@ def seed_steps(
 ) -> list[Step]:
     """The commands that score one seed into `seed_dir` with the snapshot's code and lock file."""
     val = seed_dir / "val"
+
+    def qc(*mode: str, report: Path) -> list[str]:
+        return [python, "-m", "walkout", "qc", "--videos", str(val), *mode, "--jobs", str(jobs),
+                "--report-dir", str(report)]  # fmt: skip
+
     return [
         Step(
             "generate",
@@ -94,39 +99,15 @@ def seed_steps(
         ),
         Step(
             "qc",
-            [
-                python,
-                "-m",
-                "walkout",
-                "qc",
-                "--videos",
-                str(val),
+            qc(
                 "--refs",
                 str(snapshot / "model_refs.yaml"),
-                "--jobs",
-                str(jobs),
-                "--report-dir",
-                str(seed_dir / "report"),
                 "--save-observations",
                 str(seed_dir / "obs"),
-            ],
+                report=seed_dir / "report",
+            ),
         ),
-        Step(
-            "oracle",
-            [
-                python,
-                "-m",
-                "walkout",
-                "qc",
-                "--videos",
-                str(val),
-                "--oracle",
-                "--jobs",
-                str(jobs),
-                "--report-dir",
-                str(seed_dir / "oracle"),
-            ],
-        ),
+        Step("oracle", qc("--oracle", report=seed_dir / "oracle")),
     ]
 
 

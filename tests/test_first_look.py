@@ -2,18 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "first_look.py"
-
-
-def _first_look():
-    spec = importlib.util.spec_from_file_location("first_look", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def _report(video_end: dict | None) -> dict:
     interval = {"estimate": 0.5, "lower": 0.25, "upper": 0.75}
@@ -43,8 +31,8 @@ def _report(video_end: dict | None) -> dict:
     return {"metrics": metrics, "extra": extra}
 
 
-def test_a_row_says_how_much_of_the_false_charges_the_video_end_is():
-    first_look = _first_look()
+def test_a_row_says_how_much_of_the_false_charges_the_video_end_is(load_script):
+    first_look = load_script("first_look")
     end = {"wrong_receipts": 2, "issued_as_carried": 1, "false_charges_per_100": 1.1834}
     row = first_look.row("seed", _report(end))
     assert row.endswith("| 1.18 (1 of 2 as carried) |")

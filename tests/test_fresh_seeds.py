@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -13,16 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "fresh_seeds.py"
 
 
-@pytest.fixture(scope="module")
-def fresh_seeds():
-    spec = importlib.util.spec_from_file_location("fresh_seeds", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while it loads
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
+@pytest.fixture
+def fresh_seeds(load_script):
+    return load_script("fresh_seeds")
 
 
 def test_the_snapshot_is_the_commit_and_its_packages_come_first(fresh_seeds, tmp_path):
