@@ -14,7 +14,8 @@ that exists is a finished first look; an existing one is refused: a first look i
     report/    walkout qc --refs <snapshot>/model_refs.yaml --jobs J --save-observations obs/
     obs/       the recordings `walkout replay` re-runs the engine on
     oracle/    walkout qc --oracle (engine and simulator on ground truth)
-    *.log      each command's output
+
+Each command's output goes to OUT/logs/<seed>/<step>.log (kept when a step fails).
 
 Then OUT/first_look.md: scripts/first_look.py's table of every finished seed's report. Exit codes: 0
 done; 2 bad input or a failed command (that seed's partial folder is removed, finished seeds stay);
@@ -188,11 +189,14 @@ def score_seed(
     partial = out / f".{seed}.partial"
     shutil.rmtree(partial, ignore_errors=True)  # a run stopped earlier
     partial.mkdir(parents=True)
+    # Logs live beside the seed folders, so a failed step's log outlives the removed partial folder.
+    logs = out / "logs" / str(seed)
+    logs.mkdir(parents=True, exist_ok=True)
     environment = snapshot_environment(snapshot_dir)
     try:
         for step in seed_steps(python, snapshot_dir, partial, seed, videos=videos, frames=frames, jobs=jobs):
             print(f"seed {seed}: {step.name}", flush=True)
-            run_step(step, cwd=snapshot_dir, environment=environment, log=partial / f"{step.name}.log")
+            run_step(step, cwd=snapshot_dir, environment=environment, log=logs / f"{step.name}.log")
         os.replace(partial, final)
     finally:
         shutil.rmtree(partial, ignore_errors=True)

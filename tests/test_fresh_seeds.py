@@ -61,7 +61,8 @@ def test_a_failed_step_leaves_no_seed_folder_and_names_its_log(fresh_seeds, tmp_
         fresh_seeds.score_seed(
             2240, out=out, snapshot_dir=tmp_path, python=str(failing), videos=1, frames=10, jobs=1
         )
-    assert list(out.iterdir()) == []  # neither a finished folder nor a partial one
+    assert [p.name for p in out.iterdir()] == ["logs"]  # neither a finished folder nor a partial one
+    assert "no such package" in (out / "logs" / "2240" / "generate.log").read_text()  # the log is kept
 
 
 def test_a_seed_scored_before_a_repeated_seed_and_a_bad_commit_are_refused(fresh_seeds, tmp_path, capsys):
