@@ -125,12 +125,14 @@ def resolve_commit(rev: str, repo: Path = REPO) -> str:
 
 
 def snapshot(commit: str, out: Path, repo: Path = REPO) -> Path:
-    """OUT/snapshot-<commit>/: the commit's tree (reused when already there; built in a temp folder)."""
-    target = out / f"snapshot-{commit}"
+    """OUT/snapshot-<commit>/, absolute: the commit's tree (reused when already there; built in a temp
+    folder). Absolute because the steps run from inside it, with its packages on PYTHONPATH: a relative
+    entry would silently fall back to the working tree's code."""
+    target = out.absolute() / f"snapshot-{commit}"
     if target.is_dir():
         return target
-    out.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".snapshot-{commit[:12]}.", dir=out))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".snapshot-{commit[:12]}.", dir=target.parent))
     try:
         with tempfile.TemporaryFile() as archive:
             subprocess.run(["git", "-C", str(repo), "archive", commit], stdout=archive, check=True)
@@ -183,6 +185,7 @@ def score_seed(
     jobs: int,
 ) -> Path:
     """Score one seed into OUT/<seed>/ (see the module docstring); returns that folder."""
+    out = out.absolute()  # the steps run from the snapshot: a relative path would land inside it
     final = out / str(seed)
     if final.exists():
         raise FreshSeedsError(f"{final} exists: seed {seed} was scored already (a first look is scored once)")

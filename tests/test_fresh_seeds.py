@@ -17,10 +17,11 @@ def fresh_seeds(load_script):
     return load_script("fresh_seeds")
 
 
-def test_the_snapshot_is_the_commit_and_its_packages_come_first(fresh_seeds, tmp_path):
+def test_the_snapshot_is_the_commit_and_its_packages_come_first(fresh_seeds, tmp_path, monkeypatch):
     commit = fresh_seeds.resolve_commit("HEAD")
-    snapshot = fresh_seeds.snapshot(commit, tmp_path)
-    assert snapshot.name == f"snapshot-{commit}"
+    monkeypatch.chdir(tmp_path)
+    snapshot = fresh_seeds.snapshot(commit, Path("."))  # a relative --out, as typed
+    assert snapshot == tmp_path / f"snapshot-{commit}"  # absolute: the steps run from inside it
     committed = subprocess.run(
         ["git", "-C", str(REPO), "show", f"{commit}:model_refs.yaml"],
         capture_output=True,
@@ -52,17 +53,21 @@ def test_each_seed_is_generated_scored_with_the_snapshots_lock_file_recorded_and
     assert "--oracle" in oracle and "--refs" not in oracle
 
 
-def test_a_failed_step_leaves_no_seed_folder_and_names_its_log(fresh_seeds, tmp_path):
+def test_a_failed_step_leaves_no_seed_folder_and_names_its_log(fresh_seeds, tmp_path, monkeypatch):
     failing = tmp_path / "python"
-    failing.write_text("#!/bin/sh\necho 'no such package' >&2\nexit 3\n")
+    failing.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'argv'}\necho 'no such package' >&2\nexit 3\n")
     failing.chmod(0o755)
-    out = tmp_path / "out"
+    monkeypatch.chdir(tmp_path)
+    out = Path("out")  # relative, as typed on a command line
     with pytest.raises(fresh_seeds.FreshSeedsError, match=r"generate exited 3; its output: .*generate\.log"):
         fresh_seeds.score_seed(
             2240, out=out, snapshot_dir=tmp_path, python=str(failing), videos=1, frames=10, jobs=1
         )
     assert [p.name for p in out.iterdir()] == ["logs"]  # neither a finished folder nor a partial one
     assert "no such package" in (out / "logs" / "2240" / "generate.log").read_text()  # the log is kept
+    # the steps run from the snapshot, so every path they are given is absolute
+    argv = (tmp_path / "argv").read_text().split()
+    assert argv[argv.index("--out") + 1] == str(tmp_path / "out" / ".2240.partial" / "val")
 
 
 def test_a_seed_scored_before_a_repeated_seed_and_a_bad_commit_are_refused(fresh_seeds, tmp_path, capsys):
