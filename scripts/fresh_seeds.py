@@ -209,8 +209,12 @@ def score_seed(
 def write_table(out: Path, seed_dirs: list[Path]) -> None:
     """OUT/first_look.md: scripts/first_look.py's rows for the finished seeds."""
     script = Path(__file__).resolve().parent / "first_look.py"
+    # Run from OUT with relative report paths: the table's labels read "2240/report", no machine path.
     done = subprocess.run(
-        [sys.executable, str(script), *[str(d / "report") for d in seed_dirs]], capture_output=True, text=True
+        [sys.executable, str(script), *[str(d.relative_to(out) / "report") for d in seed_dirs]],
+        capture_output=True,
+        text=True,
+        cwd=out,
     )
     if done.returncode != 0:
         raise FreshSeedsError(f"first_look.py could not read the reports: {done.stderr.strip()}")
@@ -263,7 +267,7 @@ def run(argv: list[str] | None = None) -> int:
         )
         for seed in args.seeds
     ]
-    write_table(args.out, finished)
+    write_table(args.out.absolute(), finished)
     return 0
 
 
