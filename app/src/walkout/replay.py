@@ -393,10 +393,12 @@ class Attribution:
     receipt: WrongReceipt
     stage: str
     fixed_by: list[str]
-    # A whole receipt issued to, or withheld from, a ground-truth shopper at the exit's border in the
-    # video's last frames (see `doorway_at_end`): whether they had walked out turned on the last
-    # pixels of a body.
-    at_video_end: bool = False
+
+    @property
+    def at_video_end(self) -> bool:
+        """A whole receipt issued to, or withheld from, a shopper walking out as the video ended (the
+        scoring's mark, `walkout.evaluate.doorway_at_end`)."""
+        return self.receipt.at_video_end
 
 
 def attribute(
@@ -422,7 +424,6 @@ def attribute(
                 receipt=receipt,
                 stage=stage,
                 fixed_by=fixed_by,
-                at_video_end=receipt.at_video_end,
             )
         )
     return attributions
