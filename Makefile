@@ -25,8 +25,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Two pytest workers (pytest-xdist): much of the suite waits on subprocesses, agents, git and timeouts
+# rather than computing, so two workers on 2 cores finish well inside CI's 15 minutes. loadscope keeps
+# each module on one worker, so module fixtures (the demo, the real-model QC) run once; the slowest
+# modules go first (tests/conftest.py: SLOWEST_MODULES).
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: lint $(ACTIONLINT)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 # The whole lifecycle in a fresh org under out/demo/ (model PR -> gate -> merge -> bump -> system QC).
 demo: $(STAMP)

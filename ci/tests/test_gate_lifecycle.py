@@ -46,8 +46,11 @@ def gate_command(component: Path, data: Path, out: Path, cache: Path, *extra: st
     return [*command, *extra]
 
 
-def processes_mentioning(text: str) -> list[int]:
-    """Pids whose command line contains `text` (to find orphans of a stopped gate)."""
+def processes_mentioning(*texts: str) -> list[int]:
+    """Pids whose command line contains every one of `texts` (to find orphans of a stopped gate).
+
+    Callers pass their own tmp_path too: tests running beside this one (pytest-xdist) start
+    `component.py predict` processes of their own."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -56,7 +59,7 @@ def processes_mentioning(text: str) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if text in cmdline:
+        if all(text in cmdline for text in texts):
             found.append(int(entry.name))
     return found
 
@@ -93,7 +96,7 @@ def test_a_stopped_gate_leaves_nothing_behind_and_says_so(sleeping_candidate, tm
     )
     # Wait until the candidate's prediction runs (the baseline was evaluated, data decrypted twice).
     deadline = time.monotonic() + 120
-    while not processes_mentioning("component.py predict"):
+    while not processes_mentioning("component.py predict", str(tmp_path)):
         assert gate.poll() is None, gate.communicate()
         assert time.monotonic() < deadline, "the prediction never started"
         time.sleep(0.1)
@@ -103,7 +106,8 @@ def test_a_stopped_gate_leaves_nothing_behind_and_says_so(sleeping_candidate, tm
     assert gate.returncode == 128 + signum, stderr
     assert f"stopped by {signal.Signals(signum).name}" in stderr
     assert sorted(path.name for path in temp.iterdir()) == [], "decrypted data or scratch left behind"
-    assert processes_mentioning("component.py predict") == [], "the prediction outlived the gate"
+    outlived = processes_mentioning("component.py predict", str(tmp_path))
+    assert outlived == [], "the prediction outlived the gate"
     worktrees = gitrepo.git(component, "worktree", "list", "--porcelain")
     assert worktrees.count("worktree ") == 1, worktrees
     verdict = json.loads((out / "verdict.json").read_text())
