@@ -1,15 +1,19 @@
 """First-look QC figures (app/README.md "Measuring honestly"): one Markdown row per QC report.
 
-    python scripts/first_look.py out/firstlook/90/report out/firstlook/91/report [--out SUMMARY.md]
+    python scripts/first_look.py out/firstlook/90/report out/firstlook/91/report [out/firstlook/replay]
+        [--out SUMMARY.md]
 
-Each argument is a `walkout qc` / `walkout gate-score` report folder (or its report.json). A row gives
+Each argument is a `walkout qc` / `walkout gate-score` report folder (or its report.json), or a
+`walkout replay` folder (or its replay.json) over several seeds' recordings: its `models` variant,
+the recorded run re-scored as one pool, gives the pooled row ("all N splits"). A row gives
 shoppers judged, receipt exact-match, item P / R / F1, false charges and missed items per 100
 shoppers, review rate, the review flags' figures, and the video-level 95% bootstrap intervals the
 report carries (`extra.confidence_intervals`). The last column says how much of the false charges
 is the video's end (`extra.video_end`): whole receipts issued to shoppers still walking out as the
 video ended, and how many of those charged exactly what the shopper carried ("n/a" for reports
 written before the figure existed). Reports written before those intervals existed are
-refused: re-score their predictions with `walkout gate-score` first.
+refused: re-score their predictions with `walkout gate-score` first (a replay written before it
+carried the review flags' figures: replay again).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from walkout.replay import REPLAY_FILENAME, ReplayError, read_replay
 from walkout_ci.errors import ReportError
 from walkout_ci.report import read_report
 
@@ -82,16 +87,55 @@ def _video_end(extra: dict) -> str:
     return f"{shown} ({end['issued_as_carried']} of {end['wrong_receipts']} as carried)"
 
 
+def is_replay(path: str | os.PathLike) -> bool:
+    """True when `path` is a `walkout replay` output: its replay.json, or a folder holding one."""
+    path = Path(path)
+    return path.name == REPLAY_FILENAME or (path / REPLAY_FILENAME).is_file()
+
+
+def pooled_report(replay: dict, variant: str = "models") -> tuple[str, dict]:
+    """(label, report) for one variant of a replay: its figures in a QC report's shape, for `row`.
+
+    The `models` variant is the recorded QC runs re-run as one pool: the same receipts (`walkout
+    replay` checks that it reproduces each run), with intervals that resample the videos of all splits.
+    """
+    replayed = replay.get("metrics") or {}
+    if variant not in replayed:
+        ran = ", ".join(sorted(replayed)) or "none"
+        raise ValueError(f"the replay has no variant {variant!r}: it ran {ran}")
+    missing = [key for key in ("review_flags", "video_end") if variant not in (replay.get(key) or {})]
+    if missing:
+        raise ValueError(
+            f"the replay has no {', '.join(missing)} for variant {variant!r} (written before the "
+            "pooled row existed): replay again"
+        )
+    splits = (replay.get("dataset") or {}).get("splits") or []
+    label = f"**all {len(splits)} splits** (one replay)"
+    extra = {
+        "confidence_intervals": replay["confidence_intervals"][variant],
+        "review_flags": replay["review_flags"][variant],
+        "video_end": replay["video_end"][variant],
+    }
+    return label, {"metrics": replay["metrics"][variant], "extra": extra}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("reports", nargs="+", help="report folders (or report.json files)")
+    parser.add_argument(
+        "reports",
+        nargs="+",
+        help="report folders (or report.json files); a replay folder (or replay.json) for the pooled row",
+    )
     parser.add_argument("--out", help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
     lines = [HEADER]
     try:
         for path in args.reports:
-            lines.append(row(str(path), read_report(path)))
-    except (OSError, ValueError, ReportError) as error:
+            if is_replay(path):
+                lines.append(row(*pooled_report(read_replay(path))))
+            else:
+                lines.append(row(str(path), read_report(path)))
+    except (OSError, ValueError, ReportError, ReplayError) as error:
         print(f"first_look: error: {error}", file=sys.stderr)
         return 2
     table = "\n".join(lines) + "\n"

@@ -17,9 +17,20 @@ that exists is a finished first look; an existing one is refused: a first look i
 
 Each command's output goes to OUT/logs/<seed>/<step>.log (kept when a step fails).
 
-Then OUT/first_look.md: scripts/first_look.py's table of every finished seed's report. Exit codes: 0
-done; 2 bad input or a failed command (that seed's partial folder is removed, finished seeds stay);
-130 / 143 when stopped by SIGINT / SIGTERM (the running command's process group is stopped first).
+Then OUT/first_look.md: scripts/first_look.py's table of every finished seed's report. Then, with
+the snapshot's code too:
+
+    replay/    walkout replay over all the seeds' recordings (all variants but retracked)
+
+which says per stage where each wrong receipt comes from (replay/replay.md), and whose `models`
+variant, the recorded runs re-scored as one pool, adds the row "all N splits" to OUT/first_look.md
+(when there are two seeds or more): one pooled figure with intervals that resample every seed's
+videos. Its log is OUT/logs/replay.log. A snapshot whose replay predates the pooled figures gets the
+per-stage report without that row.
+
+Exit codes: 0 done; 2 bad input or a failed command (that seed's partial folder is removed, finished
+seeds and their table stay); 130 / 143 when stopped by SIGINT / SIGTERM (the running command's
+process group is stopped first).
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from walkout.replay import ReplayError, read_replay
 from walkout_ci.signals import run_command, stop_process_group
 from walkout_ci.store import atomic_write_text
 
@@ -110,6 +122,28 @@ def seed_steps(
         ),
         Step("oracle", qc("--oracle", report=seed_dir / "oracle")),
     ]
+
+
+POOL_DIR = "replay"
+
+
+def pool_step(python: str, out: Path, seed_dirs: list[Path], *, jobs: int) -> Step:
+    """`walkout replay` over every finished seed's recordings into OUT/replay/ (all default variants:
+    the per-stage attribution, and the `models` variant for the pooled row)."""
+    command = [python, "-m", "walkout", "replay"]
+    for seed_dir in seed_dirs:
+        command += ["--observations", str(seed_dir / "obs"), "--videos", str(seed_dir / "val")]
+    return Step("replay", [*command, "--report-dir", str(out / POOL_DIR), "--jobs", str(jobs)])
+
+
+def has_pooled_figures(replay_dir: Path) -> bool:
+    """True when the replay carries what the pooled row needs (replays before it lacked the review
+    flags' figures): only then is it handed to first_look.py."""
+    try:
+        replay = read_replay(replay_dir)
+    except ReplayError:
+        return False
+    return "models" in (replay.get("review_flags") or {})
 
 
 def resolve_commit(rev: str, repo: Path = REPO) -> str:
@@ -206,20 +240,25 @@ def score_seed(
     return final
 
 
-def write_table(out: Path, seed_dirs: list[Path]) -> None:
-    """OUT/first_look.md: scripts/first_look.py's rows for the finished seeds."""
+def write_table(out: Path, seed_dirs: list[Path], *, pool: Path | None = None) -> str:
+    """OUT/first_look.md: scripts/first_look.py's rows for the finished seeds, then the pooled row of
+    the replay in `pool` (when given) and where its per-stage report is; returns the text."""
     script = Path(__file__).resolve().parent / "first_look.py"
-    # Run from OUT with relative report paths: the table's labels read "2240/report", no machine path.
-    done = subprocess.run(
-        [sys.executable, str(script), *[str(d.relative_to(out) / "report") for d in seed_dirs]],
-        capture_output=True,
-        text=True,
-        cwd=out,
-    )
+    # Run from OUT with relative paths: the table's labels read "2240/report", no machine path.
+    arguments = [str(d.relative_to(out) / "report") for d in seed_dirs]
+    if pool is not None and len(seed_dirs) > 1 and has_pooled_figures(pool):
+        arguments.append(str(pool.relative_to(out)))
+    done = subprocess.run([sys.executable, str(script), *arguments], capture_output=True, text=True, cwd=out)
     if done.returncode != 0:
         raise FreshSeedsError(f"first_look.py could not read the reports: {done.stderr.strip()}")
-    atomic_write_text(out / "first_look.md", done.stdout)
-    sys.stdout.write(done.stdout)
+    text = done.stdout
+    if pool is not None:
+        text += (
+            f"\nPer stage, where each wrong receipt comes from: {pool.relative_to(out)}/replay.md "
+            "(`walkout replay` over the seeds' recordings).\n"
+        )
+    atomic_write_text(out / "first_look.md", text)
+    return text
 
 
 def _positive(text: str) -> int:
@@ -267,7 +306,16 @@ def run(argv: list[str] | None = None) -> int:
         )
         for seed in args.seeds
     ]
-    write_table(args.out.absolute(), finished)
+    out = args.out.absolute()
+    write_table(out, finished)  # the seeds' own rows stay, should the replay fail
+    print("all seeds: replay", flush=True)
+    run_step(
+        pool_step(args.python, out, finished, jobs=args.jobs),
+        cwd=snapshot_dir,
+        environment=snapshot_environment(snapshot_dir),
+        log=out / "logs" / "replay.log",
+    )
+    sys.stdout.write(write_table(out, finished, pool=out / POOL_DIR))
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,42 @@ def test_a_seed_scored_before_a_repeated_seed_and_a_bad_commit_are_refused(fresh
 def test_the_script_runs_as_documented(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--seeds" in done.stdout
+
+
+def test_all_seeds_replay_together_with_the_snapshots_code(fresh_seeds, tmp_path):
+    seeds = [tmp_path / "2260", tmp_path / "2261"]
+    step = fresh_seeds.pool_step("py", tmp_path, seeds, jobs=2)
+    assert step.name == "replay" and step.command[:4] == ["py", "-m", "walkout", "replay"]
+    pairs = [step.command[i : i + 4] for i in (4, 8)]
+    assert pairs == [
+        ["--observations", str(d / "obs"), "--videos", str(d / "val")] for d in seeds
+    ]  # each seed's recordings with its own ground truth, in seed order
+    assert step.command[step.command.index("--report-dir") + 1] == str(tmp_path / "replay")
+    assert "--variants" not in step.command  # all but retracked: the per-stage attribution too
+
+
+def test_the_pooled_row_is_added_when_the_replay_carries_its_figures(fresh_seeds, tmp_path, monkeypatch):
+    calls = []
+
+    def first_look(command, **kwargs):
+        calls.append(command[2:])
+        return subprocess.CompletedProcess(command, 0, stdout="| table |\n", stderr="")
+
+    monkeypatch.setattr(fresh_seeds.subprocess, "run", first_look)
+    seeds = [tmp_path / "2260", tmp_path / "2261"]
+    pool = tmp_path / "replay"
+    pool.mkdir()
+    # a snapshot whose replay predates the figures: the seeds' rows and the per-stage pointer only
+    (pool / "replay.json").write_text(json.dumps({"format": "walkout-replay", "review_flags": {}}))
+    text = fresh_seeds.write_table(tmp_path, seeds, pool=pool)
+    assert calls[-1] == ["2260/report", "2261/report"]
+    assert text.endswith("Per stage, where each wrong receipt comes from: replay/replay.md "
+                         "(`walkout replay` over the seeds' recordings).\n")  # fmt: skip
+    assert str(tmp_path) not in text and (tmp_path / "first_look.md").read_text() == text
+    figures = {"format": "walkout-replay", "review_flags": {"models": {}}}
+    (pool / "replay.json").write_text(json.dumps(figures))
+    fresh_seeds.write_table(tmp_path, seeds, pool=pool)
+    assert calls[-1] == ["2260/report", "2261/report", "replay"]
+    fresh_seeds.write_table(tmp_path, seeds[:1], pool=pool)  # one seed: its row is the pool already
+    assert calls[-1] == ["2260/report"]
+    assert fresh_seeds.write_table(tmp_path, seeds) == "| table |\n"  # before the replay ran

@@ -184,6 +184,10 @@ def test_replay_reproduces_the_qc_run_and_traces_each_tracked_exception(real_qc)
         (video, shopper): KNOWN_WRONG_STAGE[video] for video in KNOWN_WRONG for shopper in KNOWN_WRONG[video]
     }
     assert outcome.metrics["oracle"]["receipt_exact_match"] == 1.0
+    # the figures scripts/first_look.py reads for a pooled row are the QC report's own
+    assert outcome.review_flags["models"] == real_qc["extra"]["review_flags"]
+    assert outcome.video_end["models"] == real_qc["extra"]["video_end"]
+    assert outcome.intervals["models"] == real_qc["extra"]["confidence_intervals"]
 
 
 def test_the_pinned_tracker_re_run_on_recorded_detections_reproduces_the_run(real_qc):

@@ -370,7 +370,14 @@ def test_several_splits_replay_together_with_per_split_counts_and_a_paired_compa
     assert "Per split: wrong receipts (with a false charge), by stage." in text
     assert f"| {md_escape(name)} | 0 |" in text
     assert "## Each variant against the recorded run" in text and str(tmp_path) not in text
-    assert json.loads((tmp_path / "r" / "replay.json").read_text())["splits"][1]["name"] == f"{name} (2)"
+    written = json.loads((tmp_path / "r" / "replay.json").read_text())
+    assert written["splits"][1]["name"] == f"{name} (2)"
+    # the review flags' and the video end's figures of each variant, over both splits, as QC writes them
+    flags = written["review_flags"]
+    assert set(flags) == set(written["video_end"]) == {"models", "true_products"}
+    assert flags["models"]["wrong_receipts"] == blind_spot["models"]["wrong"]
+    assert flags["models"]["receipts_judged"] == clean["models"]["judged"] + blind_spot["models"]["judged"]
+    assert flags["true_products"]["wrong_receipts"] == 0
     capsys.readouterr()
 
     # One --videos per --observations, and one predictions file cannot check two splits.

@@ -16,7 +16,6 @@ splits are judged the same way (two replays pair when they replayed the same spl
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from walkout.evaluate import (
     paired_count_differences,
     split_labels,
 )
+from walkout.replay import REPLAY_FILENAME, ReplayError, read_replay
 
 # Paired metrics where a higher value is better (the others, charges and misses, are better lower).
 _HIGHER_IS_BETTER = {
@@ -115,19 +115,14 @@ def read_run_counts(path: str | os.PathLike) -> RunCounts:
     )
 
 
-REPLAY_FILENAME = "replay.json"
-
-
 def read_replay_counts(path: Path, variant: str) -> RunCounts:
     """One variant of a `walkout replay` (its folder or replay.json) as a run (see read_run_counts)."""
     if path.is_dir():
         path = path / REPLAY_FILENAME
     try:
-        replay = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise QCError(f"{path}: cannot read the replay ({error})") from error
-    if not isinstance(replay, dict) or replay.get("format") != "walkout-replay":
-        raise QCError(f"{path} is not a `walkout replay` output (format walkout-replay)")
+        replay = read_replay(path)
+    except ReplayError as error:
+        raise QCError(str(error)) from error
     per_variant = replay.get("per_video")
     if not isinstance(per_variant, dict) or not per_variant:
         raise QCError(f"{path} has no per_video counts: it predates them, or its replay failed; replay again")

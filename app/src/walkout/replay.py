@@ -62,9 +62,11 @@ from walkout.evaluate import (
     confidence_intervals,
     count_table,
     paired_differences,
+    review_flag_figures,
     score_video,
     split_labels,
     summarize,
+    video_end_figures,
 )
 from walkout.groundtruth import VideoGroundTruth, find_videos, load_video_ground_truth
 from walkout.metrics import UNMATCHED_PREFIX, box_iou
@@ -455,6 +457,10 @@ class ReplayOutcome:
     retracked_with: dict[str, str] = field(default_factory=dict)
     # `retracked`: its own wrong receipts (video, receipt), which attribution (of `models`) does not list
     retracked_wrong: list[tuple[str, WrongReceipt]] = field(default_factory=list)
+    # per variant: the review flags' figures and the video end's part, as QC reports carry them in
+    # `extra.review_flags` / `extra.video_end` (scripts/first_look.py reads both the same way)
+    review_flags: dict[str, dict] = field(default_factory=dict)
+    video_end: dict[str, dict] = field(default_factory=dict)
 
 
 def _pool_stream(tasks: list[ReplayTask], jobs: int, stack: contextlib.ExitStack) -> Iterator[ReplayVideo]:
@@ -590,6 +596,8 @@ def run_replay(
     done = [o for o in outcomes if o.error is None]
     metrics: dict[str, dict[str, float]] = {}
     intervals: dict[str, dict] = {}
+    review_flags: dict[str, dict] = {}
+    video_end: dict[str, dict] = {}
     introduced: dict[str, int] = {}
     attributions: list[Attribution] = []
     retrack_stats: dict[str, int] = {}
@@ -599,6 +607,8 @@ def run_replay(
             scores = [o.scores[variant] for o in done]
             metrics[variant], _ = summarize(scores)
             intervals[variant] = confidence_intervals(scores)
+            review_flags[variant] = review_flag_figures(scores)
+            video_end[variant] = video_end_figures(scores)
         for o in done:
             wrong = {v: {w.shopper: w for w in o.scores[v].wrong} for v in variants}
             attributions += attribute(o.video, wrong)
@@ -667,6 +677,8 @@ def run_replay(
         dataset_hash=splits_digest.hexdigest(),
         retracked_with=retracked_with,
         retracked_wrong=retracked_wrong,
+        review_flags=review_flags,
+        video_end=video_end,
     )
 
 
@@ -722,6 +734,8 @@ def outcome_json(outcome: ReplayOutcome) -> dict:
         "variants": {v: VARIANTS[v] for v in outcome.variants},
         "metrics": outcome.metrics,
         "confidence_intervals": outcome.intervals,
+        "review_flags": outcome.review_flags,
+        "video_end": outcome.video_end,
         "stages": stage_counts(outcome.attributions),
         "introduced": outcome.introduced,
         "reproduces_qc": outcome.reproduces_qc,
@@ -747,6 +761,26 @@ def outcome_json(outcome: ReplayOutcome) -> dict:
         "errors": outcome.errors,
         "seconds": round(outcome.seconds, 2),
     }
+
+
+REPLAY_FILENAME = "replay.json"
+
+
+def read_replay(path: str | os.PathLike) -> dict:
+    """A `walkout replay` output (its folder or its replay.json) as written by `outcome_json`.
+
+    ReplayError naming the file when it cannot be read or is not a replay's output.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / REPLAY_FILENAME
+    try:
+        replay = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ReplayError(f"{path}: cannot read the replay ({error})") from error
+    if not isinstance(replay, dict) or replay.get("format") != "walkout-replay":
+        raise ReplayError(f"{path} is not a `walkout replay` output (format walkout-replay)")
+    return replay
 
 
 def stage_counts(attributions: Sequence[Attribution]) -> dict[str, dict[str, int]]:
