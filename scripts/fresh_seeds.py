@@ -11,6 +11,7 @@ Per seed, into OUT/<seed>/ (built as OUT/.<seed>.partial and renamed when comple
 that exists is a finished first look; an existing one is refused: a first look is scored once):
 
     val/       walkout-sim generate --split val --seed S --videos 22 --frames 600 --image-stride 10
+               [--config PRESET_OR_YAML: a store unlike the default, e.g. `--config busy`]
     report/    walkout qc --refs <snapshot>/model_refs.yaml --jobs J --save-observations obs/
     obs/       the recordings `walkout replay` re-runs the engine on
     oracle/    walkout qc --oracle (engine and simulator on ground truth)
@@ -78,10 +79,20 @@ class Step:
 
 
 def seed_steps(
-    python: str, snapshot: Path, seed_dir: Path, seed: int, *, videos: int, frames: int, jobs: int
+    python: str,
+    snapshot: Path,
+    seed_dir: Path,
+    seed: int,
+    *,
+    videos: int,
+    frames: int,
+    jobs: int,
+    config: str | None = None,
 ) -> list[Step]:
-    """The commands that score one seed into `seed_dir` with the snapshot's code and lock file."""
+    """The commands that score one seed into `seed_dir` with the snapshot's code and lock file;
+    `config`: the generator's preset name or an absolute YAML path (None: the default store)."""
     val = seed_dir / "val"
+    generator = [] if config is None else ["--config", config]
 
     def qc(*mode: str, report: Path) -> list[str]:
         return [python, "-m", "walkout", "qc", "--videos", str(val), *mode, "--jobs", str(jobs),
@@ -105,6 +116,7 @@ def seed_steps(
                 str(frames),
                 "--image-stride",
                 "10",
+                *generator,
                 "--out",
                 str(val),
                 "--quiet",
@@ -217,6 +229,7 @@ def score_seed(
     videos: int,
     frames: int,
     jobs: int,
+    config: str | None = None,
 ) -> Path:
     """Score one seed into OUT/<seed>/ (see the module docstring); returns that folder."""
     out = out.absolute()  # the steps run from the snapshot: a relative path would land inside it
@@ -231,7 +244,10 @@ def score_seed(
     logs.mkdir(parents=True, exist_ok=True)
     environment = snapshot_environment(snapshot_dir)
     try:
-        for step in seed_steps(python, snapshot_dir, partial, seed, videos=videos, frames=frames, jobs=jobs):
+        steps = seed_steps(
+            python, snapshot_dir, partial, seed, videos=videos, frames=frames, jobs=jobs, config=config
+        )
+        for step in steps:
             print(f"seed {seed}: {step.name}", flush=True)
             run_step(step, cwd=snapshot_dir, environment=environment, log=logs / f"{step.name}.log")
         os.replace(partial, final)
@@ -261,6 +277,19 @@ def write_table(out: Path, seed_dirs: list[Path], *, pool: Path | None = None) -
     return text
 
 
+def generator_config(value: str | None) -> str | None:
+    """--config as the steps get it: a YAML file as an absolute path (they run from the snapshot),
+    anything else as given (a preset name, which the snapshot's simulator resolves or refuses)."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise FreshSeedsError(f"--config {value!r}: no such file (give a YAML file or a preset name)")
+        return str(path.absolute())
+    return value
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -281,6 +310,11 @@ def run(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--videos", type=_positive, default=22, help="videos per seed (default 22)")
     parser.add_argument("--frames", type=_positive, default=600, help="frames per video (default 600)")
+    parser.add_argument(
+        "--config",
+        help="the simulator's store: a shipped preset (busy, hard, clean) or a generator config YAML "
+        "(default: the default store)",
+    )
     parser.add_argument("--jobs", type=_positive, default=2, help="QC processes (default 2)")
     parser.add_argument("--python", default=sys.executable, help="interpreter with the project installed")
     args = parser.parse_args(argv)
@@ -291,6 +325,7 @@ def run(argv: list[str] | None = None) -> int:
         raise FreshSeedsError(
             f"seeds {taken} already have a folder in {args.out}: a first look is scored once"
         )
+    config = generator_config(args.config)
     commit = resolve_commit(args.rev)
     snapshot_dir = snapshot(commit, args.out)
     print(f"scoring seeds {args.seeds} with the code and pins of {commit[:12]}", flush=True)
@@ -303,6 +338,7 @@ def run(argv: list[str] | None = None) -> int:
             videos=args.videos,
             frames=args.frames,
             jobs=args.jobs,
+            config=config,
         )
         for seed in args.seeds
     ]

@@ -124,3 +124,19 @@ def test_the_pooled_row_is_added_when_the_replay_carries_its_figures(fresh_seeds
     fresh_seeds.write_table(tmp_path, seeds[:1], pool=pool)  # one seed: its row is the pool already
     assert calls[-1] == ["2260/report"]
     assert fresh_seeds.write_table(tmp_path, seeds) == "| table |\n"  # before the replay ran
+
+
+def test_a_first_look_can_take_another_store(fresh_seeds, tmp_path, monkeypatch):
+    (generate, *_) = fresh_seeds.seed_steps(
+        "py", tmp_path / "snap", tmp_path / "2264", 2264, videos=22, frames=600, jobs=2, config="busy"
+    )
+    assert generate.command[generate.command.index("--config") + 1] == "busy"
+    (default, *_) = fresh_seeds.seed_steps("py", tmp_path, tmp_path / "s", 1, videos=1, frames=1, jobs=1)
+    assert "--config" not in default.command
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "store.yaml").write_text("shoppers: {}\n")
+    # the steps run from the snapshot: a YAML file given relative to here goes to them absolute
+    assert fresh_seeds.generator_config("store.yaml") == str(tmp_path / "store.yaml")
+    assert fresh_seeds.generator_config("hard") == "hard" and fresh_seeds.generator_config(None) is None
+    with pytest.raises(fresh_seeds.FreshSeedsError, match=r"--config 'stor\.yaml': no such file"):
+        fresh_seeds.generator_config("stor.yaml")
