@@ -18,7 +18,8 @@ that exists is a finished first look; an existing one is refused: a first look i
 
 Each command's output goes to OUT/logs/<seed>/<step>.log (kept when a step fails).
 
-Then OUT/first_look.md: scripts/first_look.py's table of every finished seed's report. Then, with
+Then OUT/first_look.md: scripts/first_look.py's table of every finished seed's report (and one of
+their oracle-mode reports). Then, with
 the snapshot's code too:
 
     replay/    walkout replay over all the seeds' recordings (all variants but retracked)
@@ -256,23 +257,31 @@ def score_seed(
     return final
 
 
-def write_table(out: Path, seed_dirs: list[Path], *, pool: Path | None = None) -> str:
-    """OUT/first_look.md: scripts/first_look.py's rows for the finished seeds, then the pooled row of
-    the replay in `pool` (when given) and where its per-stage report is; returns the text."""
+def first_look_table(out: Path, arguments: list[str]) -> str:
+    """scripts/first_look.py's table for report / replay folders given relative to `out`."""
     script = Path(__file__).resolve().parent / "first_look.py"
     # Run from OUT with relative paths: the table's labels read "2240/report", no machine path.
-    arguments = [str(d.relative_to(out) / "report") for d in seed_dirs]
-    if pool is not None and len(seed_dirs) > 1 and has_pooled_figures(pool):
-        arguments.append(str(pool.relative_to(out)))
     done = subprocess.run([sys.executable, str(script), *arguments], capture_output=True, text=True, cwd=out)
     if done.returncode != 0:
         raise FreshSeedsError(f"first_look.py could not read the reports: {done.stderr.strip()}")
-    text = done.stdout
+    return done.stdout
+
+
+def write_table(out: Path, seed_dirs: list[Path], *, pool: Path | None = None) -> str:
+    """OUT/first_look.md: scripts/first_look.py's rows for the finished seeds, then the pooled row of
+    the replay in `pool` (when given) and where its per-stage report is, then oracle mode's rows;
+    returns the text."""
+    arguments = [str(d.relative_to(out) / "report") for d in seed_dirs]
+    if pool is not None and len(seed_dirs) > 1 and has_pooled_figures(pool):
+        arguments.append(str(pool.relative_to(out)))
+    text = first_look_table(out, arguments)
     if pool is not None:
         text += (
             f"\nPer stage, where each wrong receipt comes from: {pool.relative_to(out)}/replay.md "
             "(`walkout replay` over the seeds' recordings).\n"
         )
+    text += "\nOracle mode (`walkout qc --oracle`: the engine and the simulator on ground truth):\n\n"
+    text += first_look_table(out, [str(d.relative_to(out) / "oracle") for d in seed_dirs])
     atomic_write_text(out / "first_look.md", text)
     return text
 

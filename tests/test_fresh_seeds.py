@@ -104,7 +104,7 @@ def test_the_pooled_row_is_added_when_the_replay_carries_its_figures(fresh_seeds
 
     def first_look(command, **kwargs):
         calls.append(command[2:])
-        return subprocess.CompletedProcess(command, 0, stdout="| table |\n", stderr="")
+        return subprocess.CompletedProcess(command, 0, stdout=f"| table {len(calls)} |\n", stderr="")
 
     monkeypatch.setattr(fresh_seeds.subprocess, "run", first_look)
     seeds = [tmp_path / "2260", tmp_path / "2261"]
@@ -113,17 +113,28 @@ def test_the_pooled_row_is_added_when_the_replay_carries_its_figures(fresh_seeds
     # a snapshot whose replay predates the figures: the seeds' rows and the per-stage pointer only
     (pool / "replay.json").write_text(json.dumps({"format": "walkout-replay", "review_flags": {}}))
     text = fresh_seeds.write_table(tmp_path, seeds, pool=pool)
-    assert calls[-1] == ["2260/report", "2261/report"]
-    assert text.endswith("Per stage, where each wrong receipt comes from: replay/replay.md "
-                         "(`walkout replay` over the seeds' recordings).\n")  # fmt: skip
+    assert calls[-2:] == [["2260/report", "2261/report"], ["2260/oracle", "2261/oracle"]]
+    assert text == (
+        "| table 1 |\n\nPer stage, where each wrong receipt comes from: replay/replay.md (`walkout "
+        "replay` over the seeds' recordings).\n\nOracle mode (`walkout qc --oracle`: the engine and "
+        "the simulator on ground truth):\n\n| table 2 |\n"
+    )
     assert str(tmp_path) not in text and (tmp_path / "first_look.md").read_text() == text
     figures = {"format": "walkout-replay", "review_flags": {"models": {}}}
     (pool / "replay.json").write_text(json.dumps(figures))
     fresh_seeds.write_table(tmp_path, seeds, pool=pool)
-    assert calls[-1] == ["2260/report", "2261/report", "replay"]
+    assert calls[-2] == ["2260/report", "2261/report", "replay"]
     fresh_seeds.write_table(tmp_path, seeds[:1], pool=pool)  # one seed: its row is the pool already
-    assert calls[-1] == ["2260/report"]
-    assert fresh_seeds.write_table(tmp_path, seeds) == "| table |\n"  # before the replay ran
+    assert calls[-2] == ["2260/report"]
+    text = fresh_seeds.write_table(tmp_path, seeds)  # before the replay ran
+    assert "Per stage" not in text and text.startswith("| table 7 |\n\nOracle mode")
+
+    def failing(command, **kwargs):
+        return subprocess.CompletedProcess(command, 2, stdout="", stderr="first_look: error: no report")
+
+    monkeypatch.setattr(fresh_seeds.subprocess, "run", failing)
+    with pytest.raises(fresh_seeds.FreshSeedsError, match="could not read the reports: first_look: error"):
+        fresh_seeds.write_table(tmp_path, seeds)
 
 
 def test_a_first_look_can_take_another_store(fresh_seeds, tmp_path, monkeypatch):
