@@ -103,7 +103,8 @@ def pooled_report(replay: dict, variant: str = "models") -> tuple[str, dict]:
     if variant not in replayed:
         ran = ", ".join(sorted(replayed)) or "none"
         raise ValueError(f"the replay has no variant {variant!r}: it ran {ran}")
-    missing = [key for key in ("review_flags", "video_end") if variant not in (replay.get(key) or {})]
+    needed = ("confidence_intervals", "review_flags", "video_end")
+    missing = [key for key in needed if variant not in (replay.get(key) or {})]
     if missing:
         raise ValueError(
             f"the replay has no {', '.join(missing)} for variant {variant!r} (written before the "

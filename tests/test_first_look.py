@@ -70,6 +70,9 @@ def test_a_replay_over_several_seeds_gives_the_pooled_row(load_script, tmp_path,
     # a replay written before it carried the review flags' figures is refused, naming the fix
     with pytest.raises(ValueError, match=r"no review_flags, video_end for variant 'models'.*replay again"):
         first_look.pooled_report(_replay(with_figures=False))
+    no_intervals = {**_replay(with_figures=True), "confidence_intervals": {}}
+    with pytest.raises(ValueError, match=r"no confidence_intervals for variant 'models'"):
+        first_look.pooled_report(no_intervals)
     with pytest.raises(ValueError, match="no variant 'retracked': it ran models, oracle"):
         first_look.pooled_report(_replay(with_figures=True), variant="retracked")
 
