@@ -40,7 +40,9 @@ How it decides:
   new pick (and takes no reach of the visit it reappears in), an item whose loss a slot refused that
   shows up in the hand of a shopper whose box overlapped (swapped ids) goes with that hand, a pick
   the booked slot cannot have given moves to a nearby slot showing the SKU, a
-  doubtful pick whose item soon "leaves the hand" at a slot that refuses it was a misread, an item
+  doubtful pick whose item soon "leaves the hand" at a slot that refuses it was a misread, a refused
+  put-back whose item soon shows steadily on top of that slot, or of a slot beside it the hand went
+  to that did not show it before, was put back there after all (flagged), an item
   first confirmed in the hand soon after a reach into its slot is that reach's pick, a track born
   inside the store that walks out is the shopper lost beside it (inside the store, or at the exit's
   image border away from the exit: that receipt is amended), and a receipt at the video's end needs
@@ -1122,12 +1124,16 @@ class Engine:
             if shopper is None or shopper.left or event.type != "rejected_put_back":
                 continue
             still_held = shopper.kept[event.sku] <= 0 or shopper.confirmed[event.sku]
-            if still_held or not self._shows_late(slot, event):
+            target = None if still_held else self._late_receiver(shopper, event, slot)
+            if target is None:
                 pending.append((event, slot))
                 continue
             event.type = "put_back"
             delay = self._frame - event.frame
-            event.review = f"{event.sku} showed on top of {slot.name} only {delay} frames later"
+            event.review = f"{event.sku} showed on top of {target.name} only {delay} frames later"
+            if target is not slot:
+                event.slot, event.shelf = target.name, target.shelf
+                slot = target
             shopper.kept[event.sku] -= 1
             from_cart = shopper.cart[event.sku] > 0
             if from_cart:
@@ -1135,6 +1141,35 @@ class Engine:
             self._stacks[slot.key].append(event.sku)
             self._put_backs.append((self._frame, event, slot, from_cart))
         self._rejected_put_backs = pending
+
+    def _late_receiver(self, shopper: _Shopper, event: Event, refused: Slot) -> Slot | None:
+        """Where a refused put-back's item turned up late: the refused slot itself, or a slot the
+        shopper's wrist came near since (closest first) that did not show the item before that approach
+        (its own planogram slot proves nothing) and where no put-back booked since that approach
+        explains it; None while no slot steadily shows it (`_shows_late`).
+
+        The detector can lose the held item while the hand passes the slot beside the one it goes into:
+        the loss is booked at the first slot, which refuses it, and the real put-back next door comes
+        later than `_neighbour_receiving` looks."""
+        if self._shows_late(refused, event):
+            return refused
+        window = self.config.shelf_view_frames
+        nearby = sorted(
+            (distance, key, first_near)
+            for key, (first_near, distance, last_near) in shopper.near_slots.items()
+            if key != refused.key and last_near >= event.frame - window
+        )
+        for _, key, first_near in nearby:
+            slot = self._slots[key]
+            shown_before = self._shelf_top_before(slot, first_near, event.sku) == event.sku
+            # a put-back booked there since that approach (this shopper's own, say) already explains it
+            explained = any(
+                e.type == "put_back" and e.slot == slot.name and e.sku == event.sku and e.frame >= first_near
+                for e in self.events[-50:]
+            )
+            if not shown_before and not explained and self._shows_late(slot, event):
+                return slot
+        return None
 
     def _shows_late(self, slot: Slot, event: Event) -> bool:
         """Whether `slot` has steadily shown the event's SKU on top since the event, with no one else's
