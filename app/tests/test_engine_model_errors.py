@@ -716,3 +716,21 @@ def test_an_item_lost_from_view_at_one_slot_and_put_into_the_next_is_not_charged
 def _at(product: ProductObservation, center) -> bool:
     x, y = box_center(product.box)
     return abs(x - center[0]) <= 1 and abs(y - center[1]) <= 1
+
+
+def test_an_item_lost_from_view_is_not_put_back_into_its_own_slot_by_its_look_alone(scene, layout):
+    """The same loss at A1, but the hand then only comes near A3, the cheese's own slot, which showed
+    cheese all along: that proves nothing, and the shopper walks out with the cheese (charged)."""
+    a1, a3 = scene.slot_center("A1"), scene.slot_center("A3")
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(a3), 10).reach("A3", take=True).wait(4)
+    shopper.walk(near(a1), 8).reach("A1").wait(20).walk(near(a3), 4).reach("A3").walk(scene.EXIT, 20)
+    frames = []
+    for frame in scene.frames():
+        products = frame.products
+        if frame.frame >= 30:  # the held cheese unseen from the A1 reach on; shelf stock still seen
+            products = tuple(p for p in products if p.sku != "cheese" or _at(p, a3))
+        frames.append(FrameObservation(frame=frame.frame, shoppers=frame.shoppers, products=products))
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {"cheese": 1}}
+    assert [e.type for e in engine.events] == ["pick", "rejected_put_back"]

@@ -1144,9 +1144,9 @@ class Engine:
 
     def _late_receiver(self, shopper: _Shopper, event: Event, refused: Slot) -> Slot | None:
         """Where a refused put-back's item turned up late: the refused slot itself, or a slot the
-        shopper's wrist came near since (closest first) that did not show the item before that approach
-        (its own planogram slot proves nothing) and where no put-back booked since that approach
-        explains it; None while no slot steadily shows it (`_shows_late`).
+        shopper's wrist came near since (closest first) that was seen showing something else before the
+        wrist's closest approach (its own planogram slot proves nothing) and where no put-back booked
+        since that approach explains it; None while no slot steadily shows it (`_shows_late`).
 
         The detector can lose the held item while the hand passes the slot beside the one it goes into:
         the loss is booked at the first slot, which refuses it, and the real put-back next door comes
@@ -1155,19 +1155,23 @@ class Engine:
             return refused
         window = self.config.shelf_view_frames
         nearby = sorted(
-            (distance, key, first_near)
-            for key, (first_near, distance, last_near) in shopper.near_slots.items()
+            (distance, key, approach)
+            for key, (approach, distance, last_near) in shopper.near_slots.items()
             if key != refused.key and last_near >= event.frame - window
         )
-        for _, key, first_near in nearby:
+        for _, key, approach in nearby:
             slot = self._slots[key]
-            shown_before = self._shelf_top_before(slot, first_near, event.sku) == event.sku
+            # what the slot showed before the wrist's closest approach, kept with it (the slot's own
+            # sightings are long gone by now): at least twice, and never the item
+            before = shopper.near_slots_before.get(key, [])
+            if len(before) < 2 or event.sku in before:
+                continue
             # a put-back booked there since that approach (this shopper's own, say) already explains it
             explained = any(
-                e.type == "put_back" and e.slot == slot.name and e.sku == event.sku and e.frame >= first_near
+                e.type == "put_back" and e.slot == slot.name and e.sku == event.sku and e.frame >= approach
                 for e in self.events[-50:]
             )
-            if not shown_before and not explained and self._shows_late(slot, event):
+            if not explained and self._shows_late(slot, event):
                 return slot
         return None
 
