@@ -1144,34 +1144,16 @@ class Engine:
 
     def _late_receiver(self, shopper: _Shopper, event: Event, refused: Slot) -> Slot | None:
         """Where a refused put-back's item turned up late: the refused slot itself, or a slot the
-        shopper's wrist came near since (closest first) that was seen showing something else before the
-        wrist's closest approach (its own planogram slot proves nothing) and where no put-back booked
-        since that approach explains it; None while no slot steadily shows it (`_shows_late`).
+        shopper's wrist came near since (closest first) that did not show the item before the wrist's
+        closest approach (`_landed_on_approach`); None while no slot steadily shows it (`_shows_late`).
 
         The detector can lose the held item while the hand passes the slot beside the one it goes into:
         the loss is booked at the first slot, which refuses it, and the real put-back next door comes
         later than `_neighbour_receiving` looks."""
         if self._shows_late(refused, event):
             return refused
-        window = self.config.shelf_view_frames
-        nearby = sorted(
-            (distance, key, approach)
-            for key, (approach, distance, last_near) in shopper.near_slots.items()
-            if key != refused.key and last_near >= event.frame - window
-        )
-        for _, key, approach in nearby:
-            slot = self._slots[key]
-            # what the slot showed before the wrist's closest approach, kept with it (the slot's own
-            # sightings are long gone by now): at least twice, and never the item
-            before = shopper.near_slots_before.get(key, [])
-            if len(before) < 2 or event.sku in before:
-                continue
-            # a put-back booked there since that approach (this shopper's own, say) already explains it
-            explained = any(
-                e.type == "put_back" and e.slot == slot.name and e.sku == event.sku and e.frame >= approach
-                for e in self.events[-50:]
-            )
-            if not explained and self._shows_late(slot, event):
+        for slot in self._slots_near(shopper, event.frame, self.config.shelf_view_frames, exclude=refused):
+            if self._landed_on_approach(shopper, slot, event.sku) and self._shows_late(slot, event):
                 return slot
         return None
 
@@ -1181,10 +1163,39 @@ class Engine:
         sightings = [sku for frame, sku in self._slot_seen.get(slot.key, []) if frame > event.frame]
         if len(sightings) < 3 or any(sku != event.sku for sku in sightings[-3:]):
             return False
-        return not any(
-            e.type == "put_back" and e.slot == slot.name and e.sku == event.sku and e.frame > event.frame
+        return not self._put_back_booked(slot, event.sku, since=event.frame + 1)
+
+    def _put_back_booked(self, slot: Slot, sku: str, *, since: int) -> bool:
+        """Whether a put-back of `sku` into `slot` was booked at frame `since` or later (among the recent
+        events): it already accounts for `sku` showing there."""
+        return any(
+            e.type == "put_back" and e.slot == slot.name and e.sku == sku and e.frame >= since
             for e in self.events[-50:]
         )
+
+    def _slots_near(self, shopper: _Shopper, frame: int, window: int, *, exclude: Slot) -> list[Slot]:
+        """The slots other than `exclude` that the shopper's wrist came near within `window` frames
+        before `frame` or since, closest approach first."""
+        candidates = sorted(
+            (distance, key)
+            for key, (_, distance, last_near) in shopper.near_slots.items()
+            if key != exclude.key and last_near >= frame - window
+        )
+        return [self._slots[key] for _, key in candidates]
+
+    def _landed_on_approach(self, shopper: _Shopper, slot: Slot, sku: str) -> bool:
+        """Whether `sku` can have landed in `slot` when the shopper's wrist came closest to it: the slot
+        was seen at least twice before that approach and never showing `sku` (a slot that showed it all
+        along, its own planogram slot say, proves nothing), and no put-back booked there since the
+        approach (this shopper's own, say) already explains it.
+
+        What the slot showed before is read from what the approach kept (`near_slots_before`): the
+        slot's own sightings keep only the last few and may have forgotten it by now."""
+        before = shopper.near_slots_before.get(slot.key, [])
+        if len(before) < 2 or sku in before:
+            return False
+        approach = shopper.near_slots[slot.key][0]
+        return not self._put_back_booked(slot, sku, since=approach)
 
     @staticmethod
     def _back_in_view(shopper: _Shopper, sku: str) -> bool:
@@ -1196,14 +1207,7 @@ class Engine:
 
     def _neighbour_showing(self, shopper: _Shopper, sku: str, frame: int, *, exclude: Slot) -> Slot | None:
         """A slot the shopper's wrist came near around `frame` whose top item is `sku` (closest first)."""
-        window = 2 * self.config.shelf_view_frames
-        candidates = sorted(
-            (distance, key)
-            for key, (_, distance, last_near) in shopper.near_slots.items()
-            if key != exclude.key and last_near >= frame - window
-        )
-        for _, key in candidates:
-            slot = self._slots[key]
+        for slot in self._slots_near(shopper, frame, 2 * self.config.shelf_view_frames, exclude=exclude):
             if self._stack_top(slot) == sku and self._shelf_top_before(slot, frame, sku) in (sku, None):
                 return slot
         return None
@@ -1214,31 +1218,17 @@ class Engine:
         it (closest first): where a released item went when the reach was booked at the slot beside it,
         perhaps after the item landed. A slot that showed `sku` all along (its own planogram slot, say)
         proves nothing: it would show it whether or not the item went there."""
-        window = 2 * self.config.shelf_view_frames
-        candidates = sorted(
-            (distance, key)
-            for key, (_, distance, last_near) in shopper.near_slots.items()
-            if key != exclude.key and last_near >= frame - window
-        )
         horizon = frame + self.config.shelf_view_frames
-        for _, key in candidates:
-            slot = self._slots[key]
-            after = [seen for f, seen in self._slot_seen.get(key, []) if frame < f <= horizon]
+        for slot in self._slots_near(shopper, frame, 2 * self.config.shelf_view_frames, exclude=exclude):
+            after = [seen for f, seen in self._slot_seen.get(slot.key, []) if frame < f <= horizon]
             if len(after) < 2 or after[-2:] != [sku, sku]:
                 continue
             if self._shelf_top_before(slot, frame, sku) != sku:
                 return slot
-            # It showed `sku` just before `frame`, but not before the wrist came closest to it: the
-            # item landed there on that approach, earlier than the deeper reach it was booked at --
-            # unless a put-back booked there since already accounts for that landing.
-            before_approach = shopper.near_slots_before.get(key, [])
-            if len(before_approach) >= 2 and sku not in before_approach:
-                approach = shopper.near_slots[key][0]
-                if not any(
-                    e.type == "put_back" and e.slot == slot.name and e.sku == sku and e.frame >= approach
-                    for e in self.events[-50:]
-                ):
-                    return slot
+            # It showed `sku` just before `frame` but perhaps not before the wrist came closest to it:
+            # the item landed there on that approach, earlier than the deeper reach it was booked at.
+            if self._landed_on_approach(shopper, slot, sku):
+                return slot
         return None
 
     def _undo_recent_put_back(self, shopper: _Shopper, sku: str, frame: int) -> bool:
