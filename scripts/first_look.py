@@ -7,11 +7,12 @@ Each argument is a `walkout qc` / `walkout gate-score` report folder (or its rep
 `walkout replay` folder (or its replay.json) over several seeds' recordings: its `models` variant,
 the recorded run re-scored as one pool, gives the pooled row ("all N splits"). A row gives
 shoppers judged, receipt exact-match, item P / R / F1, false charges and missed items per 100
-shoppers, review rate, the review flags' figures, and the video-level 95% bootstrap intervals the
-report carries (`extra.confidence_intervals`). The last column says how much of the false charges
-is the video's end (`extra.video_end`): whole receipts issued to shoppers still walking out as the
-video ended, and how many of those charged exactly what the shopper carried ("n/a" for reports
-written before the figure existed). Reports written before those intervals existed are
+shoppers, review rate, the review flags' figures (among them the false charges on receipts nobody
+flagged: what reaches customers when every flagged receipt is reviewed), and the video-level 95%
+bootstrap intervals the report carries (`extra.confidence_intervals`). The last column says how much
+of the false charges is the video's end (`extra.video_end`): whole receipts issued to shoppers still
+walking out as the video ended, and how many of those charged exactly what the shopper carried. A
+figure a report was written before is "n/a". Reports written before those intervals existed are
 refused: re-score their predictions with `walkout gate-score` first (a replay written before it
 carried the review flags' figures: replay again).
 """
@@ -31,8 +32,9 @@ from walkout_ci.report import read_report
 HEADER = (
     "| split | videos | shoppers judged | receipt exact-match [95% CI] | item P / R / F1 [F1 95% CI] | "
     "false charges / 100 [95% CI] | missed / 100 [95% CI] | review rate | wrong receipts flagged | "
-    "unflagged exact-match | false charges at the video's end / 100 (receipts as carried) |"
-    "\n|---|---|---|---|---|---|---|---|---|---|---|"
+    "unflagged exact-match | unflagged false charges / 100 [95% CI] | "
+    "false charges at the video's end / 100 (receipts as carried) |"
+    "\n|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -73,8 +75,16 @@ def row(label: str, report: dict) -> str:
         f"{metrics['item_precision']:.3f} / {metrics['item_recall']:.3f} / "
         f"{_interval(report, 'item_f1', 3)} | {_interval(report, 'false_charges_per_100', 2)} | "
         f"{_interval(report, 'missed_items_per_100', 2)} | {metrics['review_rate']:.3f} | {flagged_share} | "
-        f"{unflagged} | {_video_end(extra)} |"
+        f"{unflagged} | {_unflagged_charges(report)} | {_video_end(extra)} |"
     )
+
+
+def _unflagged_charges(report: dict) -> str:
+    """False charges on receipts nobody flagged, per 100 shoppers with its interval; n/a for reports
+    written before the figure existed."""
+    if "unflagged_false_charges_per_100" not in report["extra"]["confidence_intervals"]["metrics"]:
+        return "n/a"
+    return _interval(report, "unflagged_false_charges_per_100", 2)
 
 
 def _video_end(extra: dict) -> str:

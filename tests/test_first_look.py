@@ -41,8 +41,16 @@ def test_a_row_says_how_much_of_the_false_charges_the_video_end_is(load_script):
     row = first_look.row("seed", _report(end))
     assert row.endswith("| 1.18 (1 of 2 as carried) |")
     assert row.count("|") == first_look.HEADER.splitlines()[0].count("|")
-    # reports written before the figure existed say so instead of failing
-    assert first_look.row("seed", _report(None)).endswith("| n/a |")
+    # reports written before the figures existed say so instead of failing
+    assert first_look.row("seed", _report(None)).endswith("= 0.500 [0.250, 0.750] | n/a | n/a |")
+    # the false charges nobody flagged, with their interval, before the video end's column
+    report = _report(end)
+    report["extra"]["confidence_intervals"]["metrics"]["unflagged_false_charges_per_100"] = {
+        "estimate": 0.3,
+        "lower": 0.0,
+        "upper": 0.9,
+    }
+    assert first_look.row("seed", report).endswith("| 0.30 [0.00, 0.90] | 1.18 (1 of 2 as carried) |")
 
 
 def _replay(*, with_figures: bool) -> dict:

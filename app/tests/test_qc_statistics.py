@@ -165,6 +165,13 @@ def test_score_video_counts_which_wrong_receipts_were_flagged():
     assert figures["wrong_receipts_flagged_share"] == pytest.approx(2 / 3)
     assert figures["unflagged_receipts"] == 1 and figures["unflagged_exact_match"] == 0.0
     assert figures["flagged_share"] == pytest.approx(3 / 4)
+    # Of the false-charged items (bread, cheese, the phantom's apple) only the cheese reaches a customer
+    # when every flagged receipt is reviewed; shoppers who left: 3.
+    assert counts["false_charges"] == 3 and counts["unflagged_false_charges"] == 1
+    assert figures["unflagged_false_charges"] == 1
+    assert figures["unflagged_false_charges_per_100"] == pytest.approx(100 / 3)
+    unflagged_charges = confidence_intervals([score])["metrics"]["unflagged_false_charges_per_100"]
+    assert unflagged_charges["estimate"] == pytest.approx(100 / 3)
     share = confidence_intervals([score])["metrics"]["wrong_receipts_flagged_share"]
     assert share == {
         "estimate": pytest.approx(2 / 3),

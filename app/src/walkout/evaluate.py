@@ -9,7 +9,9 @@ Honest statistics (issue 15): the shoppers of one video share its tracks, occlus
 so they are not independent. `confidence_intervals` gives video-level (cluster) bootstrap intervals:
 resample whole videos, add up their counts, recompute each ratio metric. `review_flag_figures` says
 whether the review flags earn their keep: the share of wrong receipts that were flagged (a store sends
-only flagged receipts to a person) and the exact-match rate of the receipts nobody looks at.
+only flagged receipts to a person), the exact-match rate of the receipts nobody looks at, and the false
+charges on those (per 100 shoppers: what reaches customers when every flagged receipt is reviewed). The
+last is reported beside false_charges_per_100, never instead of it.
 
 The video's end: a video that ends while a shopper walks out cuts the walk at an arbitrary pixel (the
 simulator counts a shopper as gone once under 5% of the body is in view). A whole receipt issued one
@@ -71,6 +73,7 @@ class VideoScore:
     wrong: list[WrongReceipt] = field(default_factory=list)
     judged_flagged: int = 0  # judged receipts that the system flagged for review
     wrong_flagged: int = 0  # wrong receipts among them
+    unflagged_false_charges: int = 0  # items charged too many on wrong receipts nobody flagged
     # Wrong receipts at the video's end, their items, and early receipts equal to the cart (VIDEO_END_COUNTS).
     video_end: dict[str, int] = field(default_factory=dict)
 
@@ -83,6 +86,7 @@ class VideoScore:
             "receipts_exact": comparison.exact_receipts,
             "receipts_flagged": self.judged_flagged,
             "wrong_flagged": self.wrong_flagged,
+            "unflagged_false_charges": self.unflagged_false_charges,
             "items_true_positive": comparison.items.true_positives,
             "false_charges": comparison.items.false_positives,
             "missed_items": comparison.items.false_negatives,
@@ -217,7 +221,13 @@ def score_video(result: VideoResult, truth: VideoGroundTruth) -> VideoScore:
         judged_flagged=sum(1 for shopper in comparison.judged_shoppers if shopper in flagged),
         wrong_flagged=sum(1 for shopper in comparison.wrong_shoppers if shopper in flagged),
         video_end=_video_end_counts(wrong, truth),
+        unflagged_false_charges=sum(_false_charged(r) for r in wrong if not r.review),
     )
+
+
+def _false_charged(receipt: WrongReceipt) -> int:
+    """Items the receipt charges beyond what the shopper took (over all its SKUs)."""
+    return sum(max(receipt.predicted.get(sku, 0) - receipt.expected.get(sku, 0), 0) for sku in receipt.skus)
 
 
 def summarize(scores: list[VideoScore]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
@@ -291,6 +301,7 @@ COUNT_NAMES = (
     "receipts_exact",
     "receipts_flagged",
     "wrong_flagged",
+    "unflagged_false_charges",
     "items_true_positive",
     "false_charges",
     "missed_items",
@@ -316,6 +327,7 @@ RATIO_METRICS: dict[str, Callable[[Totals], np.ndarray]] = {
         t["wrong_flagged"] / (t["receipts_judged"] - t["receipts_exact"])
     ),
     "unflagged_exact_match": _unflagged_exact,
+    "unflagged_false_charges_per_100": lambda t: 100.0 * t["unflagged_false_charges"] / t["shoppers"],
 }
 
 
@@ -489,8 +501,10 @@ def review_flag_figures(scores: list[VideoScore]) -> dict:
 
     wrong_receipts_flagged_share: wrong receipts flagged / wrong receipts (None when none was wrong);
     unflagged_exact_match: exact unflagged receipts / unflagged receipts (None when all were flagged);
-    flagged_share: flagged / judged. A wrong receipt of a shopper the system issued no receipt to
-    (it never saw them leave) counts as not flagged: nobody would look at it.
+    unflagged_false_charges_per_100: items charged too many on unflagged receipts per 100 shoppers who
+    left (the false charges that reach customers when every flagged receipt is reviewed; None when no
+    shopper left); flagged_share: flagged / judged. A wrong receipt of a shopper the system issued no
+    receipt to (it never saw them leave) counts as not flagged: nobody would look at it.
     """
     totals = count_table(scores).sum(axis=0)
     count = dict(zip(COUNT_NAMES, (int(value) for value in totals), strict=True))
@@ -508,6 +522,10 @@ def review_flag_figures(scores: list[VideoScore]) -> dict:
         "unflagged_receipts": unflagged,
         "unflagged_exact": unflagged_exact,
         "unflagged_exact_match": unflagged_exact / unflagged if unflagged else None,
+        "unflagged_false_charges": count["unflagged_false_charges"],
+        "unflagged_false_charges_per_100": (
+            100.0 * count["unflagged_false_charges"] / count["shoppers"] if count["shoppers"] else None
+        ),
     }
 
 
