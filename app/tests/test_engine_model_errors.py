@@ -734,3 +734,33 @@ def test_an_item_lost_from_view_is_not_put_back_into_its_own_slot_by_its_look_al
     engine = _feed(frames, layout)
     assert engine.receipts_json() == scene.receipts() == {"1": {"cheese": 1}}
     assert [e.type for e in engine.events] == ["pick", "rejected_put_back"]
+
+
+def test_one_held_item_read_as_two_by_hands_that_disagreed_is_charged_once(scene, layout):
+    # The shopper takes an apple from A1 (its planogram SKU). Right after, the detector now and then
+    # reads an apple in the other hand too, and once a cheese: the hands disagree, yet two apples are
+    # the most common reading, so a second apple is booked at low confidence. On the next reach, into
+    # A2, the phantom apple "leaves the hand", but A2 goes on showing bread: one apple was read as two,
+    # and only one is charged (without the rule: "still charged", a false charge).
+    scene.hide_stock = {"A1"}
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    shopper.wait(5).reach("A2", frames=4, hand="left").walk(scene.EXIT, 20)
+    frames = scene.frames()
+    [pick] = scene.events
+    twice = {pick["frame"] + k for k in (2, 4, 7, 9)}
+    cheese = {pick["frame"] + 3}
+    frames = [
+        _with_product_at_left_wrist(f, 1, "apple")
+        if f.frame in twice
+        else _with_product_at_left_wrist(f, 1, "cheese")
+        if f.frame in cheese
+        else f
+        for f in frames
+    ]
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}}
+    [undone] = [e for e in engine.events if e.type == "rejected_pick"]
+    assert undone.sku == "apple" and "a misread" in undone.review
+    off = _feed(frames, layout, EngineConfig(misread_pick_confidence=0.0))
+    assert off.receipts_json() == {"1": {"apple": 2}}

@@ -129,6 +129,11 @@ class EngineConfig:
     regrab_window_frames: int = 60  # an item "put back" that is back in the same hand this soon never left
     relink_blame_frames: int = 15  # an item appearing in a hand this soon after a re-link was a missed pick
     late_pick_frames: int = 40  # an item first confirmed in hand this soon after a reach into its slot
+    # A pick read from hands that disagreed (confidence below this) is doubtful, as one of a SKU the
+    # slot's planogram does not hold: when that item "leaves the hand" within `shelf_view_frames` at
+    # a slot that refuses it, the pick was a misread (one held item read as two, say), not charged.
+    # 0 = only planogram mismatches are doubtful.
+    misread_pick_confidence: float = 0.5
     takeover_frames: int = 3  # a track born this close to a nearby shopper's loss continues that shopper
     # A track born inside the store that walks out, beside which a shopper was lost inside the store
     # up to this many frames after its birth (never seen again): at the exit, it is that shopper.
@@ -170,6 +175,7 @@ class EngineConfig:
             "regrab_window_frames": self.regrab_window_frames >= 0,
             "relink_blame_frames": self.relink_blame_frames >= 0,
             "late_pick_frames": self.late_pick_frames >= 0,
+            "misread_pick_confidence": 0.0 <= self.misread_pick_confidence <= 1.0,
             "takeover_frames": self.takeover_frames >= 0,
             "exit_takeover_frames": self.exit_takeover_frames >= 0,
         }
@@ -1024,9 +1030,10 @@ class Engine:
             )
             self._emit(shopper, "rejected_pick", frame, sku, slot, min(confidence, 0.3), notes)
             return
-        doubtful = slot is not None and slot.sku != sku and confidence < 1.0
-        if doubtful:
+        off_planogram = slot is not None and slot.sku != sku and confidence < 1.0
+        if off_planogram:
             notes.append(f"{sku} taken from slot {slot.name} whose planogram holds {slot.sku}")
+        doubtful = slot is not None and (off_planogram or confidence < self.config.misread_pick_confidence)
         shopper.cart[sku] += 1
         popped = None
         if slot is not None and self._stacks[slot.key]:
@@ -1085,9 +1092,10 @@ class Engine:
 
     def _undo_misread_pick(self, shopper: _Shopper, sku: str, frame: int, slot: Slot) -> bool:
         """`sku` "left the hand" at `slot`, which refuses it, within `shelf_view_frames` of a doubtful
-        pick of it (a SKU the pick slot's planogram does not hold, read from hands that disagreed):
-        the hands were misread, it was never taken. The pick is revised to rejected_pick and its slot
-        gets back the item the pick took off its believed stack; True when undone."""
+        pick of it (a SKU the pick slot's planogram does not hold, or read from hands that disagreed:
+        `misread_pick_confidence`): the hands were misread, it was never taken. The pick is revised to
+        rejected_pick and its slot gets back the item the pick took off its believed stack; True when
+        undone."""
         horizon = frame - self.config.shelf_view_frames
         self._doubtful_picks = [d for d in self._doubtful_picks if d[0].frame >= horizon]
         for index in range(len(self._doubtful_picks) - 1, -1, -1):
