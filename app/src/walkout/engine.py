@@ -134,6 +134,9 @@ class EngineConfig:
     # a slot that refuses it, the pick was a misread (one held item read as two, say), not charged.
     # 0 = only planogram mismatches are doubtful.
     misread_pick_confidence: float = 0.5
+    # The most items two hands hold (one each): a visit's holdings beyond it drop a gain never read
+    # beside an item kept through the visit (that item misread). 0 = no limit.
+    max_items_held: int = 2
     takeover_frames: int = 3  # a track born this close to a nearby shopper's loss continues that shopper
     # A track born inside the store that walks out, beside which a shopper was lost inside the store
     # up to this many frames after its birth (never seen again): at the exit, it is that shopper.
@@ -176,6 +179,7 @@ class EngineConfig:
             "relink_blame_frames": self.relink_blame_frames >= 0,
             "late_pick_frames": self.late_pick_frames >= 0,
             "misread_pick_confidence": 0.0 <= self.misread_pick_confidence <= 1.0,
+            "max_items_held": self.max_items_held >= 0,
             "takeover_frames": self.takeover_frames >= 0,
             "exit_takeover_frames": self.exit_takeover_frames >= 0,
         }
@@ -922,6 +926,7 @@ class Engine:
                 most_seen = max(reading[sku] for reading in visit.after)
                 if after[sku] < units and most_seen > after[sku]:
                     after[sku] = min(units, most_seen)
+            self._drop_misread_gains(after, visit)
         else:
             after = Counter(visit.before)
             if final:
@@ -949,6 +954,27 @@ class Engine:
             self._put_back(shopper, reach.peak_frame, self._slots[reach.slot], sku, confidence, notes)
         for sku, reach in picks:
             self._pick(shopper, reach.peak_frame, self._slots[reach.slot], sku, confidence, notes)
+
+    def _drop_misread_gains(self, after: Counter, visit: _Visit) -> None:
+        """Two hands hold at most `max_items_held` items (one each, as `_assign_products` reads them).
+        An item kept through a visit because some reading still showed it, beside a "gain" that no
+        reading ever showed together with it, can make more: the gain is the kept item misread (a
+        cream read as milk in two frames of five, say). Such gains are dropped from `after`, in
+        place, until the hands hold no more than they can."""
+        limit = self.config.max_items_held
+        excess = sum(after.values()) - limit
+        if limit <= 0 or excess <= 0:
+            return
+        kept = [sku for sku in visit.before if after[sku] > 0]
+        for sku in sorted((after - visit.before).elements(), reverse=True):
+            if excess <= 0:
+                break
+            beside_kept = any(
+                reading[sku] > 0 and any(reading[k] > 0 for k in kept if k != sku) for reading in visit.after
+            )
+            if not beside_kept:
+                after[sku] -= 1
+                excess -= 1
 
     @staticmethod
     def _agreement(readings: list[Counter], estimate: Counter) -> float:
