@@ -98,7 +98,7 @@ def read_run_counts(path: str | os.PathLike) -> RunCounts:
         if missing:
             raise QCError(
                 f"{path}: extra.per_video.{video}.counts lacks {', '.join(missing)}: the report predates "
-                "per-video counts; run `walkout qc` again"
+                "those counts; re-score its predictions with `walkout gate-score`, or run `walkout qc` again"
             )
         videos[video] = {name: counts[name] for name in COUNT_NAMES}
     components = {}
@@ -135,7 +135,10 @@ def read_replay_counts(path: Path, variant: str) -> RunCounts:
     for video, counts in per_variant[variant].items():
         missing = [name for name in COUNT_NAMES if not isinstance((counts or {}).get(name), int)]
         if missing:
-            raise QCError(f"{path}: per_video.{variant}.{video} lacks {', '.join(missing)}")
+            raise QCError(
+                f"{path}: per_video.{variant}.{video} lacks {', '.join(missing)}: the replay predates those "
+                "counts; replay again"
+            )
         videos[video] = {name: counts[name] for name in COUNT_NAMES}
     components = dict((replay.get("recorded_with") or {}).get("experiments") or {})
     retracked_with = replay.get("retracked_with") or {}
