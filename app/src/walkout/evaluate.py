@@ -174,9 +174,9 @@ def _video_end_counts(wrong: list[WrongReceipt], truth: VideoGroundTruth) -> dic
         if not receipt.at_video_end:
             continue
         counts["wrong_receipts"] += 1
-        for sku in receipt.skus:
-            difference = receipt.predicted.get(sku, 0) - receipt.expected.get(sku, 0)
-            counts["false_charges" if difference > 0 else "missed_items"] += abs(difference)
+        false_charged, missed = _item_differences(receipt)
+        counts["false_charges"] += false_charged
+        counts["missed_items"] += missed
         if not receipt.expected and not receipt.shopper.startswith(UNMATCHED_PREFIX):
             carried = cart_from_events(truth.events, int(receipt.shopper))
             counts["issued_as_carried"] += int(receipt.predicted == carried)
@@ -221,13 +221,14 @@ def score_video(result: VideoResult, truth: VideoGroundTruth) -> VideoScore:
         judged_flagged=sum(1 for shopper in comparison.judged_shoppers if shopper in flagged),
         wrong_flagged=sum(1 for shopper in comparison.wrong_shoppers if shopper in flagged),
         video_end=_video_end_counts(wrong, truth),
-        unflagged_false_charges=sum(_false_charged(r) for r in wrong if not r.review),
+        unflagged_false_charges=sum(_item_differences(r)[0] for r in wrong if not r.review),
     )
 
 
-def _false_charged(receipt: WrongReceipt) -> int:
-    """Items the receipt charges beyond what the shopper took (over all its SKUs)."""
-    return sum(max(receipt.predicted.get(sku, 0) - receipt.expected.get(sku, 0), 0) for sku in receipt.skus)
+def _item_differences(receipt: WrongReceipt) -> tuple[int, int]:
+    """(items charged beyond what the shopper took, items taken but not charged), over its SKUs."""
+    differences = [receipt.predicted.get(sku, 0) - receipt.expected.get(sku, 0) for sku in receipt.skus]
+    return sum(d for d in differences if d > 0), sum(-d for d in differences if d < 0)
 
 
 def summarize(scores: list[VideoScore]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
