@@ -926,7 +926,13 @@ class Engine:
                 most_seen = max(reading[sku] for reading in visit.after)
                 if after[sku] < units and most_seen > after[sku]:
                     after[sku] = min(units, most_seen)
-            self._drop_misread_gains(after, visit)
+            for sku in self._drop_misread_gains(after, visit):
+                # A guess like any other: the hands may really hold three (one under an arm), so a
+                # person looks at the receipt.
+                shopper.review_reasons.append(
+                    f"frame {self._frame} {sku} not booked: read beside more items than two hands hold, "
+                    "taken for a held item misread"
+                )
         else:
             after = Counter(visit.before)
             if final:
@@ -955,16 +961,17 @@ class Engine:
         for sku, reach in picks:
             self._pick(shopper, reach.peak_frame, self._slots[reach.slot], sku, confidence, notes)
 
-    def _drop_misread_gains(self, after: Counter, visit: _Visit) -> None:
+    def _drop_misread_gains(self, after: Counter, visit: _Visit) -> list[str]:
         """Two hands hold at most `max_items_held` items (one each, as `_assign_products` reads them).
         An item kept through a visit because some reading still showed it, beside a "gain" that no
         reading ever showed together with it, can make more: the gain is the kept item misread (a
         cream read as milk in two frames of five, say). Such gains are dropped from `after`, in
-        place, until the hands hold no more than they can."""
+        place, until the hands hold no more than they can; returns the SKUs dropped (one per unit)."""
         limit = self.config.max_items_held
         excess = sum(after.values()) - limit
+        dropped: list[str] = []
         if limit <= 0 or excess <= 0:
-            return
+            return dropped
         kept = [sku for sku in visit.before if after[sku] > 0]
         for sku in sorted((after - visit.before).elements(), reverse=True):
             if excess <= 0:
@@ -975,6 +982,8 @@ class Engine:
             if not beside_kept:
                 after[sku] -= 1
                 excess -= 1
+                dropped.append(sku)
+        return dropped
 
     @staticmethod
     def _agreement(readings: list[Counter], estimate: Counter) -> float:
