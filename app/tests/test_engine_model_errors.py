@@ -806,3 +806,37 @@ def test_a_held_item_read_as_another_sku_after_a_reach_is_not_a_third_item(scene
     off = _feed(frames, layout, EngineConfig(max_items_held=0))
     assert off.receipts_json() == {"1": {"apple": 1, "bread": 1, "cheese": 1}}
     assert not any("not booked" in reason for reason in off.review_reasons()["1"])
+
+
+def test_a_held_item_first_misread_as_another_sku_is_not_charged_when_read_right_back_at_its_slot(
+    scene, layout
+):
+    # The shopper reaches into A1 (apples; its stock hidden from the camera until the hand is back)
+    # and the detector reads a cheese in the left hand (but once): a doubtful pick from A1, whose
+    # planogram holds apples. 26 frames later, past `shelf_view_frames`, the hand is back at A1 and
+    # an apple is read in it; the cheese is never read again, and A1, in view now, shows apples,
+    # refusing it. Read as cheese at first and as the slot's own apple now, at that slot: one item
+    # misread, not two (without the rule: the cheese "still charged", a false charge).
+    a1 = scene.slot_center("A1")
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(a1), 10).reach("A1").wait(20).reach("A1", take=True)
+    shopper.walk(scene.EXIT, 20)
+    recorded = scene.frames()
+    [pick] = scene.events
+    back_at_a1 = pick["frame"] - 3
+    first_reach = back_at_a1 - 23  # the first reach's deepest frame
+    frames = []
+    for frame in recorded:
+        if first_reach + 2 <= frame.frame < back_at_a1 - 1 and frame.frame != first_reach + 4:
+            frame = _with_product_at_left_wrist(frame, 1, "cheese")
+        if frame.frame < back_at_a1:
+            products = tuple(p for p in frame.products if not _at(p, a1))
+            frame = FrameObservation(frame=frame.frame, shoppers=frame.shoppers, products=products)
+        frames.append(frame)
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}}
+    [undone] = [e for e in engine.events if e.sku == "cheese"]
+    assert undone.type == "rejected_pick" and "with apple read in the hand instead" in undone.review
+    assert engine.review_reasons()["1"]  # a guess: a person looks
+    off = _feed(frames, layout, EngineConfig(misread_swap_frames=0))
+    assert off.receipts_json() == {"1": {"apple": 1, "cheese": 1}}

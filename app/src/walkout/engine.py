@@ -40,7 +40,8 @@ How it decides:
   new pick (and takes no reach of the visit it reappears in), an item whose loss a slot refused that
   shows up in the hand of a shopper whose box overlapped (swapped ids) goes with that hand, a pick
   the booked slot cannot have given moves to a nearby slot showing the SKU, a
-  doubtful pick whose item soon "leaves the hand" at a slot that refuses it was a misread, a refused
+  doubtful pick whose item soon "leaves the hand" at a slot that refuses it (or, later, at its own
+  slot while the hand is read with that slot's SKU) was a misread, a refused
   put-back whose item soon shows steadily on top of that slot, or of a slot beside it the hand went
   to that did not show it before, was put back there after all (flagged), an item
   first confirmed in the hand soon after a reach into its slot is that reach's pick, a track born
@@ -134,6 +135,11 @@ class EngineConfig:
     # a slot that refuses it, the pick was a misread (one held item read as two, say), not charged.
     # 0 = only planogram mismatches are doubtful.
     misread_pick_confidence: float = 0.5
+    # A doubtful pick of X from a slot whose planogram holds Y, then, back at that same slot, X "leaves
+    # the hand" (the slot refuses it: not on top) while Y is read in the hand: one item, read as X
+    # first and as the slot's own Y now, not two. Within this many frames of the pick (beyond
+    # `shelf_view_frames`, where any refusing slot undoes it) the X pick is undone. 0 = off.
+    misread_swap_frames: int = 40
     # The most items two hands hold (one each): a visit's holdings beyond it drop a gain never read
     # beside an item kept through the visit (that item misread). 0 = no limit.
     max_items_held: int = 2
@@ -179,6 +185,7 @@ class EngineConfig:
             "relink_blame_frames": self.relink_blame_frames >= 0,
             "late_pick_frames": self.late_pick_frames >= 0,
             "misread_pick_confidence": 0.0 <= self.misread_pick_confidence <= 1.0,
+            "misread_swap_frames": self.misread_swap_frames >= 0,
             "max_items_held": self.max_items_held >= 0,
             "takeover_frames": self.takeover_frames >= 0,
             "exit_takeover_frames": self.exit_takeover_frames >= 0,
@@ -957,7 +964,9 @@ class Engine:
         used = [reach for _, reach in picks]
         remaining = [reach for reach in reaches if reach not in used] or reaches
         for sku, reach in self._match_reaches(remaining, sorted(lost.elements()), pick=False):
-            self._put_back(shopper, reach.peak_frame, self._slots[reach.slot], sku, confidence, notes)
+            self._put_back(
+                shopper, reach.peak_frame, self._slots[reach.slot], sku, confidence, notes, gained=gained
+            )
         for sku, reach in picks:
             self._pick(shopper, reach.peak_frame, self._slots[reach.slot], sku, confidence, notes)
 
@@ -1085,7 +1094,11 @@ class Engine:
         sku: str,
         confidence: float,
         notes: list[str],
+        *,
+        gained: Counter | None = None,
     ) -> None:
+        """Book `sku` leaving the hand at `slot`; `gained`: what the same visit's hands gained (a
+        loss refused beside a gain of the slot's own SKU can undo a misread pick)."""
         notes = list(notes)
         if slot is not None:
             window = self.config.shelf_view_frames
@@ -1100,7 +1113,11 @@ class Engine:
                     )
                     slot, confidence = neighbour, min(confidence, 0.6)
                     after = []
-            if len(after) >= 2 and sku not in after and self._undo_misread_pick(shopper, sku, frame, slot):
+            if (
+                len(after) >= 2
+                and sku not in after
+                and self._undo_misread_pick(shopper, sku, frame, slot, gained)
+            ):
                 return
             if len(after) >= 2 and sku not in after:
                 # The slot, in view after the reach, shows something else on top: the item did not go there.
@@ -1125,24 +1142,35 @@ class Engine:
         self._emit(shopper, "put_back", frame, sku, slot, confidence, notes)
         self._put_backs.append((self._frame, self.events[-1], slot, from_cart))
 
-    def _undo_misread_pick(self, shopper: _Shopper, sku: str, frame: int, slot: Slot) -> bool:
+    def _undo_misread_pick(
+        self, shopper: _Shopper, sku: str, frame: int, slot: Slot, gained: Counter | None = None
+    ) -> bool:
         """`sku` "left the hand" at `slot`, which refuses it, within `shelf_view_frames` of a doubtful
         pick of it (a SKU the pick slot's planogram does not hold, or read from hands that disagreed:
-        `misread_pick_confidence`): the hands were misread, it was never taken. The pick is revised to
-        rejected_pick and its slot gets back the item the pick took off its believed stack; True when
-        undone."""
-        horizon = frame - self.config.shelf_view_frames
+        `misread_pick_confidence`): the hands were misread, it was never taken. So too within
+        `misread_swap_frames` when `slot` is the pick's own slot and the same visit `gained` that
+        slot's planogram SKU (the one item, read right now). The pick is revised to rejected_pick
+        and its slot gets back the item the pick took off its believed stack; True when undone."""
+        soon, swap = self.config.shelf_view_frames, self.config.misread_swap_frames
+        horizon = frame - max(soon, swap)
         self._doubtful_picks = [d for d in self._doubtful_picks if d[0].frame >= horizon]
         for index in range(len(self._doubtful_picks) - 1, -1, -1):
             event, pick_slot, popped = self._doubtful_picks[index]
             if event.type != "pick" or event.shopper_id != shopper.shopper_id or event.sku != sku:
                 continue
+            age = frame - event.frame
+            read_as_its_own = (
+                age <= swap and pick_slot.key == slot.key and gained is not None and gained[pick_slot.sku] > 0
+            )
+            if age > soon and not read_as_its_own:
+                continue
             del self._doubtful_picks[index]
             event.type = "rejected_pick"
             event.review = (
                 f"{sku} read in the hand after a reach into {pick_slot.name} (planogram {pick_slot.sku}), "
-                f"gone {frame - event.frame} frames later at {slot.name}, which refuses it: "
-                "a misread, not charged"
+                f"gone {age} frames later at {slot.name}, which refuses it"
+                + (f", with {pick_slot.sku} read in the hand instead" if age > soon else "")
+                + ": a misread, not charged"
             )
             if shopper.cart[sku] > 0:
                 shopper.cart[sku] -= 1
