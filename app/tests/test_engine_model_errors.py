@@ -812,11 +812,12 @@ def test_a_held_item_first_misread_as_another_sku_is_not_charged_when_read_right
     scene, layout
 ):
     # The shopper reaches into A1 (apples; its stock hidden from the camera until the hand is back)
-    # and the detector reads a cheese in the left hand (but once): a doubtful pick from A1, whose
-    # planogram holds apples. 26 frames later, past `shelf_view_frames`, the hand is back at A1 and
-    # an apple is read in it; the cheese is never read again, and A1, in view now, shows apples,
-    # refusing it. Read as cheese at first and as the slot's own apple now, at that slot: one item
-    # misread, not two (without the rule: the cheese "still charged", a false charge).
+    # and the detector reads a cheese in the left hand (in every frame but one: the readings
+    # disagree): a doubtful pick from A1, whose planogram holds apples. 26 frames later, past
+    # `shelf_view_frames`, the hand is back at A1 and an apple is read in it; the cheese is never
+    # read again, and A1, in view now, shows apples, refusing it. Read as cheese at first and as the
+    # slot's own apple now, at that slot: one item misread, not two (without the rule: the cheese
+    # "still charged", a false charge).
     a1 = scene.slot_center("A1")
     shopper = scene.actor(1)
     shopper.walk(scene.ENTRANCE, 1).walk(near(a1), 10).reach("A1").wait(20).reach("A1", take=True)
