@@ -841,3 +841,40 @@ def test_a_held_item_first_misread_as_another_sku_is_not_charged_when_read_right
     assert engine.review_reasons()["1"]  # a guess: a person looks
     off = _feed(frames, layout, EngineConfig(misread_swap_frames=0))
     assert off.receipts_json() == {"1": {"apple": 1, "cheese": 1}}
+
+
+def test_a_held_item_first_misread_as_another_sku_is_not_charged_when_read_right_on_the_way_out(
+    scene, layout
+):
+    # The shopper takes an apple from A1 (its stock hidden from the camera), and the detector reads it
+    # as a cheese (in every frame but one: the readings disagree): a doubtful pick from A1, whose
+    # planogram holds apples. Walking away from the shelves, the hand is read with an apple from
+    # `misread_at + 14` on, and the cheese never again. Read as cheese at first and as the pick slot's
+    # own apple now: one item misread, not two (without the rule: the cheese lost from view stays in
+    # the cart, the apple is a late pick at A1, and the shopper pays for both).
+    scene.hide_stock = {"A1"}
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    shopper.walk((160.0, 200.0), 12).walk(scene.EXIT, 20)
+    recorded = scene.frames()
+    [pick] = scene.events
+    misread_at = pick["frame"] + 1
+
+    def as_cheese(frame: FrameObservation) -> FrameObservation:
+        if not misread_at <= frame.frame < misread_at + 14 or frame.frame == misread_at + 3:
+            return frame
+        products = tuple(
+            dataclasses.replace(p, sku="cheese") if p.sku == "apple" else p for p in frame.products
+        )
+        return FrameObservation(frame=frame.frame, shoppers=frame.shoppers, products=products)
+
+    frames = [as_cheese(f) for f in recorded]
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}}
+    [undone] = [e for e in engine.events if e.sku == "cheese"]
+    assert undone.type == "rejected_pick" and "read as apple (its planogram SKU)" in undone.review
+    [apple] = [e for e in engine.events if e.sku == "apple"]
+    assert (apple.type, apple.slot, apple.frame) == ("pick", "A1", pick["frame"])
+    assert engine.review_reasons()["1"]  # a guess: a person looks
+    off = _feed(frames, layout, EngineConfig(misread_swap_frames=0))
+    assert off.receipts_json() == {"1": {"apple": 1, "cheese": 1}}

@@ -1152,32 +1152,65 @@ class Engine:
         slot's planogram SKU (the one item, read right now). The pick is revised to rejected_pick
         and its slot gets back the item the pick took off its believed stack; True when undone."""
         soon, swap = self.config.shelf_view_frames, self.config.misread_swap_frames
-        horizon = frame - max(soon, swap)
-        self._doubtful_picks = [d for d in self._doubtful_picks if d[0].frame >= horizon]
-        for index in range(len(self._doubtful_picks) - 1, -1, -1):
-            event, pick_slot, popped = self._doubtful_picks[index]
-            if event.type != "pick" or event.shopper_id != shopper.shopper_id or event.sku != sku:
-                continue
-            age = frame - event.frame
+        for index, _, pick_slot, age in self._recent_doubtful_picks(shopper, sku, frame):
             read_as_its_own = (
                 age <= swap and pick_slot.key == slot.key and gained is not None and gained[pick_slot.sku] > 0
             )
             if age > soon and not read_as_its_own:
                 continue
-            del self._doubtful_picks[index]
-            event.type = "rejected_pick"
-            event.review = (
+            self._revise_misread_pick(
+                index,
+                shopper,
                 f"{sku} read in the hand after a reach into {pick_slot.name} (planogram {pick_slot.sku}), "
                 f"gone {age} frames later at {slot.name}, which refuses it"
                 + (f", with {pick_slot.sku} read in the hand instead" if age > soon else "")
-                + ": a misread, not charged"
+                + ": a misread, not charged",
             )
-            if shopper.cart[sku] > 0:
-                shopper.cart[sku] -= 1
-            if popped is not None:
-                self._stacks[pick_slot.key].append(popped)
             return True
         return False
+
+    def _undo_misread_swap(self, shopper: _Shopper, sku: str, gained: Counter) -> str | None:
+        """Away from a reach, the hand once read as `sku` is now read as the planogram SKU of the slot a
+        doubtful pick of `sku` came from, within `misread_swap_frames` of it (`gained` holds that SKU):
+        one item, misread at first. The `sku` pick is undone and that SKU is booked at the pick's slot
+        and frame (flagged); returns the SKU booked, None when no such pick."""
+        for index, event, pick_slot, age in self._recent_doubtful_picks(shopper, sku, self._frame):
+            if age > self.config.misread_swap_frames or gained[pick_slot.sku] <= 0:
+                continue
+            self._revise_misread_pick(
+                index,
+                shopper,
+                f"{sku} read in the hand after a reach into {pick_slot.name}, read as {pick_slot.sku} "
+                f"(its planogram SKU) {age} frames later: a misread, not charged",
+            )
+            notes = [f"{pick_slot.sku} read as {sku} until frame {self._frame}"]
+            self._pick(shopper, event.frame, pick_slot, pick_slot.sku, 0.6, notes)
+            return pick_slot.sku
+        return None
+
+    def _recent_doubtful_picks(
+        self, shopper: _Shopper, sku: str, frame: int
+    ) -> Iterator[tuple[int, Event, Slot, int]]:
+        """The shopper's doubtful picks of `sku` still open to revision, newest first: (index into
+        `_doubtful_picks`, pick event, its slot, frames from the pick to `frame`); older ones are
+        forgotten."""
+        horizon = frame - max(self.config.shelf_view_frames, self.config.misread_swap_frames)
+        self._doubtful_picks = [d for d in self._doubtful_picks if d[0].frame >= horizon]
+        for index in range(len(self._doubtful_picks) - 1, -1, -1):
+            event, pick_slot, _ = self._doubtful_picks[index]
+            if event.type == "pick" and event.shopper_id == shopper.shopper_id and event.sku == sku:
+                yield index, event, pick_slot, frame - event.frame
+
+    def _revise_misread_pick(self, index: int, shopper: _Shopper, review: str) -> None:
+        """Turn the doubtful pick at `index` into a rejected_pick with `review`: out of the cart, and its
+        slot gets back the item the pick took off its believed stack."""
+        event, pick_slot, popped = self._doubtful_picks.pop(index)
+        event.type = "rejected_pick"
+        event.review = review
+        if shopper.cart[event.sku] > 0:
+            shopper.cart[event.sku] -= 1
+        if popped is not None:
+            self._stacks[pick_slot.key].append(popped)
 
     def _confirm_late_put_backs(self) -> None:
         """A put-back rejected because its slot showed another SKU on top is booked after all when, within
@@ -1360,6 +1393,13 @@ class Engine:
         anything else (an item flickering out of view) changes no cart.
         """
         lost, gained = old - new, new - old
+        if self.config.misread_swap_frames:
+            for sku in sorted(lost.elements()):
+                booked = self._undo_misread_swap(shopper, sku, gained)
+                if booked is not None:
+                    lost[sku] -= 1
+                    gained[booked] -= 1
+            lost, gained = +lost, +gained
         for sku in sorted(gained.elements()):
             if self._back_in_view(shopper, sku):
                 gained[sku] -= 1
