@@ -135,10 +135,11 @@ class EngineConfig:
     # a slot that refuses it, the pick was a misread (one held item read as two, say), not charged.
     # 0 = only planogram mismatches are doubtful.
     misread_pick_confidence: float = 0.5
-    # A doubtful pick of X from a slot whose planogram holds Y, then, back at that same slot, X "leaves
-    # the hand" (the slot refuses it: not on top) while Y is read in the hand: one item, read as X
-    # first and as the slot's own Y now, not two. Within this many frames of the pick (beyond
-    # `shelf_view_frames`, where any refusing slot undoes it) the X pick is undone. 0 = off.
+    # A doubtful pick of X from a slot whose planogram holds Y, then X gone from the hand while Y is
+    # read in it: one item, read as X first and as the slot's own Y now, not two. Within this many
+    # frames of the pick the X pick is undone when this happens back at that same slot (which refuses
+    # X: not on top; beyond `shelf_view_frames`, where any refusing slot undoes it) or away from any
+    # reach (Y is then booked at the pick's slot and frame). 0 = off.
     misread_swap_frames: int = 40
     # The most items two hands hold (one each): a visit's holdings beyond it drop a gain never read
     # beside an item kept through the visit (that item misread). 0 = no limit.
