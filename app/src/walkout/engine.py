@@ -1174,7 +1174,8 @@ class Engine:
         """Away from a reach, the hand once read as `sku` is now read as the planogram SKU of the slot a
         doubtful pick of `sku` came from, within `misread_swap_frames` of it (`gained` holds that SKU):
         one item, misread at first. The `sku` pick is undone and that SKU is booked at the pick's slot
-        and frame (flagged); returns the SKU booked, None when no such pick."""
+        and frame (flagged; `_pick` still refuses it if that slot showed another SKU on top); returns
+        that SKU, None when no such pick."""
         for index, event, pick_slot, age in self._recent_doubtful_picks(shopper, sku, self._frame):
             if age > self.config.misread_swap_frames or gained[pick_slot.sku] <= 0:
                 continue
