@@ -41,7 +41,7 @@ How it decides:
   shows up in the hand of a shopper whose box overlapped (swapped ids) goes with that hand, a pick
   the booked slot cannot have given moves to a nearby slot showing the SKU, a
   doubtful pick whose item soon "leaves the hand" at a slot that refuses it (or, later, at its own
-  slot while the hand is read with that slot's SKU) was a misread, a refused
+  slot or away from any reach while the hand is read with that slot's SKU) was a misread, a refused
   put-back whose item soon shows steadily on top of that slot, or of a slot beside it the hand went
   to that did not show it before, was put back there after all (flagged), an item
   first confirmed in the hand soon after a reach into its slot is that reach's pick, a track born
@@ -1392,7 +1392,8 @@ class Engine:
 
         Close to a slot it is a reach that stopped short of the slot center (booked at its deepest point);
         elsewhere a loss is paired with a nearby gain of the same SKU by another shopper (a hand-over);
-        anything else (an item flickering out of view) changes no cart.
+        anything else (an item flickering out of view) changes no cart. First, a loss of a doubtful
+        pick's SKU beside a gain of its slot's planogram SKU is that pick misread (`_undo_misread_swap`).
         """
         lost, gained = old - new, new - old
         if self.config.misread_swap_frames:
