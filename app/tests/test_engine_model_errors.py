@@ -186,6 +186,68 @@ def test_a_shopper_striding_out_as_the_video_ends_gets_a_receipt(scene, layout):
     assert _feed(frames, _exit_layout(layout)).review_reasons() == {"1": []}
 
 
+def _feed_looking_at_the_doorway(frames, layout, doorway, config: EngineConfig | None = None) -> Engine:
+    engine = Engine(layout=layout, config=config)
+    for frame in frames:
+        engine.step(frame)
+    engine.finish(doorway=doorway)
+    return engine
+
+
+def _lost_at_the_border(scene, *, gone: int):
+    """A shopper walks slowly (1 px a frame) to the right border with a bread; the tracker loses the
+    body once its box touches the border (rows 208-232), and the video ends `gone` frames later."""
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A2")), 10).reach("A2", take=True)
+    shopper.walk((280.0, 220.0), 12).walk((309.0, 220.0), 29)
+    frames = _clipped_to_image(scene.frames())
+    lost = next(i for i, f in enumerate(frames) if f.shoppers and f.shoppers[0].box[2] >= 318.0)
+    return frames[: lost + 1] + [_with_shoppers(frames[lost + k], []) for k in range(1, gone + 1)]
+
+
+def test_the_last_frames_look_at_the_doorway_decides_who_walked_out(scene, layout):
+    # Lost at the border 2 frames before the end, walking 1 px a frame: by walking speed the rest of
+    # the body (14 px) is still in the doorway, so without a look no receipt is issued.
+    frames = _lost_at_the_border(scene, gone=2)
+    exit_layout = _exit_layout(layout)
+    assert _feed(frames, exit_layout).receipts_json() == {}
+    # The last frame shows nothing at the border: the body has gone (a receipt, flagged as the end's call)
+    engine = _feed_looking_at_the_doorway(frames, exit_layout, doorway=())
+    assert engine.receipts_json() == {"1": {"bread": 1}}
+    assert "the video ended 2 frame(s)" in engine.review_reasons()["1"][0]
+    # ... something at the border along the rows where the body was lost: still in the doorway
+    engine = _feed_looking_at_the_doorway(frames, exit_layout, doorway=((212, 226),))
+    assert engine.receipts_json() == {} and engine.carts() == {1: {"bread": 1}}
+    # ... something far along the border from there is not this shopper
+    assert _feed_looking_at_the_doorway(frames, exit_layout, doorway=((20, 40),)).receipts_json() == {
+        "1": {"bread": 1}
+    }
+    # off: the look is ignored
+    off = EngineConfig(end_doorway_frames=0)
+    assert _feed_looking_at_the_doorway(frames, exit_layout, doorway=(), config=off).receipts_json() == {}
+
+
+def test_a_receipt_issued_while_the_body_is_still_in_the_doorway_at_the_end_is_taken_back(scene, layout):
+    # Fast out (9 px a frame): the exit is confirmed `exit_confirm_frames` after the tracker lost the
+    # body, and the video ends a frame later, with the rest of the body still lingering in the doorway.
+    frames = _walk_out(scene, frames_to_border=3)
+    exit_layout = _exit_layout(layout)
+    assert _feed(frames, exit_layout).receipts_json() == {"1": {"bread": 1}}
+    engine = _feed_looking_at_the_doorway(frames, exit_layout, doorway=((214, 230),))
+    assert engine.receipts_json() == {} and engine.carts() == {1: {"bread": 1}}
+    # Someone tracked at the border in the last frame over those rows explains what is seen there.
+    last = frames[-1]
+    other = dataclasses.replace(frames[-7].shoppers[0], track_id=2, box=(300.0, 206.0, 320.0, 236.0))
+    with_other = [*frames[:-1], _with_shoppers(last, [*last.shoppers, other])]
+    engine = _feed_looking_at_the_doorway(with_other, exit_layout, doorway=((214, 230),))
+    assert engine.receipts_json() == {"1": {"bread": 1}}
+    # A body lost longer ago than `end_doorway_frames` is not the one in the doorway.
+    short = EngineConfig(end_doorway_frames=5)
+    assert _feed_looking_at_the_doorway(
+        frames, exit_layout, doorway=((214, 230),), config=short
+    ).receipts_json() == {"1": {"bread": 1}}
+
+
 def test_an_exit_confirmed_on_the_videos_last_frame_is_flagged(scene, layout):
     # The video ends exactly `exit_confirm_frames` after the tracker lost the shopper at the exit: the
     # receipt is confirmed on the last frame itself, with nothing after it that could show the shopper

@@ -47,7 +47,10 @@ How it decides:
   first confirmed in the hand soon after a reach into its slot is that reach's pick, a track born
   inside the store that walks out is the shopper lost beside it (inside the store, or at the exit's
   image border away from the exit: that receipt is amended), and a receipt at the video's end needs
-  the shopper to have crossed the exit border at their walking speed.
+  the shopper to have crossed the exit border at their walking speed, or, where the pipeline looked
+  at the exit border in the last frame (`walkout.doorway`), that border to show nothing where the
+  shopper was lost; something still shown there, that no tracked body explains, keeps the shopper in
+  the doorway and takes back a receipt issued in the last `end_doorway_frames`.
 - Review: what the engine cannot decide cleanly is still decided (best guess) but flagged with a
   reason; a receipt with a flagged event is flagged too (the review rate is a QC metric), and so is a
   receipt with items that the video's end decided (`review_end_of_video_exits`), and a put-back
@@ -59,7 +62,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from walkout.errors import ConfigError
@@ -113,6 +116,13 @@ class EngineConfig:
     # the way out) has walked out: a detector that follows a body down to a sliver still boxes one the
     # simulator has stopped annotating (under 5% in view). 0 = off (ground-truth boxes: oracle mode).
     end_sliver_px: float = 0.0
+    # At the video's end, with a look at the exit's border in the last frame (`finish(doorway=...)`,
+    # `walkout.doorway`): a shopper lost at the exit up to this many frames before the end whose
+    # stretch of the border still shows something nobody tracked there explains is in the doorway
+    # (no receipt, and one issued in those frames is taken back), and one lost at the border where it
+    # shows nothing has walked out. 0 = off (no look: the walking-speed estimate decides).
+    end_doorway_frames: int = 30
+    end_doorway_margin_px: float = 6.0  # how far along the border a body may move after it was lost
     # A receipt the video's end decides (the shopper was lost at the exit at most
     # `exit_confirm_frames` before it, or is a sliver in its last frame) rests on where a body was
     # in the last few frames, not on a confirmed exit: with items on it, a person should look.
@@ -177,6 +187,8 @@ class EngineConfig:
             "lost_sliver_px": self.lost_sliver_px >= 0.0,
             "min_exit_speed_px": self.min_exit_speed_px > 0.0,
             "end_sliver_px": self.end_sliver_px >= 0.0,
+            "end_doorway_frames": self.end_doorway_frames >= 0,
+            "end_doorway_margin_px": self.end_doorway_margin_px >= 0.0,
             "handover_window_frames": self.handover_window_frames >= 0,
             "handover_distance_px": self.handover_distance_px >= 0.0,
             "handover_min_frames": self.handover_min_frames >= 0,
@@ -394,11 +406,22 @@ class Engine:
         self._check_exits(set(present))
         return self.events[before:]
 
-    def finish(self) -> None:
-        """End of video: resolve open reaches; shoppers gone from the exit zone get their receipts."""
+    def finish(self, doorway: Sequence[tuple[int, int]] | None = None) -> None:
+        """End of video: resolve open reaches; shoppers gone from the exit zone get their receipts.
+
+        doorway: where the last frame shows something at the exit's image border (`walkout.doorway`
+        spans: (first, last) pixel along the border, inclusive); None: nobody looked (oracle mode,
+        whose ground-truth boxes follow a body until it is gone). See `end_doorway_frames`.
+        """
         review = self.config.review_end_of_video_exits
+        in_doorway, looked = self._in_the_doorway(doorway)
         for shopper in self._shoppers.values():
             if shopper.left:
+                if shopper.shopper_id in in_doorway:
+                    # Exit confirmed, but the body is still in the doorway as the video ends: not out yet.
+                    self.receipts = [r for r in self.receipts if r.shopper_id != shopper.shopper_id]
+                    shopper.left = False
+                    continue
                 # An exit confirmed on the last frame itself is as much the video end's call as those
                 # below: nothing after it could show the shopper still in the doorway.
                 receipt = next((r for r in self.receipts if r.shopper_id == shopper.shopper_id), None)
@@ -409,10 +432,65 @@ class Engine:
                     receipt.review.append(reason)
                 continue
             self._resolve_open_visit(shopper)
-            if self._left_before_the_end(shopper):
+            if shopper.shopper_id in in_doorway:
+                continue
+            if self._left_before_the_end(shopper) or shopper.shopper_id in looked:
                 if review and any(q > 0 for q in shopper.cart.values()):
                     shopper.review_reasons.append(self._end_of_video_reason(shopper))
                 self._issue_receipt(self._exit_takeover(shopper))
+
+    def _in_the_doorway(self, doorway: Sequence[tuple[int, int]] | None) -> tuple[set[int], set[int]]:
+        """Shoppers the last frame's look at the exit border shows still in the doorway, and those it
+        shows gone: (ids in the doorway, ids lost at the border where it shows nothing).
+
+        Candidates were lost in the exit zone or at its border 1 to `end_doorway_frames` frames before
+        the end, with a receipt of their own (an exit confirmed) or none yet. A span some shopper seen
+        in the last frame at the border covers is theirs; any other span goes to the candidate lost
+        most recently whose last box's stretch of the border (grown by `end_doorway_margin_px`)
+        overlaps it. Shown gone: a candidate with no receipt yet whose last box touched the border
+        and whose stretch no span overlaps.
+        """
+        side, frames = self.layout.exit_side, self.config.end_doorway_frames
+        if doorway is None or side is None or frames <= 0:
+            return set(), set()
+        margin = self.config.end_doorway_margin_px
+        along = (1, 3) if side in ("left", "right") else (0, 2)
+
+        def overlaps(box: tuple[float, float, float, float], span: tuple[int, int], grow: float) -> bool:
+            return box[along[0]] - grow <= span[1] + 1 and box[along[1]] + grow >= span[0]
+
+        border = self.config.exit_border_px
+        seen = [
+            s.last_box
+            for s in self._shoppers.values()
+            if not s.left
+            and s.last_frame == self._frame
+            and self.layout.at_exit_border(s.last_box, border_px=border)
+        ]
+        receipted = {receipt.shopper_id for receipt in self.receipts}
+        candidates = [
+            s
+            for s in self._shoppers.values()
+            if 1 <= self._frame - s.last_frame <= frames
+            and self._in_exit(s.last_box)
+            and (not s.left or s.shopper_id in receipted)
+        ]
+        in_doorway: set[int] = set()
+        for span in doorway:
+            if any(overlaps(box, span, 0.0) for box in seen):
+                continue
+            near = [s for s in candidates if overlaps(s.last_box, span, margin)]
+            if near:
+                in_doorway.add(max(near, key=lambda s: s.last_frame).shopper_id)
+        gone = {
+            s.shopper_id
+            for s in candidates
+            if not s.left
+            and s.shopper_id not in in_doorway
+            and self.layout.at_exit_border(s.last_box, border_px=border)
+            and not any(overlaps(s.last_box, span, margin) for span in doorway)
+        }
+        return in_doorway, gone
 
     def _end_of_video_reason(self, shopper: _Shopper) -> str:
         gone = self._frame - shopper.last_frame

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from walkout.engine import Engine, EngineConfig
 from walkout.groundtruth import VideoGroundTruth, load_video_ground_truth
@@ -17,16 +17,24 @@ from walkout.results import VideoResult
 
 
 def run_engine(
-    frames: Iterable[FrameObservation], *, layout: StoreLayout, video: str, config: EngineConfig | None = None
+    frames: Iterable[FrameObservation],
+    *,
+    layout: StoreLayout,
+    video: str,
+    config: EngineConfig | None = None,
+    doorway: Sequence[tuple[int, int]] | None = None,
 ) -> VideoResult:
-    """Feed `frames` (in order) through a fresh engine and collect its decisions."""
+    """Feed `frames` (in order) through a fresh engine and collect its decisions.
+
+    doorway: the last frame's look at the exit border (`walkout.doorway.watch_video`), for `finish`.
+    """
     start = time.perf_counter()
     engine = Engine(layout=layout, config=config)
     count = 0
     for frame in frames:
         engine.step(frame)
         count += 1
-    engine.finish()
+    engine.finish(doorway=doorway)
     seconds = time.perf_counter() - start
     return VideoResult(
         video=video,

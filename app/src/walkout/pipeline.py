@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from walkout.doorway import DoorwayWatcher
 from walkout.drawing import add_cart_panel, draw_observation
 from walkout.engine import Engine, EngineConfig
 from walkout.errors import RefsError, VideoError
@@ -206,6 +207,7 @@ class System:
             layout_path if layout_path is not None else video_path.parent / "layout.yaml", fps=fps
         )
         engine = Engine(layout=layout, config=self.engine_config)
+        doorway = DoorwayWatcher(layout.exit_side if self.engine_config.end_doorway_frames > 0 else None)
         tracker = self.tracker_factory()
         timings = dict.fromkeys(STAGES, 0.0)
         writer = None
@@ -218,6 +220,7 @@ class System:
             for frame_number, image in iterate_frames(video_path, layout=layout, expected_frames=length):
                 timings["decode"] += time.perf_counter() - decode_start
                 observation = self.observe(frame_number, image, tracker, timings, recorder)
+                doorway.add(frame_number, image)
                 engine_start = time.perf_counter()
                 events = engine.step(observation)
                 timings["engine"] += time.perf_counter() - engine_start
@@ -242,7 +245,7 @@ class System:
             bar.close()
             if writer is not None:
                 writer.release()
-        engine.finish()
+        engine.finish(doorway=doorway.spans())
         return VideoResult(
             video=video_path.parent.name,
             events=[event.to_dict() for event in engine.events],

@@ -23,6 +23,9 @@ of that attribution: it is how a tracker change is tried without re-running dete
 re-tracked box reuses the keypoints of the recorded box it overlaps most, IoU >= 0.5, else none).
 Its own wrong receipts are listed apart (`retracked_wrong_receipts`), and the tracker it re-ran is
 named (`retracked_with`), which `walkout compare` shows for that variant.
+Variants with the models' shoppers look at the exit border in the video's last frame, as QC did
+(`walkout.doorway`: the video file must be beside its ground truth); `true_shoppers` and `oracle` do
+not, as QC's oracle mode does not.
 A whole receipt issued to, or withheld from, a shopper boxed at the exit's border in the video's last
 frames is also marked `at_video_end` (`walkout.evaluate.doorway_at_end`, the same definition QC
 reports use): the video ended while they walked out.
@@ -53,6 +56,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
+from walkout.doorway import watch_video
 from walkout.engine import EngineConfig
 from walkout.errors import ConfigError, GroundTruthError, WalkoutError
 from walkout.evaluate import (
@@ -86,6 +90,9 @@ VARIANTS: dict[str, str] = {
     "oracle": "everything",
     "retracked": "nothing; the tracker re-run on recorded detections",
 }
+# Their boxes follow a body until the simulator counts it gone, so, like QC's oracle mode, they do not
+# look at the exit border in the last frame (`walkout.doorway`); the other variants do, as QC did.
+GROUND_TRUTH_SHOPPERS = frozenset({"true_shoppers", "oracle"})
 DEFAULT_VARIANTS = ("models", "true_products", "true_identities", "true_wrists", "true_shoppers", "oracle")
 # Which stage a wrong receipt is charged to: the first variant (in this order) that makes it right.
 ATTRIBUTION = (
@@ -353,6 +360,12 @@ def replay_video(task: ReplayTask) -> ReplayVideo:
         outcome.meta = recording.meta
         if recording.video != truth.name:
             raise ReplayError(f"{task.recording.name} records video {recording.video!r}, not {truth.name!r}")
+        # QC looked at the exit border in the video's last frame: so does the replay, from the same
+        # video, in every variant whose shoppers come from the models
+        looks = task.engine_config.end_doorway_frames > 0 and any(
+            v not in GROUND_TRUTH_SHOPPERS for v in task.variants
+        )
+        doorway = watch_video(task.truth_dir, truth.layout) if looks else None
         for variant in task.variants:
             if variant == "retracked":
                 if task.tracking_weights is None:
@@ -377,7 +390,13 @@ def replay_video(task: ReplayTask) -> ReplayVideo:
                 )
             else:
                 frames = variant_frames(variant, recording, truth)
-            result = run_engine(frames, layout=truth.layout, video=truth.name, config=task.engine_config)
+            result = run_engine(
+                frames,
+                layout=truth.layout,
+                video=truth.name,
+                config=task.engine_config,
+                doorway=None if variant in GROUND_TRUTH_SHOPPERS else doorway,
+            )
             outcome.results[variant] = result
             outcome.scores[variant] = score_video(result, truth)
     except WalkoutError as error:
