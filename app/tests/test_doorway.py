@@ -45,7 +45,8 @@ def test_a_sliver_of_a_body_is_found_under_a_brightness_drift_and_noise_is_not()
     config = DoorwayConfig()
     last = _floor(rng, gain=1.1)  # the light drifted 10% brighter
     assert occupied_spans(last, background, config) == ()
-    last[150:175, 1:] = (60.0, 80.0, 200.0)  # 2 px of a body at the border, 25 rows
+    last[150:175] = (60.0, 80.0, 200.0)  # 3 px of a body at the border, 25 rows: in view
+    last[60:90, 1:] = (60.0, 80.0, 200.0)  # a 2-px sliver: the simulator counts such a body gone
     last[30, :] = 0.0  # one dark row (too short a run to be a body)
     assert occupied_spans(last, background, config) == ((150, 174),)
     assert occupied_spans(last, [], config) == ()

@@ -222,6 +222,15 @@ def test_the_last_frames_look_at_the_doorway_decides_who_walked_out(scene, layou
     assert _feed_looking_at_the_doorway(frames, exit_layout, doorway=((20, 40),)).receipts_json() == {
         "1": {"bread": 1}
     }
+    # ... something there, but a body tracked at the border in the last frame covers it: someone else
+    # (a second shopper standing in the doorway just above, all along)
+    other = dataclasses.replace(frames[-3].shoppers[0], track_id=2, box=(300.0, 180.0, 320.0, 206.0))
+    with_other = [_with_shoppers(f, [*f.shoppers, other]) for f in frames]
+    assert _feed_looking_at_the_doorway(with_other, exit_layout, doorway=((200, 212),)).receipts_json() == {
+        "1": {"bread": 1}
+    }
+    # without the second shopper that span is the first one's body, still in the doorway
+    assert _feed_looking_at_the_doorway(frames, exit_layout, doorway=((200, 212),)).receipts_json() == {}
     # off: the look is ignored
     off = EngineConfig(end_doorway_frames=0)
     assert _feed_looking_at_the_doorway(frames, exit_layout, doorway=(), config=off).receipts_json() == {}

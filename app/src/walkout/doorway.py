@@ -31,21 +31,24 @@ Span = tuple[int, int]
 class DoorwayConfig:
     """How the last frame's border strip is compared with its background.
 
-    strip_px: how many pixels in from the border are looked at (a body under 5% in view, which the
-    simulator no longer counts, is 1-2 px wide there). sample_every: every this many frames the
-    strip is kept for the background (40 samples in a 600-frame video). min_difference: the mean over
-    the strip's width of the largest per-channel difference, in 0-255 levels, that counts as a body
-    (camera noise sigma is 3; a body against the floor differs by 30-170). min_run_px: so many
-    positions in a row must differ (JPEG ringing and noise give single pixels).
+    depth_px: the look is at the pixel this far in from the border (1: the border's own pixel). A
+    body the simulator no longer counts (under 5% in view) still leaves a sliver 1-2 px wide there;
+    looking 3 px in, a body counts only with at least 3 px of it in view.
+    sample_every: every this many frames the strip is kept for the background (40 samples in a
+    600-frame video).
+    min_difference: the largest per-channel difference from the background at that pixel, in 0-255
+    levels, that counts as a body (camera noise sigma is 3; a body against the floor differs by
+    30-170).
+    min_run_px: so many positions in a row must differ (JPEG ringing and noise give single pixels).
     """
 
-    strip_px: int = 3
+    depth_px: int = 3
     sample_every: int = 15
     min_difference: float = 20.0
     min_run_px: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("strip_px", "sample_every", "min_run_px"):
+        for name in ("depth_px", "sample_every", "min_run_px"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DoorwayConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.min_difference <= 0:
@@ -81,7 +84,8 @@ def occupied_spans(last: np.ndarray, background: list[np.ndarray], config: Doorw
     reference = np.median(np.stack(background), axis=0)
     level = np.median(reference.reshape(-1, 3), axis=0)
     gain = np.median(last.reshape(-1, 3), axis=0) / np.maximum(level, 1.0)
-    difference = np.abs(last - reference * gain).max(axis=2).mean(axis=1)  # [L]
+    # the strip's pixel farthest from the border: a sliver narrower than the strip is not a body in view
+    difference = np.abs(last[:, 0] - reference[:, 0] * gain).max(axis=1)  # [L]
     hot = np.concatenate([difference > config.min_difference, [False]])
     spans: list[Span] = []
     start = None
@@ -115,10 +119,10 @@ class DoorwayWatcher:
             return
         strip = None
         if self.wants(frame_number):
-            strip = border_strip(image, self.side, self.config.strip_px)
+            strip = border_strip(image, self.side, self.config.depth_px)
             self._background.append(strip)
         if last:
-            self._last = strip if strip is not None else border_strip(image, self.side, self.config.strip_px)
+            self._last = strip if strip is not None else border_strip(image, self.side, self.config.depth_px)
 
     def spans(self) -> tuple[Span, ...] | None:
         """Occupied spans along the border in the last frame added; None when there is no exit border

@@ -448,7 +448,8 @@ class Engine:
         in the last frame at the border covers is theirs; any other span goes to the candidate lost
         most recently whose last box's stretch of the border (grown by `end_doorway_margin_px`)
         overlaps it. Shown gone: a candidate with no receipt yet whose last box touched the border
-        and whose stretch no span overlaps.
+        and whose stretch no such unexplained span overlaps (a body tracked there in the last frame
+        is someone else).
         """
         side, frames = self.layout.exit_side, self.config.end_doorway_frames
         if doorway is None or side is None or frames <= 0:
@@ -475,10 +476,9 @@ class Engine:
             and self._in_exit(s.last_box)
             and (not s.left or s.shopper_id in receipted)
         ]
+        unexplained = [span for span in doorway if not any(overlaps(box, span, 0.0) for box in seen)]
         in_doorway: set[int] = set()
-        for span in doorway:
-            if any(overlaps(box, span, 0.0) for box in seen):
-                continue
+        for span in unexplained:
             near = [s for s in candidates if overlaps(s.last_box, span, margin)]
             if near:
                 in_doorway.add(max(near, key=lambda s: s.last_frame).shopper_id)
@@ -488,7 +488,7 @@ class Engine:
             if not s.left
             and s.shopper_id not in in_doorway
             and self.layout.at_exit_border(s.last_box, border_px=border)
-            and not any(overlaps(s.last_box, span, margin) for span in doorway)
+            and not any(overlaps(s.last_box, span, margin) for span in unexplained)
         }
         return in_doorway, gone
 
