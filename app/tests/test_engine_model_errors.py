@@ -222,15 +222,15 @@ def test_the_last_frames_look_at_the_doorway_decides_who_walked_out(scene, layou
     assert _feed_looking_at_the_doorway(frames, exit_layout, doorway=((20, 40),)).receipts_json() == {
         "1": {"bread": 1}
     }
-    # ... something there, but a body tracked at the border in the last frame covers it: someone else
-    # (a second shopper standing in the doorway just above, all along)
+    # ... something there, all of it within the box of a second shopper standing tracked in the
+    # doorway all along: that is the second shopper's body, and the first has gone
     other = dataclasses.replace(frames[-3].shoppers[0], track_id=2, box=(300.0, 180.0, 320.0, 206.0))
     with_other = [_with_shoppers(f, [*f.shoppers, other]) for f in frames]
-    assert _feed_looking_at_the_doorway(with_other, exit_layout, doorway=((200, 212),)).receipts_json() == {
+    assert _feed_looking_at_the_doorway(with_other, exit_layout, doorway=((190, 204),)).receipts_json() == {
         "1": {"bread": 1}
     }
-    # without the second shopper that span is the first one's body, still in the doorway
-    assert _feed_looking_at_the_doorway(frames, exit_layout, doorway=((200, 212),)).receipts_json() == {}
+    # ... reaching past that box into the first one's rows (206-212): the first is still there too
+    assert _feed_looking_at_the_doorway(with_other, exit_layout, doorway=((190, 212),)).receipts_json() == {}
     # off: the look is ignored
     off = EngineConfig(end_doorway_frames=0)
     assert _feed_looking_at_the_doorway(frames, exit_layout, doorway=(), config=off).receipts_json() == {}
@@ -250,6 +250,9 @@ def test_a_receipt_issued_while_the_body_is_still_in_the_doorway_at_the_end_is_t
     with_other = [*frames[:-1], _with_shoppers(last, [*last.shoppers, other])]
     engine = _feed_looking_at_the_doorway(with_other, exit_layout, doorway=((214, 230),))
     assert engine.receipts_json() == {"1": {"bread": 1}}
+    # ... but only the part its box covers: rows 200-205 are still the first shopper's body
+    engine = _feed_looking_at_the_doorway(with_other, exit_layout, doorway=((200, 230),))
+    assert engine.receipts_json() == {}
     # A body lost longer ago than `end_doorway_frames` is not the one in the doorway.
     short = EngineConfig(end_doorway_frames=5)
     assert _feed_looking_at_the_doorway(

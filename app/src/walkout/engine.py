@@ -348,6 +348,27 @@ def estimate_holdings(
     return result
 
 
+def _uncovered(
+    spans: Sequence[tuple[int, int]], covers: Sequence[tuple[float, float]]
+) -> list[tuple[int, int]]:
+    """The parts of `spans` (pixel positions (first, last), inclusive) outside every `covers` interval
+    (box edges (low, high) in pixels: pixel p, from p to p + 1, is covered when it overlaps them)."""
+    pieces = list(spans)
+    for low, high in covers:
+        first_covered, last_covered = math.floor(low), math.ceil(high) - 1
+        cut: list[tuple[int, int]] = []
+        for first, last in pieces:
+            if last < first_covered or first > last_covered:
+                cut.append((first, last))
+                continue
+            if first < first_covered:
+                cut.append((first, first_covered - 1))
+            if last > last_covered:
+                cut.append((last_covered + 1, last))
+        pieces = [(first, last) for first, last in cut if first <= last]
+    return pieces
+
+
 def _distance(a: Point, b: Point) -> float:
     return math.hypot(a[0] - b[0], a[1] - b[1])
 
@@ -444,12 +465,11 @@ class Engine:
         shows gone: (ids in the doorway, ids lost at the border where it shows nothing).
 
         Candidates were lost in the exit zone or at its border 1 to `end_doorway_frames` frames before
-        the end, with a receipt of their own (an exit confirmed) or none yet. A span some shopper seen
-        in the last frame at the border covers is theirs; any other span goes to the candidate lost
-        most recently whose last box's stretch of the border (grown by `end_doorway_margin_px`)
-        overlaps it. Shown gone: a candidate with no receipt yet whose last box touched the border
-        and whose stretch no such unexplained span overlaps (a body tracked there in the last frame
-        is someone else).
+        the end, with a receipt of their own (an exit confirmed) or none yet. The part of a span that
+        the box of a shopper seen at the border in the last frame covers is theirs; each part left
+        goes to the candidate lost most recently whose last box's stretch of the border (grown by
+        `end_doorway_margin_px`) overlaps it. Shown gone: a candidate with no receipt yet whose last
+        box touched the border and whose stretch no part left overlaps.
         """
         side, frames = self.layout.exit_side, self.config.end_doorway_frames
         if doorway is None or side is None or frames <= 0:
@@ -476,10 +496,10 @@ class Engine:
             and self._in_exit(s.last_box)
             and (not s.left or s.shopper_id in receipted)
         ]
-        unexplained = [span for span in doorway if not any(overlaps(box, span, 0.0) for box in seen)]
+        pieces = _uncovered(doorway, [(box[along[0]], box[along[1]]) for box in seen])
         in_doorway: set[int] = set()
-        for span in unexplained:
-            near = [s for s in candidates if overlaps(s.last_box, span, margin)]
+        for piece in pieces:
+            near = [s for s in candidates if overlaps(s.last_box, piece, margin)]
             if near:
                 in_doorway.add(max(near, key=lambda s: s.last_frame).shopper_id)
         gone = {
@@ -488,7 +508,7 @@ class Engine:
             if not s.left
             and s.shopper_id not in in_doorway
             and self.layout.at_exit_border(s.last_box, border_px=border)
-            and not any(overlaps(s.last_box, span, margin) for span in unexplained)
+            and not any(overlaps(s.last_box, piece, margin) for piece in pieces)
         }
         return in_doorway, gone
 
