@@ -17,12 +17,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from walkout.errors import VideoError
 from walkout.layout import StoreLayout
-from walkout.video import expected_frame_count, resolve_video
+from walkout.video import check_decoded, expected_frame_count, open_capture, resolve_video
 
 Span = tuple[int, int]
 
@@ -145,12 +143,7 @@ def watch_video(
         return None
     video_path = resolve_video(path)
     count = expected_frame_count(video_path)
-    capture = cv2.VideoCapture(str(video_path))
-    if not capture.isOpened():
-        capture.release()
-        raise VideoError(
-            f"cannot open video {video_path}: not a readable video file (corrupt or wrong format?)"
-        )
+    capture = open_capture(video_path)
     try:
         frame_number = 0
         while capture.grab():
@@ -164,11 +157,5 @@ def watch_video(
                 watcher.add(frame_number, image, last=may_be_last)
     finally:
         capture.release()
-    if frame_number == 0:
-        raise VideoError(f"video {video_path} has no readable frames (corrupt or empty file)")
-    if count is not None and frame_number < count:
-        raise VideoError(
-            f"video {video_path} is truncated: decoded {frame_number} frames, expected {count} "
-            "(re-export or re-copy the file)"
-        )
+    check_decoded(video_path, frame_number, count)
     return watcher.spans()

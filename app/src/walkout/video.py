@@ -78,12 +78,7 @@ def iterate_frames(
     """
     video_path = resolve_video(path)
     expected = expected_frames if expected_frames is not None else expected_frame_count(video_path)
-    capture = cv2.VideoCapture(str(video_path))
-    if not capture.isOpened():
-        capture.release()
-        raise VideoError(
-            f"cannot open video {video_path}: not a readable video file (corrupt or wrong format?)"
-        )
+    capture = open_capture(video_path)
     count = 0
     try:
         if layout is not None:
@@ -96,6 +91,23 @@ def iterate_frames(
             yield count, image
     finally:
         capture.release()
+    check_decoded(video_path, count, expected)
+
+
+def open_capture(video_path: Path) -> cv2.VideoCapture:
+    """An opened capture of `video_path` (VideoError when it cannot be opened)."""
+    capture = cv2.VideoCapture(str(video_path))
+    if not capture.isOpened():
+        capture.release()
+        raise VideoError(
+            f"cannot open video {video_path}: not a readable video file (corrupt or wrong format?)"
+        )
+    return capture
+
+
+def check_decoded(video_path: Path, count: int, expected: int | None) -> None:
+    """VideoError when `count` frames decoded are none, or fewer than `expected` (a truncated video
+    must not pass as a short one)."""
     if count == 0:
         raise VideoError(f"video {video_path} has no readable frames (corrupt or empty file)")
     if expected is not None and count < expected:
