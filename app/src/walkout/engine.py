@@ -141,14 +141,15 @@ class EngineConfig:
     relink_blame_frames: int = 15  # an item appearing in a hand this soon after a re-link was a missed pick
     late_pick_frames: int = 40  # an item first confirmed in hand this soon after a reach into its slot
     # A pick read from hands that disagreed (confidence below this) is doubtful, as one of a SKU the
-    # slot's planogram does not hold: when that item "leaves the hand" within `shelf_view_frames` at
-    # a slot that refuses it, the pick was a misread (one held item read as two, say), not charged.
-    # 0 = only planogram mismatches are doubtful.
+    # slot's planogram does not hold: when that item "leaves the hand" at a slot that refuses it within
+    # `misread_refused_frames` (at least `shelf_view_frames`), the pick was a misread (one held item
+    # read as two, say), not charged. 0 = only planogram mismatches are doubtful.
     misread_pick_confidence: float = 0.5
+    misread_refused_frames: int = 30
     # A doubtful pick of X from a slot whose planogram holds Y, then X gone from the hand while Y is
     # read in it: one item, read as X first and as the slot's own Y now, not two. Within this many
     # frames of the pick the X pick is undone when this happens back at that same slot (which refuses
-    # X: not on top; beyond `shelf_view_frames`, where any refusing slot undoes it) or away from any
+    # X: not on top; beyond `misread_refused_frames`, where any refusing slot undoes it) or away from any
     # reach (Y is then booked at the pick's slot and frame). 0 = off.
     misread_swap_frames: int = 40
     # The most items two hands hold (one each): a visit's holdings beyond it drop a gain never read
@@ -198,6 +199,7 @@ class EngineConfig:
             "relink_blame_frames": self.relink_blame_frames >= 0,
             "late_pick_frames": self.late_pick_frames >= 0,
             "misread_pick_confidence": 0.0 <= self.misread_pick_confidence <= 1.0,
+            "misread_refused_frames": self.misread_refused_frames >= 0,
             "misread_swap_frames": self.misread_swap_frames >= 0,
             "max_items_held": self.max_items_held >= 0,
             "takeover_frames": self.takeover_frames >= 0,
@@ -1244,13 +1246,14 @@ class Engine:
     def _undo_misread_pick(
         self, shopper: _Shopper, sku: str, frame: int, slot: Slot, gained: Counter | None = None
     ) -> bool:
-        """`sku` "left the hand" at `slot`, which refuses it, within `shelf_view_frames` of a doubtful
+        """`sku` "left the hand" at `slot`, which refuses it, within `misread_refused_frames` of a doubtful
         pick of it (a SKU the pick slot's planogram does not hold, or read from hands that disagreed:
         `misread_pick_confidence`): the hands were misread, it was never taken. So too within
         `misread_swap_frames` when `slot` is the pick's own slot and the same visit `gained` that
         slot's planogram SKU (the one item, read right now). The pick is revised to rejected_pick
         and its slot gets back the item the pick took off its believed stack; True when undone."""
-        soon, swap = self.config.shelf_view_frames, self.config.misread_swap_frames
+        soon = max(self.config.shelf_view_frames, self.config.misread_refused_frames)
+        swap = self.config.misread_swap_frames
         for index, _, pick_slot, age in self._recent_doubtful_picks(shopper, sku, frame):
             read_as_its_own = (
                 age <= swap and pick_slot.key == slot.key and gained is not None and gained[pick_slot.sku] > 0
@@ -1294,7 +1297,9 @@ class Engine:
         """The shopper's doubtful picks of `sku` still open to revision, newest first: (index into
         `_doubtful_picks`, pick event, its slot, frames from the pick to `frame`); older ones are
         forgotten."""
-        horizon = frame - max(self.config.shelf_view_frames, self.config.misread_swap_frames)
+        horizon = frame - max(
+            self.config.shelf_view_frames, self.config.misread_refused_frames, self.config.misread_swap_frames
+        )
         self._doubtful_picks = [d for d in self._doubtful_picks if d[0].frame >= horizon]
         for index in range(len(self._doubtful_picks) - 1, -1, -1):
             event, pick_slot, _ = self._doubtful_picks[index]
