@@ -1579,16 +1579,31 @@ class Engine:
         believed to show `sku` on top and seen showing it (or hidden) just before; it is used up.
 
         A visit whose hands were read to have gained `sku` is passed over: its item was booked, and
-        a second unit read later is more likely a double detection than a second missed pick.
+        a second unit read later is more likely a double detection than a second missed pick. So is
+        a reach into a slot that has given the shopper a booked `sku` since (a later visit's pick):
+        the item read now is that one, lost from view and read again.
         """
         for resolved, reach, slot in self._recent_reaches_showing(shopper, sku):
             if slot.key == exclude.key or shopper.visit_gains.get(resolved, Counter())[sku] > 0:
+                continue
+            if self._picked_since(shopper, slot, sku, reach.peak_frame):
                 continue
             if self._shelf_top_before(slot, reach.peak_frame, sku) not in (sku, None):
                 continue
             shopper.past_reaches.remove((resolved, reach))
             return reach
         return None
+
+    def _picked_since(self, shopper: _Shopper, slot: Slot, sku: str, frame: int) -> bool:
+        """Whether a pick of `sku` from `slot` is booked to the shopper at `frame` or later."""
+        return any(
+            event.type == "pick"
+            and event.shopper_id == shopper.shopper_id
+            and event.sku == sku
+            and (event.shelf, event.slot) == slot.key
+            and event.frame >= frame
+            for event in self.events
+        )
 
     def _settle_unpartnered_gains(self) -> None:
         """An item that showed up in a shopper's hands away from the shelves right after the shopper's
