@@ -689,7 +689,7 @@ def test_an_item_misread_in_the_hand_until_a_later_reach_that_refuses_it_is_not_
     # As above, but the shopper stands 20 frames before reaching into A2, the "cheese" read in the hand
     # all that while (one frame read right): the refusing reach comes more than `shelf_view_frames`
     # after the doubtful pick, yet within `misread_refused_frames`. First-look seeds 2362 and 2363
-    # showed this 13 and 25 frames after the pick (without the rule: "still charged", a false charge).
+    # showed this 25 and 13 frames after the pick (without the rule: "still charged", a false charge).
     frames, pick = _take_an_apple_from_hidden_a1_then_reach_into_a2(scene, wait=20)
     a2_reach = pick["frame"] + 21
     misread = {f for f in range(pick["frame"] + 2, a2_reach + 4) if f != pick["frame"] + 5}
