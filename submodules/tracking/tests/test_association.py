@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from walkout_tracking.association import INFEASIBLE, cosine_distance, fused_cost, iou_cost, linear_assignment
+from walkout_tracking.association import (
+    INFEASIBLE,
+    cosine_distance,
+    fused_cost,
+    iou_cost,
+    linear_assignment,
+    saving_assignment,
+)
 
 
 def test_linear_assignment_golden_prefers_global_minimum():
@@ -52,3 +59,28 @@ def test_fused_cost_gates_and_reidentifies():
     assert cost[0, 1] == pytest.approx(0.525)
     # Overlaps but looks like someone else: gated out.
     assert cost[0, 2] == INFEASIBLE
+
+
+def test_saving_assignment_keeps_the_close_pair_rather_than_two_poorer_ones():
+    # Track 0 sits on detection 0 (cost 0.05); track 1, just back from hiding, could only take
+    # detection 0. Matching as many pairs as possible trades the boxes (0.27 + 0.20 = 0.47).
+    cost = np.array([[0.05, 0.27], [0.20, INFEASIBLE]])
+    assert linear_assignment(cost, max_cost=1.0)[0].tolist() == [[0, 1], [1, 0]]
+    matches, tracks, dets = saving_assignment(cost, cost_limit=0.4)
+    assert matches.tolist() == [[0, 0]]
+    assert tracks.tolist() == [1] and dets.tolist() == [1]
+    # A limit above the difference (0.47 - 0.05 = 0.42) buys the second match again.
+    assert saving_assignment(cost, cost_limit=0.5)[0].tolist() == [[0, 1], [1, 0]]
+
+
+def test_saving_assignment_never_matches_a_pair_at_or_above_the_limit():
+    cost = np.array([[0.3, 0.5], [0.45, 0.1]])
+    matches, tracks, dets = saving_assignment(cost, cost_limit=0.45)
+    assert sorted(map(tuple, matches.tolist())) == [(0, 0), (1, 1)]
+    matches, tracks, dets = saving_assignment(np.array([[0.5, 0.6]]), cost_limit=0.45)
+    assert matches.shape == (0, 2) and tracks.tolist() == [0] and dets.tolist() == [0, 1]
+
+
+def test_saving_assignment_empty_sides():
+    matches, tracks, dets = saving_assignment(np.zeros((2, 0)), cost_limit=0.5)
+    assert matches.shape == (0, 2) and tracks.tolist() == [0, 1] and dets.tolist() == []

@@ -134,6 +134,36 @@ def test_an_overlapping_person_who_looks_different_still_starts_a_track():
     assert sorted(out[:, 4].tolist()) == [1.0, 2.0]
 
 
+def test_a_track_just_seen_keeps_its_box_when_a_hidden_neighbour_comes_back():
+    # A stands still; B walks up behind A and is hidden for three frames (coasting onto A's spot),
+    # then a partial box of B shows beside A. B's old look no longer fits that box, A's does a
+    # little: matching as many pairs as possible gives A's box to B's track and the new box to A's.
+    def unit(degrees):
+        return np.array([np.cos(np.radians(degrees)), np.sin(np.radians(degrees))])
+
+    def ids_on_a(config):
+        tracker = Tracker(config=config)
+        ids = []
+        for frame in range(16):
+            box_a = [100.0, 50.0, 120.0, 110.0, 0.95]
+            dets, feats = [box_a], [unit(0)]
+            if frame < 8:
+                x = 84.0 + 2.0 * frame
+                dets.append([x, 50.0, x + 20.0, 110.0, 0.95])
+                feats.append(unit(50))
+            elif frame >= 11:
+                dets.append([110.0, 50.0, 130.0, 110.0, 0.6])
+                feats.append(unit(-30))
+            out = tracker.update(np.array(dets), embeddings=np.stack(feats))
+            if frame >= 11:
+                ids.append(_id_nearest(out, box_a))
+        return ids
+
+    base = dict(min_hits=1, high_score=0.5, new_track_score=0.5, appearance_weight=0.7)
+    assert set(ids_on_a(TrackerConfig(**base))) == {2.0}  # the swap, without the limit
+    assert set(ids_on_a(TrackerConfig(**base, cost_limit=0.4))) == {1.0}
+
+
 def _id_nearest(tracks: np.ndarray, box: list[float]) -> float:
     centres = (tracks[:, 0] + tracks[:, 2]) / 2
     return float(tracks[np.argmin(np.abs(centres - (box[0] + box[2]) / 2)), 4])

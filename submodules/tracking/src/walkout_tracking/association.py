@@ -42,6 +42,35 @@ def linear_assignment(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np
     return matches, unmatched_tracks, unmatched_dets
 
 
+def saving_assignment(cost: np.ndarray, cost_limit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One-to-one assignment maximising the total saving `cost_limit - cost` over matched pairs.
+
+    cost: float array [T, D] (tracks x detections); a pair costing `cost_limit` or more (gated-out
+    pairs included) is never matched. Unlike `linear_assignment`, which matches as many pairs as the
+    gate allows, leaving a track and a detection unmatched is worth `cost_limit` here: when the one
+    close pair (track A, detection a) can only be kept by leaving track B unmatched, A-a wins over the
+    two poor pairs A-b + B-a unless those together cost less than A-a plus `cost_limit` (ByteTrack's
+    `lapjv(..., cost_limit=...)`). That is the swap two tracks make when one of two people walking
+    past each other was hidden for a few frames: the hidden one's track grabs the other's box and
+    the other's track the leftover, rather than leaving the hidden one's track unmatched.
+    Returns (matches int array [K, 2] of (track, detection), unmatched track indices, unmatched
+    detection indices), each sorted ascending.
+    """
+    cost = np.asarray(cost, dtype=np.float64)
+    n_tracks, n_dets = cost.shape
+    if n_tracks == 0 or n_dets == 0:
+        return np.empty((0, 2), dtype=np.int64), np.arange(n_tracks), np.arange(n_dets)
+    saving = np.maximum(cost_limit - cost, 0.0)
+    rows, cols = linear_sum_assignment(saving, maximize=True)
+    keep = saving[rows, cols] > 0
+    order = np.argsort(rows[keep], kind="stable")
+    rows, cols = rows[keep][order], cols[keep][order]
+    matches = np.stack([rows, cols], axis=1).astype(np.int64).reshape(-1, 2)
+    unmatched_tracks = np.setdiff1d(np.arange(n_tracks), rows).astype(np.int64)
+    unmatched_dets = np.setdiff1d(np.arange(n_dets), cols).astype(np.int64)
+    return matches, unmatched_tracks, unmatched_dets
+
+
 def cosine_distance(track_features: np.ndarray, det_features: np.ndarray) -> np.ndarray:
     """Pairwise cosine distance 1 - cos(a, b) in [0, 2].
 

@@ -53,6 +53,13 @@ class TrackerConfig:
     # track (cosine distance <= `duplicate_birth_distance`) starts no track. 0 disables the check.
     duplicate_birth_distance: float = 0.0
     duplicate_birth_iou: float = 0.3
+    # The first pass's assignment. 0: match as many track-detection pairs as the gates allow (SORT).
+    # Above 0: maximise the total saving `cost_limit - cost` (ByteTrack's lapjv cost_limit), so a
+    # track just seen keeps its close detection rather than two tracks trading boxes for one more,
+    # poorer, match; a pair costing `cost_limit` or more is never matched. Costs are the fused
+    # cost (appearance; below 0.63 for any pair the production gates let through) or 1 - IoU
+    # (motion only). The low-score second pass (IoU alone) is not changed.
+    cost_limit: float = 0.0
 
     def __post_init__(self) -> None:
         section = "tracker"
@@ -73,6 +80,7 @@ class TrackerConfig:
             "appearance_weight",
             "embedding_momentum",
             "duplicate_birth_iou",
+            "cost_limit",
         ):
             _check_range(section, name, getattr(self, name), 0.0, 1.0)
         _check_range(section, "max_appearance_distance", self.max_appearance_distance, 0.0, 2.0)

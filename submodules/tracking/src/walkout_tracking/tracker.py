@@ -26,7 +26,13 @@ from typing import Protocol
 import numpy as np
 from filterpy.kalman import KalmanFilter
 
-from walkout_tracking.association import cosine_distance, fused_cost, iou_cost, linear_assignment
+from walkout_tracking.association import (
+    cosine_distance,
+    fused_cost,
+    iou_cost,
+    linear_assignment,
+    saving_assignment,
+)
 from walkout_tracking.boxes import iou_batch
 from walkout_tracking.config import TrackerConfig
 from walkout_tracking.errors import DetectionsError
@@ -192,7 +198,10 @@ class Tracker:
             )
         else:
             cost = iou_cost(iou_high, cfg.iou_threshold)
-        matches, unmatched_tracks, unmatched_high = linear_assignment(cost, max_cost=1.0)
+        if cfg.cost_limit > 0:
+            matches, unmatched_tracks, unmatched_high = saving_assignment(cost, cfg.cost_limit)
+        else:
+            matches, unmatched_tracks, unmatched_high = linear_assignment(cost, max_cost=1.0)
         matched_tracks = [self.tracks[i] for i in matches[:, 0]]
         matched_dets = list(high[matches[:, 1]])
 
