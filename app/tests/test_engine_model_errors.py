@@ -1008,3 +1008,31 @@ def test_a_held_item_first_misread_as_another_sku_is_not_charged_when_read_right
     assert engine.review_reasons()["1"]  # a guess: a person looks
     off = _feed(frames, layout, EngineConfig(misread_swap_frames=0))
     assert off.receipts_json() == {"1": {"apple": 1, "cheese": 1}}
+
+
+def test_a_holder_keeps_only_as_many_units_as_they_hold_when_a_neighbour_takes_another(scene, layout):
+    holder, neighbour = scene.actor(1), scene.actor(2)
+    holder.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    holder.walk((75.0, 65.0), 6).wait(30).walk(scene.EXIT, 14)
+    neighbour.walk((30.0, 210.0), 1).walk(near(scene.slot_center("A1")), 22).reach("A1", take=True)
+    neighbour.wait(16).walk(scene.EXIT, 14)
+    frames = scene.frames()
+    # From the neighbour's take on, the holder's free (left) wrist lies 3 px from the neighbour's new
+    # apple, as two shoppers standing shoulder to shoulder are seen from above.
+    take = next(e["frame"] for e in scene.events if e["shopper_id"] == 2)
+    touching = []
+    for frame in frames:
+        if take + 3 <= frame.frame <= take + 16:
+            theirs = next(s for s in frame.shoppers if s.track_id == 2).keypoints[6, :2]
+            shoppers = []
+            for s in frame.shoppers:
+                points = s.keypoints.copy()
+                if s.track_id == 1:
+                    points[5, :2] = (theirs[0] + 3.0, theirs[1])
+                shoppers.append(dataclasses.replace(s, keypoints=points))
+            frame = _with_shoppers(frame, shoppers)
+        touching.append(frame)
+    engine = _feed(touching, layout)
+    assert scene.receipts() == {"1": {"apple": 1}, "2": {"apple": 1}}
+    assert engine.receipts_json() == scene.receipts()
+    assert not [e for e in engine.events if e.type == "put_back"]
