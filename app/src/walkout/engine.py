@@ -1237,6 +1237,11 @@ class Engine:
         if slot is not None:
             window = self.config.shelf_view_frames
             after = [seen for f, seen in self._slot_seen.get(slot.key, []) if frame < f <= frame + window]
+            if self._stack_top(slot) == sku:
+                # The slot was believed to show this SKU on top already: with or without the item it
+                # shows the same, so a look at it cannot refuse the put-back (another SKU read there
+                # is the detector misreading the stock).
+                after = []
             if len(after) >= 2 and sku not in after:
                 neighbour = self._neighbour_receiving(shopper, sku, frame, exclude=slot)
                 if neighbour is not None:
