@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from walkout.engine import Engine, EngineConfig
+from walkout.engine import Engine, EngineConfig, owned_candidates
 from walkout.errors import ConfigError
 from walkout.observations import FrameObservation
 
@@ -217,3 +217,16 @@ def test_putting_back_one_of_two_items_of_a_sku_charges_the_other(scene, layout)
         ("pick", "apple", "A1"),
         ("put_back", "apple", "A3"),
     ]
+
+
+def test_an_owner_keeps_only_as_many_contested_units_as_they_hold():
+    # Shopper 1 holds one cola (product 0, 0.5 px from their right wrist); a neighbour's fresh cola
+    # (product 1) lies 0.3 px from the neighbour's wrist and 2.6 px from shopper 1's left wrist.
+    own = (0.5, -0.9, 0, 1, 1)
+    theirs_by_owner, theirs_by_neighbour = (2.6, -0.9, 1, 1, 0), (0.3, -0.9, 1, 2, 1)
+    reachable = [(0, [own], {1: 1}), (1, [theirs_by_owner, theirs_by_neighbour], {1: 1})]
+    assert sorted(owned_candidates(reachable, ["cola", "cola"])) == [theirs_by_neighbour, own]
+    # Known to hold two, the owner keeps both; a product nobody owns keeps every candidate.
+    reachable = [(0, [own], {1: 2}), (1, [theirs_by_owner, theirs_by_neighbour], {1: 2})]
+    assert sorted(owned_candidates(reachable, ["cola", "cola"])) == [own, theirs_by_owner]
+    assert owned_candidates([(0, [own, theirs_by_neighbour], {})], ["cola"]) == [own, theirs_by_neighbour]

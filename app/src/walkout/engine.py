@@ -375,6 +375,38 @@ def _distance(a: Point, b: Point) -> float:
     return math.hypot(a[0] - b[0], a[1] - b[1])
 
 
+def owned_candidates(
+    reachable: list[tuple[int, list[tuple], dict[int, int]]], skus: Sequence[str]
+) -> list[tuple]:
+    """The (product, hand) candidates kept, of products within reach of some wrist.
+
+    reachable: (product index, its candidates (distance, -score, product index, shopper id, hand
+    index), its owners: {shopper id: units of the product's SKU known to be held} for the candidates'
+    shoppers known to hold that SKU); skus: the SKU of every product, by index. An owner keeps as
+    many units of a SKU as they are known to hold, nearest products first, and only those: a shopper
+    holding one cola whose hand meets a neighbour who has just taken another must not take both (the
+    neighbour's pick would become their put-back). A product beyond what its owners hold goes to the
+    other shoppers within reach (to anyone within reach when there are none).
+    """
+    owned = {index: owners for index, _, owners in reachable}
+    left: dict[tuple[int, str], int] = {}
+    reserved: set[int] = set()
+    for _, _, index, owner, _ in sorted(
+        c for _, candidates, owners in reachable for c in candidates if c[3] in owners
+    ):
+        units = left.setdefault((owner, skus[index]), owned[index][owner])
+        if index not in reserved and units > 0:
+            left[(owner, skus[index])] = units - 1
+            reserved.add(index)
+    kept = []
+    for index, candidates, owners in reachable:
+        if index in reserved:
+            kept += [c for c in candidates if c[3] in owners]
+        else:
+            kept += [c for c in candidates if c[3] not in owners] or candidates
+    return kept
+
+
 class Engine:
     """Feed `step(frame)` in frame order, then `finish()`; read `events`, `carts()`, `receipts`."""
 
@@ -863,7 +895,7 @@ class Engine:
         """
         config = self.config
         pairs = []
-        reachable = []  # (product index, its candidates, the shoppers among them known to hold its SKU)
+        reachable = []  # (product index, its candidates, {owner: units of its SKU they are known to hold})
         for index, product in enumerate(products):
             center = box_center(product.box)
             slot = self.layout.slot_at(*center)
@@ -881,9 +913,10 @@ class Engine:
             # Within reach of several shoppers, an item stays with the one known to hold that SKU
             # (as many units as they hold): when two shoppers' hands meet at a shelf, the nearest
             # wrist in one frame must not take it.
-            owners = {c[3] for c in candidates if product.sku in self._holding(c[3])}
+            holdings = {c[3]: self._holding(c[3]) for c in candidates}
+            owners = {owner: held[product.sku] for owner, held in holdings.items() if product.sku in held}
             reachable.append((index, candidates, owners))
-        pairs += self._owned_candidates(reachable, products)
+        pairs += owned_candidates(reachable, [product.sku for product in products])
         held: dict[int, Counter] = {}
         used_products, used_hands = set(), set()
         for _, _, index, shopper_id, hand_index in sorted(pairs):
@@ -893,36 +926,6 @@ class Engine:
             used_hands.add((shopper_id, hand_index))
             held.setdefault(shopper_id, Counter())[products[index].sku] += 1
         return held
-
-    def _owned_candidates(
-        self, reachable: list[tuple[int, list[tuple], set[int]]], products: list[ProductObservation]
-    ) -> list[tuple]:
-        """The (product, hand) candidates kept, of products within reach of some wrist.
-
-        reachable: (product index, its candidates (distance, -score, index, shopper id, hand index),
-        the shoppers among them known to hold its SKU). An owner keeps as many units of a SKU as they
-        are known to hold, nearest products first, and only those: a shopper holding one cola whose
-        hand meets a neighbour who has just taken another must not take both (the neighbour's pick
-        would become their put-back). A product beyond what its owners hold goes to the other
-        shoppers within reach (to anyone within reach when there are none).
-        """
-        left: dict[tuple[int, str], int] = {}
-        reserved: set[int] = set()
-        for _, _, index, owner, _ in sorted(
-            c for _, candidates, owners in reachable for c in candidates if c[3] in owners
-        ):
-            sku = products[index].sku
-            units = left.setdefault((owner, sku), self._holding(owner)[sku])
-            if index not in reserved and units > 0:
-                left[(owner, sku)] = units - 1
-                reserved.add(index)
-        kept = []
-        for index, candidates, owners in reachable:
-            if index in reserved:
-                kept += [c for c in candidates if c[3] in owners]
-            else:
-                kept += [c for c in candidates if c[3] not in owners] or candidates
-        return kept
 
     def _holding(self, shopper_id: int) -> Counter:
         """What a shopper is known to hold: confirmed holdings, or those before the visit under way."""
