@@ -231,6 +231,16 @@ def test_the_last_frames_look_at_the_doorway_decides_who_walked_out(scene, layou
     }
     # ... reaching past that box into the first one's rows (206-212): the first is still there too
     assert _feed_looking_at_the_doorway(with_other, exit_layout, doorway=((190, 212),)).receipts_json() == {}
+    # ... something there, all of it within the box of a second shopper tracked at the border beside
+    # the rows where the first was lost (208-232): the two bodies look like one there, the look cannot
+    # say the first has gone, and by walking speed they have not (2413/val_0001 of the 27th round)
+    beside = dataclasses.replace(frames[-3].shoppers[0], track_id=2, box=(296.0, 200.0, 320.0, 226.0))
+    with_beside = [_with_shoppers(f, [*f.shoppers, beside]) for f in frames]
+    assert _feed_looking_at_the_doorway(with_beside, exit_layout, doorway=((204, 222),)).receipts_json() == {}
+    # ... while with the border empty there, they have gone
+    assert _feed_looking_at_the_doorway(with_beside, exit_layout, doorway=()).receipts_json() == {
+        "1": {"bread": 1}
+    }
     # off: the look is ignored
     off = EngineConfig(end_doorway_frames=0)
     assert _feed_looking_at_the_doorway(frames, exit_layout, doorway=(), config=off).receipts_json() == {}

@@ -503,7 +503,10 @@ class Engine:
         the box of a shopper seen at the border in the last frame covers is theirs; each part left
         goes to the candidate lost most recently whose last box's stretch of the border (grown by
         `end_doorway_margin_px`) overlaps it. Shown gone: a candidate with no receipt yet whose last
-        box touched the border and whose stretch no part left overlaps.
+        box touched the border, whose stretch no part left overlaps, and whose own stretch (not grown)
+        the border shows nothing along, not even what a tracked shopper's box covers: two bodies side
+        by side in the doorway look like one there, and the look cannot say that the lost one left
+        (its walking speed decides, `_left_before_the_end`).
         """
         side, frames = self.layout.exit_side, self.config.end_doorway_frames
         if doorway is None or side is None or frames <= 0:
@@ -543,6 +546,7 @@ class Engine:
             and s.shopper_id not in in_doorway
             and self.layout.at_exit_border(s.last_box, border_px=border)
             and not any(overlaps(s.last_box, piece, margin) for piece in pieces)
+            and not any(overlaps(s.last_box, span, 0.0) for span in doorway)
         }
         return in_doorway, gone
 
