@@ -263,6 +263,17 @@ def test_a_receipt_issued_while_the_body_is_still_in_the_doorway_at_the_end_is_t
     # ... but only the part its box covers: rows 200-205 are still the first shopper's body
     engine = _feed_looking_at_the_doorway(with_other, exit_layout, doorway=((200, 230),))
     assert engine.receipts_json() == {}
+    # ... and a part only a pixel or two long beside it is that box's edge falling short of its body,
+    # not the first shopper (2402/val_0014 of the 27th round: one row left, a receipt taken back)
+    engine = _feed_looking_at_the_doorway(with_other, exit_layout, doorway=((204, 230),))
+    assert engine.receipts_json() == {"1": {"bread": 1}}
+    strict = EngineConfig(end_doorway_min_piece_px=1)
+    assert (
+        _feed_looking_at_the_doorway(
+            with_other, exit_layout, doorway=((204, 230),), config=strict
+        ).receipts_json()
+        == {}
+    )
     # A body lost longer ago than `end_doorway_frames` is not the one in the doorway.
     short = EngineConfig(end_doorway_frames=5)
     assert _feed_looking_at_the_doorway(

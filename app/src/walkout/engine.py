@@ -123,6 +123,11 @@ class EngineConfig:
     # shows nothing has walked out. 0 = off (no look: the walking-speed estimate decides).
     end_doorway_frames: int = 30
     end_doorway_margin_px: float = 6.0  # how far along the border a body may move after it was lost
+    # A part of what the look sees that the boxes of shoppers tracked at the border leave uncovered,
+    # shorter than this, is where a box edge falls a pixel or two short of its body (the detector's
+    # boxes are about 1 px tighter than the body), not a body: the look itself needs 3 px in a row
+    # (`DoorwayConfig.min_run_px`).
+    end_doorway_min_piece_px: int = 3
     # A receipt the video's end decides (the shopper was lost at the exit at most
     # `exit_confirm_frames` before it, or is a sliver in its last frame) rests on where a body was
     # in the last few frames, not on a confirmed exit: with items on it, a person should look.
@@ -190,6 +195,7 @@ class EngineConfig:
             "end_sliver_px": self.end_sliver_px >= 0.0,
             "end_doorway_frames": self.end_doorway_frames >= 0,
             "end_doorway_margin_px": self.end_doorway_margin_px >= 0.0,
+            "end_doorway_min_piece_px": self.end_doorway_min_piece_px >= 1,
             "handover_window_frames": self.handover_window_frames >= 0,
             "handover_distance_px": self.handover_distance_px >= 0.0,
             "handover_min_frames": self.handover_min_frames >= 0,
@@ -500,13 +506,13 @@ class Engine:
 
         Candidates were lost in the exit zone or at its border 1 to `end_doorway_frames` frames before
         the end, with a receipt of their own (an exit confirmed) or none yet. The part of a span that
-        the box of a shopper seen at the border in the last frame covers is theirs; each part left
-        goes to the candidate lost most recently whose last box's stretch of the border (grown by
-        `end_doorway_margin_px`) overlaps it. Shown gone: a candidate with no receipt yet whose last
-        box touched the border, whose stretch no part left overlaps, and whose own stretch (not grown)
-        the border shows nothing along, not even what a tracked shopper's box covers: two bodies side
-        by side in the doorway look like one there, and the look cannot say that the lost one left
-        (its walking speed decides, `_left_before_the_end`).
+        the box of a shopper seen at the border in the last frame covers is theirs; each part left (at
+        least `end_doorway_min_piece_px` long) goes to the candidate lost most recently whose last
+        box's stretch of the border (grown by `end_doorway_margin_px`) overlaps it. Shown gone: a
+        candidate with no receipt yet whose last box touched the border, whose stretch no part left
+        overlaps, and whose own stretch (not grown) the border shows nothing along, not even what a
+        tracked shopper's box covers: two bodies side by side in the doorway look like one there, and
+        the look cannot say that the lost one left (its walking speed decides, `_left_before_the_end`).
         """
         side, frames = self.layout.exit_side, self.config.end_doorway_frames
         if doorway is None or side is None or frames <= 0:
@@ -533,7 +539,11 @@ class Engine:
             and self._in_exit(s.last_box)
             and (not s.left or s.shopper_id in receipted)
         ]
-        pieces = _uncovered(doorway, [(box[along[0]], box[along[1]]) for box in seen])
+        pieces = [
+            (first, last)
+            for first, last in _uncovered(doorway, [(box[along[0]], box[along[1]]) for box in seen])
+            if last - first + 1 >= self.config.end_doorway_min_piece_px
+        ]
         in_doorway: set[int] = set()
         for piece in pieces:
             near = [s for s in candidates if overlaps(s.last_box, piece, margin)]
