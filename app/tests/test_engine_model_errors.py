@@ -246,6 +246,32 @@ def test_the_last_frames_look_at_the_doorway_decides_who_walked_out(scene, layou
     assert _feed_looking_at_the_doorway(frames, exit_layout, doorway=(), config=off).receipts_json() == {}
 
 
+def test_a_track_that_coasts_back_off_a_body_walking_out_still_walks_out(scene, layout):
+    # A shopper walks out through the exit's image border above the painted exit zone; the tracker's
+    # box reaches the border, then coasts 5 and 10 px back into the store, off the body, and is lost
+    # there (2410/val_0006 of the 27th round: a whole receipt never issued).
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A2")), 10).reach("A2", take=True)
+    shopper.walk((280.0, 150.0), 12).walk((309.0, 150.0), 29).walk((340.0, 150.0), 31)
+    frames = _clipped_to_image(scene.frames())
+    at_border = next(i for i, f in enumerate(frames) if f.shoppers and f.shoppers[0].box[2] >= 318.0)
+    last = frames[at_border].shoppers[0]
+    coasting = [
+        _with_shoppers(frames[at_border + k], [dataclasses.replace(last, box=_shifted(last.box, -5.0 * k))])
+        for k in (1, 2)
+    ]
+    gone = [_with_shoppers(frames[at_border + k], []) for k in range(3, 13)]
+    walked_out = frames[: at_border + 1] + coasting + gone
+    assert _feed(walked_out, _exit_layout(layout)).receipts_json() == {"1": {"bread": 1}}
+    # coasting for longer than `exit_coast_frames` before the loss: lost inside the store
+    off = EngineConfig(exit_coast_frames=1)
+    assert _feed(walked_out, _exit_layout(layout), off).receipts_json() == {}
+
+
+def _shifted(box, dx: float):
+    return (box[0] + dx, box[1], box[2] + dx, box[3])
+
+
 def test_a_receipt_issued_while_the_body_is_still_in_the_doorway_at_the_end_is_taken_back(scene, layout):
     # Fast out (9 px a frame): the exit is confirmed `exit_confirm_frames` after the tracker lost the
     # body, and the video ends a frame later, with the rest of the body still lingering in the doorway.

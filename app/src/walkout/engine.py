@@ -107,6 +107,10 @@ class EngineConfig:
     exit_margin_px: float = 10.0  # the exit zone grown by this much
     exit_border_px: float = 3.0  # a box this close to the image border the exit opens to is leaving
     exit_confirm_frames: int = 5  # frames gone from the exit before the receipt is issued
+    # A shopper at the exit up to this many frames before the tracker lost them was lost at the exit:
+    # losing a body that walks out, a tracker can coast its box a few frames back into the store, off
+    # the body (or a second track born on the body continues it there: 2410/val_0006).
+    exit_coast_frames: int = 3
     # At the video's end: how much of a body is still in view when the tracker loses it at the exit
     # border, and the slowest a shopper walks out (pixels per frame). The simulator stops annotating
     # a person under 5% visible; leaving through a corner, the last box is still ~8 px wide.
@@ -190,6 +194,7 @@ class EngineConfig:
             "exit_margin_px": self.exit_margin_px >= 0.0,
             "exit_border_px": self.exit_border_px >= 0.0,
             "exit_confirm_frames": self.exit_confirm_frames >= 1,
+            "exit_coast_frames": self.exit_coast_frames >= 0,
             "lost_sliver_px": self.lost_sliver_px >= 0.0,
             "min_exit_speed_px": self.min_exit_speed_px > 0.0,
             "end_sliver_px": self.end_sliver_px >= 0.0,
@@ -760,9 +765,20 @@ class Engine:
             if shopper.left or shopper.shopper_id in present:
                 continue
             gone = self._frame - shopper.last_frame
-            if self._in_exit(shopper.last_box) and gone >= self.config.exit_confirm_frames:
+            if gone >= self.config.exit_confirm_frames and self._lost_at_the_exit(shopper):
                 self._resolve_open_visit(shopper)
                 self._issue_receipt(self._exit_takeover(shopper))
+
+    def _lost_at_the_exit(self, shopper: _Shopper) -> bool:
+        """Whether a lost shopper's last box, or one of the `exit_coast_frames` before it, was at the exit."""
+        if self._in_exit(shopper.last_box):
+            return True
+        trajectory = self.trajectories.get(shopper.shopper_id, {})
+        recent = (
+            trajectory.get(f)
+            for f in range(shopper.last_frame - self.config.exit_coast_frames, shopper.last_frame)
+        )
+        return any(box is not None and self._in_exit(tuple(box)) for box in recent)
 
     def _exit_takeover(self, leaving: _Shopper) -> _Shopper:
         """Who walks out: `leaving`, or the shopper it continued, with `leaving`'s cart merged in.
