@@ -95,6 +95,11 @@ class EngineConfig:
     near_slot_px: float = 14.0  # holdings changing with a wrist this close to a slot: a shallow reach
     hand_radius_px: float = 9.0  # a product this close to a wrist is in that hand
     stock_radius_px: float = 5.0  # a product this close to a slot's center is the slot's top item
+    # A product box off the slots' centres that a higher-scoring product box overlaps by at least
+    # this share of the smaller box is the detector boxing that product a second time (as another
+    # SKU: a held water also read as a cereal, which went to the nearest wrist, another shopper's,
+    # 2432/val_0006 of the 27th round), not an item of its own. 0 = off (ground-truth boxes: oracle).
+    product_duplicate_overlap: float = 0.0
     after_window: int = 5  # readable frames after a reach that tell what the hand took or left
     after_min_sightings: int = 2  # an item seen in this many of them is in the hand
     shelf_view_frames: int = 10  # how far around a reach the slot's own top item is looked at
@@ -182,6 +187,7 @@ class EngineConfig:
             "near_slot_px": self.near_slot_px >= self.reach_radius_px,
             "hand_radius_px": self.hand_radius_px > 0.0,
             "stock_radius_px": self.stock_radius_px >= 0.0,
+            "product_duplicate_overlap": 0.0 <= self.product_duplicate_overlap <= 1.0,
             "after_window": self.after_window >= 1,
             "after_min_sightings": 1 <= self.after_min_sightings <= self.after_window,
             "slot_prior_votes": self.slot_prior_votes >= 0.0,
@@ -380,6 +386,17 @@ def _uncovered(
                 cut.append((last_covered + 1, last))
         pieces = [(first, last) for first, last in cut if first <= last]
     return pieces
+
+
+def overlap_of_smaller(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection area of boxes `a` and `b` (x1 y1 x2 y2 px) over the smaller one's area (0 for an
+    empty box)."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    if width <= 0.0 or height <= 0.0 or smaller <= 0.0:
+        return 0.0
+    return width * height / smaller
 
 
 def _distance(a: Point, b: Point) -> float:
@@ -934,6 +951,12 @@ class Engine:
                 seen.append((self._frame, product.sku))
                 del seen[:-12]
                 continue
+            if config.product_duplicate_overlap > 0.0 and any(
+                other.score > product.score
+                and overlap_of_smaller(product.box, other.box) >= config.product_duplicate_overlap
+                for other in products
+            ):
+                continue  # a product boxed a second time
             candidates = [
                 (_distance(center, wrist[0]), -product.score, index, shopper_id, hand_index)
                 for shopper_id, hands in wrists.items()

@@ -46,6 +46,7 @@ MODEL_ENGINE_CONFIG = EngineConfig(
     lost_sliver_px=9.0,
     min_exit_speed_px=1.5,
     min_product_score=0.3,
+    product_duplicate_overlap=0.5,
 )
 
 
