@@ -548,6 +548,24 @@ def test_an_item_first_read_after_a_reach_into_another_slot_is_charged_at_the_ea
     assert "first read in the hand after a reach into A3" in pick.review
 
 
+def test_an_item_missed_for_a_whole_walk_between_shelves_is_charged_at_the_earlier_reach(scene, layout):
+    # As above, but the shopper walks about for 6 seconds before the reach into A3 (2432/val_0001 of
+    # the 27th round: a truffle unseen for 78 frames, then refused after a reach into a cola slot)
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    shopper.walk((135.0, 70.0), 8).wait(60).walk(near(scene.slot_center("A3")), 5).reach("A3", hand="left")
+    shopper.walk(scene.EXIT, 15)
+    frames = _miss_held_items(scene.frames(), 15, 93)
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}}
+    [pick] = [e for e in engine.events if e.type == "pick"]
+    assert pick.slot == "A1" and "first read in the hand after a reach into A3" in pick.review
+    # only the reaches of the last `late_pick_frames`: refused, and the apple is missed
+    short = _feed(frames, layout, EngineConfig(earlier_reach_frames=40))
+    assert short.receipts_json() == {"1": {}}
+    assert [e.type for e in short.events] == ["rejected_pick"]
+
+
 def test_a_second_unit_read_after_a_reach_into_another_slot_is_not_charged_at_a_reach_that_gave_one(
     scene, layout
 ):

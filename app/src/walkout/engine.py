@@ -154,6 +154,10 @@ class EngineConfig:
     regrab_window_frames: int = 60  # an item "put back" that is back in the same hand this soon never left
     relink_blame_frames: int = 15  # an item appearing in a hand this soon after a re-link was a missed pick
     late_pick_frames: int = 40  # an item first confirmed in hand this soon after a reach into its slot
+    # ... and one first read right after a reach into a slot showing another SKU (refused there) goes to
+    # the shopper's reach this long before into a slot showing it: the detector can miss a held item
+    # for a whole walk between shelves (2410/val_0021: 54 frames; 2432/val_0001: 78 frames).
+    earlier_reach_frames: int = 100
     # A pick read from hands that disagreed (confidence below this) is doubtful, as one of a SKU the
     # slot's planogram does not hold: when that item "leaves the hand" at a slot that refuses it within
     # `misread_refused_frames` (at least `shelf_view_frames`), the pick was a misread (one held item
@@ -215,6 +219,7 @@ class EngineConfig:
             "regrab_window_frames": self.regrab_window_frames >= 0,
             "relink_blame_frames": self.relink_blame_frames >= 0,
             "late_pick_frames": self.late_pick_frames >= 0,
+            "earlier_reach_frames": self.earlier_reach_frames >= self.late_pick_frames,
             "misread_pick_confidence": 0.0 <= self.misread_pick_confidence <= 1.0,
             "misread_refused_frames": self.misread_refused_frames >= 0,
             "misread_swap_frames": self.misread_swap_frames >= 0,
@@ -1099,7 +1104,7 @@ class Engine:
         shopper.visit = None
         # deepest reaches first: a wrist brushing a slot on the way is less likely where things happened
         reaches = sorted(visit.reaches.values(), key=lambda r: (r.peak_distance, r.peak_frame))
-        horizon = self._frame - self.config.late_pick_frames
+        horizon = self._frame - max(self.config.late_pick_frames, self.config.earlier_reach_frames)
         shopper.past_reaches = [p for p in shopper.past_reaches if p[0] >= horizon]
         shopper.past_reaches += [(self._frame, reach) for reach in reaches]
         notes = []
@@ -1659,17 +1664,19 @@ class Engine:
             return True
         return False
 
-    def _recent_reaches_showing(self, shopper: _Shopper, sku: str) -> Iterator[tuple[int, _Reach, Slot]]:
-        """The shopper's reaches of visits resolved within `late_pick_frames`, newest first, into slots
-        believed to show `sku` on top: (frame the visit was resolved, reach, slot)."""
-        horizon = self._frame - self.config.late_pick_frames
+    def _recent_reaches_showing(
+        self, shopper: _Shopper, sku: str, *, within: int | None = None
+    ) -> Iterator[tuple[int, _Reach, Slot]]:
+        """The shopper's reaches of visits resolved within `within` frames (`late_pick_frames`), newest
+        first, into slots believed to show `sku` on top: (frame the visit was resolved, reach, slot)."""
+        horizon = self._frame - (self.config.late_pick_frames if within is None else within)
         for resolved, reach in reversed(shopper.past_reaches):
             slot = self._slots[reach.slot]
             if resolved >= horizon and self._stack_top(slot) == sku:
                 yield resolved, reach, slot
 
     def _earlier_reach_showing(self, shopper: _Shopper, sku: str, *, exclude: Slot) -> _Reach | None:
-        """The latest reach of the shopper's, resolved within `late_pick_frames`, into another slot
+        """The latest reach of the shopper's, resolved within `earlier_reach_frames`, into another slot
         believed to show `sku` on top and seen showing it (or hidden) just before; it is used up.
 
         A visit whose hands were read to have gained `sku` is passed over: its item was booked, and
@@ -1677,7 +1684,8 @@ class Engine:
         a reach into a slot that has given the shopper a booked `sku` since (a later visit's pick):
         the item read now is that one, lost from view and read again.
         """
-        for resolved, reach, slot in self._recent_reaches_showing(shopper, sku):
+        within = self.config.earlier_reach_frames
+        for resolved, reach, slot in self._recent_reaches_showing(shopper, sku, within=within):
             if slot.key == exclude.key or shopper.visit_gains.get(resolved, Counter())[sku] > 0:
                 continue
             if self._picked_since(shopper, slot, sku, reach.peak_frame):
