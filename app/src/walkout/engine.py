@@ -22,8 +22,8 @@ How it decides:
   for those priors.
 - Identity: a track that disappears is kept for `max_lost_frames`; a new track that appears near a
   lost shopper continues that shopper (same hands, same cart). A shopper last seen in the exit zone,
-  or at the image border the exit opens to, and gone for `exit_confirm_frames` has left: their cart
-  becomes a receipt.
+  or at the image border the exit opens to (or seen there up to `exit_coast_frames` before the
+  tracker lost them), and gone for `exit_confirm_frames` has left: their cart becomes a receipt.
 - Away from the shelves: a confirmed change of what a shopper holds right after a wrist came near a
   slot is a shallow reach (booked at its closest approach; flagged for review when it stayed far from
   the slot center; a put-back goes to the slot the released item is then seen on top of, whatever
@@ -35,7 +35,8 @@ How it decides:
   wrists stop short of the slot. The engine absorbs each (app/README.md lists the rules): duplicate
   tracks get no cart, a re-linked shopper drops old ids, a track born beside a shopper just as they
   are lost continues them, a track that jumps across the store is someone new, an item near several
-  hands stays with its holder, an item back in the hand soon after its "put-back" never left (the
+  hands stays with its holder, a product boxed a second time (in model mode) is one product, an
+  item back in the hand soon after its "put-back" never left (the
   put-back event is revised to rejected_put_back), an item still in the cart reappearing is not a
   new pick (and takes no reach of the visit it reappears in), an item whose loss a slot refused that
   shows up in the hand of a shopper whose box overlapped (swapped ids) goes with that hand, a pick
@@ -44,13 +45,16 @@ How it decides:
   slot or away from any reach while the hand is read with that slot's SKU) was a misread, a refused
   put-back whose item soon shows steadily on top of that slot, or of a slot beside it the hand went
   to that did not show it before, was put back there after all (flagged), an item
-  first confirmed in the hand soon after a reach into its slot is that reach's pick, a track born
+  first confirmed in the hand soon after a reach into its slot is that reach's pick (or, read first
+  after a reach into a slot of another SKU, the pick of a reach up to `earlier_reach_frames` before
+  into a slot showing it), a track born
   inside the store that walks out is the shopper lost beside it (inside the store, or at the exit's
   image border away from the exit: that receipt is amended), and a receipt at the video's end needs
   the shopper to have crossed the exit border at their walking speed, or, where the pipeline looked
   at the exit border in the last frame (`walkout.doorway`), that border to show nothing where the
-  shopper was lost; something still shown there, that no tracked body explains, keeps the shopper in
-  the doorway and takes back a receipt issued in the last `end_doorway_frames`.
+  shopper was lost (not even a body a tracked shopper's box covers); something still shown there,
+  that no tracked body explains, keeps the shopper in the doorway and takes back a receipt issued in
+  the last `end_doorway_frames`.
 - Review: what the engine cannot decide cleanly is still decided (best guess) but flagged with a
   reason; a receipt with a flagged event is flagged too (the review rate is a QC metric), and so is a
   receipt with items that the video's end decided (`review_end_of_video_exits`), and a put-back
