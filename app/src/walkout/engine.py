@@ -159,8 +159,9 @@ class EngineConfig:
     relink_blame_frames: int = 15  # an item appearing in a hand this soon after a re-link was a missed pick
     late_pick_frames: int = 40  # an item first confirmed in hand this soon after a reach into its slot
     # ... and one first read right after a reach into a slot showing another SKU (refused there) goes to
-    # the shopper's reach this long before into a slot showing it: the detector can miss a held item
-    # for a whole walk between shelves (2410/val_0021: 54 frames; 2432/val_0001: 78 frames).
+    # the shopper's reach this long before (at least `late_pick_frames`) into a slot showing it: the
+    # detector can miss a held item for a whole walk between shelves (2410/val_0021: 54 frames;
+    # 2432/val_0001: 78 frames).
     earlier_reach_frames: int = 100
     # A pick read from hands that disagreed (confidence below this) is doubtful, as one of a SKU the
     # slot's planogram does not hold: when that item "leaves the hand" at a slot that refuses it within
@@ -223,7 +224,7 @@ class EngineConfig:
             "regrab_window_frames": self.regrab_window_frames >= 0,
             "relink_blame_frames": self.relink_blame_frames >= 0,
             "late_pick_frames": self.late_pick_frames >= 0,
-            "earlier_reach_frames": self.earlier_reach_frames >= self.late_pick_frames,
+            "earlier_reach_frames": self.earlier_reach_frames >= 0,
             "misread_pick_confidence": 0.0 <= self.misread_pick_confidence <= 1.0,
             "misread_refused_frames": self.misread_refused_frames >= 0,
             "misread_swap_frames": self.misread_swap_frames >= 0,
@@ -1680,15 +1681,16 @@ class Engine:
                 yield resolved, reach, slot
 
     def _earlier_reach_showing(self, shopper: _Shopper, sku: str, *, exclude: Slot) -> _Reach | None:
-        """The latest reach of the shopper's, resolved within `earlier_reach_frames`, into another slot
-        believed to show `sku` on top and seen showing it (or hidden) just before; it is used up.
+        """The latest reach of the shopper's, resolved within `earlier_reach_frames` (at least
+        `late_pick_frames`), into another slot believed to show `sku` on top and seen showing it (or
+        hidden) just before; it is used up.
 
         A visit whose hands were read to have gained `sku` is passed over: its item was booked, and
         a second unit read later is more likely a double detection than a second missed pick. So is
         a reach into a slot that has given the shopper a booked `sku` since (a later visit's pick):
         the item read now is that one, lost from view and read again.
         """
-        within = self.config.earlier_reach_frames
+        within = max(self.config.late_pick_frames, self.config.earlier_reach_frames)
         for resolved, reach, slot in self._recent_reaches_showing(shopper, sku, within=within):
             if slot.key == exclude.key or shopper.visit_gains.get(resolved, Counter())[sku] > 0:
                 continue
