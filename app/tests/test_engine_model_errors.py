@@ -257,7 +257,9 @@ def test_a_track_that_coasts_back_off_a_body_walking_out_still_walks_out(scene, 
     at_border = next(i for i, f in enumerate(frames) if f.shoppers and f.shoppers[0].box[2] >= 318.0)
     last = frames[at_border].shoppers[0]
     coasting = [
-        _with_shoppers(frames[at_border + k], [dataclasses.replace(last, box=_shifted(last.box, -5.0 * k))])
+        _with_shoppers(
+            frames[at_border + k], [dataclasses.replace(last, box=_shift_box(last.box, dx=-5.0 * k))]
+        )
         for k in (1, 2)
     ]
     gone = [_with_shoppers(frames[at_border + k], []) for k in range(3, 13)]
@@ -266,10 +268,6 @@ def test_a_track_that_coasts_back_off_a_body_walking_out_still_walks_out(scene, 
     # coasting for longer than `exit_coast_frames` before the loss: lost inside the store
     off = EngineConfig(exit_coast_frames=1)
     assert _feed(walked_out, _exit_layout(layout), off).receipts_json() == {}
-
-
-def _shifted(box, dx: float):
-    return (box[0] + dx, box[1], box[2] + dx, box[3])
 
 
 def test_a_receipt_issued_while_the_body_is_still_in_the_doorway_at_the_end_is_taken_back(scene, layout):
