@@ -951,7 +951,6 @@ class Engine:
         Products centered where a slot shows its top item (`stock_radius_px`) are shelf stock.
         """
         config = self.config
-        pairs = []
         reachable = []  # (product index, its candidates, {owner: units of its SKU they are known to hold})
         for index, product in enumerate(products):
             center = box_center(product.box)
@@ -979,7 +978,7 @@ class Engine:
             holdings = {c[3]: self._holding(c[3]) for c in candidates}
             owners = {owner: held[product.sku] for owner, held in holdings.items() if product.sku in held}
             reachable.append((index, candidates, owners))
-        pairs += owned_candidates(reachable, [product.sku for product in products])
+        pairs = owned_candidates(reachable, [product.sku for product in products])
         held: dict[int, Counter] = {}
         used_products, used_hands = set(), set()
         for _, _, index, shopper_id, hand_index in sorted(pairs):
