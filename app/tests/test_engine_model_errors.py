@@ -11,7 +11,7 @@ import dataclasses
 
 import pytest
 
-from walkout.engine import Engine, EngineConfig, overlap_of_smaller
+from walkout.engine import Engine, EngineConfig, overlap_of_smaller, shoppers_doubled_through_a_shared_wrist
 from walkout.observations import FrameObservation, ProductObservation, ShopperObservation, box_center
 
 from .test_engine import near
@@ -1157,3 +1157,57 @@ def test_overlap_of_smaller_is_the_intersection_over_the_smaller_box():
     assert overlap_of_smaller((0.0, 0.0, 10.0, 10.0), (2.0, 2.0, 4.0, 4.0)) == 1.0
     assert overlap_of_smaller((0.0, 0.0, 10.0, 10.0), (10.0, 0.0, 20.0, 10.0)) == 0.0
     assert overlap_of_smaller((0.0, 0.0, 0.0, 10.0), (0.0, 0.0, 10.0, 10.0)) == 0.0
+
+
+def test_a_neighbours_item_read_through_a_shared_wrist_is_not_a_second_unit(scene, layout):
+    # Two shoppers stand side by side at A1 and each takes an apple (right hands, two frames apart).
+    # Then, for a while, the pose model draws the left shopper's free left wrist on the right
+    # shopper's holding hand (their boxes overlap), so the apple in that hand is as near one as the
+    # other, and by the tie goes to the left shopper, who reads two apples while the right one reads
+    # none (2440/val_0010 of the 28th round: two milks charged to one shopper). In model mode two
+    # units of a SKU, one in a hand whose wrist another shopper's shares, are not a reading.
+    slot = scene.slot_center("A1")
+    left, right = scene.actor(1), scene.actor(2)
+    left.walk((20.0, 200.0), 1).walk(near((slot[0] - 8.0, slot[1])), 10).reach("A1", take=True)
+    left.wait(20).walk(scene.EXIT, 16)
+    right.walk((30.0, 210.0), 1).walk(near((slot[0] + 8.0, slot[1])), 12).reach("A1", take=True)
+    right.wait(18).walk(scene.EXIT, 20)
+    frames = scene.frames()
+    takes = sorted(e["frame"] for e in scene.events if e["type"] == "pick")
+    first, last = takes[-1] + 3, takes[-1] + 14  # from the right shopper's wrist leaving the shelf
+    shared = []
+    for frame in frames:
+        if first <= frame.frame <= last:
+            theirs = next(s for s in frame.shoppers if s.track_id == 2).keypoints[6, :2]
+            shoppers = []
+            for s in frame.shoppers:
+                points = s.keypoints.copy()
+                if s.track_id == 1:
+                    points[5, :2] = theirs
+                shoppers.append(dataclasses.replace(s, keypoints=points))
+            frame = _with_shoppers(frame, shoppers)
+        shared.append(frame)
+    assert scene.receipts() == {"1": {"apple": 1}, "2": {"apple": 1}}
+    engine = _feed(shared, layout, EngineConfig(shared_wrist_px=3.0))
+    assert engine.receipts_json() == scene.receipts()
+    assert sorted((e.type, e.shopper_id) for e in engine.events) == [("pick", 1), ("pick", 2)]
+    # off (ground-truth keypoints, oracle mode): the left shopper is charged the right one's apple
+    assert _feed(shared, layout).receipts_json() == {"1": {"apple": 2}, "2": {"apple": 1}}
+
+
+def test_shoppers_doubled_through_a_shared_wrist_need_two_units_and_another_shoppers_wrist():
+    wrists = {
+        1: [((10.0, 10.0), 0.9), ((30.0, 10.0), 0.9)],
+        2: [((11.0, 12.0), 0.8), None],
+        3: [((60.0, 10.0), 0.9), ((80.0, 10.0), 0.9)],
+    }
+    two_apples = {(1, 0): "apple", (1, 1): "apple"}
+    # 1's left wrist is 2.2 px from 2's: two apples, one of them in that hand
+    assert shoppers_doubled_through_a_shared_wrist(wrists, two_apples, 3.0) == {1}
+    assert shoppers_doubled_through_a_shared_wrist(wrists, two_apples, 2.0) == set()  # beyond the radius
+    assert shoppers_doubled_through_a_shared_wrist(wrists, two_apples, 0.0) == set()  # off
+    # two items of different SKUs, or one unit, are what hands hold every day
+    assert shoppers_doubled_through_a_shared_wrist(wrists, {(1, 0): "apple", (1, 1): "bread"}, 3.0) == set()
+    assert shoppers_doubled_through_a_shared_wrist(wrists, {(1, 0): "apple"}, 3.0) == set()
+    # two apples with no other shopper's wrist near either hand
+    assert shoppers_doubled_through_a_shared_wrist(wrists, {(3, 0): "apple", (3, 1): "apple"}, 3.0) == set()

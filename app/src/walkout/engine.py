@@ -98,6 +98,14 @@ class EngineConfig:
     reach_radius_px: float = 7.0  # a wrist this close to a slot's center is reaching into it
     near_slot_px: float = 14.0  # holdings changing with a wrist this close to a slot: a shallow reach
     hand_radius_px: float = 9.0  # a product this close to a wrist is in that hand
+    # A shopper read with two units of a SKU, one of them in a hand whose wrist lies this close to
+    # another shopper's wrist: the pose model has put both bodies' wrists on one hand, and which of
+    # them holds that item is a coin toss between sub-pixel distances (2440/val_0010 of the 28th
+    # round: two shoppers at one milk slot, boxes overlapping; one read two milks and was charged
+    # both). That shopper's hands are not read that frame (a visit waits for readable frames). Only
+    # doubled units: a shared wrist alone is common (shoppers walking side by side). 0 = off
+    # (ground-truth keypoints: oracle mode).
+    shared_wrist_px: float = 0.0
     stock_radius_px: float = 5.0  # a product this close to a slot's center is the slot's top item
     # A product box off the slots' centres that a higher-scoring product box overlaps by at least
     # this share of the smaller box is the detector boxing that product a second time (as another
@@ -195,6 +203,7 @@ class EngineConfig:
             "reach_radius_px": self.reach_radius_px > 0.0,
             "near_slot_px": self.near_slot_px >= self.reach_radius_px,
             "hand_radius_px": self.hand_radius_px > 0.0,
+            "shared_wrist_px": self.shared_wrist_px >= 0.0,
             "stock_radius_px": self.stock_radius_px >= 0.0,
             "product_duplicate_overlap": 0.0 <= self.product_duplicate_overlap <= 1.0,
             "after_window": self.after_window >= 1,
@@ -445,6 +454,35 @@ def owned_candidates(
     return kept
 
 
+def shoppers_doubled_through_a_shared_wrist(
+    wrists: dict[int, list[tuple[Point, float] | None]],
+    hand_items: dict[tuple[int, int], str],
+    radius: float,
+) -> set[int]:
+    """Shoppers read with two units of a SKU, one of them in a hand whose wrist lies within `radius`
+    px of another shopper's wrist.
+
+    wrists: {shopper id: [(point (x, y) px, visibility) or None per hand]}; hand_items: the SKU given
+    to each (shopper id, hand index) this frame. Empty when `radius` is 0 (off).
+    """
+    if radius <= 0.0:
+        return set()
+    units = Counter((shopper_id, sku) for (shopper_id, _), sku in hand_items.items())
+    doubled: set[int] = set()
+    for (shopper_id, hand_index), sku in hand_items.items():
+        if units[(shopper_id, sku)] < 2 or shopper_id in doubled:
+            continue
+        point = wrists[shopper_id][hand_index][0]
+        if any(
+            wrist is not None and _distance(point, wrist[0]) <= radius
+            for other_id, other_wrists in wrists.items()
+            if other_id != shopper_id
+            for wrist in other_wrists
+        ):
+            doubled.add(shopper_id)
+    return doubled
+
+
 class Engine:
     """Feed `step(frame)` in frame order, then `finish()`; read `events`, `carts()`, `receipts`."""
 
@@ -489,10 +527,14 @@ class Engine:
         self._take_over_young_tracks(present)
         wrists = {shopper_id: self._wrists(obs) for shopper_id, obs in present.items()}
         products = [p for p in observation.products if p.score >= self.config.min_product_score]
-        held = self._assign_products(wrists, products)
+        held, hand_items = self._assign_products(wrists, products)
+        doubled = shoppers_doubled_through_a_shared_wrist(wrists, hand_items, self.config.shared_wrist_px)
         for shopper_id in present:
             self._update_shopper(
-                self._shoppers[shopper_id], wrists[shopper_id], held.get(shopper_id, Counter())
+                self._shoppers[shopper_id],
+                wrists[shopper_id],
+                held.get(shopper_id, Counter()),
+                doubled_by_a_shared_wrist=shopper_id in doubled,
             )
         self._settle_unpartnered_gains()
         self._confirm_late_put_backs()
@@ -945,8 +987,9 @@ class Engine:
 
     def _assign_products(
         self, wrists: dict[int, list[tuple[Point, float] | None]], products: list[ProductObservation]
-    ) -> dict[int, Counter]:
-        """{shopper id: Counter of SKUs in their hands}: nearest product-wrist pairs first, one per hand.
+    ) -> tuple[dict[int, Counter], dict[tuple[int, int], str]]:
+        """({shopper id: Counter of SKUs in their hands}, {(shopper id, hand index): SKU given to that
+        hand}): nearest product-wrist pairs first, one per hand.
 
         Products centered where a slot shows its top item (`stock_radius_px`) are shelf stock.
         """
@@ -980,14 +1023,14 @@ class Engine:
             reachable.append((index, candidates, owners))
         pairs = owned_candidates(reachable, [product.sku for product in products])
         held: dict[int, Counter] = {}
-        used_products, used_hands = set(), set()
+        used_products, used_hands = set(), {}
         for _, _, index, shopper_id, hand_index in sorted(pairs):
             if index in used_products or (shopper_id, hand_index) in used_hands:
                 continue
             used_products.add(index)
-            used_hands.add((shopper_id, hand_index))
+            used_hands[(shopper_id, hand_index)] = products[index].sku
             held.setdefault(shopper_id, Counter())[products[index].sku] += 1
-        return held
+        return held, used_hands
 
     def _holding(self, shopper_id: int) -> Counter:
         """What a shopper is known to hold: confirmed holdings, or those before the visit under way."""
@@ -1027,9 +1070,15 @@ class Engine:
         return best
 
     def _update_shopper(
-        self, shopper: _Shopper, wrists: list[tuple[Point, float] | None], held: Counter
+        self,
+        shopper: _Shopper,
+        wrists: list[tuple[Point, float] | None],
+        held: Counter,
+        *,
+        doubled_by_a_shared_wrist: bool = False,
     ) -> None:
-        """Follow the shopper's reaches and read their hands whenever both can be read."""
+        """Follow the shopper's reaches and read their hands whenever both can be read (not while a
+        second unit of a SKU is read in a hand another shopper's wrist shares: `doubled_by_a_shared_wrist`)."""
         config = self.config
         reaching = False
         visit = shopper.visit
@@ -1061,7 +1110,11 @@ class Engine:
                 reach.seen_after.clear()
         if visit is not None:
             self._watch_reached_slots(visit)
-        readable = not reaching and all(w is not None and w[1] >= config.item_visibility for w in wrists)
+        readable = (
+            not reaching
+            and not doubled_by_a_shared_wrist
+            and all(w is not None and w[1] >= config.item_visibility for w in wrists)
+        )
         if not readable:
             return  # a hand is in a slot or hidden: what the shopper holds is unknown this frame
         if visit is not None:

@@ -47,6 +47,7 @@ MODEL_ENGINE_CONFIG = EngineConfig(
     min_exit_speed_px=1.5,
     min_product_score=0.3,
     product_duplicate_overlap=0.5,
+    shared_wrist_px=3.0,
 )
 
 
