@@ -35,7 +35,8 @@ How it decides:
   wrists stop short of the slot. The engine absorbs each (app/README.md lists the rules): duplicate
   tracks get no cart, a re-linked shopper drops old ids, a track born beside a shopper just as they
   are lost continues them, a track that jumps across the store is someone new, an item near several
-  hands stays with its holder, a product boxed a second time (in model mode) is one product, an
+  hands stays with its holder, a product boxed a second time (in model mode) is one product, two
+  units of a SKU, one in a hand that another shopper's wrist shares, are not read (model mode), an
   item back in the hand soon after its "put-back" never left (the
   put-back event is revised to rejected_put_back), an item still in the cart reappearing is not a
   new pick (and takes no reach of the visit it reappears in), an item whose loss a slot refused that
@@ -1078,7 +1079,8 @@ class Engine:
         doubled_by_a_shared_wrist: bool = False,
     ) -> None:
         """Follow the shopper's reaches and read their hands whenever both can be read (not while a
-        second unit of a SKU is read in a hand another shopper's wrist shares: `doubled_by_a_shared_wrist`)."""
+        second unit of a SKU is read in a hand that another shopper's wrist shares:
+        `doubled_by_a_shared_wrist`)."""
         config = self.config
         reaching = False
         visit = shopper.visit
