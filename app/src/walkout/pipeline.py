@@ -48,6 +48,7 @@ MODEL_ENGINE_CONFIG = EngineConfig(
     min_product_score=0.3,
     product_duplicate_overlap=0.5,
     shared_wrist_px=3.0,
+    end_doorway_box_slack_px=3,
 )
 
 
