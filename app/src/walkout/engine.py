@@ -54,7 +54,8 @@ How it decides:
   the shopper to have crossed the exit border at their walking speed, or, where the pipeline looked
   at the exit border in the last frame (`walkout.doorway`), that border to show nothing where the
   shopper was lost (not even a body a tracked shopper's box covers); something still shown there,
-  that no tracked body explains, keeps the shopper in the doorway and takes back a receipt issued in
+  that no tracked body explains (a strip of up to `end_doorway_box_slack_px` beside a tracked box is
+  that box's body), keeps the shopper in the doorway and takes back a receipt issued in
   the last `end_doorway_frames`.
 - Review: what the engine cannot decide cleanly is still decided (best guess) but flagged with a
   reason; a receipt with a flagged event is flagged too (the review rate is a QC metric), and so is a
