@@ -1036,14 +1036,14 @@ class Engine:
             reachable.append((index, candidates, owners))
         pairs = owned_candidates(reachable, [product.sku for product in products])
         held: dict[int, Counter] = {}
-        used_products, used_hands = set(), {}
+        used_products, hand_items = set(), {}
         for _, _, index, shopper_id, hand_index in sorted(pairs):
-            if index in used_products or (shopper_id, hand_index) in used_hands:
+            if index in used_products or (shopper_id, hand_index) in hand_items:
                 continue
             used_products.add(index)
-            used_hands[(shopper_id, hand_index)] = products[index].sku
+            hand_items[(shopper_id, hand_index)] = products[index].sku
             held.setdefault(shopper_id, Counter())[products[index].sku] += 1
-        return held, used_hands
+        return held, hand_items
 
     def _holding(self, shopper_id: int) -> Counter:
         """What a shopper is known to hold: confirmed holdings, or those before the visit under way."""
