@@ -1221,3 +1221,49 @@ def test_shoppers_doubled_through_a_shared_wrist_need_two_units_and_another_shop
     assert shoppers_doubled_through_a_shared_wrist(wrists, {(1, 0): "apple"}, 3.0) == set()
     # two apples with no other shopper's wrist near either hand
     assert shoppers_doubled_through_a_shared_wrist(wrists, {(3, 0): "apple", (3, 1): "apple"}, 3.0) == set()
+
+
+def test_an_item_read_in_a_neighbours_hand_while_lost_from_the_holders_is_not_the_neighbours_pick(
+    scene, layout
+):
+    # The holder takes an apple and stands beside a neighbour at A2 (its stock unseen). The detector
+    # misses the held apple for 8 frames (read as a put-back into A2), then reads it for 14 frames
+    # with the neighbour's left wrist drawn on the holder's hand, half a pixel nearer: the neighbour
+    # "picks" it from A2 (whose planogram holds bread: a doubtful pick). The neighbour walks away
+    # without it, and once the holder's hands can be read again (3 faint frames) the apple is back in
+    # the holder's hand: their put-back is undone, and so, with the rule, is the neighbour's pick
+    # (2462/val_0011 of the 28th round: one bread charged to both).
+    scene.hide_stock = {"A2"}
+    holder, neighbour = scene.actor(1), scene.actor(2)
+    holder.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    holder.walk((84.0, 33.0), 6).wait(18).walk((84.0, 90.0), 8).wait(20).walk(scene.EXIT, 20)
+    neighbour.walk((30.0, 210.0), 1).walk((104.0, 33.0), 20).wait(20).walk((150.0, 90.0), 8)
+    neighbour.wait(20).walk(scene.EXIT, 14)
+    scripted = []
+    for frame in scene.frames():
+        mine = next((s for s in frame.shoppers if s.track_id == 1), None)
+        theirs = next((s for s in frame.shoppers if s.track_id == 2), None)
+        if 26 <= frame.frame <= 33:
+            frame = _with_products(frame, [p for p in frame.products if p.sku != "apple"])
+        elif 34 <= frame.frame <= 47:
+            hand = mine.keypoints[6, :2].copy()
+            mine_points, their_points = mine.keypoints.copy(), theirs.keypoints.copy()
+            mine_points[6, :2] = (hand[0] + 0.5, hand[1])
+            their_points[5, :2] = hand
+            frame = _with_shoppers(
+                frame,
+                [
+                    dataclasses.replace(mine, keypoints=mine_points),
+                    dataclasses.replace(theirs, keypoints=their_points),
+                ],
+            )
+        elif 48 <= frame.frame <= 50:
+            frame = _with_shoppers(frame, [_hide_wrists(_with_shoppers(frame, [mine])).shoppers[0], theirs])
+        scripted.append(frame)
+    assert scene.receipts() == {"1": {"apple": 1}, "2": {}}
+    engine = _feed(scripted, layout, EngineConfig(undo_neighbours_pick=True))
+    assert engine.receipts_json() == scene.receipts()
+    (undone,) = [e for e in engine.events if e.type == "rejected_pick"]
+    assert undone.shopper_id == 2 and undone.sku == "apple" and "shopper 1's" in undone.review
+    # off: the apple is charged to both
+    assert _feed(scripted, layout).receipts_json() == {"1": {"apple": 1}, "2": {"apple": 1}}

@@ -38,7 +38,8 @@ How it decides:
   hands stays with its holder, a product boxed a second time (in model mode) is one product, two
   units of a SKU, one in a hand that another shopper's wrist shares, are not read (model mode), an
   item back in the hand soon after its "put-back" never left (the
-  put-back event is revised to rejected_put_back), an item still in the cart reappearing is not a
+  put-back event is revised to rejected_put_back, and, in model mode, a neighbour's doubtful pick
+  of it meanwhile is undone), an item still in the cart reappearing is not a
   new pick (and takes no reach of the visit it reappears in), an item whose loss a slot refused that
   shows up in the hand of a shopper whose box overlapped (swapped ids) goes with that hand, a pick
   the booked slot cannot have given moves to a nearby slot showing the SKU, a
@@ -203,6 +204,11 @@ class EngineConfig:
     # ... and a shopper the exit's image border took (away from the exit zone) within that window, whose
     # receipt is then amended: bodies walking along that border are lost there while inside the store.
     exit_takeover_at_border: bool = True
+    # An item a shopper lost from view and then had back in hand (their "put-back" undone), booked
+    # meanwhile as a doubtful pick of a neighbour whose box overlapped theirs and who no longer holds
+    # it, was the shopper's item read in the neighbour's hand beside theirs: that pick is undone
+    # (2462/val_0011 of the 28th round). Off by default (oracle mode; model mode turns it on).
+    undo_neighbours_pick: bool = False
 
     def __post_init__(self) -> None:
         checks = {
@@ -254,6 +260,9 @@ class EngineConfig:
         for key, ok in checks.items():
             if not ok:
                 raise ConfigError(f"engine config: {key}={getattr(self, key)!r} is out of range")
+        for key in ("undo_neighbours_pick",):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"engine config: {key}={getattr(self, key)!r} must be true or false")
         if not isinstance(self.review_end_of_video_exits, bool):
             raise ConfigError(
                 f"engine config: review_end_of_video_exits={self.review_end_of_video_exits!r} "
@@ -1629,8 +1638,44 @@ class Engine:
             if slot is not None and sku in self._stacks[slot.key]:
                 stack = self._stacks[slot.key]
                 del stack[len(stack) - 1 - stack[::-1].index(sku)]
+            self._undo_neighbours_pick(shopper, sku, since=event.frame, back=frame)
             return True
         return False
+
+    def _undo_neighbours_pick(self, holder: _Shopper, sku: str, *, since: int, back: int) -> None:
+        """`holder` lost `sku` from view at frame `since` and has it back in hand (frame `back`): while
+        it was out of their hand's reading it may have been read in the hand of a neighbour whose
+        wrist lay on theirs, and booked as that neighbour's doubtful pick (from a slot whose planogram
+        holds another SKU: 2462/val_0011 of the 28th round, a bread charged to both). Such a pick,
+        booked since (or up to `shelf_view_frames` before), by a shopper whose box overlapped the
+        holder's in between and who no longer holds the item, was the holder's item: revised to
+        rejected_pick (the first such, newest first)."""
+        if not self.config.undo_neighbours_pick:
+            return
+        earliest = since - self.config.shelf_view_frames
+        for index in range(len(self._doubtful_picks) - 1, -1, -1):
+            event, _, _ = self._doubtful_picks[index]
+            if event.type != "pick" or event.sku != sku or event.shopper_id == holder.shopper_id:
+                continue
+            neighbour = self._shoppers.get(event.shopper_id)
+            if (
+                event.frame < earliest
+                or neighbour is None
+                or neighbour.left
+                or self._holding(neighbour.shopper_id)[sku] > 0
+                or not any(
+                    self._overlapping_at(holder, neighbour, frame)
+                    for frame in range(min(since, event.frame), back + 1)
+                )
+            ):
+                continue
+            self._revise_misread_pick(
+                index,
+                neighbour,
+                f"{sku} read in this hand beside shopper {holder.shopper_id}'s, who lost it from view at "
+                f"frame {since} and had it back at frame {back}: their item, not charged",
+            )
+            return
 
     def _emit(
         self,

@@ -49,6 +49,7 @@ MODEL_ENGINE_CONFIG = EngineConfig(
     product_duplicate_overlap=0.5,
     shared_wrist_px=3.0,
     end_doorway_box_slack_px=3,
+    undo_neighbours_pick=True,
 )
 
 
