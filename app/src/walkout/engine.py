@@ -260,14 +260,9 @@ class EngineConfig:
         for key, ok in checks.items():
             if not ok:
                 raise ConfigError(f"engine config: {key}={getattr(self, key)!r} is out of range")
-        for key in ("undo_neighbours_pick",):
+        for key in ("review_end_of_video_exits", "undo_neighbours_pick"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"engine config: {key}={getattr(self, key)!r} must be true or false")
-        if not isinstance(self.review_end_of_video_exits, bool):
-            raise ConfigError(
-                f"engine config: review_end_of_video_exits={self.review_end_of_video_exits!r} "
-                "must be true or false"
-            )
 
 
 @dataclass
@@ -1645,8 +1640,9 @@ class Engine:
     def _undo_neighbours_pick(self, holder: _Shopper, sku: str, *, since: int, back: int) -> None:
         """`holder` lost `sku` from view at frame `since` and has it back in hand (frame `back`): while
         it was out of their hand's reading it may have been read in the hand of a neighbour whose
-        wrist lay on theirs, and booked as that neighbour's doubtful pick (from a slot whose planogram
-        holds another SKU: 2462/val_0011 of the 28th round, a bread charged to both). Such a pick,
+        wrist lay on theirs, and booked as that neighbour's doubtful pick (`_doubtful_picks`: from a
+        slot whose planogram holds another SKU, or read from hands that disagreed; 2462/val_0011 of
+        the 28th round, a bread from a coffee slot, charged to both). Such a pick,
         booked since (or up to `shelf_view_frames` before), by a shopper whose box overlapped the
         holder's in between and who no longer holds the item, was the holder's item: revised to
         rejected_pick (the first such, newest first)."""
