@@ -1083,6 +1083,20 @@ def test_a_held_item_first_misread_as_another_sku_is_not_charged_when_read_right
     assert off.receipts_json() == {"1": {"apple": 1, "cheese": 1}}
 
 
+def _left_wrist_drawn_at_right_wrist(frame: FrameObservation, track_id: int, *, of: int, dx: float = 0.0):
+    """The pose model draws shopper `track_id`'s left wrist at shopper `of`'s right wrist, `dx` px to
+    its right (two shoppers side by side, seen from above)."""
+    theirs = next(s for s in frame.shoppers if s.track_id == of).keypoints[6, :2]
+    shoppers = []
+    for s in frame.shoppers:
+        if s.track_id == track_id:
+            points = s.keypoints.copy()
+            points[5, :2] = (theirs[0] + dx, theirs[1])
+            s = dataclasses.replace(s, keypoints=points)
+        shoppers.append(s)
+    return _with_shoppers(frame, shoppers)
+
+
 def test_a_holder_keeps_only_as_many_units_as_they_hold_when_a_neighbour_takes_another(scene, layout):
     holder, neighbour = scene.actor(1), scene.actor(2)
     holder.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
@@ -1093,18 +1107,10 @@ def test_a_holder_keeps_only_as_many_units_as_they_hold_when_a_neighbour_takes_a
     # From the neighbour's take on, the holder's free (left) wrist lies 3 px from the neighbour's new
     # apple, as two shoppers standing shoulder to shoulder are seen from above.
     take = next(e["frame"] for e in scene.events if e["shopper_id"] == 2)
-    touching = []
-    for frame in frames:
-        if take + 3 <= frame.frame <= take + 16:
-            theirs = next(s for s in frame.shoppers if s.track_id == 2).keypoints[6, :2]
-            shoppers = []
-            for s in frame.shoppers:
-                points = s.keypoints.copy()
-                if s.track_id == 1:
-                    points[5, :2] = (theirs[0] + 3.0, theirs[1])
-                shoppers.append(dataclasses.replace(s, keypoints=points))
-            frame = _with_shoppers(frame, shoppers)
-        touching.append(frame)
+    touching = [
+        _left_wrist_drawn_at_right_wrist(f, 1, of=2, dx=3.0) if take + 3 <= f.frame <= take + 16 else f
+        for f in frames
+    ]
     engine = _feed(touching, layout)
     assert scene.receipts() == {"1": {"apple": 1}, "2": {"apple": 1}}
     assert engine.receipts_json() == scene.receipts()
@@ -1185,18 +1191,7 @@ def test_a_neighbours_item_read_through_a_shared_wrist_is_not_a_second_unit(scen
     frames = scene.frames()
     takes = sorted(e["frame"] for e in scene.events if e["type"] == "pick")
     first, last = takes[-1] + 3, takes[-1] + 14  # from the right shopper's wrist leaving the shelf
-    shared = []
-    for frame in frames:
-        if first <= frame.frame <= last:
-            theirs = next(s for s in frame.shoppers if s.track_id == 2).keypoints[6, :2]
-            shoppers = []
-            for s in frame.shoppers:
-                points = s.keypoints.copy()
-                if s.track_id == 1:
-                    points[5, :2] = theirs
-                shoppers.append(dataclasses.replace(s, keypoints=points))
-            frame = _with_shoppers(frame, shoppers)
-        shared.append(frame)
+    shared = [_left_wrist_drawn_at_right_wrist(f, 1, of=2) if first <= f.frame <= last else f for f in frames]
     assert scene.receipts() == {"1": {"apple": 1}, "2": {"apple": 1}}
     engine = _feed(shared, layout, EngineConfig(shared_wrist_px=3.0))
     assert engine.receipts_json() == scene.receipts()
