@@ -7,7 +7,9 @@ from walkout_tracking.association import (
     fused_cost,
     iou_cost,
     linear_assignment,
+    look_alike_tracks,
     saving_assignment,
+    within_tolerance,
 )
 
 
@@ -84,3 +86,39 @@ def test_saving_assignment_never_matches_a_pair_at_or_above_the_limit():
 def test_saving_assignment_empty_sides():
     matches, tracks, dets = saving_assignment(np.zeros((2, 0)), cost_limit=0.5)
     assert matches.shape == (0, 2) and tracks.tolist() == [0, 1] and dets.tolist() == []
+
+
+def test_within_tolerance_flattens_each_rows_near_best_distances():
+    distance = np.array([[0.06, 0.11, 0.50], [0.02, 0.04, 0.30]])
+    assert within_tolerance(distance, 0.1).tolist() == [[0.06, 0.06, 0.50], [0.02, 0.02, 0.30]]
+    assert within_tolerance(distance, 0.0).tolist() == distance.tolist()  # off
+    assert within_tolerance(np.zeros((0, 3)), 0.1).shape == (0, 3)
+    rows = np.array([False, True])
+    assert within_tolerance(distance, 0.1, rows).tolist() == [[0.06, 0.11, 0.50], [0.02, 0.02, 0.30]]
+
+
+def test_look_alike_tracks_are_those_near_another_track():
+    def unit(degrees):
+        return np.array([np.cos(np.radians(degrees)), np.sin(np.radians(degrees))])
+
+    features = np.stack([unit(0), unit(15), unit(90)])  # 0 and 15 degrees: distance 0.034
+    assert look_alike_tracks(features, 0.1).tolist() == [True, True, False]
+    assert look_alike_tracks(features, 0.01).tolist() == [False, False, False]
+    assert look_alike_tracks(features, 0.0).tolist() == [False, False, False]  # off
+    assert look_alike_tracks(features[:1], 0.1).tolist() == [False]
+
+
+def test_fused_cost_gates_on_the_distance_itself_not_the_tolerant_one():
+    iou = np.array([[0.8, 0.0]])
+    distance = np.array([[0.05, 0.18]])  # the far box looks almost as close: within the tolerance
+    cost = fused_cost(
+        iou,
+        distance,
+        min_iou=0.3,
+        max_appearance_distance=0.6,
+        reid_appearance_distance=0.15,
+        appearance_weight=0.7,
+        appearance_tolerance=0.2,
+    )
+    assert cost[0, 0] == pytest.approx(0.7 * 0.05 + 0.3 * 0.2)
+    assert cost[0, 1] == INFEASIBLE  # 0.18 is above the re-id distance: no overlap, no match

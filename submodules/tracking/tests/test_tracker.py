@@ -3,7 +3,7 @@ import pytest
 
 from walkout_tracking.config import TrackerConfig
 from walkout_tracking.errors import DetectionsError
-from walkout_tracking.tracker import Tracker
+from walkout_tracking.tracker import Tracker, occluded_detections
 
 
 def _walker(frame: int, x0: float, speed: float, score: float = 0.95) -> list[float]:
@@ -197,3 +197,91 @@ def test_embedder_is_called_with_the_frame_when_no_embeddings_are_given():
 def test_bad_detections_raise_clear_errors(detections, embeddings, message):
     with pytest.raises(DetectionsError, match=message):
         Tracker().update(detections, embeddings=embeddings)
+
+
+def test_a_crop_showing_two_shoppers_leaves_both_looks_as_they_were():
+    # A (looks 0 degrees) and B (40 degrees) stand side by side, their boxes overlapping (IoU 0.54);
+    # from frame 5 each crop shows both and reads 20 degrees. At frame 30 they walk off past each
+    # other, A to the right and B to the left: in the first frame each box lies nearer the other's
+    # track, and only the looks can tell them. Folding the mixed crops into the tracks' looks leaves
+    # both at about 20 degrees, and the tracks trade.
+    def unit(degrees):
+        return np.array([np.cos(np.radians(degrees)), np.sin(np.radians(degrees))])
+
+    def ids_on_a(config):
+        tracker = Tracker(config=config)
+        ids = []
+        for frame in range(50):
+            shift = max(0.0, 4.0 * (frame - 29))
+            box_a = [100.0 + shift, 50.0, 120.0 + shift, 110.0, 0.95]
+            box_b = [106.0 - shift, 50.0, 126.0 - shift, 110.0, 0.95]
+            looks = (20, 20) if 5 <= frame < 30 else (0, 40)
+            embeddings = np.stack([unit(looks[0]), unit(looks[1])])
+            out = tracker.update(np.array([box_a, box_b]), embeddings=embeddings)
+            if frame >= 33:  # past each other
+                ids.append(_id_nearest(out, box_a))
+        return ids
+
+    base = dict(min_hits=1, high_score=0.5, new_track_score=0.5, appearance_weight=0.7, cost_limit=0.65)
+    assert set(ids_on_a(TrackerConfig(**base))) == {2.0}  # the trade, without the setting
+    assert set(ids_on_a(TrackerConfig(**base, occluded_feature_iou=0.5))) == {1.0}
+
+
+def test_occluded_detections_are_those_overlapping_another():
+    boxes = np.array([[0.0, 0.0, 10.0, 10.0], [1.0, 0.0, 11.0, 10.0], [50.0, 0.0, 60.0, 10.0]])
+    assert occluded_detections(boxes, TrackerConfig(occluded_feature_iou=0.5)).tolist() == [True, True, False]
+    assert occluded_detections(boxes, TrackerConfig(occluded_feature_iou=0.9)).tolist() == [False] * 3
+    assert not occluded_detections(boxes, TrackerConfig()).any()  # 0: off
+
+
+def test_look_alike_shoppers_parting_are_told_apart_by_where_they_are():
+    # A (looks 0 degrees) and B (15 degrees: similar clothes, cosine distance 0.03) stand almost on
+    # top of each other, then part, A to the left, B to the right. For the first six frames of
+    # parting their crops read 25 and -10 degrees (the crops overlap; each shows some of the other):
+    # each track looks a little more like the other's box, and that outweighs the overlap.
+    def unit(degrees):
+        return np.array([np.cos(np.radians(degrees)), np.sin(np.radians(degrees))])
+
+    def ids_on_a(config):
+        tracker = Tracker(config=config)
+        ids = []
+        for frame in range(30):
+            shift = max(0.0, frame - 9.0)
+            box_a = [100.0 - shift, 50.0, 120.0 - shift, 110.0, 0.95]
+            box_b = [101.0 + shift, 50.0, 121.0 + shift, 110.0, 0.95]
+            looks = (25, -10) if 10 <= frame < 16 else (0, 15)
+            embeddings = np.stack([unit(looks[0]), unit(looks[1])])
+            ids.append(_id_nearest(tracker.update(np.array([box_a, box_b]), embeddings=embeddings), box_a))
+        return ids
+
+    base = dict(min_hits=1, high_score=0.5, new_track_score=0.5, appearance_weight=0.7, cost_limit=0.65)
+    assert set(ids_on_a(TrackerConfig(**base))[10:]) == {2.0}  # the swap, without the tolerance
+    assert set(ids_on_a(TrackerConfig(**base, appearance_tolerance=0.1))) == {1.0}
+
+
+def test_a_track_without_a_look_alike_keeps_every_difference_in_looks():
+    # A stands alone (0 degrees), then steps 3 px right as a newcomer appears where A stood. The
+    # newcomer's crop reads 27 degrees (0.11 from A's look), A's own 11.5 (0.02). The box on A's
+    # old spot overlaps A's track more; only the looks say which box is A. A has no look-alike
+    # among the tracks, so the tolerance must not flatten that difference (applied to every track,
+    # it moves A's track onto the newcomer: 2473/val_0004 in issue 15's twenty-ninth round).
+    def unit(degrees):
+        return np.array([np.cos(np.radians(degrees)), np.sin(np.radians(degrees))])
+
+    config = TrackerConfig(
+        min_hits=1,
+        high_score=0.5,
+        new_track_score=0.5,
+        appearance_weight=0.7,
+        cost_limit=0.65,
+        appearance_tolerance=0.1,
+    )
+    tracker = Tracker(config=config)
+    for frame in range(14):
+        if frame < 10:
+            dets, looks = [[100.0, 50.0, 120.0, 110.0, 0.95]], [0]
+        else:
+            dets, looks = [[103.0, 50.0, 123.0, 110.0, 0.95], [99.0, 50.0, 119.0, 110.0, 0.95]], [11.5, 27]
+        out = tracker.update(np.array(dets), embeddings=np.stack([unit(d) for d in looks]))
+        if frame >= 11:
+            assert _id_nearest(out, [103.0, 50.0, 123.0, 110.0]) == 1.0

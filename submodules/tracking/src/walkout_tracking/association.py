@@ -86,6 +86,41 @@ def cosine_distance(track_features: np.ndarray, det_features: np.ndarray) -> np.
     return 1.0 - a @ b.T
 
 
+def within_tolerance(distance: np.ndarray, tolerance: float, rows: np.ndarray | None = None) -> np.ndarray:
+    """In the chosen rows, the distances within `tolerance` of that row's smallest set to the smallest.
+
+    distance: float array [T, D] (tracks x detections); rows: bool [T], which rows to change (None:
+    all). Two shoppers in similar clothes are 0.02-0.1 apart to the appearance model, no further
+    than one shopper from frame to frame: a difference that small says nothing about which of them a
+    box shows, yet with a high appearance weight it outweighs where the boxes are. After this,
+    detections about as close to a track as its best one differ for that track by their overlap
+    alone; those clearly further keep their distance. tolerance 0 returns the distances unchanged.
+    Returns float array [T, D].
+    """
+    distance = np.asarray(distance, dtype=np.float64)
+    if tolerance <= 0 or distance.size == 0:
+        return distance
+    best = distance.min(axis=1, keepdims=True)
+    flattened = np.where(distance <= best + tolerance, best, distance)
+    if rows is None:
+        return flattened
+    return np.where(np.asarray(rows, dtype=bool)[:, None], flattened, distance)
+
+
+def look_alike_tracks(track_features: np.ndarray, max_distance: float) -> np.ndarray:
+    """Which tracks look like another track: cosine distance <= max_distance to some other row.
+
+    track_features: float array [T, D] (rows need not be normalised). Returns bool [T]; all False
+    when max_distance is 0 or there are fewer than two tracks.
+    """
+    features = np.asarray(track_features, dtype=np.float64)
+    if max_distance <= 0 or len(features) < 2:
+        return np.zeros(len(features), dtype=bool)
+    between = cosine_distance(features, features)
+    np.fill_diagonal(between, np.inf)
+    return between.min(axis=1) <= max_distance
+
+
 def iou_cost(iou: np.ndarray, min_iou: float) -> np.ndarray:
     """SORT's cost: 1 - IoU, with pairs below `min_iou` gated out (INFEASIBLE). iou: [T, D] -> [T, D]."""
     cost = 1.0 - np.asarray(iou, dtype=np.float64)
@@ -101,18 +136,22 @@ def fused_cost(
     max_appearance_distance: float,
     reid_appearance_distance: float,
     appearance_weight: float,
+    appearance_tolerance: float = 0.0,
+    tolerant_rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """DeepSORT-style gated cost mixing motion (IoU) and appearance (cosine distance).
 
     iou, appearance_distance: float arrays [T, D]. A pair is feasible when its appearance distance is
     at most `max_appearance_distance` AND either it overlaps enough (IoU >= min_iou) or it looks
     almost the same (distance <= reid_appearance_distance: re-identification after an occlusion,
-    when the predicted box has drifted away). Feasible cost = w * d_app + (1 - w) * (1 - IoU).
-    Returns float array [T, D] with infeasible pairs set to INFEASIBLE.
+    when the predicted box has drifted away). Feasible cost = w * d_app + (1 - w) * (1 - IoU), where
+    d_app is the distance after `within_tolerance(distance, appearance_tolerance, tolerant_rows)`;
+    the gates use the distance itself. Returns float array [T, D], infeasible pairs INFEASIBLE.
     """
     iou = np.asarray(iou, dtype=np.float64)
     distance = np.asarray(appearance_distance, dtype=np.float64)
-    cost = appearance_weight * distance + (1.0 - appearance_weight) * (1.0 - iou)
+    counted = within_tolerance(distance, appearance_tolerance, tolerant_rows)
+    cost = appearance_weight * counted + (1.0 - appearance_weight) * (1.0 - iou)
     feasible = (distance <= max_appearance_distance) & (
         (iou >= min_iou) | (distance <= reid_appearance_distance)
     )

@@ -60,6 +60,18 @@ class TrackerConfig:
     # cost (appearance; below 0.63 for any pair the production gates let through) or 1 - IoU
     # (motion only). The low-score second pass (IoU alone) is not changed.
     cost_limit: float = 0.0
+    # A crop of a person standing close to another shows parts of both: folding it into the track's
+    # running appearance (`embedding_momentum`) pulls the looks of the two tracks together, and
+    # when they part either track may take the other's box. A matched detection that overlaps
+    # another detection of the frame by IoU >= `occluded_feature_iou` still corrects the track's
+    # box but leaves its appearance as it was (Deep OC-SORT likewise lets a doubtful crop move the
+    # running look less). 0 disables the check: every match updates the appearance.
+    occluded_feature_iou: float = 0.0
+    # Look-alike shoppers: two tracks whose looks are within this cosine distance of each other.
+    # For such a track, detections within this distance of its best-looking one count as looking
+    # the same in the first pass (`association.within_tolerance`): where the boxes are decides. A
+    # track with no look-alike keeps every difference. 0: off.
+    appearance_tolerance: float = 0.0
 
     def __post_init__(self) -> None:
         section = "tracker"
@@ -81,11 +93,13 @@ class TrackerConfig:
             "embedding_momentum",
             "duplicate_birth_iou",
             "cost_limit",
+            "occluded_feature_iou",
         ):
             _check_range(section, name, getattr(self, name), 0.0, 1.0)
         _check_range(section, "max_appearance_distance", self.max_appearance_distance, 0.0, 2.0)
         _check_range(section, "reid_appearance_distance", self.reid_appearance_distance, 0.0, 2.0)
         _check_range(section, "duplicate_birth_distance", self.duplicate_birth_distance, 0.0, 2.0)
+        _check_range(section, "appearance_tolerance", self.appearance_tolerance, 0.0, 2.0)
         if self.low_score > self.high_score:
             raise ConfigError(
                 f"tracker.low_score = {self.low_score} is above tracker.high_score = {self.high_score}: "

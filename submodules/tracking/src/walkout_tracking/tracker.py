@@ -31,6 +31,7 @@ from walkout_tracking.association import (
     fused_cost,
     iou_cost,
     linear_assignment,
+    look_alike_tracks,
     saving_assignment,
 )
 from walkout_tracking.boxes import iou_batch
@@ -128,6 +129,16 @@ def duplicate_detections(
     return {int(index) for index in candidates[duplicate]}
 
 
+def occluded_detections(boxes: np.ndarray, config: TrackerConfig) -> np.ndarray:
+    """Which detections overlap another one by IoU >= config.occluded_feature_iou: their crops show
+    two persons. boxes: float [N, 4] x1 y1 x2 y2. Returns bool [N]; all False when the setting is 0."""
+    if config.occluded_feature_iou <= 0 or len(boxes) < 2:
+        return np.zeros(len(boxes), dtype=bool)
+    overlap = iou_batch(boxes, boxes)
+    np.fill_diagonal(overlap, 0.0)
+    return overlap.max(axis=1) >= config.occluded_feature_iou
+
+
 class Tracker:
     """SORT + appearance + ByteTrack multi-object tracker. See the module docstring for formats."""
 
@@ -188,6 +199,7 @@ class Tracker:
         track_features = [t.feature for t in self.tracks]
         if features is not None and all(f is not None for f in track_features) and len(self.tracks):
             distance = cosine_distance(np.stack(track_features), features[high])
+            look_alikes = look_alike_tracks(np.stack(track_features), cfg.appearance_tolerance)
             cost = fused_cost(
                 iou_high,
                 distance,
@@ -195,6 +207,8 @@ class Tracker:
                 max_appearance_distance=cfg.max_appearance_distance,
                 reid_appearance_distance=cfg.reid_appearance_distance,
                 appearance_weight=cfg.appearance_weight,
+                appearance_tolerance=cfg.appearance_tolerance,
+                tolerant_rows=look_alikes,
             )
         else:
             cost = iou_cost(iou_high, cfg.iou_threshold)
@@ -212,7 +226,9 @@ class Tracker:
             low_matches, _, _ = linear_assignment(iou_cost(iou_low, cfg.second_pass_iou), max_cost=1.0)
             matched_tracks += [self.tracks[remaining[i]] for i in low_matches[:, 0]]
             matched_dets += list(low[low_matches[:, 1]])
-        self._apply_matches(matched_tracks, dets, matched_dets, features)
+        self._apply_matches(
+            matched_tracks, dets, matched_dets, features, occluded=occluded_detections(dets[:, :4], cfg)
+        )
 
         # Remove dead tracks: lost too long, or tentative tracks that missed.
         survivors = []
@@ -248,9 +264,16 @@ class Tracker:
         return self._report()
 
     def _apply_matches(
-        self, tracks: list[Track], dets: np.ndarray, det_indices: list[int], features: np.ndarray | None
+        self,
+        tracks: list[Track],
+        dets: np.ndarray,
+        det_indices: list[int],
+        features: np.ndarray | None,
+        *,
+        occluded: np.ndarray,
     ) -> None:
-        """Correct matched tracks with their detections (one batched Kalman update)."""
+        """Correct matched tracks with their detections (one batched Kalman update); the appearance
+        of a track follows its detection's feature unless that detection is `occluded` (bool [N])."""
         if not tracks:
             return
         corrected = update_boxes([track.kf for track in tracks], dets[det_indices, :4])
@@ -261,7 +284,7 @@ class Tracker:
             track.box = dets[det_index, :4].copy() if use_detection else box
             if track.hits >= self.config.min_hits:
                 track.confirmed = True
-            if features is not None:
+            if features is not None and not occluded[det_index]:
                 new = features[det_index]
                 if track.feature is None:
                     track.feature = new.copy()
