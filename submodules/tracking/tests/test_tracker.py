@@ -138,22 +138,19 @@ def test_a_track_just_seen_keeps_its_box_when_a_hidden_neighbour_comes_back():
     # A stands still; B walks up behind A and is hidden for three frames (coasting onto A's spot),
     # then a partial box of B shows beside A. B's old look no longer fits that box, A's does a
     # little: matching as many pairs as possible gives A's box to B's track and the new box to A's.
-    def unit(degrees):
-        return np.array([np.cos(np.radians(degrees)), np.sin(np.radians(degrees))])
-
     def ids_on_a(config):
         tracker = Tracker(config=config)
         ids = []
         for frame in range(16):
             box_a = [100.0, 50.0, 120.0, 110.0, 0.95]
-            dets, feats = [box_a], [unit(0)]
+            dets, feats = [box_a], [_unit(0)]
             if frame < 8:
                 x = 84.0 + 2.0 * frame
                 dets.append([x, 50.0, x + 20.0, 110.0, 0.95])
-                feats.append(unit(50))
+                feats.append(_unit(50))
             elif frame >= 11:
                 dets.append([110.0, 50.0, 130.0, 110.0, 0.6])
-                feats.append(unit(-50))
+                feats.append(_unit(-50))
             out = tracker.update(np.array(dets), embeddings=np.stack(feats))
             if frame >= 11:
                 ids.append(_id_nearest(out, box_a))
@@ -205,9 +202,6 @@ def test_a_crop_showing_two_shoppers_leaves_both_looks_as_they_were():
     # other, A to the right and B to the left: in the first frame each box lies nearer the other's
     # track, and only the looks can tell them. Folding the mixed crops into the tracks' looks leaves
     # both at about 20 degrees, and the tracks trade.
-    def unit(degrees):
-        return np.array([np.cos(np.radians(degrees)), np.sin(np.radians(degrees))])
-
     def ids_on_a(config):
         tracker = Tracker(config=config)
         ids = []
@@ -216,7 +210,7 @@ def test_a_crop_showing_two_shoppers_leaves_both_looks_as_they_were():
             box_a = [100.0 + shift, 50.0, 120.0 + shift, 110.0, 0.95]
             box_b = [106.0 - shift, 50.0, 126.0 - shift, 110.0, 0.95]
             looks = (20, 20) if 5 <= frame < 30 else (0, 40)
-            embeddings = np.stack([unit(looks[0]), unit(looks[1])])
+            embeddings = np.stack([_unit(looks[0]), _unit(looks[1])])
             out = tracker.update(np.array([box_a, box_b]), embeddings=embeddings)
             if frame >= 33:  # past each other
                 ids.append(_id_nearest(out, box_a))
@@ -239,9 +233,6 @@ def test_look_alike_shoppers_parting_are_told_apart_by_where_they_are():
     # top of each other, then part, A to the left, B to the right. For the first six frames of
     # parting their crops read 25 and -10 degrees (the crops overlap; each shows some of the other):
     # each track looks a little more like the other's box, and that outweighs the overlap.
-    def unit(degrees):
-        return np.array([np.cos(np.radians(degrees)), np.sin(np.radians(degrees))])
-
     def ids_on_a(config):
         tracker = Tracker(config=config)
         ids = []
@@ -250,7 +241,7 @@ def test_look_alike_shoppers_parting_are_told_apart_by_where_they_are():
             box_a = [100.0 - shift, 50.0, 120.0 - shift, 110.0, 0.95]
             box_b = [101.0 + shift, 50.0, 121.0 + shift, 110.0, 0.95]
             looks = (25, -10) if 10 <= frame < 16 else (0, 15)
-            embeddings = np.stack([unit(looks[0]), unit(looks[1])])
+            embeddings = np.stack([_unit(looks[0]), _unit(looks[1])])
             ids.append(_id_nearest(tracker.update(np.array([box_a, box_b]), embeddings=embeddings), box_a))
         return ids
 
@@ -265,9 +256,6 @@ def test_a_track_without_a_look_alike_keeps_every_difference_in_looks():
     # old spot overlaps A's track more; only the looks say which box is A. A has no look-alike
     # among the tracks, so the tolerance must not flatten that difference (applied to every track,
     # it moves A's track onto the newcomer: 2473/val_0004 in issue 15's twenty-ninth round).
-    def unit(degrees):
-        return np.array([np.cos(np.radians(degrees)), np.sin(np.radians(degrees))])
-
     config = TrackerConfig(
         min_hits=1,
         high_score=0.5,
@@ -282,6 +270,11 @@ def test_a_track_without_a_look_alike_keeps_every_difference_in_looks():
             dets, looks = [[100.0, 50.0, 120.0, 110.0, 0.95]], [0]
         else:
             dets, looks = [[103.0, 50.0, 123.0, 110.0, 0.95], [99.0, 50.0, 119.0, 110.0, 0.95]], [11.5, 27]
-        out = tracker.update(np.array(dets), embeddings=np.stack([unit(d) for d in looks]))
+        out = tracker.update(np.array(dets), embeddings=np.stack([_unit(d) for d in looks]))
         if frame >= 11:
             assert _id_nearest(out, [103.0, 50.0, 123.0, 110.0]) == 1.0
+
+
+def _unit(degrees: float) -> np.ndarray:
+    """A 2-d look at this angle: two looks `a` degrees apart are 1 - cos(a) apart (cosine distance)."""
+    return np.array([np.cos(np.radians(degrees)), np.sin(np.radians(degrees))])
