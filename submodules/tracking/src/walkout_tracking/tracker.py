@@ -198,17 +198,16 @@ class Tracker:
         iou_high = iou_batch(track_boxes, dets[high, :4])
         track_features = [t.feature for t in self.tracks]
         if features is not None and all(f is not None for f in track_features) and len(self.tracks):
-            distance = cosine_distance(np.stack(track_features), features[high])
-            look_alikes = look_alike_tracks(np.stack(track_features), cfg.appearance_tolerance)
+            looks = np.stack(track_features)  # [T, D]
             cost = fused_cost(
                 iou_high,
-                distance,
+                cosine_distance(looks, features[high]),
                 min_iou=cfg.iou_threshold,
                 max_appearance_distance=cfg.max_appearance_distance,
                 reid_appearance_distance=cfg.reid_appearance_distance,
                 appearance_weight=cfg.appearance_weight,
                 appearance_tolerance=cfg.appearance_tolerance,
-                tolerant_rows=look_alikes,
+                tolerant_rows=look_alike_tracks(looks, cfg.appearance_tolerance),
             )
         else:
             cost = iou_cost(iou_high, cfg.iou_threshold)
