@@ -12,6 +12,7 @@ import dataclasses
 import pytest
 
 from walkout.engine import Engine, EngineConfig, overlap_of_smaller, shoppers_doubled_through_a_shared_wrist
+from walkout.errors import ConfigError
 from walkout.observations import FrameObservation, ProductObservation, ShopperObservation, box_center
 
 from .test_engine import near
@@ -1262,3 +1263,27 @@ def test_an_item_read_in_a_neighbours_hand_while_lost_from_the_holders_is_not_th
     assert undone.shopper_id == 2 and undone.sku == "apple" and "shopper 1's" in undone.review
     # off: the apple is charged to both
     assert _feed(scripted, layout).receipts_json() == {"1": {"apple": 1}, "2": {"apple": 1}}
+
+
+def test_a_kept_item_back_in_the_hand_as_a_visit_starts_is_held_before_it(scene, layout):
+    # The detector loses the held apple on the way from A1 (the cart keeps it) and sees it again
+    # only as the hand reaches A3, then A2, where the shopper puts it (a mis-shelved return). Its one
+    # sighting before each reach is too few to confirm it held, so without the rule the visit into
+    # A2 starts "empty-handed" and the put-back is never seen (2502/val_0016 of the 29th round).
+    shopper = scene.actor(1)
+    shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    shopper.wait(8).walk(near(scene.slot_center("A3")), 10).reach("A3").wait(8)
+    shopper.walk(near(scene.slot_center("A2")), 8).reach("A2", give=True).walk(scene.EXIT, 15)
+    frames = scene.frames()
+    give = next(e["frame"] for e in scene.events if e["type"] == "put_back")
+    frames = _miss_held_items(frames, 30, give)
+    assert scene.receipts() == {"1": {}}
+    assert _feed(frames, layout).receipts_json() == {"1": {"apple": 1}}  # the error this guards
+    engine = _feed(frames, layout, EngineConfig(kept_back_sightings=1))
+    assert engine.receipts_json() == {"1": {}}
+    assert [(e.type, e.slot) for e in engine.events if e.type == "put_back"] == [("put_back", "A2")]
+
+
+def test_engine_config_checks_kept_back_sightings():
+    with pytest.raises(ConfigError, match="kept_back_sightings"):
+        EngineConfig(kept_back_sightings=6)

@@ -196,6 +196,13 @@ class EngineConfig:
     # The most items two hands hold (one each): a visit's holdings beyond it drop a gain never read
     # beside an item kept through the visit (that item misread). 0 = no limit.
     max_items_held: int = 2
+    # An item whose loss was refused (still in the cart, `kept`) read in the hand again in at least
+    # this many of the last `after_window` readable frames, the latest included, as a visit starts,
+    # is held before that visit: the hands' slow confirmation has not caught up with it yet, and a
+    # put-back in that visit must still be seen (2502/val_0016 of the 29th round: a held chips lost
+    # from view for 15 frames, its "put-back" refused; read back in the hand the frame before a reach
+    # into another slot, where it was put back, unseen). 0 = off (ground truth: oracle mode).
+    kept_back_sightings: int = 0
     takeover_frames: int = 3  # a track born this close to a nearby shopper's loss continues that shopper
     # A track born inside the store that walks out, beside which a shopper was lost inside the store
     # up to this many frames after its birth (never seen again): at the exit, it is that shopper.
@@ -255,6 +262,7 @@ class EngineConfig:
             "misread_swap_frames": self.misread_swap_frames >= 0,
             "max_items_held": self.max_items_held >= 0,
             "takeover_frames": self.takeover_frames >= 0,
+            "kept_back_sightings": 0 <= self.kept_back_sightings <= self.after_window,
             "exit_takeover_frames": self.exit_takeover_frames >= 0,
         }
         for key, ok in checks.items():
@@ -1115,7 +1123,9 @@ class Engine:
                 continue
             reaching = True
             if visit is None:
-                visit = shopper.visit = _Visit(before=Counter(shopper.confirmed), start_frame=self._frame)
+                visit = shopper.visit = _Visit(
+                    before=self._held_as_visit_starts(shopper), start_frame=self._frame
+                )
             visit.after.clear()  # still reaching: the hands are read after they leave the shelf
             slot, distance = near
             reach = visit.reaches.get(slot.key)
@@ -1148,6 +1158,24 @@ class Engine:
         if confirmed != shopper.confirmed:
             self._free_change(shopper, shopper.confirmed, confirmed)
             shopper.confirmed = confirmed
+
+    def _held_as_visit_starts(self, shopper: _Shopper) -> Counter:
+        """What the shopper holds as a visit starts: the confirmed holdings, plus kept items (their loss
+        refused) read back in the hand lately (`kept_back_sightings`), which are no longer kept."""
+        held = Counter(shopper.confirmed)
+        needed = self.config.kept_back_sightings
+        if not needed or not shopper.recent:
+            return held
+        latest = shopper.recent[-1]
+        lately = shopper.recent[-self.config.after_window :]
+        for sku in sorted(shopper.kept):
+            units = min(shopper.kept[sku], latest[sku] - held[sku])
+            if units <= 0 or sum(1 for reading in lately if reading[sku] > held[sku]) < needed:
+                continue
+            held[sku] += units
+            shopper.kept[sku] -= units
+        shopper.kept = +shopper.kept
+        return held
 
     def _watch_reached_slots(self, visit: _Visit) -> None:
         """Note what each reached slot shows on top this frame, within `shelf_view_frames` of the reach."""

@@ -50,6 +50,8 @@ MODEL_ENGINE_CONFIG = EngineConfig(
     shared_wrist_px=3.0,
     end_doorway_box_slack_px=3,
     undo_neighbours_pick=True,
+    # Judged on 36 recorded seeds (792 videos): 2 receipts fixed, none worse (thirtieth round).
+    kept_back_sightings=1,
 )
 
 
