@@ -163,6 +163,11 @@ class EngineConfig:
     # `exit_confirm_frames` before it, or is a sliver in its last frame) rests on where a body was
     # in the last few frames, not on a confirmed exit: with items on it, a person should look.
     review_end_of_video_exits: bool = True
+    # A put-back refused because the slot showed something else ("still charged") is a review reason
+    # only until its item is read in the shopper's hand again: then the refusal was right, and a person
+    # has nothing to check (on 36 recorded seeds such refusals were the one reason of 238 of 756
+    # flagged receipts, 3 of them wrong). True keeps the old behaviour: flagged for good.
+    review_refusals_seen_back: bool = False
     handover_window_frames: int = 6  # a loss and a gain this close in time can be a hand-over
     handover_distance_px: float = 20.0  # and the two hands this close
     handover_min_frames: int = 10  # both shoppers seen at least this often (a fresh track is no partner)
@@ -268,7 +273,7 @@ class EngineConfig:
         for key, ok in checks.items():
             if not ok:
                 raise ConfigError(f"engine config: {key}={getattr(self, key)!r} is out of range")
-        for key in ("review_end_of_video_exits", "undo_neighbours_pick"):
+        for key in ("review_end_of_video_exits", "review_refusals_seen_back", "undo_neighbours_pick"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"engine config: {key}={getattr(self, key)!r} must be true or false")
 
@@ -360,6 +365,8 @@ class _Shopper:
     left: bool = False
     frames_seen: int = 0
     kept: Counter = field(default_factory=Counter)  # SKUs seen leaving the hand but kept in the cart
+    # the kept units whose loss was a refused put-back: (that event, the review reason it added)
+    refusals: list[tuple[Event, str]] = field(default_factory=list)
     relinked_frame: int = -(10**9)  # when a new track last continued this shopper
     # reaches of resolved visits: (frame the visit was resolved, reach), newest last
     past_reaches: list[tuple[int, _Reach]] = field(default_factory=list)
@@ -1173,8 +1180,7 @@ class Engine:
             if units <= 0 or sum(1 for reading in lately if reading[sku] > held[sku]) < needed:
                 continue
             held[sku] += units
-            shopper.kept[sku] -= units
-        shopper.kept = +shopper.kept
+            self._release_kept(shopper, sku, units, back_in_hand=True)
         return held
 
     def _watch_reached_slots(self, visit: _Visit) -> None:
@@ -1254,8 +1260,9 @@ class Engine:
             notes.append(f"the hands were read as {[_key(r) for r in visit.after]} after the reach")
         # An item the cart still keeps (its loss was refused earlier) is back in view, not taken here:
         # it must not take a reach that a real put-back of this visit happened in.
-        returning = Counter({sku: min(units, shopper.kept[sku]) for sku, units in gained.items()})
-        shopper.kept -= returning
+        returning = +Counter({sku: min(units, shopper.kept[sku]) for sku, units in gained.items()})
+        for sku, units in sorted(returning.items()):
+            self._release_kept(shopper, sku, units, back_in_hand=True)
         gained -= returning
         # Picks first: each goes to the reach into a slot showing its SKU; put-backs take the reaches left.
         picks = self._match_reaches(reaches, sorted(gained.elements()), pick=True)
@@ -1429,6 +1436,7 @@ class Engine:
                 )
                 self._emit(shopper, "rejected_put_back", frame, sku, slot, min(confidence, 0.3), notes)
                 shopper.kept[sku] += 1
+                shopper.refusals.append((self.events[-1], shopper.review_reasons[-1]))
                 self._rejected_put_backs.append((self.events[-1], slot))
                 taker = self._swapped_taker(shopper, sku, frame) if self.config.swap_handover_frames else None
                 if taker is not None:
@@ -1545,7 +1553,7 @@ class Engine:
             if target is not slot:
                 event.slot, event.shelf = target.name, target.shelf
                 slot = target
-            shopper.kept[event.sku] -= 1
+            self._release_kept(shopper, event.sku, 1, back_in_hand=False, refusal=event)
             from_cart = shopper.cart[event.sku] > 0
             if from_cart:
                 shopper.cart[event.sku] -= 1
@@ -1608,13 +1616,39 @@ class Engine:
         approach = shopper.near_slots[slot.key][0]
         return not self._put_back_booked(slot, sku, since=approach)
 
-    @staticmethod
-    def _back_in_view(shopper: _Shopper, sku: str) -> bool:
+    def _back_in_view(self, shopper: _Shopper, sku: str) -> bool:
         """`sku` shows up in the hand again while the cart still holds it (`kept`): not a new pick."""
         if shopper.kept[sku] <= 0:
             return False
-        shopper.kept[sku] -= 1
+        self._release_kept(shopper, sku, 1, back_in_hand=True)
         return True
+
+    def _release_kept(
+        self, shopper: _Shopper, sku: str, units: int, *, back_in_hand: bool, refusal: Event | None = None
+    ) -> None:
+        """`units` of the kept `sku` are no longer kept: read `back_in_hand`, or gone another way (booked
+        late at a slot: `refusal` is that event; handed over). Items the hands lost from view away from
+        any refused put-back are taken to come back first (which unit returned cannot be seen, and a
+        refusal stays a review reason unless it surely ended in the hand); the refusals left over, newest
+        first, are settled: read back in the hand, the refusal was right and stops being a review reason
+        (unless `review_refusals_seen_back`)."""
+        kept_before = shopper.kept[sku]
+        shopper.kept[sku] -= units
+        shopper.kept = +shopper.kept
+        if refusal is not None:
+            shopper.refusals = [r for r in shopper.refusals if r[0] is not refusal]
+            return
+        refused = [r for r in shopper.refusals if r[0].sku == sku]
+        settled = units - max(0, kept_before - len(refused))
+        for event, reason in reversed(refused[len(refused) - settled :] if settled > 0 else []):
+            shopper.refusals.remove((event, reason))
+            if not back_in_hand or self.config.review_refusals_seen_back or event.type != "rejected_put_back":
+                continue
+            if reason in shopper.review_reasons:
+                shopper.review_reasons.remove(reason)
+            event.review = (
+                f"{event.review}; read in the hand again at frame {self._frame}: not a review reason"
+            )
 
     def _neighbour_showing(self, shopper: _Shopper, sku: str, frame: int, *, exclude: Slot) -> Slot | None:
         """A slot the shopper's wrist came near around `frame` whose top item is `sku` (closest first)."""
@@ -1958,7 +1992,7 @@ class Engine:
         """Move one `sku` from `giver`'s cart to `taker`'s (a handover event). `from_kept`: it is the
         item the giver's cart kept after losing it from view. A `review` flags both receipts."""
         if from_kept:
-            giver.kept[sku] -= 1
+            self._release_kept(giver, sku, 1, back_in_hand=False)
         giver.cart[sku] -= 1
         taker.cart[sku] += 1
         if review:
