@@ -62,7 +62,8 @@ How it decides:
   reason; a receipt with a flagged event is flagged too (the review rate is a QC metric), and so is a
   receipt with items that the video's end decided (`review_end_of_video_exits`), and a put-back
   booked at a wrist's approach made before the item was taken (mostly the undo of a misread pick,
-  now and then a real item dropped).
+  now and then a real item dropped). A put-back refused because its slot showed something else stops
+  being a review reason once its item is read in the shopper's hand again: the refusal was right.
 """
 
 from __future__ import annotations
