@@ -1289,24 +1289,24 @@ def test_engine_config_checks_kept_back_sightings():
         EngineConfig(kept_back_sightings=6)
 
 
-def test_a_refused_put_back_stops_being_a_review_reason_once_its_item_is_back_in_the_hand(scene, layout):
-    # The detector misses the held apple as the shopper's hand comes back from a reach into A3 (a
-    # cheese slot, which still shows its cheese): the "put-back" is refused, the apple still charged
-    # and the receipt flagged. Frames later the apple is in the hand again: the refusal was right,
-    # and a person has nothing left to check. An apple never seen again stays a review reason.
+def test_a_refused_put_back_can_stop_being_a_review_reason_once_its_item_is_back_in_the_hand(scene, layout):
+    # With `review_refusals_seen_back` off (the default keeps the flag): the detector misses the held
+    # apple as the shopper's hand comes back from a reach into A3 (a cheese slot, which still shows
+    # its cheese): the "put-back" is refused, the apple still charged and the receipt flagged. Frames
+    # later the apple is in the hand again: the refusal was right, and a person has nothing left to
+    # check. An apple never seen again stays a review reason.
     shopper = scene.actor(1)
     shopper.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
     shopper.wait(8).walk(near(scene.slot_center("A3")), 10).reach("A3").wait(12).walk(scene.EXIT, 15)
     frames = scene.frames()
-    back = _feed(_miss_held_items(frames, 38, 50), layout)
+    unflag = EngineConfig(review_refusals_seen_back=False)
+    back = _feed(_miss_held_items(frames, 38, 50), layout, unflag)
     assert back.receipts_json() == scene.receipts() == {"1": {"apple": 1}}
     refusal = next(e for e in back.events if e.type == "rejected_put_back")
     assert refusal.slot == "A3" and "read in the hand again" in refusal.review
     assert back.review_reasons() == {"1": []}
-    kept_flagged = _feed(
-        _miss_held_items(frames, 38, 50), layout, EngineConfig(review_refusals_seen_back=True)
-    )
+    kept_flagged = _feed(_miss_held_items(frames, 38, 50), layout)  # the default: flagged for good
     assert kept_flagged.review_reasons()["1"] and "still charged" in kept_flagged.review_reasons()["1"][0]
-    never_back = _feed(_miss_held_items(frames, 38, len(frames)), layout)
+    never_back = _feed(_miss_held_items(frames, 38, len(frames)), layout, unflag)
     assert never_back.receipts_json() == {"1": {"apple": 1}}
     assert any("still charged" in reason for reason in never_back.review_reasons()["1"])
