@@ -1644,8 +1644,8 @@ class Engine:
             shopper.refusals = [r for r in shopper.refusals if r[0] is not refusal]
             return
         refused = [r for r in shopper.refusals if r[0].sku == sku]
-        settled = units - max(0, kept_before - len(refused))
-        for event, reason in reversed(refused[len(refused) - settled :] if settled > 0 else []):
+        settled = max(0, units - max(0, kept_before - len(refused)))
+        for event, reason in refused[::-1][:settled]:  # newest first
             shopper.refusals.remove((event, reason))
             if not back_in_hand or self.config.review_refusals_seen_back or event.type != "rejected_put_back":
                 continue
