@@ -1310,3 +1310,39 @@ def test_a_refused_put_back_can_stop_being_a_review_reason_once_its_item_is_back
     never_back = _feed(_miss_held_items(frames, 38, len(frames)), layout, unflag)
     assert never_back.receipts_json() == {"1": {"apple": 1}}
     assert any("still charged" in reason for reason in never_back.review_reasons()["1"])
+
+
+def test_a_track_id_the_tracker_revives_on_its_shopper_takes_them_back(scene, layout):
+    first, second = scene.actor(1), scene.actor(2)
+    first.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    first.walk((160.0, 120.0), 8).wait(30).walk(scene.EXIT, 15)
+    second.walk((30.0, 210.0), 1).walk(near(scene.slot_center("A3")), 10).reach("A3", take=True)
+    second.walk((190.0, 120.0), 8).wait(45).walk(scene.EXIT, 15)
+    # Side by side, 30 px apart (2522/val_0009 of the 30th round): the first shopper is lost for
+    # frames 30-31 and comes back as track 7, which the engine relinks to them. From frame 40 the
+    # tracker moves 7 onto the second shopper, drops 2, and revives 1 on the first shopper, whom its
+    # appearance model knew as 1 all along.
+    tracked = []
+    for frame in scene.frames():
+        shoppers = []
+        for s in frame.shoppers:
+            if s.track_id == 1 and 30 <= frame.frame <= 31:
+                continue
+            if (s.track_id == 1 and 32 <= frame.frame <= 39) or (s.track_id == 2 and frame.frame >= 40):
+                s = dataclasses.replace(s, track_id=7)
+            shoppers.append(s)
+        tracked.append(_with_shoppers(frame, shoppers))
+    config = EngineConfig(revived_tracks_return=True)
+    engine = _feed(tracked, layout, config)
+    assert engine.receipts_json() == scene.receipts() == {"1": {"apple": 1}, "2": {"cheese": 1}}
+    # shopper 1 stood where the first shopper stood, and walked out when they did
+    assert box_center(engine.trajectories[1][50]) == (160.0, 120.0)
+    assert box_center(engine.trajectories[2][50]) == (190.0, 120.0)
+    first_out = max(f.frame for f in tracked if any(s.track_id == 1 for s in f.shoppers))
+    assert max(engine.trajectories[1]) == first_out
+
+    # Without the rule the revived id is relinked by distance to the second shopper, who was lost
+    # that frame: the two trade bodies, and each walks out with the other's item.
+    off = _feed(tracked, layout, dataclasses.replace(config, revived_tracks_return=False))
+    assert box_center(off.trajectories[1][50]) == (190.0, 120.0)
+    assert off.receipts_json() == {"1": {"cheese": 1}, "2": {"apple": 1}}

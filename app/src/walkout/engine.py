@@ -226,6 +226,14 @@ class EngineConfig:
     # it, was the shopper's item read in the neighbour's hand beside theirs: that pick is undone
     # (2462/val_0011 of the 28th round). Off by default (oracle mode; model mode turns it on).
     undo_neighbours_pick: bool = False
+    # A track id a shopper was moved away from (relinked onto a newer track) that the tracker shows
+    # again within walking reach of that shopper, who has not left, is that shopper again: the
+    # tracker revived it by its appearance model, which knew them longer than any newer track. Without
+    # this the engine relinks the revived id by distance alone, to whichever shopper was lost nearest
+    # (2522/val_0009 and 2523/val_0016 of the 30th round: a shopper's cart went to a neighbour, or was
+    # left on a track that faded inside the store). The newer track is released and treated as any new
+    # track. Off by default (ground-truth identities: oracle mode).
+    revived_tracks_return: bool = False
 
     def __post_init__(self) -> None:
         checks = {
@@ -529,6 +537,8 @@ class Engine:
         self.trajectories: dict[int, dict[int, list[float]]] = {}
         self._shoppers: dict[int, _Shopper] = {}
         self._track_to_shopper: dict[int, int] = {}
+        # track id -> the shopper who was moved off it onto a newer track (`revived_tracks_return`)
+        self._former_owner: dict[int, int] = {}
         self._frame = 0
         self._slots = {s.key: s for s in layout.slots}
         # what each slot is believed to hold, bottom to top (planogram stock, then picks and put-backs)
@@ -704,7 +714,10 @@ class Engine:
     def _update_identities(self, observation: FrameObservation) -> dict[int, ShopperObservation]:
         present: dict[int, ShopperObservation] = {}
         new_tracks = []
+        waiting = self._return_revived_tracks(observation) if self.config.revived_tracks_return else set()
         for shopper_obs in observation.shoppers:
+            if shopper_obs.track_id in waiting:
+                continue
             shopper_id = self._track_to_shopper.get(shopper_obs.track_id)
             if shopper_id is not None and self._jumped(self._shoppers[shopper_id], shopper_obs):
                 # The tracker re-identified a lost track on someone across the store: that
@@ -727,7 +740,9 @@ class Engine:
                 # (on someone else), must not bring them back.
                 for track_id in [t for t, s in self._track_to_shopper.items() if s == shopper_id]:
                     del self._track_to_shopper[track_id]
+                    self._former_owner[track_id] = shopper_id
             self._track_to_shopper[shopper_obs.track_id] = shopper_id
+            self._former_owner.pop(shopper_obs.track_id, None)
             present[shopper_id] = shopper_obs
         for shopper_id, shopper_obs in present.items():
             shopper = self._shoppers[shopper_id]
@@ -744,6 +759,37 @@ class Engine:
                 float(v) for v in shopper_obs.box
             ]
         return present
+
+    def _return_revived_tracks(self, observation: FrameObservation) -> set[int]:
+        """Give each revived track back to the shopper who was moved off it (`revived_tracks_return`).
+
+        Only a shopper who has not left, and only within walking reach of where they were last seen
+        (`_jumped`: a revived id across the store is someone else). A revived box lying on the box of
+        the shopper's newer track this frame (`duplicate_overlap` of its own area) is the same body
+        boxed twice: it waits, neither switched to nor relinked to anyone else, while the newer track
+        is there. Otherwise the newer track loses the shopper and is looked at again as any new track
+        this frame (relinked, a duplicate, or new). Returns the ids of the waiting tracks.
+        """
+        seen = {s.track_id: s for s in observation.shoppers}
+        waiting: set[int] = set()
+        for shopper_obs in observation.shoppers:
+            track_id = shopper_obs.track_id
+            owner_id = self._former_owner.get(track_id)
+            if owner_id is None or track_id in self._track_to_shopper:
+                continue
+            owner = self._shoppers.get(owner_id)
+            if owner is None or owner.left or self._jumped(owner, shopper_obs):
+                continue
+            newer = [t for t, s in self._track_to_shopper.items() if s == owner_id]
+            if any(t in seen and self._duplicates(shopper_obs.box, seen[t].box) for t in newer):
+                waiting.add(track_id)
+                continue
+            for t in newer:
+                del self._track_to_shopper[t]
+            del self._former_owner[track_id]
+            self._track_to_shopper[track_id] = owner_id
+            owner.relinked_frame = observation.frame  # continued by another track, as in `_relink`
+        return waiting
 
     def _jumped(self, shopper: _Shopper, shopper_obs: ShopperObservation) -> bool:
         """Whether a track's box moved further since the shopper's last frame than a person walks."""
@@ -795,14 +841,16 @@ class Engine:
         """
         if self._frame <= 1 or self.layout.in_entrance(*box_center(shopper_obs.box), margin=30.0):
             return False
-        box = shopper_obs.box
+        return any(self._duplicates(shopper_obs.box, other.box) for other in present.values())
+
+    def _duplicates(
+        self, box: tuple[float, float, float, float], other: tuple[float, float, float, float]
+    ) -> bool:
+        """Whether at least `duplicate_overlap` of `box`'s area lies inside `other` (x1 y1 x2 y2 px)."""
         area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
-        for other in present.values():
-            width = min(box[2], other.box[2]) - max(box[0], other.box[0])
-            height = min(box[3], other.box[3]) - max(box[1], other.box[1])
-            if width > 0 and height > 0 and width * height / area >= self.config.duplicate_overlap:
-                return True
-        return False
+        width = min(box[2], other[2]) - max(box[0], other[0])
+        height = min(box[3], other[3]) - max(box[1], other[1])
+        return width > 0 and height > 0 and width * height / area >= self.config.duplicate_overlap
 
     def _relink(self, shopper_obs: ShopperObservation, taken: set[int]) -> int | None:
         """A lost shopper that this new track plausibly continues (nearest last position), or None."""
@@ -856,9 +904,15 @@ class Engine:
     def _merge_into(self, kept: _Shopper, young: _Shopper, present: dict[int, ShopperObservation]) -> None:
         """`young`'s tracks become `kept`'s; `young` (who has decided nothing) ceases to exist."""
         for track_id in [t for t, s in self._track_to_shopper.items() if s == kept.shopper_id]:
-            del self._track_to_shopper[track_id]  # a revived old track must not bring them back twice
+            # A revived old track must not bring them back twice, nor take them back
+            # (`revived_tracks_return`): it coasted on the spot they had just left.
+            del self._track_to_shopper[track_id]
+            self._former_owner.pop(track_id, None)
         for track_id in [t for t, s in self._track_to_shopper.items() if s == young.shopper_id]:
             self._track_to_shopper[track_id] = kept.shopper_id
+        for track_id, owner_id in list(self._former_owner.items()):
+            if owner_id == young.shopper_id:
+                self._former_owner[track_id] = kept.shopper_id
         present[kept.shopper_id] = present.pop(young.shopper_id)
         self.trajectories.setdefault(kept.shopper_id, {}).update(self.trajectories.pop(young.shopper_id, {}))
         self._free_changes = [c for c in self._free_changes if c[1] != young.shopper_id]
