@@ -1346,3 +1346,34 @@ def test_a_track_id_the_tracker_revives_on_its_shopper_takes_them_back(scene, la
     off = _feed(tracked, layout, dataclasses.replace(config, revived_tracks_return=False))
     assert box_center(off.trajectories[1][50]) == (190.0, 120.0)
     assert off.receipts_json() == {"1": {"cheese": 1}, "2": {"apple": 1}}
+
+
+def test_an_item_gone_from_the_hand_before_a_reach_into_the_next_slot_was_put_back_before_it(scene, layout):
+    # 2532/val_0010 of the 31st round, in oracle mode: the put-back into A1 stops 11 px short of its
+    # center (the arm at its length), then the hand turns away (too faint to read) and reaches into A2
+    # (bread). Only two readable frames showed the hand empty, too few to confirm the loss (5 of 7),
+    # so the A2 visit started with the apple "held", and its put-back there was refused: charged.
+    shopper = scene.actor(1)
+    a1 = scene.slot_center("A1")
+    shopper.walk(scene.ENTRANCE, 1).walk(near(a1), 10).reach("A1", take=True).wait(10)
+    shopper.reach("A1", give=True).reach("A2").walk(scene.EXIT, 20)
+    frames = scene.frames()
+    [_, put_back] = scene.events
+    give = put_back["frame"]
+    frames = [
+        _move_wrist(f, 1, (a1[0], a1[1] + 11.0)) if give - 1 <= f.frame <= give + 1 else f for f in frames
+    ]
+    frames = [_hide_wrists(f) if give + 2 <= f.frame <= give + 4 else f for f in frames]
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == scene.receipts() == {"1": {}}
+    [booked] = [e for e in engine.events if e.type == "put_back"]
+    assert booked.slot == "A1"
+
+    off = _feed(frames, layout, EngineConfig(loss_before_visit_sightings=0))
+    assert off.receipts_json() == {"1": {"apple": 1}}
+    assert [e.slot for e in off.events if e.type == "rejected_put_back"] == ["A2"]
+
+
+def test_loss_before_visit_sightings_beyond_the_hands_window_is_a_config_error():
+    with pytest.raises(ConfigError, match="loss_before_visit_sightings"):
+        EngineConfig(loss_before_visit_sightings=8)

@@ -213,6 +213,15 @@ class EngineConfig:
     # from view for 15 frames, its "put-back" refused; read back in the hand the frame before a reach
     # into another slot, where it was put back, unseen). 0 = off (ground truth: oracle mode).
     kept_back_sightings: int = 0
+    # A held item absent from each of the latest this-many readable readings as a visit starts left
+    # the hand before that visit: when the visit's reach refuses its put-back (the slot shows another
+    # SKU), a slot the wrist came near just before that shows the item on top received it, even one
+    # that showed it all along (its own slot). The hands' confirmation (`free_min_sightings` of
+    # `free_window`) waits for readable frames, and a hand turned away from the camera can leave too
+    # few before the next reach (2532/val_0010 of the 31st round, oracle mode: a put-back that
+    # stopped 9 px short of its slot, then a reach into the neighbour slot, showing milk, 5 frames
+    # later; the cola's "put-back" was refused there and charged). 0 = off.
+    loss_before_visit_sightings: int = 2
     takeover_frames: int = 3  # a track born this close to a nearby shopper's loss continues that shopper
     # A track born inside the store that walks out, beside which a shopper was lost inside the store
     # up to this many frames after its birth (never seen again): at the exit, it is that shopper.
@@ -253,6 +262,7 @@ class EngineConfig:
             "free_window": self.free_window >= 1,
             "free_min_sightings": 1 <= self.free_min_sightings <= self.free_window,
             "max_lost_frames": self.max_lost_frames >= 0,
+            "loss_before_visit_sightings": 0 <= self.loss_before_visit_sightings <= self.free_window,
             "relink_distance_px": self.relink_distance_px >= 0.0,
             "max_walk_px_per_frame": self.max_walk_px_per_frame >= 0.0,
             "exit_margin_px": self.exit_margin_px >= 0.0,
@@ -357,6 +367,8 @@ class _Visit:
     start_frame: int
     reaches: dict[tuple[str, str], _Reach] = field(default_factory=dict)  # the deepest reach into each slot
     after: list[Counter] = field(default_factory=list)
+    # held items already gone from the latest readings as it started (`loss_before_visit_sightings`)
+    gone: Counter = field(default_factory=Counter)
 
 
 @dataclass
@@ -372,6 +384,7 @@ class _Shopper:
     # what each of those slots was seen showing on top in the `shelf_view_frames` before that closest
     # approach: kept with it, as the engine's memory of a slot's sightings is short
     near_slots_before: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    last_read: dict[str, int] = field(default_factory=dict)  # SKU -> the last readable frame it was in hand
     visit: _Visit | None = None
     cart: Counter = field(default_factory=Counter)
     review_reasons: list[str] = field(default_factory=list)
@@ -1190,7 +1203,9 @@ class Engine:
             reaching = True
             if visit is None:
                 visit = shopper.visit = _Visit(
-                    before=self._held_as_visit_starts(shopper), start_frame=self._frame
+                    before=self._held_as_visit_starts(shopper),
+                    start_frame=self._frame,
+                    gone=self._gone_from_the_hand(shopper),
                 )
             visit.after.clear()  # still reaching: the hands are read after they leave the shelf
             slot, distance = near
@@ -1211,6 +1226,7 @@ class Engine:
         )
         if not readable:
             return  # a hand is in a slot or hidden: what the shopper holds is unknown this frame
+        shopper.last_read.update(dict.fromkeys(held, self._frame))
         if visit is not None:
             visit.after.append(held)
             if len(visit.after) >= config.after_window:
@@ -1241,6 +1257,17 @@ class Engine:
             held[sku] += units
             self._release_kept(shopper, sku, units, back_in_hand=True)
         return held
+
+    def _gone_from_the_hand(self, shopper: _Shopper) -> Counter:
+        """Confirmed items absent from each of the latest `loss_before_visit_sightings` readable
+        readings (units per SKU)."""
+        needed = self.config.loss_before_visit_sightings
+        if not needed or len(shopper.recent) < needed:
+            return Counter()
+        latest = shopper.recent[-needed:]
+        return +Counter(
+            {sku: units - max(reading[sku] for reading in latest) for sku, units in shopper.confirmed.items()}
+        )
 
     def _watch_reached_slots(self, visit: _Visit) -> None:
         """Note what each reached slot shows on top this frame, within `shelf_view_frames` of the reach."""
@@ -1327,10 +1354,19 @@ class Engine:
         picks = self._match_reaches(reaches, sorted(gained.elements()), pick=True)
         used = [reach for _, reach in picks]
         remaining = [reach for reach in reaches if reach not in used] or reaches
+        gone = Counter(visit.gone)
         for sku, reach in self._match_reaches(remaining, sorted(lost.elements()), pick=False):
             self._put_back(
-                shopper, reach.peak_frame, self._slots[reach.slot], sku, confidence, notes, gained=gained
+                shopper,
+                reach.peak_frame,
+                self._slots[reach.slot],
+                sku,
+                confidence,
+                notes,
+                gained=gained,
+                left_before=gone[sku] > 0,
             )
+            gone[sku] -= 1
         for sku, reach in picks:
             self._pick(shopper, reach.peak_frame, self._slots[reach.slot], sku, confidence, notes)
 
@@ -1460,9 +1496,12 @@ class Engine:
         notes: list[str],
         *,
         gained: Counter | None = None,
+        left_before: bool = False,
     ) -> None:
         """Book `sku` leaving the hand at `slot`; `gained`: what the same visit's hands gained (a
-        loss refused beside a gain of the slot's own SKU can undo a misread pick)."""
+        loss refused beside a gain of the slot's own SKU can undo a misread pick); `left_before`: the
+        item was already gone from the hand's readings as the visit started
+        (`loss_before_visit_sightings`)."""
         notes = list(notes)
         if slot is not None:
             window = self.config.shelf_view_frames
@@ -1481,6 +1520,17 @@ class Engine:
                         f"reach booked at {slot.name}, which shows {after[-1]}; {sku} is on {neighbour.name}"
                     )
                     slot, confidence = neighbour, min(confidence, 0.6)
+                    after = []
+            if len(after) >= 2 and sku not in after and left_before:
+                earlier = self._slot_where_it_left(shopper, sku, exclude=slot)
+                if earlier is not None and not self._put_back_booked(earlier, sku, since=frame - 2 * window):
+                    # It left the hand before this reach, with the wrist at a slot that shows it (a
+                    # reach stopped short): that slot took it, even if it showed the SKU all along.
+                    notes.append(
+                        f"{sku} left the hand before the reach into {slot.name}, which shows {after[-1]}; "
+                        f"{sku} is on {earlier.name}, where the hand was just before"
+                    )
+                    slot, confidence = earlier, min(confidence, 0.6)
                     after = []
             if (
                 len(after) >= 2
@@ -1713,6 +1763,23 @@ class Engine:
         """A slot the shopper's wrist came near around `frame` whose top item is `sku` (closest first)."""
         for slot in self._slots_near(shopper, frame, 2 * self.config.shelf_view_frames, exclude=exclude):
             if self._stack_top(slot) == sku and self._shelf_top_before(slot, frame, sku) in (sku, None):
+                return slot
+        return None
+
+    def _slot_where_it_left(self, shopper: _Shopper, sku: str, *, exclude: Slot) -> Slot | None:
+        """A slot a wrist was near when `sku` was last read in the hand, or later, that shows `sku` on
+        top (the closest approach first): where an item that left the hand away from a reach went."""
+        last_read = shopper.last_read.get(sku)
+        if last_read is None:
+            return None
+        near = sorted(
+            (distance, key)
+            for key, (_, distance, last_near) in shopper.near_slots.items()
+            if last_near >= last_read and key != exclude.key
+        )
+        for _, key in near:
+            slot = self._slots[key]
+            if self._stack_top(slot) == sku:
                 return slot
         return None
 
