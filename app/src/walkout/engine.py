@@ -216,11 +216,12 @@ class EngineConfig:
     # A held item absent from each of the latest this-many readable readings as a visit starts left
     # the hand before that visit: when the visit's reach refuses its put-back (the slot shows another
     # SKU), a slot a wrist was near when the item was last read in the hand, or later, that shows the
-    # item on top received it, even one that showed it all along (its own slot); flagged. The hands' confirmation (`free_min_sightings` of
-    # `free_window`) waits for readable frames, and a hand turned away from the camera can leave too
-    # few before the next reach (2532/val_0010 of the 31st round, oracle mode: a put-back that
-    # stopped 9 px short of its slot, then a reach into the neighbour slot, showing milk, 5 frames
-    # later; the cola's "put-back" was refused there and charged). 0 = off.
+    # item on top received it, even one that showed it all along (its own slot); flagged. The hands'
+    # confirmation (`free_min_sightings` of `free_window`) waits for readable frames, and a hand
+    # turned away from the camera can leave too few before the next reach (2532/val_0010 of the 31st
+    # round, oracle mode: a put-back that stopped 9 px short of its slot, then a reach into the
+    # neighbour slot, showing milk, 5 frames later; the cola's "put-back" was refused there and
+    # charged). 0 = off.
     loss_before_visit_sightings: int = 2
     takeover_frames: int = 3  # a track born this close to a nearby shopper's loss continues that shopper
     # A track born inside the store that walks out, beside which a shopper was lost inside the store
