@@ -21,7 +21,8 @@ How it decides:
 - Shelves: the engine keeps each slot's believed stack (planogram stock, then picks and put-backs)
   for those priors.
 - Identity: a track that disappears is kept for `max_lost_frames`; a new track that appears near a
-  lost shopper continues that shopper (same hands, same cart). A shopper last seen in the exit zone,
+  lost shopper continues that shopper (same hands, same cart); with `revived_tracks_return`, an old
+  track id the tracker revives near that shopper is theirs again. A shopper last seen in the exit zone,
   or at the image border the exit opens to (or seen there up to `exit_coast_frames` before the
   tracker lost them), and gone for `exit_confirm_frames` has left: their cart becomes a receipt.
 - Away from the shelves: a confirmed change of what a shopper holds right after a wrist came near a
