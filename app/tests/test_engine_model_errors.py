@@ -1370,6 +1370,8 @@ def test_an_item_gone_from_the_hand_before_a_reach_into_the_next_slot_was_put_ba
     assert engine.receipts_json() == scene.receipts() == {"1": {}}
     [booked] = [e for e in engine.events if e.type == "put_back"]
     assert booked.slot == "A1"
+    assert "apple left the hand before the reach into A2" in booked.review  # a person looks
+    assert engine.review_reasons()["1"]
 
     off = _feed(frames, layout, EngineConfig(loss_before_visit_sightings=0))
     assert off.receipts_json() == {"1": {"apple": 1}}
