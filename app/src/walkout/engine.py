@@ -753,7 +753,7 @@ class Engine:
                 self._shoppers[shopper_id].relinked_frame = observation.frame
                 # The shopper continues under the new id; the old id, if the tracker revives it
                 # (on someone else), must not bring them back.
-                for track_id in [t for t, s in self._track_to_shopper.items() if s == shopper_id]:
+                for track_id in self._tracks_of(shopper_id):
                     del self._track_to_shopper[track_id]
                     self._former_owner[track_id] = shopper_id
             self._track_to_shopper[shopper_obs.track_id] = shopper_id
@@ -775,6 +775,10 @@ class Engine:
             ]
         return present
 
+    def _tracks_of(self, shopper_id: int) -> list[int]:
+        """The track ids that map to a shopper now (a list: callers remap or delete them)."""
+        return [t for t, s in self._track_to_shopper.items() if s == shopper_id]
+
     def _return_revived_tracks(self, observation: FrameObservation) -> set[int]:
         """Give each revived track back to the shopper who was moved off it (`revived_tracks_return`).
 
@@ -795,7 +799,7 @@ class Engine:
             owner = self._shoppers.get(owner_id)
             if owner is None or owner.left or self._jumped(owner, shopper_obs):
                 continue
-            newer = [t for t, s in self._track_to_shopper.items() if s == owner_id]
+            newer = self._tracks_of(owner_id)
             if any(t in seen and self._duplicates(shopper_obs.box, seen[t].box) for t in newer):
                 waiting.add(track_id)
                 continue
@@ -918,12 +922,12 @@ class Engine:
 
     def _merge_into(self, kept: _Shopper, young: _Shopper, present: dict[int, ShopperObservation]) -> None:
         """`young`'s tracks become `kept`'s; `young` (who has decided nothing) ceases to exist."""
-        for track_id in [t for t, s in self._track_to_shopper.items() if s == kept.shopper_id]:
+        for track_id in self._tracks_of(kept.shopper_id):
             # A revived old track must not bring them back twice, nor take them back
             # (`revived_tracks_return`): it coasted on the spot they had just left.
             del self._track_to_shopper[track_id]
             self._former_owner.pop(track_id, None)
-        for track_id in [t for t, s in self._track_to_shopper.items() if s == young.shopper_id]:
+        for track_id in self._tracks_of(young.shopper_id):
             self._track_to_shopper[track_id] = kept.shopper_id
         for track_id, owner_id in list(self._former_owner.items()):
             if owner_id == young.shopper_id:
@@ -1774,16 +1778,8 @@ class Engine:
         last_read = shopper.last_read.get(sku)
         if last_read is None:
             return None
-        near = sorted(
-            (distance, key)
-            for key, (_, distance, last_near) in shopper.near_slots.items()
-            if last_near >= last_read and key != exclude.key
-        )
-        for _, key in near:
-            slot = self._slots[key]
-            if self._stack_top(slot) == sku:
-                return slot
-        return None
+        near = self._slots_near(shopper, last_read, 0, exclude=exclude)
+        return next((slot for slot in near if self._stack_top(slot) == sku), None)
 
     def _neighbour_receiving(self, shopper: _Shopper, sku: str, frame: int, *, exclude: Slot) -> Slot | None:
         """A slot the shopper's wrist came near around `frame` that shows `sku` on top in its last two
