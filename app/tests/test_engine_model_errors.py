@@ -134,7 +134,8 @@ def test_a_revived_track_id_does_not_bring_back_the_shopper_it_lost(scene, layou
     # The tracker renames the first shopper 7 at frame 30 and later hands the freed id 1 to the
     # newcomer at the entrance.
     frames = _renumber(_renumber(frames, 1, 7, after=30), 50, 1, after=0)
-    # (revived on someone across the store, the old id is not theirs with `revived_tracks_return` either)
+    # (revived on a newcomer out of their walking reach, the old id is not theirs with
+    # `revived_tracks_return` either)
     engine = _feed(frames, layout, EngineConfig(revived_tracks_return=revived_tracks_return))
     receipts = engine.receipts_json()
     assert receipts["1"] == {"apple": 1}
