@@ -8,6 +8,7 @@ from walkout_tracking.association import (
     iou_cost,
     linear_assignment,
     look_alike_tracks,
+    reachable_pairs,
     saving_assignment,
     within_tolerance,
 )
@@ -122,3 +123,31 @@ def test_fused_cost_gates_on_the_distance_itself_not_the_tolerant_one():
     )
     assert cost[0, 0] == pytest.approx(0.7 * 0.05 + 0.3 * 0.2)
     assert cost[0, 1] == INFEASIBLE  # 0.18 is above the re-id distance: no overlap, no match
+
+
+def test_reachable_pairs_grow_with_the_frames_lost_in_box_heights():
+    last = np.array([[0.0, 0.0, 10.0, 20.0]])  # centre (5, 10), 20 px tall
+    dets = np.array([[30.0, 0.0, 40.0, 20.0], [70.0, 0.0, 80.0, 20.0]])  # centres 30 and 70 px away
+    # (1 + 0.25 * 1) * 20 = 25 px: neither; (1 + 0.25 * 10) * 20 = 70 px: both (70 on the limit).
+    assert reachable_pairs(last, np.array([1]), dets, 0.25).tolist() == [[False, False]]
+    assert reachable_pairs(last, np.array([10]), dets, 0.25).tolist() == [[True, True]]
+    assert reachable_pairs(last, np.array([5]), dets, 0.25).tolist() == [[True, False]]
+    assert reachable_pairs(last, np.array([1]), dets, 0.0) is None  # 0: no limit
+
+
+def test_fused_cost_reidentifies_only_where_the_track_could_have_walked():
+    iou = np.array([[0.0, 0.0, 0.8]])
+    distance = np.array([[0.05, 0.05, 0.05]])
+    reachable = np.array([[True, False, False]])
+    cost = fused_cost(
+        iou,
+        distance,
+        min_iou=0.3,
+        max_appearance_distance=0.4,
+        reid_appearance_distance=0.1,
+        appearance_weight=0.5,
+        reachable=reachable,
+    )
+    assert cost[0, 0] < INFEASIBLE
+    assert cost[0, 1] == INFEASIBLE  # looks the same, but out of reach: no re-identification
+    assert cost[0, 2] < INFEASIBLE  # overlap matches as before: the limit is on re-identification only

@@ -275,6 +275,38 @@ def test_a_track_without_a_look_alike_keeps_every_difference_in_looks():
             assert _id_nearest(out, [103.0, 50.0, 123.0, 110.0]) == 1.0
 
 
+def test_a_lost_track_is_not_re_identified_on_a_look_alike_out_of_walking_reach():
+    # A (60 px tall) is seen for 5 frames at x 100, then hidden for 10 frames. A look-alike B
+    # (cosine distance 0.01 from A: within the re-identification distance) appears at x 400: 300 px
+    # away, 5 box heights, farther than anyone walks in 10 frames. Without the limit A's track
+    # re-identifies B; with reid_max_speed 0.3 ((1 + 0.3 * 10) * 60 = 240 px) B gets a new track.
+    def id_on_b(config):
+        tracker = Tracker(config=config)
+        for _ in range(5):
+            tracker.update(np.array([[100.0, 50.0, 120.0, 110.0, 0.95]]), embeddings=np.stack([_unit(0)]))
+        for _ in range(9):
+            tracker.update(None)
+        box_b = [400.0, 50.0, 420.0, 110.0, 0.95]
+        return _id_nearest(tracker.update(np.array([box_b]), embeddings=np.stack([_unit(8)])), box_b)
+
+    base = dict(min_hits=1, max_age=30, high_score=0.5, new_track_score=0.5, reid_appearance_distance=0.15)
+    assert id_on_b(TrackerConfig(**base)) == 1.0
+    assert id_on_b(TrackerConfig(**base, reid_max_speed=0.3)) == 2.0
+
+
+def test_a_lost_track_is_re_identified_within_walking_reach():
+    # The same hidden A comes back 100 px away after 10 frames (1.7 heights): within reach.
+    tracker = Tracker(
+        config=TrackerConfig(min_hits=1, high_score=0.5, new_track_score=0.5, reid_max_speed=0.3)
+    )
+    for _ in range(5):
+        tracker.update(np.array([[100.0, 50.0, 120.0, 110.0, 0.95]]), embeddings=np.stack([_unit(0)]))
+    for _ in range(9):
+        tracker.update(None)
+    box = [200.0, 50.0, 220.0, 110.0, 0.95]
+    assert _id_nearest(tracker.update(np.array([box]), embeddings=np.stack([_unit(8)])), box) == 1.0
+
+
 def _unit(degrees: float) -> np.ndarray:
     """A 2-d look at this angle: two looks `a` degrees apart are 1 - cos(a) apart (cosine distance)."""
     return np.array([np.cos(np.radians(degrees)), np.sin(np.radians(degrees))])

@@ -121,6 +121,30 @@ def look_alike_tracks(track_features: np.ndarray, max_distance: float) -> np.nda
     return between.min(axis=1) <= max_distance
 
 
+def reachable_pairs(
+    last_boxes: np.ndarray, frames_lost: np.ndarray, det_boxes: np.ndarray, max_speed: float
+) -> np.ndarray | None:
+    """Which detections a track's person could have walked to since the track was last matched.
+
+    last_boxes: float [T, 4] x1 y1 x2 y2 px, each track's last matched box; frames_lost: int [T],
+    frames since then (>= 1); det_boxes: float [D, 4]. A pair is reachable when the centres are at
+    most (1 + max_speed * frames_lost) heights of the last box apart: one height for where the
+    detector places a box, and a walking speed in box heights per frame, so the limit holds for near
+    and far persons alike. max_speed 0 returns None (no limit).
+    Returns bool [T, D] or None.
+    """
+    if max_speed <= 0:
+        return None
+    last = np.asarray(last_boxes, dtype=np.float64).reshape(-1, 4)
+    dets = np.asarray(det_boxes, dtype=np.float64).reshape(-1, 4)
+    centre_last = (last[:, :2] + last[:, 2:]) / 2.0
+    centre_det = (dets[:, :2] + dets[:, 2:]) / 2.0
+    apart = np.linalg.norm(centre_last[:, None, :] - centre_det[None, :, :], axis=2)
+    height = np.maximum(last[:, 3] - last[:, 1], 1.0)
+    reach = (1.0 + max_speed * np.asarray(frames_lost, dtype=np.float64)) * height
+    return apart <= reach[:, None]
+
+
 def iou_cost(iou: np.ndarray, min_iou: float) -> np.ndarray:
     """SORT's cost: 1 - IoU, with pairs below `min_iou` gated out (INFEASIBLE). iou: [T, D] -> [T, D]."""
     cost = 1.0 - np.asarray(iou, dtype=np.float64)
@@ -138,6 +162,7 @@ def fused_cost(
     appearance_weight: float,
     appearance_tolerance: float = 0.0,
     tolerant_rows: np.ndarray | None = None,
+    reachable: np.ndarray | None = None,
 ) -> np.ndarray:
     """DeepSORT-style gated cost mixing motion (IoU) and appearance (cosine distance).
 
@@ -146,13 +171,16 @@ def fused_cost(
     almost the same (distance <= reid_appearance_distance: re-identification after an occlusion,
     when the predicted box has drifted away). Feasible cost = w * d_app + (1 - w) * (1 - IoU), where
     d_app is the distance after `within_tolerance(distance, appearance_tolerance, tolerant_rows)`;
-    the gates use the distance itself. Returns float array [T, D], infeasible pairs INFEASIBLE.
+    the gates use the distance itself. reachable: bool [T, D] or None (all True): where a track's
+    person could have walked to since it was last seen (`reachable_pairs`); re-identification without
+    overlap is allowed only there. Returns float array [T, D], infeasible pairs INFEASIBLE.
     """
     iou = np.asarray(iou, dtype=np.float64)
     distance = np.asarray(appearance_distance, dtype=np.float64)
     counted = within_tolerance(distance, appearance_tolerance, tolerant_rows)
     cost = appearance_weight * counted + (1.0 - appearance_weight) * (1.0 - iou)
-    feasible = (distance <= max_appearance_distance) & (
-        (iou >= min_iou) | (distance <= reid_appearance_distance)
-    )
+    reid = distance <= reid_appearance_distance
+    if reachable is not None:
+        reid &= np.asarray(reachable, dtype=bool)
+    feasible = (distance <= max_appearance_distance) & ((iou >= min_iou) | reid)
     return np.where(feasible, cost, INFEASIBLE)

@@ -41,6 +41,10 @@ class TrackerConfig:
     appearance_weight: float = 0.5  # weight of the cosine distance in the fused cost
     max_appearance_distance: float = 0.6  # cosine-distance gate: pairs looking more different never match
     reid_appearance_distance: float = 0.15  # below this a lost track may match without overlap
+    # ... but only a detection its person could have walked to since the track was last matched:
+    # centres at most 1 + `reid_max_speed` x frames lost box heights apart. A lost track otherwise
+    # re-identifies any look-alike anywhere in the view. 0: no limit.
+    reid_max_speed: float = 0.0
     embedding_momentum: float = 0.9  # exponential moving average of a track's appearance feature
     output_detection_box: bool = False  # report the matched detection box (else the Kalman estimate)
     coast_frames: int = 2  # keep reporting a confirmed track's predicted box for this many missed frames
@@ -98,6 +102,7 @@ class TrackerConfig:
             _check_range(section, name, getattr(self, name), 0.0, 1.0)
         _check_range(section, "max_appearance_distance", self.max_appearance_distance, 0.0, 2.0)
         _check_range(section, "reid_appearance_distance", self.reid_appearance_distance, 0.0, 2.0)
+        _check_range(section, "reid_max_speed", self.reid_max_speed, 0.0, None)
         _check_range(section, "duplicate_birth_distance", self.duplicate_birth_distance, 0.0, 2.0)
         _check_range(section, "appearance_tolerance", self.appearance_tolerance, 0.0, 2.0)
         if self.low_score > self.high_score:

@@ -32,6 +32,7 @@ from walkout_tracking.association import (
     iou_cost,
     linear_assignment,
     look_alike_tracks,
+    reachable_pairs,
     saving_assignment,
 )
 from walkout_tracking.boxes import iou_batch
@@ -208,6 +209,12 @@ class Tracker:
                 appearance_weight=cfg.appearance_weight,
                 appearance_tolerance=cfg.appearance_tolerance,
                 tolerant_rows=look_alike_tracks(looks, cfg.appearance_tolerance),
+                reachable=reachable_pairs(
+                    np.stack([t.box for t in self.tracks]),
+                    np.array([t.time_since_update for t in self.tracks]),
+                    dets[high, :4],
+                    cfg.reid_max_speed,
+                ),
             )
         else:
             cost = iou_cost(iou_high, cfg.iou_threshold)
