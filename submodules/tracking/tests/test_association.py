@@ -46,17 +46,14 @@ def test_cosine_distance_golden():
     np.testing.assert_allclose(d, [[0.0, 1.0, 2.0]])
 
 
+# The gates of the fused-cost tests below.
+GATES = dict(min_iou=0.3, max_appearance_distance=0.4, reid_appearance_distance=0.1, appearance_weight=0.5)
+
+
 def test_fused_cost_gates_and_reidentifies():
     iou = np.array([[0.8, 0.0, 0.8]])
     distance = np.array([[0.1, 0.05, 0.9]])
-    cost = fused_cost(
-        iou,
-        distance,
-        min_iou=0.3,
-        max_appearance_distance=0.4,
-        reid_appearance_distance=0.1,
-        appearance_weight=0.5,
-    )
+    cost = fused_cost(iou, distance, **GATES)
     assert cost[0, 0] == pytest.approx(0.15)
     # No overlap but nearly identical appearance: allowed (re-identification after occlusion).
     assert cost[0, 1] == pytest.approx(0.525)
@@ -139,15 +136,7 @@ def test_fused_cost_reidentifies_only_where_the_track_could_have_walked():
     iou = np.array([[0.0, 0.0, 0.8]])
     distance = np.array([[0.05, 0.05, 0.05]])
     reachable = np.array([[True, False, False]])
-    cost = fused_cost(
-        iou,
-        distance,
-        min_iou=0.3,
-        max_appearance_distance=0.4,
-        reid_appearance_distance=0.1,
-        appearance_weight=0.5,
-        reachable=reachable,
-    )
+    cost = fused_cost(iou, distance, **GATES, reachable=reachable)
     assert cost[0, 0] < INFEASIBLE
     assert cost[0, 1] == INFEASIBLE  # looks the same, but out of reach: no re-identification
     assert cost[0, 2] < INFEASIBLE  # overlap matches as before: the limit is on re-identification only
