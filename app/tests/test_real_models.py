@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -211,6 +212,14 @@ def test_the_pinned_tracker_re_run_on_recorded_detections_reproduces_the_run(rea
     for key in ("events", "receipts", "review", "trajectories"):
         assert retracked[key] == models[key], key
     assert outcome.retrack_stats["boxes"] == outcome.retrack_stats["keypoints_reused"] > 0
+    # ... shopper for shopper, frame for frame: so the engine's `models` run stands for it
+    assert outcome.retrack_stats["videos_as_recorded"] == 1
+
+    # A setting that changes the tracks re-runs the engine on them: reporting the detections' boxes
+    # instead of the Kalman estimates moves the shoppers' trajectories.
+    changed = replay_video(replace(task, tracker_overrides=(("output_detection_box", True),)))
+    assert changed.error is None and "videos_as_recorded" not in changed.retrack_stats
+    assert changed.results["retracked"].to_dict()["trajectories"] != models["trajectories"]
 
 
 def test_receipt_exact_match_floor_on_a_small_random_split(real_qc):

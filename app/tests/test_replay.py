@@ -32,6 +32,7 @@ from walkout.replay import (
     outcome_json,
     render_markdown,
     run_replay,
+    same_observations,
     stage_counts,
 )
 from walkout_ci.render import md_escape
@@ -274,6 +275,11 @@ def test_the_cli_writes_both_reports_and_fails_closed(split, tmp_path, capsys):
     retracked = json.loads((tmp_path / "r6" / "replay.json").read_text())
     assert retracked["tracker_overrides"] == {"max_age": 60} and "retracked" in retracked["metrics"]
     assert "ran the tracker with max" in (tmp_path / "r6" / "replay.md").read_text()
+    # a recording of the truth: the tracker's ids are never the truth's, so every video changed
+    videos = int(retracked["videos"])
+    assert retracked["retracked_keypoints"].get("videos_as_recorded", 0) == 0
+    report = (tmp_path / "r6" / "replay.md").read_text()
+    assert f"0 of {videos} videos were re-tracked exactly as recorded" in report
     # the tracker that was re-run is named (not only the one that recorded), and `walkout compare`
     # labels the retracked run with it: two tracking candidates must not read as "same"
     pinned = load_refs(REPO / "model_refs.yaml").components["tracking"]
@@ -443,3 +449,25 @@ def test_compare_pairs_two_replays_of_the_same_recordings(split, tmp_path, capsy
     missing = ["compare", "--baseline", str(tmp_path / "as_recorded"), "--report-dir", str(tmp_path / "x")]
     assert main([*missing, "--candidate", f"{tmp_path / 'blind' / 'replay.json'}#oracle"]) == 2
     assert "no variant 'oracle'" in capsys.readouterr().err
+
+
+def test_same_observations_needs_every_frame_shopper_keypoint_and_product_equal():
+    from walkout.observations import FrameObservation, ProductObservation, ShopperObservation
+
+    def frame(number, track_id=1, box=(10.0, 10.0, 30.0, 60.0), wrist_x=20.0, sku="cola"):
+        keypoints = np.zeros((7, 3))
+        keypoints[WRIST_INDICES["left"]] = (wrist_x, 40.0, 0.9)
+        return FrameObservation(
+            frame=number,
+            shoppers=(ShopperObservation(track_id=track_id, box=box, keypoints=keypoints),),
+            products=(ProductObservation(sku=sku, box=(0.0, 0.0, 5.0, 5.0), score=0.9),),
+        )
+
+    run = [frame(1), frame(2)]
+    assert same_observations(run, iter([frame(1), frame(2)]))
+    assert not same_observations(run, [frame(1)])  # a frame short
+    assert not same_observations(run, [frame(1), frame(2, track_id=2)])  # another id
+    assert not same_observations(run, [frame(1), frame(2, box=(10.0, 10.0, 30.0, 61.0))])
+    assert not same_observations(run, [frame(1), frame(2, wrist_x=21.0)])  # a wrist elsewhere
+    assert not same_observations(run, [frame(1), frame(2, sku="milk")])
+    assert not same_observations(run, [frame(1), replace(frame(2), shoppers=())])
