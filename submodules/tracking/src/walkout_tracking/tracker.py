@@ -209,11 +209,15 @@ class Tracker:
                 appearance_weight=cfg.appearance_weight,
                 appearance_tolerance=cfg.appearance_tolerance,
                 tolerant_rows=look_alike_tracks(looks, cfg.appearance_tolerance),
-                reachable=reachable_pairs(
-                    np.stack([t.box for t in self.tracks]),
-                    np.array([t.time_since_update for t in self.tracks]),
-                    dets[high, :4],
-                    cfg.reid_max_speed,
+                reachable=(
+                    reachable_pairs(
+                        np.stack([t.box for t in self.tracks]),
+                        np.array([t.time_since_update for t in self.tracks]),
+                        dets[high, :4],
+                        cfg.reid_max_speed,
+                    )
+                    if cfg.reid_max_speed > 0
+                    else None  # off: no per-frame work
                 ),
             )
         else:
