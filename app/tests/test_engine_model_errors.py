@@ -13,7 +13,13 @@ import pytest
 
 from walkout.engine import Engine, EngineConfig, overlap_of_smaller, shoppers_doubled_through_a_shared_wrist
 from walkout.errors import ConfigError
-from walkout.observations import FrameObservation, ProductObservation, ShopperObservation, box_center
+from walkout.observations import (
+    FrameObservation,
+    ProductObservation,
+    ShopperObservation,
+    box_center,
+    point_in_box,
+)
 
 from .test_engine import near
 
@@ -1382,3 +1388,55 @@ def test_an_item_gone_from_the_hand_before_a_reach_into_the_next_slot_was_put_ba
 def test_loss_before_visit_sightings_beyond_the_hands_window_is_a_config_error():
     with pytest.raises(ConfigError, match="loss_before_visit_sightings"):
         EngineConfig(loss_before_visit_sightings=8)
+
+
+def _apple_taken_while_believed_gone(scene, layout):
+    """A1 is believed to hold one apple (the planogram's count); shopper 2 takes it, and shopper 1
+    then takes the apple still there (the belief was short by one, as after a misread pick), which
+    the detector misses from the reach until the shopper has walked away from the shelf."""
+    one_apple = dataclasses.replace(layout.slots[0], capacity=1)
+    layout = dataclasses.replace(layout, slots=(one_apple, *layout.slots[1:]))
+    first = scene.actor(2)
+    first.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    first.walk(scene.EXIT, 12)
+    second = scene.actor(1).at(40)
+    second.walk(scene.ENTRANCE, 1).walk(near(scene.slot_center("A1")), 10).reach("A1", take=True)
+    second.walk((135.0, 70.0), 8).wait(20).walk(scene.EXIT, 15)
+    frames = scene.frames()
+    [_, pick] = scene.events
+    return _miss_held_items(frames, pick["frame"], pick["frame"] + 20), layout
+
+
+def test_an_item_read_late_after_a_reach_into_a_slot_believed_empty_but_seen_full_is_charged(scene, layout):
+    frames, layout = _apple_taken_while_believed_gone(scene, layout)
+    engine = _feed(frames, layout, EngineConfig(late_pick_seen_on_empty=True))
+    assert engine.receipts_json() == scene.receipts() == {"2": {"apple": 1}, "1": {"apple": 1}}
+    [late] = [e for e in engine.events if e.type == "pick" and e.shopper_id == 1]
+    assert late.slot == "A1" and "A1 was believed empty but seen showing apple" in late.review
+
+
+def test_without_the_setting_an_item_read_late_after_a_reach_into_a_slot_believed_empty_is_missed(
+    scene, layout
+):
+    frames, layout = _apple_taken_while_believed_gone(scene, layout)
+    engine = _feed(frames, layout)
+    assert engine.receipts_json() == {"2": {"apple": 1}, "1": {}}
+
+
+def test_a_slot_believed_empty_and_not_seen_showing_the_item_gives_no_late_pick(scene, layout):
+    frames, layout = _apple_taken_while_believed_gone(scene, layout)
+    [_, pick] = scene.events
+    a1 = layout.slots[0].box
+    # the camera never sees A1's top before shopper 1's reach (arms and bodies in the way)
+    hidden = [
+        FrameObservation(
+            frame=f.frame,
+            shoppers=f.shoppers,
+            products=tuple(p for p in f.products if not point_in_box(*box_center(p.box), a1)),
+        )
+        if pick["frame"] - 40 <= f.frame < pick["frame"]
+        else f
+        for f in frames
+    ]
+    engine = _feed(hidden, layout, EngineConfig(late_pick_seen_on_empty=True))
+    assert engine.receipts_json()["1"] == {}

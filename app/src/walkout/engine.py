@@ -245,6 +245,12 @@ class EngineConfig:
     # left on a track that faded inside the store). The newer track is released and treated as any new
     # track. Off by default (ground-truth identities: oracle mode).
     revived_tracks_return: bool = False
+    # An item first confirmed in the hand soon after a reach (`late_pick_frames`) into a slot the
+    # engine believes empty, but which the camera saw showing that SKU on top just before the reach,
+    # is that reach's pick too: the belief went wrong (a misread pick popped the slot's last believed
+    # unit), the camera did not (2593/val_0020 of the 34th round: a water missed). Off by default
+    # (ground truth keeps beliefs right: oracle mode; model mode turns it on).
+    late_pick_seen_on_empty: bool = False
 
     def __post_init__(self) -> None:
         checks = {
@@ -1955,22 +1961,33 @@ class Engine:
         while the wrist kept brushing the shelf), and seen full only later. Booked (flagged) at the
         reach; True when booked.
         """
-        for resolved, reach, slot in self._recent_reaches_showing(shopper, sku):
+        for resolved, reach, slot in self._recent_reaches_showing(
+            shopper, sku, seen_on_empty=self.config.late_pick_seen_on_empty
+        ):
             shopper.past_reaches.remove((resolved, reach))
             notes = [f"{sku} seen in the hand only {self._frame - reach.peak_frame} frames after the reach"]
+            if self._stack_top(slot) is None:
+                notes.append(f"{slot.name} was believed empty but seen showing {sku}")
             self._pick(shopper, reach.peak_frame, slot, sku, 0.6, notes)
             return True
         return False
 
     def _recent_reaches_showing(
-        self, shopper: _Shopper, sku: str, *, within: int | None = None
+        self, shopper: _Shopper, sku: str, *, within: int | None = None, seen_on_empty: bool = False
     ) -> Iterator[tuple[int, _Reach, Slot]]:
         """The shopper's reaches of visits resolved within `within` frames (`late_pick_frames`), newest
-        first, into slots believed to show `sku` on top: (frame the visit was resolved, reach, slot)."""
+        first, into slots believed to show `sku` on top (with `seen_on_empty`, also slots believed
+        empty that the camera saw showing `sku` in the `shelf_view_frames` before the reach):
+        (frame the visit was resolved, reach, slot)."""
         horizon = self._frame - (self.config.late_pick_frames if within is None else within)
         for resolved, reach in reversed(shopper.past_reaches):
             slot = self._slots[reach.slot]
-            if resolved >= horizon and self._stack_top(slot) == sku:
+            if resolved < horizon:
+                continue
+            top = self._stack_top(slot)
+            if top == sku or (
+                seen_on_empty and top is None and sku in self._seen_before(slot, reach.peak_frame)
+            ):
                 yield resolved, reach, slot
 
     def _earlier_reach_showing(self, shopper: _Shopper, sku: str, *, exclude: Slot) -> _Reach | None:
