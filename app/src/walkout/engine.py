@@ -48,7 +48,8 @@ How it decides:
   slot or away from any reach while the hand is read with that slot's SKU) was a misread, a refused
   put-back whose item soon shows steadily on top of that slot, or of a slot beside it the hand went
   to that did not show it before, was put back there after all (flagged), an item
-  first confirmed in the hand soon after a reach into its slot is that reach's pick (or, read first
+  first confirmed in the hand soon after a reach into its slot is that reach's pick (in model mode
+  also a slot believed empty that the camera saw showing it; or, read first
   after a reach into a slot of another SKU, the pick of a reach up to `earlier_reach_frames` before
   into a slot showing it), a track born
   inside the store that walks out is the shopper lost beside it (inside the store, or at the exit's
